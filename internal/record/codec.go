@@ -1,0 +1,113 @@
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// The binary form of a record is what the write-ahead log stores. It is not a
+// search format (segments are columnar); it only has to be compact, cheap to
+// encode on the ingest path and unambiguous to decode:
+//
+//	uvarint  unix milliseconds
+//	byte     IP length (4 or 16), then the address bytes
+//	uvarint  len(domain), domain bytes
+//	uvarint  len(path), path bytes
+//	uvarint  len(user agent), user agent bytes
+//
+// A batch is a uvarint record count followed by that many records.
+
+// ErrCorrupt is returned (wrapped) when a binary record cannot be decoded.
+var ErrCorrupt = errors.New("corrupt record encoding")
+
+// AppendBinary appends the binary form of r to b.
+func AppendBinary(b []byte, r *Record) []byte {
+	b = binary.AppendUvarint(b, uint64(r.Time.UnixMilli()))
+	if r.IP.Is4() {
+		a := r.IP.As4()
+		b = append(b, 4)
+		b = append(b, a[:]...)
+	} else {
+		a := r.IP.As16()
+		b = append(b, 16)
+		b = append(b, a[:]...)
+	}
+	for _, s := range [...]string{r.Domain, r.Path, r.UserAgent} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+// AppendBatch appends the binary form of a batch of records to b.
+func AppendBatch(b []byte, recs []Record) []byte {
+	b = binary.AppendUvarint(b, uint64(len(recs)))
+	for i := range recs {
+		b = AppendBinary(b, &recs[i])
+	}
+	return b
+}
+
+// DecodeBinary decodes one record from the front of b and returns the rest.
+func DecodeBinary(b []byte) (Record, []byte, error) {
+	var r Record
+	ms, n := binary.Uvarint(b)
+	if n <= 0 {
+		return r, nil, fmt.Errorf("time: %w", ErrCorrupt)
+	}
+	b = b[n:]
+	r.Time = time.UnixMilli(int64(ms)).UTC()
+	if len(b) < 1 {
+		return r, nil, fmt.Errorf("ip length: %w", ErrCorrupt)
+	}
+	switch l := b[0]; {
+	case l == 4 && len(b) >= 5:
+		r.IP = netip.AddrFrom4([4]byte(b[1:5]))
+		b = b[5:]
+	case l == 16 && len(b) >= 17:
+		r.IP = netip.AddrFrom16([16]byte(b[1:17]))
+		b = b[17:]
+	default:
+		return r, nil, fmt.Errorf("ip: %w", ErrCorrupt)
+	}
+	var fields [3]string
+	for i := range fields {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return r, nil, fmt.Errorf("string field %d: %w", i, ErrCorrupt)
+		}
+		fields[i] = string(b[n : n+int(l)])
+		b = b[n+int(l):]
+	}
+	r.Domain, r.Path, r.UserAgent = fields[0], fields[1], fields[2]
+	return r, b, nil
+}
+
+// DecodeBatch decodes a batch written by AppendBatch. Trailing bytes are an error.
+func DecodeBatch(b []byte) ([]Record, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 {
+		return nil, fmt.Errorf("batch count: %w", ErrCorrupt)
+	}
+	b = b[k:]
+	// Each record takes at least 8 bytes, which bounds a hostile count.
+	if n > uint64(len(b)/8+1) {
+		return nil, fmt.Errorf("batch count %d exceeds payload: %w", n, ErrCorrupt)
+	}
+	recs := make([]Record, 0, n)
+	for i := uint64(0); i < n; i++ {
+		r, rest, err := DecodeBinary(b)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		recs = append(recs, r)
+		b = rest
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes: %w", len(b), ErrCorrupt)
+	}
+	return recs, nil
+}

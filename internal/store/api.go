@@ -1,0 +1,65 @@
+// Package store owns retentiond's data directory: the lock, start-up recovery,
+// the write-ahead log, the in-memory head of each UTC day, flushes of the head
+// into immutable part files, the merge of a closed day's parts into one
+// segment, the registry of days, and the reference counting that keeps a day
+// from being deleted under a running search.
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+)
+
+// Errors callers distinguish.
+var (
+	// ErrBusy means the write path is saturated (the head is over its memory
+	// bound and a flush is behind). Nothing was written; the caller should ask
+	// its client to retry later (HTTP 429/503 with Retry-After).
+	ErrBusy = errors.New("store busy: write path saturated")
+	// ErrClosed means the store is shutting down or has failed.
+	ErrClosed = errors.New("store closed")
+	// ErrLocked means another process holds the data directory.
+	ErrLocked = errors.New("data directory is locked by another process")
+)
+
+// DayInfo describes one stored UTC day.
+type DayInfo struct {
+	Day     time.Time // midnight UTC
+	Records int64     // records in segments and head
+	Bytes   int64     // bytes on disk (segment files)
+	MinTime time.Time // oldest record; zero if the day holds none
+	MaxTime time.Time // newest record; zero if the day holds none
+}
+
+// DayView is what a search sees of one day: its immutable segment files and a
+// frozen copy of the records not yet flushed. A DayView stays valid (its
+// files open, its day undeleted) until the Snapshot it came from is released.
+type DayView struct {
+	Day time.Time
+	// Segments are the day's part and merged segment files. Each is sorted by
+	// time on its own; they may overlap in time with each other.
+	Segments []*segment.Reader
+	// Head holds the day's records that are only in the WAL and in memory. It
+	// is read-only and in arrival order, not sorted by time.
+	Head []record.Record
+}
+
+// Snapshot is a consistent, reference-counted view over a range of days.
+// Release must be called exactly once; a purge waits for it.
+type Snapshot struct {
+	// Days are the days that overlap the requested range, oldest first.
+	Days    []*DayView
+	release func()
+}
+
+// Release gives the snapshot's days back; a day deleted meanwhile is removed
+// from disk once its last snapshot is released.
+func (s *Snapshot) Release() {
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+}
