@@ -1,0 +1,145 @@
+// Package server is retentiond's HTTP front: it mounts the ingest, search and
+// admin handlers built by the other packages, serves /healthz, /readyz and
+// /metrics, applies the timeouts that protect the daemon from slow clients,
+// and shuts down gracefully.
+package server
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Routes are the API handlers to mount; a nil handler is not mounted (the
+// route then answers 404). Authentication and auditing are applied by the
+// caller when it builds these handlers.
+type Routes struct {
+	Ingest      http.Handler // POST /api/v1/ingest
+	IngestLines http.Handler // POST /api/v1/ingest/lines
+	Search      http.Handler // GET /api/v1/search
+	Count       http.Handler // GET /api/v1/count
+	Stats       http.Handler // GET /api/v1/stats
+	Purge       http.Handler // POST /api/v1/admin/purge
+}
+
+// Options configure the server.
+type Options struct {
+	Addr              string
+	CertFile, KeyFile string // both set: serve HTTPS
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration // 0: none, searches stream for as long as they need
+	IdleTimeout       time.Duration
+	Routes            Routes
+	Gatherer          prometheus.Gatherer
+	Logger            *slog.Logger
+}
+
+// Server is the HTTP server. It starts unready; call SetReady once recovery
+// and the start-up purge are done.
+type Server struct {
+	opts  Options
+	http  *http.Server
+	ln    net.Listener
+	ready atomic.Bool
+	log   *slog.Logger
+}
+
+// New builds the server and binds its address, so that a port conflict is
+// reported before the daemon says it started.
+func New(opts Options) (*Server, error) {
+	s := &Server{opts: opts, log: cmp.Or(opts.Logger, slog.Default())}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !s.ready.Load() {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	mount := func(pattern string, h http.Handler) {
+		if h != nil {
+			mux.Handle(pattern, h)
+		}
+	}
+	mount("POST /api/v1/ingest", opts.Routes.Ingest)
+	mount("POST /api/v1/ingest/lines", opts.Routes.IngestLines)
+	mount("GET /api/v1/search", opts.Routes.Search)
+	mount("GET /api/v1/count", opts.Routes.Count)
+	mount("GET /api/v1/stats", opts.Routes.Stats)
+	mount("POST /api/v1/admin/purge", opts.Routes.Purge)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+	})
+
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cmp.Or(opts.ReadHeaderTimeout, 10*time.Second),
+		ReadTimeout:       cmp.Or(opts.ReadTimeout, 5*time.Minute),
+		WriteTimeout:      opts.WriteTimeout,
+		IdleTimeout:       cmp.Or(opts.IdleTimeout, 2*time.Minute),
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen http %s: %w", opts.Addr, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the bound address (useful with port 0 in tests).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SetReady flips /readyz to 200.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Serve serves until Shutdown; it returns nil after a graceful shutdown.
+func (s *Server) Serve() error {
+	var err error
+	if s.opts.CertFile != "" {
+		err = s.http.ServeTLS(s.ln, s.opts.CertFile, s.opts.KeyFile)
+	} else {
+		err = s.http.Serve(s.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for in-flight requests
+// (ingest batches being fsynced, streaming searches) until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.ready.Store(false)
+	return s.http.Shutdown(ctx)
+}
+
+// WriteJSON writes v as a JSON answer with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError writes the API's error shape, {"error": msg}.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,90 @@
+package store
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	appended        prometheus.Counter
+	busy            prometheus.Counter
+	flushes         prometheus.Counter
+	flushedRecords  prometheus.Counter
+	flushDuration   prometheus.Histogram
+	merges          prometheus.Counter
+	deletedDays     prometheus.Counter
+	replayed        prometheus.Counter
+	recoveryRemoved prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+	m := &metrics{
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_appended_records_total",
+			Help: "Records durably appended (WAL fsynced) and acknowledged.",
+		}),
+		busy: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_busy_rejections_total",
+			Help: "Appends refused with ErrBusy because unflushed records exceeded their memory bound.",
+		}),
+		flushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_flushes_total",
+			Help: "Flushes of the in-memory head into part files.",
+		}),
+		flushedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_flushed_records_total",
+			Help: "Records written from the head into part files.",
+		}),
+		flushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "retentiond_store_flush_duration_seconds",
+			Help:    "Time to flush the head into part files.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}),
+		merges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_merges_total",
+			Help: "Merges of a day's segment files into one.",
+		}),
+		deletedDays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_deleted_days_total",
+			Help: "Days destroyed through DeleteDay.",
+		}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_wal_replayed_records_total",
+			Help: "Records recovered from the WAL at start-up.",
+		}),
+		recoveryRemoved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_recovery_removed_files_total",
+			Help: "Files removed at start-up as debris of an interrupted flush, merge or deletion.",
+		}),
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration,
+		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_head_bytes",
+			Help: "Estimated memory of unflushed records (head and head being flushed).",
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(s.headBytes + s.frozenBytes)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_head_max_bytes",
+			Help: "Configured bound on the memory of unflushed records.",
+		}, func() float64 { return float64(s.opts.HeadMaxBytes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_segment_files",
+			Help: "Segment files (parts and merged) across all days.",
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n := 0
+			for _, dy := range s.days {
+				n += len(dy.segs)
+			}
+			return float64(n)
+		}),
+	)
+	return m
+}

@@ -1,0 +1,940 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/wal"
+)
+
+// Names inside the data directory.
+const (
+	lockName       = "LOCK"
+	checkpointName = "checkpoint.json"
+	walDirName     = "wal"
+	daysDirName    = "days"
+)
+
+// Options tune the store. The zero value of each field selects its default.
+type Options struct {
+	// HeadMaxBytes bounds the memory of unflushed records (an estimate of
+	// their size). Reaching it triggers a flush; reaching twice it while a
+	// flush is still writing makes Append return ErrBusy.
+	HeadMaxBytes int64
+	// FlushInterval is the longest a record stays only in the WAL and the
+	// head; it bounds WAL size and replay time. Default 5 minutes.
+	FlushInterval time.Duration
+	// MergeGrace is how long after a UTC day ends its parts are merged into
+	// one segment; late records within the grace still become parts cheaply.
+	// Default 1 hour.
+	MergeGrace time.Duration
+	// MaxParts is how many segment files an open day may have before they are
+	// merged anyway, which keeps searches of today fast. Default 16.
+	MaxParts int
+	// WALSegmentBytes is the size at which a WAL file is rotated. Default 64 MiB.
+	WALSegmentBytes int64
+	// BlockRows is the number of records per segment block (0: segment default).
+	BlockRows int
+	// Now is the clock (tests inject one). Default time.Now.
+	Now func() time.Time
+	// Logger receives the store's logs; never record contents.
+	Logger *slog.Logger
+	// Registerer receives the store's and the WAL's metrics; nil means none.
+	Registerer prometheus.Registerer
+	// ReadOnly opens the data directory for inspection (dry-run purge, verify)
+	// without replaying into a WAL of its own or running maintenance.
+	// Reserved; not implemented yet.
+	ReadOnly bool
+}
+
+func (o *Options) withDefaults() {
+	o.HeadMaxBytes = cmp.Or(o.HeadMaxBytes, 256<<20)
+	o.FlushInterval = cmp.Or(o.FlushInterval, 5*time.Minute)
+	o.MergeGrace = cmp.Or(o.MergeGrace, time.Hour)
+	o.MaxParts = cmp.Or(o.MaxParts, 16)
+	o.WALSegmentBytes = cmp.Or(o.WALSegmentBytes, 64<<20)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// checkpoint is the durable statement "every record in WAL files before WAL
+// is in segment files written by flushes up to Flush". It is rewritten
+// atomically after each flush.
+type checkpoint struct {
+	Version int   `json:"version"`
+	WAL     int   `json:"wal"`
+	Flush   int64 `json:"flush"`
+}
+
+// segRef is a segment reader shared by the day registry and any number of
+// snapshots; the reader is closed when the last of them lets go, so a merge
+// can replace files under a running search.
+type segRef struct {
+	r        *segment.Reader
+	minFlush int64
+	maxFlush int64
+	refs     atomic.Int32
+}
+
+func (s *segRef) acquire() { s.refs.Add(1) }
+
+func (s *segRef) release() {
+	if s.refs.Add(-1) == 0 {
+		s.r.Close()
+	}
+}
+
+// head holds one day's unflushed records in arrival order. Its slice is only
+// ever appended to, so a snapshot may keep reading a prefix of it while new
+// records arrive.
+type head struct {
+	recs    []record.Record
+	intern  map[string]string // shares domain and user-agent strings
+	bytes   int64
+	minTime int64
+	maxTime int64
+}
+
+func newHead() *head { return &head{intern: make(map[string]string)} }
+
+const recordOverhead = 96 // struct, slice slot and string headers, roughly
+
+func (h *head) add(r record.Record) int64 {
+	n := int64(recordOverhead + len(r.Path))
+	if s, ok := h.intern[r.Domain]; ok {
+		r.Domain = s
+	} else {
+		h.intern[r.Domain] = r.Domain
+		n += int64(len(r.Domain)) + 48
+	}
+	if s, ok := h.intern[r.UserAgent]; ok {
+		r.UserAgent = s
+	} else {
+		h.intern[r.UserAgent] = r.UserAgent
+		n += int64(len(r.UserAgent)) + 48
+	}
+	ms := r.Time.UnixMilli()
+	if len(h.recs) == 0 || ms < h.minTime {
+		h.minTime = ms
+	}
+	if len(h.recs) == 0 || ms > h.maxTime {
+		h.maxTime = ms
+	}
+	h.recs = append(h.recs, r)
+	h.bytes += n
+	return n
+}
+
+// day is the registry entry of one UTC day.
+type day struct {
+	start   time.Time
+	dir     string
+	segs    []*segRef
+	refs    int           // snapshots holding the day
+	drained chan struct{} // closed when refs drops to zero after deletion began
+	deleted bool
+}
+
+// Store is an open data directory. All methods are safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	lockFile *os.File
+	wal      *wal.WAL
+
+	// appendMu orders WAL appends against flushes: appenders hold it shared
+	// from WAL append to head insertion, a flush holds it exclusively while it
+	// freezes the heads and rotates the WAL, so every record is either in the
+	// frozen heads and a WAL file before the rotation, or in neither.
+	appendMu sync.RWMutex
+	// maintMu serialises flush, merge and day deletion, which all change
+	// files of the days directory.
+	maintMu sync.Mutex
+
+	mu          sync.Mutex // guards everything below
+	days        map[int64]*day
+	heads       map[int64]*head
+	frozen      map[int64]*head
+	headBytes   int64
+	frozenBytes int64
+	oldestHead  time.Time // arrival time of the oldest unflushed record
+	cp          checkpoint
+	closed      bool
+	failed      error
+
+	kick chan struct{}
+	stop chan struct{}
+	done chan struct{}
+}
+
+// Open opens (creating if needed) the data directory dir: it takes the lock,
+// sweeps debris of earlier crashes, opens every day's segments, replays the
+// WAL into the head, and starts background flushing and merging.
+func Open(dir string, opts Options) (*Store, error) {
+	opts.withDefaults()
+	s := &Store{
+		dir:    dir,
+		opts:   opts,
+		log:    opts.Logger,
+		days:   make(map[int64]*day),
+		heads:  make(map[int64]*head),
+		frozen: make(map[int64]*head),
+		kick:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+	}
+	s.m = newMetrics(opts.Registerer, s)
+	if err := fsutil.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := s.lock(); err != nil {
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	go s.loop()
+	return s, nil
+}
+
+// lock takes an exclusive advisory lock on dir/LOCK. The lock dies with the
+// process, so a crash never leaves a stale lock behind.
+func (s *Store) lock() error {
+	path := filepath.Join(s.dir, lockName)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w (%s, held by pid %s): stop the other retentiond first",
+				ErrLocked, s.dir, trimPID(holder))
+		}
+		return fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The pid is only a hint for the error message above.
+	f.Truncate(0)
+	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
+	s.lockFile = f
+	return nil
+}
+
+func trimPID(b []byte) string {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 || len(b) > 12 {
+		return "unknown"
+	}
+	return string(b)
+}
+
+// recover brings the directory to a consistent state after any crash.
+func (s *Store) recover() error {
+	start := time.Now()
+	if swept, err := fsutil.SweepLeftovers(s.dir); err != nil {
+		return err
+	} else if len(swept) > 0 {
+		s.log.Info("removed leftovers of an interrupted write", "count", len(swept))
+	}
+	daysDir := filepath.Join(s.dir, daysDirName)
+	swept, err := fsutil.SweepLeftovers(daysDir)
+	if err != nil {
+		return err
+	}
+	if len(swept) > 0 {
+		s.log.Info("finished interrupted day deletions", "count", len(swept))
+		s.m.recoveryRemoved.Add(float64(len(swept)))
+	}
+
+	if b, err := os.ReadFile(filepath.Join(s.dir, checkpointName)); err == nil {
+		if err := json.Unmarshal(b, &s.cp); err != nil {
+			return fmt.Errorf("read %s: %w", checkpointName, err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("read checkpoint: %w", err)
+	}
+
+	entries, err := os.ReadDir(daysDir)
+	if err != nil {
+		return fmt.Errorf("list days: %w", err)
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		d, err := record.ParseDay(e.Name())
+		if err != nil {
+			s.log.Warn("ignoring unexpected entry in days directory", "name", e.Name())
+			continue
+		}
+		if err := s.openDay(d); err != nil {
+			return err
+		}
+	}
+
+	w, err := wal.Open(filepath.Join(s.dir, walDirName), wal.Options{
+		SegmentSize: s.opts.WALSegmentBytes,
+		Logger:      s.log,
+		Registerer:  s.opts.Registerer,
+	})
+	if err != nil {
+		return fmt.Errorf("open wal: %w", err)
+	}
+	s.wal = w
+	if err := w.Truncate(s.cp.WAL); err != nil {
+		return fmt.Errorf("remove flushed wal files: %w", err)
+	}
+	var replayed int64
+	err = w.Replay(s.cp.WAL, func(seg int, payload []byte) error {
+		recs, err := record.DecodeBatch(payload)
+		if err != nil {
+			return fmt.Errorf("wal file %d: %w", seg, err)
+		}
+		s.mu.Lock()
+		for _, r := range recs {
+			s.insertLocked(r)
+		}
+		s.mu.Unlock()
+		replayed += int64(len(recs))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("replay wal: %w", err)
+	}
+	s.m.replayed.Add(float64(replayed))
+	s.log.Info("store recovered", "days", len(s.days), "replayed_records", replayed,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// openDay registers a day directory found at start-up: it removes part files
+// of a flush that never reached its checkpoint (their records are still in the
+// WAL) and files made redundant by a merge that finished writing but not
+// removing its sources, then opens the rest.
+func (s *Store) openDay(d time.Time) error {
+	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
+	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open day %s: %w", record.DayString(d), err)
+	}
+	type file struct {
+		name     string
+		min, max int64
+	}
+	var files []file
+	for _, e := range entries {
+		var lo, hi int64
+		if _, err := fmt.Sscanf(e.Name(), "seg-%d-%d.seg", &lo, &hi); err != nil || e.Name() != segName(lo, hi) {
+			s.log.Warn("ignoring unexpected file in day directory", "day", record.DayString(d), "name", e.Name())
+			continue
+		}
+		if hi > s.cp.Flush {
+			// Written by a flush that crashed before its checkpoint.
+			if err := fsutil.RemoveFile(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+			s.m.recoveryRemoved.Inc()
+			continue
+		}
+		files = append(files, file{e.Name(), lo, hi})
+	}
+	var keep []file
+	for i, f := range files {
+		covered := false
+		for j, g := range files {
+			if i != j && g.min <= f.min && f.max <= g.max && (g.min != f.min || g.max != f.max) {
+				covered = true
+				break
+			}
+		}
+		if covered {
+			if err := fsutil.RemoveFile(filepath.Join(dir, f.name)); err != nil {
+				return err
+			}
+			s.m.recoveryRemoved.Inc()
+			continue
+		}
+		keep = append(keep, f)
+	}
+	dy := &day{start: d, dir: dir}
+	for _, f := range keep {
+		r, err := segment.Open(filepath.Join(dir, f.name))
+		if err != nil {
+			return fmt.Errorf("open day %s: %w", record.DayString(d), err)
+		}
+		ref := &segRef{r: r, minFlush: f.min, maxFlush: f.max}
+		ref.refs.Store(1)
+		dy.segs = append(dy.segs, ref)
+	}
+	s.days[d.Unix()] = dy
+	return nil
+}
+
+func segName(minFlush, maxFlush int64) string {
+	return fmt.Sprintf("seg-%08d-%08d.seg", minFlush, maxFlush)
+}
+
+// insertLocked adds a record to its day's head. s.mu must be held.
+func (s *Store) insertLocked(r record.Record) {
+	key := record.Day(r.Time).Unix()
+	h := s.heads[key]
+	if h == nil {
+		h = newHead()
+		s.heads[key] = h
+	}
+	if s.headBytes == 0 && s.oldestHead.IsZero() {
+		s.oldestHead = s.opts.Now()
+	}
+	s.headBytes += h.add(r)
+}
+
+// Append stores recs durably: it returns nil only after their WAL record is
+// fsynced, so the caller may acknowledge them. Records must already be
+// normalised (record.Normalize). It returns ErrBusy, having stored nothing,
+// when unflushed records exceed their memory bound, and a wrapped WAL error
+// (the batch is not stored) if the write or fsync failed.
+func (s *Store) Append(ctx context.Context, recs []record.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case s.failed != nil:
+		err := s.failed
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	case s.headBytes+s.frozenBytes >= 2*s.opts.HeadMaxBytes:
+		s.mu.Unlock()
+		s.m.busy.Inc()
+		s.kickFlush()
+		return ErrBusy
+	}
+	s.mu.Unlock()
+
+	payload := record.AppendBatch(make([]byte, 0, 64+len(recs)*160), recs)
+	s.appendMu.RLock()
+	defer s.appendMu.RUnlock()
+	if _, err := s.wal.Append(payload); err != nil {
+		s.fail(err)
+		return fmt.Errorf("append to wal: %w", err)
+	}
+	s.mu.Lock()
+	for _, r := range recs {
+		s.insertLocked(r)
+	}
+	over := s.headBytes >= s.opts.HeadMaxBytes
+	s.mu.Unlock()
+	s.m.appended.Add(float64(len(recs)))
+	if over {
+		s.kickFlush()
+	}
+	return nil
+}
+
+// fail records a fatal write error: the WAL can no longer promise
+// durability, so the store refuses further writes instead of acknowledging
+// records it may lose.
+func (s *Store) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failed == nil {
+		s.failed = err
+		s.log.Error("write path failed; refusing further writes until restart", "err", err)
+	}
+}
+
+func (s *Store) kickFlush() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// loop runs flushes and merges in the background.
+func (s *Store) loop() {
+	defer close(s.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.kick:
+		case <-tick.C:
+		}
+		if s.flushDue() {
+			if err := s.Flush(); err != nil {
+				s.log.Error("flush failed", "err", err)
+			}
+		}
+		if err := s.mergeDue(); err != nil {
+			s.log.Error("merge failed", "err", err)
+		}
+	}
+}
+
+func (s *Store) flushDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.headBytes == 0 || s.closed || s.failed != nil {
+		return false
+	}
+	return s.headBytes >= s.opts.HeadMaxBytes || s.opts.Now().Sub(s.oldestHead) >= s.opts.FlushInterval
+}
+
+// Flush writes every unflushed record into part files, records the
+// checkpoint and removes the WAL files it covers. Searches keep seeing the
+// records throughout: first in the frozen heads, then in the parts.
+func (s *Store) Flush() error {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	return s.flushLocked()
+}
+
+func (s *Store) flushLocked() error {
+	start := time.Now()
+	s.appendMu.Lock()
+	s.mu.Lock()
+	if len(s.heads) == 0 {
+		s.mu.Unlock()
+		s.appendMu.Unlock()
+		return nil
+	}
+	walSeg, err := s.wal.Rotate()
+	if err != nil {
+		s.mu.Unlock()
+		s.appendMu.Unlock()
+		s.fail(err)
+		return fmt.Errorf("rotate wal: %w", err)
+	}
+	frozen := s.heads
+	s.frozen = frozen
+	s.frozenBytes = s.headBytes
+	s.heads = make(map[int64]*head)
+	s.headBytes = 0
+	s.oldestHead = time.Time{}
+	flushID := s.cp.Flush + 1
+	s.mu.Unlock()
+	s.appendMu.Unlock()
+
+	written := make(map[int64]*segRef, len(frozen))
+	abort := func(err error) error {
+		for _, ref := range written {
+			ref.r.Close()
+		}
+		// The frozen records are still in the WAL; put them back in the head
+		// so they stay searchable and the next flush retries them.
+		s.mu.Lock()
+		for k, h := range frozen {
+			for _, r := range h.recs {
+				s.insertLocked(r)
+			}
+			delete(frozen, k)
+		}
+		s.frozen = make(map[int64]*head)
+		s.frozenBytes = 0
+		s.mu.Unlock()
+		return err
+	}
+	var records int64
+	for key, h := range frozen {
+		d := time.Unix(key, 0).UTC()
+		dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
+		if err := fsutil.MkdirAll(dir, 0o750); err != nil {
+			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
+		}
+		path := filepath.Join(dir, segName(flushID, flushID))
+		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows}); err != nil {
+			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
+		}
+		r, err := segment.Open(path)
+		if err != nil {
+			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
+		}
+		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID}
+		ref.refs.Store(1)
+		written[key] = ref
+		records += int64(len(h.recs))
+	}
+	cp := checkpoint{Version: 1, WAL: walSeg, Flush: flushID}
+	b, _ := json.Marshal(cp)
+	if err := fsutil.WriteFile(filepath.Join(s.dir, checkpointName), b, 0o640); err != nil {
+		return abort(fmt.Errorf("write checkpoint: %w", err))
+	}
+
+	s.mu.Lock()
+	s.cp = cp
+	for key, ref := range written {
+		dy := s.days[key]
+		if dy == nil {
+			d := time.Unix(key, 0).UTC()
+			dy = &day{start: d, dir: filepath.Join(s.dir, daysDirName, record.DayString(d))}
+			s.days[key] = dy
+		}
+		dy.segs = append(dy.segs, ref)
+	}
+	s.frozen = make(map[int64]*head)
+	s.frozenBytes = 0
+	s.mu.Unlock()
+
+	if err := s.wal.Truncate(walSeg); err != nil {
+		// The checkpoint already says these files are redundant; a later
+		// flush or the next start-up removes them.
+		s.log.Warn("could not remove flushed wal files", "err", err)
+	}
+	s.m.flushes.Inc()
+	s.m.flushedRecords.Add(float64(records))
+	s.m.flushDuration.Observe(time.Since(start).Seconds())
+	s.log.Debug("flushed head", "days", len(frozen), "records", records, "duration", time.Since(start))
+	return nil
+}
+
+// mergeDue merges the parts of every day that is closed (past its end plus
+// the grace) or has too many parts.
+func (s *Store) mergeDue() error {
+	now := s.opts.Now()
+	s.mu.Lock()
+	var due []int64
+	for key, dy := range s.days {
+		if dy.deleted || len(dy.segs) < 2 {
+			continue
+		}
+		closed := !now.Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace))
+		if closed || len(dy.segs) >= s.opts.MaxParts {
+			due = append(due, key)
+		}
+	}
+	s.mu.Unlock()
+	slices.Sort(due)
+	for _, key := range due {
+		if err := s.MergeDay(time.Unix(key, 0).UTC()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MergeDay merges all segment files of a day into one. Searches running on
+// the old files keep them open until they finish.
+func (s *Store) MergeDay(d time.Time) error {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	start := time.Now()
+	key := record.Day(d).Unix()
+	s.mu.Lock()
+	dy := s.days[key]
+	if dy == nil || dy.deleted || len(dy.segs) < 2 {
+		s.mu.Unlock()
+		return nil
+	}
+	srcs := slices.Clone(dy.segs)
+	s.mu.Unlock()
+
+	lo, hi := srcs[0].minFlush, srcs[0].maxFlush
+	for _, ref := range srcs[1:] {
+		lo, hi = min(lo, ref.minFlush), max(hi, ref.maxFlush)
+	}
+	path := filepath.Join(dy.dir, segName(lo, hi))
+	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows})
+	if err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
+	readers := make([]*segment.Reader, len(srcs))
+	for i, ref := range srcs {
+		readers[i] = ref.r
+	}
+	if err := mergeInto(w, readers); err != nil {
+		w.Abort()
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
+	if _, err := w.Close(); err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
+	r, err := segment.Open(path)
+	if err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
+	merged := &segRef{r: r, minFlush: lo, maxFlush: hi}
+	merged.refs.Store(1)
+
+	s.mu.Lock()
+	dy.segs = slices.DeleteFunc(dy.segs, func(ref *segRef) bool { return slices.Contains(srcs, ref) })
+	dy.segs = append(dy.segs, merged)
+	s.mu.Unlock()
+	for _, ref := range srcs {
+		// Unlinking an open file is safe on Unix: a search still holding the
+		// reader keeps reading the old bytes until it releases it.
+		if err := fsutil.RemoveFile(ref.r.Path()); err != nil {
+			s.log.Warn("could not remove merged part", "err", err)
+		}
+		ref.release()
+	}
+	s.m.merges.Inc()
+	s.log.Debug("merged day", "day", record.DayString(d), "parts", len(srcs), "duration", time.Since(start))
+	return nil
+}
+
+// Snapshot returns a view of every day that overlaps [from, to). Its
+// segment readers stay open and its days stay on disk until Release.
+func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
+	keys := make(map[int64]bool)
+	for k, dy := range s.days {
+		if !dy.deleted {
+			keys[k] = true
+		}
+	}
+	for k := range s.heads {
+		keys[k] = true
+	}
+	for k := range s.frozen {
+		keys[k] = true
+	}
+	var sorted []int64
+	for k := range keys {
+		if k >= lo && k < hi {
+			sorted = append(sorted, k)
+		}
+	}
+	slices.Sort(sorted)
+
+	snap := &Snapshot{}
+	var held []*day
+	var refs []*segRef
+	for _, k := range sorted {
+		v := &DayView{Day: time.Unix(k, 0).UTC()}
+		if dy := s.days[k]; dy != nil && !dy.deleted {
+			dy.refs++
+			held = append(held, dy)
+			for _, ref := range dy.segs {
+				ref.acquire()
+				refs = append(refs, ref)
+				v.Segments = append(v.Segments, ref.r)
+			}
+		}
+		f, h := s.frozen[k], s.heads[k]
+		switch {
+		case f != nil && h != nil:
+			v.Head = make([]record.Record, 0, len(f.recs)+len(h.recs))
+			v.Head = append(append(v.Head, f.recs...), h.recs...)
+		case f != nil:
+			v.Head = f.recs[:len(f.recs):len(f.recs)]
+		case h != nil:
+			v.Head = h.recs[:len(h.recs):len(h.recs)]
+		}
+		snap.Days = append(snap.Days, v)
+	}
+	snap.release = func() {
+		for _, ref := range refs {
+			ref.release()
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, dy := range held {
+			dy.refs--
+			if dy.refs == 0 && dy.drained != nil {
+				close(dy.drained)
+				dy.drained = nil
+			}
+		}
+	}
+	return snap, nil
+}
+
+// Days lists the stored days, oldest first, with their sizes.
+func (s *Store) Days() []DayInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	infos := make(map[int64]*DayInfo)
+	get := func(k int64) *DayInfo {
+		if in := infos[k]; in != nil {
+			return in
+		}
+		in := &DayInfo{Day: time.Unix(k, 0).UTC()}
+		infos[k] = in
+		return in
+	}
+	widen := func(in *DayInfo, lo, hi time.Time) {
+		if in.MinTime.IsZero() || lo.Before(in.MinTime) {
+			in.MinTime = lo
+		}
+		if hi.After(in.MaxTime) {
+			in.MaxTime = hi
+		}
+	}
+	for k, dy := range s.days {
+		if dy.deleted {
+			continue
+		}
+		in := get(k)
+		for _, ref := range dy.segs {
+			si := ref.r.Info()
+			in.Records += si.Records
+			in.Bytes += si.Bytes
+			if si.Records > 0 {
+				widen(in, si.MinTime, si.MaxTime)
+			}
+		}
+	}
+	for _, m := range []map[int64]*head{s.frozen, s.heads} {
+		for k, h := range m {
+			in := get(k)
+			in.Records += int64(len(h.recs))
+			widen(in, time.UnixMilli(h.minTime).UTC(), time.UnixMilli(h.maxTime).UTC())
+		}
+	}
+	out := make([]DayInfo, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, *in)
+	}
+	slices.SortFunc(out, func(a, b DayInfo) int { return a.Day.Compare(b.Day) })
+	return out
+}
+
+// DeleteDay destroys every copy of a day: it hides the day from new
+// searches, waits until running searches release it, removes its directory
+// crash-safely (rename to *.deleting, remove, fsync), drops its unflushed
+// records from memory, and then flushes so that the WAL files that held them
+// are removed too. It returns what was deleted. Deleting a day that does not
+// exist returns a zero DayInfo and no error.
+func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
+	d = record.Day(d)
+	key := d.Unix()
+	var info DayInfo
+	for _, in := range s.Days() {
+		if in.Day.Equal(d) {
+			info = in
+		}
+	}
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+
+	s.mu.Lock()
+	dy := s.days[key]
+	var drained chan struct{}
+	if dy != nil {
+		dy.deleted = true
+		if dy.refs > 0 {
+			dy.drained = make(chan struct{})
+			drained = dy.drained
+		}
+	}
+	if h := s.heads[key]; h != nil {
+		s.headBytes -= h.bytes
+		delete(s.heads, key)
+	}
+	s.mu.Unlock()
+
+	if drained != nil {
+		select {
+		case <-drained:
+		case <-ctx.Done():
+			// The day stays hidden; the next run finishes it.
+			return DayInfo{}, fmt.Errorf("delete day %s: waiting for searches: %w", record.DayString(d), ctx.Err())
+		}
+	}
+	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
+	if err := fsutil.Remove(dir); err != nil {
+		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+	}
+	s.mu.Lock()
+	if dy != nil {
+		for _, ref := range dy.segs {
+			ref.release()
+		}
+		delete(s.days, key)
+	}
+	s.mu.Unlock()
+	// Records of the day may still sit in WAL files; a flush moves every
+	// other unflushed record into parts and removes those files.
+	if err := s.flushLocked(); err != nil {
+		return info, fmt.Errorf("delete day %s: flush wal: %w", record.DayString(d), err)
+	}
+	s.m.deletedDays.Inc()
+	return info, nil
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close flushes unflushed records, stops background work, closes every file
+// and releases the lock. Close waits for running merges.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	err := s.Flush()
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	// Wait for in-flight appends before closing the WAL under them.
+	s.appendMu.Lock()
+	s.appendMu.Unlock()
+	return errors.Join(err, s.closeFiles())
+}
+
+func (s *Store) closeFiles() error {
+	var errs []error
+	if s.wal != nil {
+		errs = append(errs, s.wal.Close())
+	}
+	s.mu.Lock()
+	for _, dy := range s.days {
+		for _, ref := range dy.segs {
+			ref.release()
+		}
+	}
+	s.days = map[int64]*day{}
+	s.mu.Unlock()
+	if s.lockFile != nil {
+		errs = append(errs, s.lockFile.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,514 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+var base = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+// rec builds a normalised record whose path carries a unique sequence
+// number, so tests can count every record exactly.
+func rec(t time.Time, seq int) record.Record {
+	r := record.Record{
+		Time:      t,
+		Domain:    fmt.Sprintf("site%d.example.nl", seq%7),
+		Path:      fmt.Sprintf("/seq/%d?q=%d", seq, seq*31),
+		UserAgent: fmt.Sprintf("Mozilla/5.0 test/%d", seq%5),
+		IP:        netip.AddrFrom4([4]byte{192, 0, 2, byte(seq % 250)}),
+	}
+	if seq%3 == 0 {
+		r.IP = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", seq))
+	}
+	if err := r.Normalize(); err != nil {
+		panic(err)
+	}
+	return r
+}
+
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
+func openTest(t *testing.T, dir string, clk *fakeClock) *Store {
+	t.Helper()
+	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	return s
+}
+
+// collect returns the sequence numbers of every record visible in [from, to).
+func collect(t *testing.T, s *Store, from, to time.Time) []int {
+	t.Helper()
+	snap, err := s.Snapshot(from, to)
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	defer snap.Release()
+	var seqs []int
+	add := func(path string) {
+		n, err := strconv.Atoi(strings.TrimPrefix(strings.SplitN(path, "?", 2)[0], "/seq/"))
+		if err != nil {
+			t.Fatalf("unexpected path %q", path)
+		}
+		seqs = append(seqs, n)
+	}
+	for _, v := range snap.Days {
+		for _, r := range v.Head {
+			add(r.Path)
+		}
+		for _, sr := range v.Segments {
+			for r, err := range sr.Iter() {
+				if err != nil {
+					t.Fatalf("iterate %s: %v", sr.Path(), err)
+				}
+				if record.Day(r.Time) != v.Day {
+					t.Fatalf("record of %s in day %s", r.Time, v.Day)
+				}
+				add(r.Path)
+			}
+		}
+	}
+	slices.Sort(seqs)
+	return seqs
+}
+
+func seqRange(lo, hi int) []int {
+	var s []int
+	for i := lo; i < hi; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+func TestAppendFlushMergeReopen(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base.Add(36 * time.Hour)}
+	s := openTest(t, dir, clk)
+	ctx := context.Background()
+	all := time.Time{}
+	end := base.AddDate(1, 0, 0)
+
+	// Three flushes, records spread over two days, out of time order.
+	seq := 0
+	for round := 0; round < 3; round++ {
+		var batch []record.Record
+		for i := 0; i < 500; i++ {
+			batch = append(batch, rec(base.Add(time.Duration(rand.IntN(48*3600))*time.Second), seq))
+			seq++
+		}
+		if err := s.Append(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		if got := collect(t, s, all, end); !slices.Equal(got, seqRange(0, seq)) {
+			t.Fatalf("round %d before flush: %d records visible, want %d", round, len(got), seq)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if got := collect(t, s, all, end); !slices.Equal(got, seqRange(0, seq)) {
+			t.Fatalf("round %d after flush: %d records visible, want %d", round, len(got), seq)
+		}
+	}
+	days := s.Days()
+	if len(days) != 2 || days[0].Records+days[1].Records != int64(seq) {
+		t.Fatalf("days = %+v", days)
+	}
+	// The first day is closed (clock is 12h into the second): merge it.
+	if err := s.mergeDue(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	nFirst, nSecond := len(s.days[base.Unix()].segs), len(s.days[base.AddDate(0, 0, 1).Unix()].segs)
+	s.mu.Unlock()
+	if nFirst != 1 || nSecond != 3 {
+		t.Fatalf("after merge: %d and %d segment files, want 1 and 3", nFirst, nSecond)
+	}
+	if got := collect(t, s, all, end); !slices.Equal(got, seqRange(0, seq)) {
+		t.Fatalf("after merge: %d records visible, want %d", len(got), seq)
+	}
+	// Day filtering: only the second day.
+	second := collect(t, s, base.AddDate(0, 0, 1), end)
+	if int64(len(second)) != days[1].Records {
+		t.Fatalf("second day: %d records, want %d", len(second), days[1].Records)
+	}
+
+	// Unflushed records survive a close and reopen (via flush at Close).
+	if err := s.Append(ctx, []record.Record{rec(base.Add(time.Hour), seq)}); err != nil {
+		t.Fatal(err)
+	}
+	seq++
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, clk)
+	defer s.Close()
+	if got := collect(t, s, all, end); !slices.Equal(got, seqRange(0, seq)) {
+		t.Fatalf("after reopen: %d records visible, want %d", len(got), seq)
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, &fakeClock{now: base})
+	defer s.Close()
+	_, err := Open(dir, Options{})
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: err = %v, want ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), strconv.Itoa(os.Getpid())) {
+		t.Errorf("lock error %q does not name the holder's pid", err)
+	}
+}
+
+// TestRecoveryDiscardsUncheckpointedParts simulates a crash after a flush
+// wrote its parts but before it wrote the checkpoint: the parts must go
+// (their records are replayed from the WAL), so nothing is doubled.
+func TestRecoveryDiscardsUncheckpointedParts(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base}
+	s := openTest(t, dir, clk)
+	var batch []record.Record
+	for i := 0; i < 100; i++ {
+		batch = append(batch, rec(base.Add(time.Duration(i)*time.Minute), i))
+	}
+	if err := s.Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	// Keep a copy of the WAL and checkpoint state before the flush.
+	snapshotDir := t.TempDir()
+	copyTree(t, dir, snapshotDir)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	parts, _ := filepath.Glob(filepath.Join(dir, "days", "*", "*.seg"))
+	if len(parts) != 1 {
+		t.Fatalf("parts = %v", parts)
+	}
+	s.Close()
+	// "Crash": restore the pre-flush WAL and checkpoint but keep the new part.
+	os.RemoveAll(filepath.Join(dir, "wal"))
+	os.Remove(filepath.Join(dir, checkpointName))
+	copyTree(t, filepath.Join(snapshotDir, "wal"), filepath.Join(dir, "wal"))
+	if _, err := os.Stat(filepath.Join(snapshotDir, checkpointName)); err == nil {
+		t.Fatal("test setup: a checkpoint existed before the first flush")
+	}
+	s = openTest(t, dir, clk)
+	defer s.Close()
+	if got := collect(t, s, time.Time{}, base.AddDate(1, 0, 0)); !slices.Equal(got, seqRange(0, 100)) {
+		t.Fatalf("after recovery: %v records, want exactly 0..99 once", len(got))
+	}
+	if _, err := os.Stat(parts[0]); err == nil {
+		t.Errorf("uncheckpointed part %s survived recovery", parts[0])
+	}
+}
+
+// TestRecoveryRemovesMergedSources simulates a crash after a merge wrote its
+// output but before it removed its inputs.
+func TestRecoveryRemovesMergedSources(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base.Add(3 * 24 * time.Hour)}
+	s := openTest(t, dir, clk)
+	for i := 0; i < 3; i++ {
+		if err := s.Append(context.Background(), []record.Record{rec(base.Add(time.Duration(i)*time.Hour), i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dayDir := filepath.Join(dir, "days", "2026-11-20")
+	saved := t.TempDir()
+	copyTree(t, dayDir, saved)
+	if err := s.MergeDay(base); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	copyTree(t, saved, dayDir) // the parts "were not removed"
+	files, _ := os.ReadDir(dayDir)
+	if len(files) != 4 {
+		t.Fatalf("setup: %d files in day dir, want 3 parts + 1 merged", len(files))
+	}
+	s = openTest(t, dir, clk)
+	defer s.Close()
+	if got := collect(t, s, time.Time{}, base.AddDate(1, 0, 0)); !slices.Equal(got, []int{0, 1, 2}) {
+		t.Fatalf("after recovery: %v, want [0 1 2]", got)
+	}
+	files, _ = os.ReadDir(dayDir)
+	if len(files) != 1 {
+		t.Errorf("after recovery %d files remain in the day, want the merged one", len(files))
+	}
+}
+
+func TestDeleteDayWaitsForSearchesAndDestroysEveryCopy(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base.Add(5 * 24 * time.Hour)}
+	s := openTest(t, dir, clk)
+	defer s.Close()
+	ctx := context.Background()
+	canary := netip.MustParseAddr("198.51.100.77")
+	c := rec(base.Add(time.Hour), 1)
+	c.IP = canary
+	c.Path = "/seq/1?canary=CANARY-7f3a9"
+	if err := s.Append(ctx, []record.Record{c, rec(base.Add(2*time.Hour), 2)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// A later record of the deleted day, still only in the head and WAL, and
+	// one of another day that must survive.
+	late := rec(base.Add(3*time.Hour), 3)
+	late.Path = "/seq/3?canary=CANARY-7f3a9"
+	if err := s.Append(ctx, []record.Record{late, rec(base.AddDate(0, 0, 2), 4)}); err != nil {
+		t.Fatal(err)
+	}
+
+	snap, err := s.Snapshot(base, base.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.DeleteDay(ctx, base)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("DeleteDay returned (%v) while a search held the day", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	// The running search still reads the whole day.
+	n := len(snap.Days[0].Head)
+	for _, sr := range snap.Days[0].Segments {
+		n += int(sr.Info().Records)
+	}
+	if n != 3 {
+		t.Fatalf("held snapshot sees %d records, want 3", n)
+	}
+	snap.Release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, s, time.Time{}, base.AddDate(1, 0, 0)); !slices.Equal(got, []int{4}) {
+		t.Fatalf("after delete: %v, want [4]", got)
+	}
+	scanFor(t, dir, []byte("CANARY-7f3a9"))
+	scanFor(t, dir, canary.AsSlice())
+}
+
+// scanFor fails if needle appears in any file under dir.
+func scanFor(t *testing.T, dir string, needle []byte) {
+	t.Helper()
+	filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, needle) {
+			t.Errorf("%s still contains %q", path, needle)
+		}
+		return nil
+	})
+}
+
+func TestBusyUnderBackpressure(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{HeadMaxBytes: 4 << 10, FlushInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// Stop the background flusher so the head cannot drain.
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	var busy bool
+	for i := 0; i < 200 && !busy; i++ {
+		err := s.Append(context.Background(), []record.Record{rec(base, i)})
+		switch {
+		case errors.Is(err, ErrBusy):
+			busy = true
+		case err != nil:
+			t.Fatal(err)
+		}
+	}
+	if !busy {
+		t.Fatal("the head grew past twice its bound without ErrBusy")
+	}
+}
+
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if d.Name() == lockName {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashKill runs a child process that appends records from several
+// goroutines and prints the sequence number of every acknowledged record,
+// SIGKILLs it at a random moment, reopens the store, and checks that every
+// acknowledged record is there exactly once and nothing else is. Set
+// RETENTIOND_CRASH_ROUNDS for more rounds (e.g. 1000 locally).
+func TestCrashKill(t *testing.T) {
+	if os.Getenv("RETENTIOND_STORE_CHILD") != "" {
+		crashChild()
+		return
+	}
+	rounds := 20
+	if v, err := strconv.Atoi(os.Getenv("RETENTIOND_CRASH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	if testing.Short() {
+		rounds = 3
+	}
+	dir := t.TempDir()
+	acked := make(map[int]bool)
+	next := 0
+	var checked int
+	for round := 0; round < rounds; round++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKill$")
+		cmd.Env = append(os.Environ(), "RETENTIOND_STORE_CHILD="+dir, "RETENTIOND_STORE_FIRST="+strconv.Itoa(next))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		kill := time.AfterFunc(time.Duration(20+rand.IntN(200))*time.Millisecond, func() {
+			cmd.Process.Signal(syscall.SIGKILL)
+		})
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if n, err := strconv.Atoi(sc.Text()); err == nil {
+				acked[n] = true
+			}
+		}
+		kill.Stop()
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		next += 1_000_000
+
+		s, err := Open(dir, Options{FlushInterval: time.Hour, Registerer: prometheus.NewRegistry()})
+		if err != nil {
+			t.Fatalf("round %d: reopen after kill: %v", round, err)
+		}
+		got := collect(t, s, time.Time{}, base.AddDate(10, 0, 0))
+		s.Close()
+		seen := make(map[int]bool, len(got))
+		for _, n := range got {
+			if seen[n] {
+				t.Fatalf("round %d: record %d stored twice", round, n)
+			}
+			seen[n] = true
+			if n%1_000_000 >= 1_000_000/2 {
+				t.Fatalf("round %d: record %d was never sent", round, n)
+			}
+		}
+		for n := range acked {
+			if !seen[n] {
+				t.Fatalf("round %d: acknowledged record %d lost", round, n)
+			}
+		}
+		checked = len(acked)
+	}
+	t.Logf("%d SIGKILL rounds, %d acknowledged records all present exactly once", rounds, checked)
+}
+
+// crashChild is the body of the process TestCrashKill kills.
+func crashChild() {
+	dir := os.Getenv("RETENTIOND_STORE_CHILD")
+	first, _ := strconv.Atoi(os.Getenv("RETENTIOND_STORE_FIRST"))
+	// A small head bound makes flushes (and so checkpoints and WAL
+	// truncation) happen during the run, where the kill can hit them.
+	s, err := Open(dir, Options{HeadMaxBytes: 64 << 10, FlushInterval: 50 * time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child open:", err)
+		os.Exit(2)
+	}
+	var mu sync.Mutex
+	w := bufio.NewWriter(os.Stdout)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; ; i += 8 {
+				seq := first + i
+				if i >= 1_000_000/2 {
+					return
+				}
+				// Spread over three days so flushes write several parts.
+				r := rec(base.Add(time.Duration(i%3)*24*time.Hour+time.Duration(i)*time.Millisecond), seq)
+				r.Path = fmt.Sprintf("/seq/%d", seq)
+				err := s.Append(context.Background(), []record.Record{r})
+				if errors.Is(err, ErrBusy) {
+					time.Sleep(time.Millisecond)
+					i -= 8
+					continue
+				}
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "child append:", err)
+					os.Exit(2)
+				}
+				mu.Lock()
+				fmt.Fprintln(w, seq)
+				w.Flush()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	os.Exit(0)
+}
