@@ -1,0 +1,257 @@
+// Package config loads retentiond's configuration: embedded defaults that run
+// out of the box, an optional YAML file, and RETENTIOND_* environment
+// variables (in rising order of precedence). Parsing is strict, because a
+// misspelt key silently falling back to a default could keep personal data
+// longer than promised: unknown keys are errors naming the file and line, and
+// Validate explains how to fix every bad value.
+//
+// Viper is used here and nowhere else; the rest of the daemon receives the
+// typed Config.
+package config
+
+import (
+	"cmp"
+	"encoding/hex"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Config is the daemon's whole configuration. Field tags name the YAML keys;
+// the environment variable of a key is EnvName(key).
+type Config struct {
+	DataDir   string  `mapstructure:"data_dir" yaml:"data_dir"`
+	Retention string  `mapstructure:"retention" yaml:"retention"`
+	Listen    Listen  `mapstructure:"listen" yaml:"listen"`
+	Purge     Purge   `mapstructure:"purge" yaml:"purge"`
+	Ingest    Ingest  `mapstructure:"ingest" yaml:"ingest"`
+	Storage   Storage `mapstructure:"storage" yaml:"storage"`
+	Search    Search  `mapstructure:"search" yaml:"search"`
+	Log       Log     `mapstructure:"log" yaml:"log"`
+	HTTP      HTTP    `mapstructure:"http" yaml:"http"`
+	TLS       TLS     `mapstructure:"tls" yaml:"tls"`
+	Auth      Auth    `mapstructure:"auth" yaml:"auth"`
+	Audit     Audit   `mapstructure:"audit" yaml:"audit"`
+
+	// File is the configuration file that was read, or "" when only the
+	// embedded defaults (and the environment) were used. It is not a key.
+	File string `mapstructure:"-" yaml:"-"`
+}
+
+// Listen holds the listener addresses; an empty string disables a listener.
+type Listen struct {
+	HTTP      string `mapstructure:"http" yaml:"http"`
+	SyslogUDP string `mapstructure:"syslog_udp" yaml:"syslog_udp"`
+	SyslogTCP string `mapstructure:"syslog_tcp" yaml:"syslog_tcp"`
+}
+
+// Purge configures the scheduled destruction of expired days.
+type Purge struct {
+	Schedule      string `mapstructure:"schedule" yaml:"schedule"`
+	OnStart       bool   `mapstructure:"on_start" yaml:"on_start"`
+	MaxDaysPerRun int    `mapstructure:"max_days_per_run" yaml:"max_days_per_run"`
+}
+
+// Ingest bounds what clients may send.
+type Ingest struct {
+	MaxBodyBytes         ByteSize      `mapstructure:"max_body_bytes" yaml:"max_body_bytes"`
+	MaxLineBytes         ByteSize      `mapstructure:"max_line_bytes" yaml:"max_line_bytes"`
+	MaxFuture            time.Duration `mapstructure:"max_future" yaml:"max_future"`
+	Allow                []string      `mapstructure:"allow" yaml:"allow"`
+	SyslogMaxConnections int           `mapstructure:"syslog_max_connections" yaml:"syslog_max_connections"`
+}
+
+// Storage tunes the data directory.
+type Storage struct {
+	HeadMaxBytes    ByteSize      `mapstructure:"head_max_bytes" yaml:"head_max_bytes"`
+	FlushInterval   time.Duration `mapstructure:"flush_interval" yaml:"flush_interval"`
+	MergeGrace      time.Duration `mapstructure:"merge_grace" yaml:"merge_grace"`
+	WALSegmentBytes ByteSize      `mapstructure:"wal_segment_bytes" yaml:"wal_segment_bytes"`
+	BlockRows       int           `mapstructure:"block_rows" yaml:"block_rows"`
+}
+
+// Search bounds queries.
+type Search struct {
+	MaxConcurrency int           `mapstructure:"max_concurrency" yaml:"max_concurrency"`
+	Timeout        time.Duration `mapstructure:"timeout" yaml:"timeout"`
+	DefaultLimit   int           `mapstructure:"default_limit" yaml:"default_limit"`
+}
+
+// Log configures the daemon's own log on stderr (journald captures it).
+type Log struct {
+	Level  string `mapstructure:"level" yaml:"level"`
+	Format string `mapstructure:"format" yaml:"format"`
+}
+
+// HTTP holds the HTTP server's timeouts.
+type HTTP struct {
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `mapstructure:"read_timeout" yaml:"read_timeout"`
+	WriteTimeout      time.Duration `mapstructure:"write_timeout" yaml:"write_timeout"`
+	IdleTimeout       time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
+}
+
+// TLS enables HTTPS when both files are set.
+type TLS struct {
+	CertFile string `mapstructure:"cert_file" yaml:"cert_file"`
+	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
+}
+
+// Auth lists the API tokens.
+type Auth struct {
+	Tokens []Token `mapstructure:"tokens" yaml:"tokens"`
+}
+
+// Token is one API token. Only the SHA-256 of the token is configured, so the
+// configuration file never holds a usable secret.
+type Token struct {
+	Name   string   `mapstructure:"name" yaml:"name" json:"name"`
+	SHA256 string   `mapstructure:"sha256" yaml:"sha256" json:"sha256"`
+	Roles  []string `mapstructure:"roles" yaml:"roles" json:"roles"`
+}
+
+// Audit configures the search audit log.
+type Audit struct {
+	Path      string `mapstructure:"path" yaml:"path"`
+	Retention string `mapstructure:"retention" yaml:"retention"`
+}
+
+// Roles are the roles a token may carry.
+var Roles = []string{"search", "ingest", "admin"}
+
+// DefaultPaths are the configuration files tried, in order, when no --config
+// is given. The relative one lets `retentiond serve` run from a checkout.
+var DefaultPaths = []string{"/etc/retentiond/retentiond.yaml", "retentiond.yaml"}
+
+// Default returns the embedded defaults: a daemon that listens only on
+// loopback, keeps data in ./data for two calendar years and purges daily.
+func Default() *Config {
+	return &Config{
+		DataDir:   "./data",
+		Retention: "2y",
+		Listen: Listen{
+			HTTP:      "127.0.0.1:8080",
+			SyslogUDP: "127.0.0.1:5514",
+			SyslogTCP: "127.0.0.1:5514",
+		},
+		Purge: Purge{Schedule: "CRON_TZ=UTC 5 0 * * *", OnStart: true},
+		Ingest: Ingest{
+			MaxBodyBytes:         64 << 20,
+			MaxLineBytes:         64 << 10,
+			MaxFuture:            24 * time.Hour,
+			Allow:                []string{},
+			SyslogMaxConnections: 1024,
+		},
+		Storage: Storage{
+			HeadMaxBytes:    256 << 20,
+			FlushInterval:   5 * time.Minute,
+			MergeGrace:      time.Hour,
+			WALSegmentBytes: 64 << 20,
+			BlockRows:       8192,
+		},
+		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000},
+		Log:    Log{Level: "info", Format: "text"},
+		HTTP: HTTP{
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       5 * time.Minute,
+			IdleTimeout:       2 * time.Minute,
+			ShutdownTimeout:   30 * time.Second,
+		},
+		Auth:  Auth{Tokens: []Token{}},
+		Audit: Audit{Retention: "2y"},
+	}
+}
+
+// Source names where the configuration came from, for log lines and
+// `config check`.
+func (c *Config) Source() string {
+	if c.File == "" {
+		return "embedded defaults"
+	}
+	return c.File
+}
+
+// AuditPath is the audit log directory: audit.path, or <data_dir>/audit.
+func (c *Config) AuditPath() string {
+	return cmp.Or(c.Audit.Path, filepath.Join(c.DataDir, "audit"))
+}
+
+// Redacted returns a deep copy with secrets replaced, for `config show` and
+// logs. Token hashes are not usable secrets, but they would let an attacker
+// test guesses offline, so they are hidden too.
+func (c *Config) Redacted() *Config {
+	r := *c
+	r.Ingest.Allow = append([]string{}, c.Ingest.Allow...)
+	r.Auth.Tokens = make([]Token, len(c.Auth.Tokens))
+	for i, t := range c.Auth.Tokens {
+		r.Auth.Tokens[i] = Token{Name: t.Name, SHA256: "REDACTED", Roles: append([]string{}, t.Roles...)}
+	}
+	return &r
+}
+
+// AllowPrefixes returns ingest.allow parsed. Call it on a validated Config;
+// entries that do not parse are skipped (Validate reports them).
+func (i Ingest) AllowPrefixes() []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range i.Allow {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(s)); err == nil {
+			ps = append(ps, p.Masked())
+		}
+	}
+	return ps
+}
+
+// Concurrency is the number of parallel search workers: max_concurrency, or
+// GOMAXPROCS when it is 0.
+func (s Search) Concurrency() int {
+	if s.MaxConcurrency > 0 {
+		return s.MaxConcurrency
+	}
+	return runtime.GOMAXPROCS(0)
+}
+
+// SlogLevel returns log.level as a slog level (info for unknown values, which
+// Validate rejects anyway).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// NewLogger builds the daemon's logger writing to w in log.format at
+// log.level.
+func (l Log) NewLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Hash returns the decoded SHA-256 of a validated token.
+func (t Token) Hash() (h [32]byte) {
+	b, _ := hex.DecodeString(t.SHA256)
+	copy(h[:], b)
+	return h
+}
+
+// HasRole reports whether the token carries role.
+func (t Token) HasRole(role string) bool {
+	for _, r := range t.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
+}

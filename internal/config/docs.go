@@ -1,0 +1,205 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// keyDocs explains every section and key. config.example.yaml and
+// docs/configuration.md are generated from it together with Default(), and
+// tests fail when a key has no entry or a generated file is stale, so the
+// documentation cannot drift from the code.
+var keyDocs = map[string]string{
+	"data_dir": "Directory holding the WAL, the day segments and (by default) the audit log. Under the systemd unit use /var/lib/retentiond (its StateDirectory).",
+	"retention": "How long records are kept: whole calendar years (\"2y\") or days (\"730d\"). " +
+		"A UTC day is destroyed once its last record is older than the retention; records already older are rejected at ingest.",
+
+	"listen":            "Listener addresses as host:port. An empty string disables that listener. Ports below 1024 need CAP_NET_BIND_SERVICE (see docs/install.md).",
+	"listen.http":       "HTTP API: ingest, search, /metrics, /healthz, /readyz.",
+	"listen.syslog_udp": "Syslog over UDP (RFC 3164 or 5424; one message per datagram).",
+	"listen.syslog_tcp": "Syslog over TCP (octet-counted or newline-framed, detected per connection).",
+
+	"purge":                  "Scheduled destruction of expired days.",
+	"purge.schedule":         "Cron schedule: five fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily, with an optional CRON_TZ= prefix.",
+	"purge.on_start":         "Also purge once at start-up, to catch up after downtime.",
+	"purge.max_days_per_run": "Refuse to destroy more than this many days in one scheduled run (a guard against a wrong clock); 0 means no limit.",
+
+	"ingest":                        "Limits on what clients may send.",
+	"ingest.max_body_bytes":         "Largest HTTP ingest request body, after decompression (413 above it).",
+	"ingest.max_line_bytes":         "Longest single line or syslog message; longer ones are rejected.",
+	"ingest.max_future":             "Records timestamped further than this in the future are rejected.",
+	"ingest.allow":                  "CIDRs that may ingest over HTTP without a token and may send syslog, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]. " +
+		"Empty: every HTTP ingest needs a token with the ingest role. When set, syslog from other addresses is dropped. In the environment: comma-separated.",
+	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections.",
+
+	"storage":                   "Tuning of the data directory.",
+	"storage.head_max_bytes":    "Unflushed records kept in memory before a flush to a part file is forced.",
+	"storage.flush_interval":    "Flush the in-memory head to part files at least this often.",
+	"storage.merge_grace":       "Wait this long after a UTC day ends (for late records) before merging its parts into one segment.",
+	"storage.wal_segment_bytes": "Size at which the write-ahead log starts a new file.",
+	"storage.block_rows":        "Rows per segment block, the unit of search pruning and decompression.",
+
+	"search":                 "Limits on queries.",
+	"search.max_concurrency": "Parallel workers per search; 0 means one per CPU (GOMAXPROCS).",
+	"search.timeout":         "A search running longer than this is cancelled; 0 means no limit.",
+	"search.default_limit":   "Rows returned when a search gives no limit.",
+
+	"log":        "The daemon's own log, written to stderr (journald keeps it). It never contains record contents.",
+	"log.level":  "debug, info, warn or error.",
+	"log.format": "text (logfmt-style) or json.",
+
+	"http":                     "HTTP server timeouts (0 means none).",
+	"http.read_header_timeout": "Time allowed to send the request headers (protects against slow clients).",
+	"http.read_timeout":        "Time allowed to read a whole request, including an ingest body.",
+	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need.",
+	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
+	"http.shutdown_timeout":    "On SIGTERM, how long running requests may finish before they are cut.",
+
+	"tls":           "Serve the HTTP API over HTTPS when both files are set.",
+	"tls.cert_file": "PEM certificate chain.",
+	"tls.key_file":  "PEM private key (under systemd, pass it with LoadCredential=; see docs/install.md).",
+
+	"auth": "API tokens.",
+	"auth.tokens": "Tokens as a list of {name, sha256, roles}. sha256 is the SHA-256 (64 lower-case hex digits) of the token, so the file holds no usable secret: " +
+		"printf %s \"$TOKEN\" | sha256sum. roles: search, ingest, admin. In the environment: a JSON list, e.g. " +
+		`[{"name":"alice","sha256":"…","roles":["search"]}].`,
+
+	"audit":           "The tamper-evident log of every search.",
+	"audit.path":      "Audit log directory; empty means <data_dir>/audit.",
+	"audit.retention": "How long audit entries are kept, in the same form as retention.",
+}
+
+// exampleHeader opens config.example.yaml.
+const exampleHeader = `# retentiond configuration: every key with its default value.
+#
+# GENERATED from internal/config (keyDocs and Default()); edit those and run
+#   go test ./internal/config -run TestGeneratedDocs -update
+#
+# retentiond reads --config FILE, else /etc/retentiond/retentiond.yaml, else
+# ./retentiond.yaml; with none it runs on these defaults. Every key can also be
+# set as RETENTIOND_<KEY> with dots as underscores (RETENTIOND_PURGE_SCHEDULE),
+# which overrides the file. Unknown keys are errors.
+#
+# Sizes: "64MiB", "512KiB", "1GiB" or plain bytes. Durations: "90s", "5m", "24h".
+# Check a file with: retentiond config check --config FILE
+`
+
+// exampleYAML generates config.example.yaml.
+func exampleYAML() ([]byte, error) {
+	n := encodeNode(reflect.ValueOf(*Default()), "", func(key string) string {
+		doc := keyDocs[key]
+		if !isSectionKey(key) {
+			doc += " Env: " + EnvName(key) + "."
+		}
+		return wrap(doc, 76)
+	})
+	body, err := renderYAML(n)
+	if err != nil {
+		return nil, err
+	}
+	// A blank line before each top-level key makes the sections readable.
+	lines := strings.Split(string(body), "\n")
+	var out []string
+	for i, l := range lines {
+		if i > 0 && strings.HasPrefix(l, "# ") && !strings.HasPrefix(lines[i-1], "#") {
+			out = append(out, "")
+		}
+		out = append(out, l)
+	}
+	return []byte(exampleHeader + "\n" + strings.Join(out, "\n")), nil
+}
+
+// configurationMD generates docs/configuration.md.
+func configurationMD() string {
+	var b strings.Builder
+	b.WriteString(`# Configuration
+
+<!-- GENERATED from internal/config (keyDocs and Default()); edit those and run
+     go test ./internal/config -run TestGeneratedDocs -update -->
+
+retentiond reads, in rising order of precedence:
+
+1. the embedded defaults (below), which run out of the box;
+2. a YAML file: ` + "`--config FILE`" + `, else ` + "`/etc/retentiond/retentiond.yaml`" + `, else ` + "`./retentiond.yaml`" + `
+   (with neither, the daemon logs that it runs on the embedded defaults);
+3. environment variables ` + "`RETENTIOND_<KEY>`" + `, the key upper-cased with dots as underscores.
+
+Parsing is strict: an unknown key in the file (reported with its line) or an unknown ` + "`RETENTIOND_*`" + `
+variable is an error, because a misspelt key silently falling back to a default could keep data longer than
+promised. Only ` + "`RETENTIOND_SERVER`" + ` and ` + "`RETENTIOND_TOKEN`" + `, which the command-line client uses, are exempt.
+
+- ` + "`retentiond config check [--config FILE]`" + ` validates and prints every problem with its fix (exit 1).
+- ` + "`retentiond config show [--config FILE]`" + ` prints the effective configuration as YAML, token hashes redacted.
+
+Value forms: sizes as ` + "`64MiB`, `512KiB`, `1GiB`" + ` or plain bytes (binary units only; ` + "`64MB`" + ` is rejected as
+ambiguous); durations as Go durations (` + "`90s`, `5m`, `1h30m`" + `); retention as ` + "`2y`" + ` (calendar years) or ` + "`730d`" + `.
+In the environment, ` + "`ingest.allow`" + ` is comma-separated and ` + "`auth.tokens`" + ` is a JSON list. An empty variable
+sets an empty value (` + "`RETENTIOND_LISTEN_SYSLOG_UDP=`" + ` disables that listener).
+
+[config.example.yaml](../config.example.yaml) holds the same keys with comments.
+`)
+	def := Default()
+	section, first := "", true
+	for _, k := range Keys() {
+		sec, _, nested := strings.Cut(k.Name, ".")
+		if !nested {
+			sec = ""
+		}
+		if first || sec != section {
+			section, first = sec, false
+			title := "Top level"
+			if sec != "" {
+				title = "`" + sec + "`"
+			}
+			fmt.Fprintf(&b, "\n## %s\n\n", title)
+			if sec != "" {
+				fmt.Fprintf(&b, "%s\n\n", keyDocs[sec])
+			}
+			b.WriteString("| key | default | environment variable | meaning |\n|---|---|---|---|\n")
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | `%s` | %s |\n", k.Name, mdDefault(k, def), k.Env,
+			strings.ReplaceAll(keyDocs[k.Name], "|", `\|`))
+	}
+	return b.String()
+}
+
+func mdDefault(k Key, def *Config) string {
+	n := encodeNode(k.Value(def), "", nil)
+	switch {
+	case n.Kind == yaml.SequenceNode && len(n.Content) == 0:
+		return "`[]`"
+	case n.Value == "":
+		return "`\"\"`"
+	}
+	return "`" + n.Value + "`"
+}
+
+func isSectionKey(key string) bool {
+	for _, k := range Keys() {
+		if strings.HasPrefix(k.Name, key+".") {
+			return true
+		}
+	}
+	return false
+}
+
+// wrap breaks s into lines of at most width characters.
+func wrap(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		if line != "" && len(line)+1+len(w) > width {
+			lines = append(lines, line)
+			line = w
+			continue
+		}
+		if line != "" {
+			line += " "
+		}
+		line += w
+	}
+	return strings.Join(append(lines, line), "\n")
+}

@@ -1,0 +1,217 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+)
+
+// retentionRE is the accepted retention syntax: calendar years or days. The
+// purge package does the arithmetic; config only checks the form, so that a
+// typo is reported at start-up rather than at the first purge.
+var retentionRE = regexp.MustCompile(`^[1-9][0-9]{0,4}[yd]$`)
+
+// scheduleParser is the cron dialect of purge.schedule: five fields or a
+// descriptor (@daily), with an optional CRON_TZ= or TZ= prefix.
+var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+var tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
+var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// Validate checks every value and returns all problems joined, each a
+// *KeyError naming the key and the fix.
+func (c *Config) Validate() error {
+	var v validator
+
+	v.check(c.DataDir != "", "data_dir", "is empty", `set the data directory, e.g. "/var/lib/retentiond"`)
+	v.retention("retention", c.Retention)
+
+	v.addr("listen.http", c.Listen.HTTP, "127.0.0.1:8080")
+	v.addr("listen.syslog_udp", c.Listen.SyslogUDP, "127.0.0.1:5514")
+	v.addr("listen.syslog_tcp", c.Listen.SyslogTCP, "127.0.0.1:5514")
+	if c.Listen.HTTP != "" && c.Listen.HTTP == c.Listen.SyslogTCP {
+		v.add("listen.syslog_tcp", fmt.Sprintf("%q is also listen.http (both are TCP)", c.Listen.SyslogTCP),
+			"give syslog TCP its own port, e.g. \"127.0.0.1:5514\"")
+	}
+
+	if c.Purge.Schedule == "" {
+		v.add("purge.schedule", "is empty, so expired days would never be destroyed",
+			`set a cron schedule, e.g. "CRON_TZ=UTC 5 0 * * *" (daily at 00:05 UTC)`)
+	} else if _, err := scheduleParser.Parse(c.Purge.Schedule); err != nil {
+		v.add("purge.schedule", fmt.Sprintf("%q is not a cron schedule (%v)", c.Purge.Schedule, err),
+			`write five fields "minute hour day-of-month month day-of-week" with an optional CRON_TZ= prefix, e.g. "CRON_TZ=UTC 5 0 * * *", or a descriptor such as "@daily"`)
+	}
+	v.nonNegative("purge.max_days_per_run", c.Purge.MaxDaysPerRun, "0 means no limit")
+
+	v.positiveSize("ingest.max_body_bytes", c.Ingest.MaxBodyBytes, "64MiB")
+	v.positiveSize("ingest.max_line_bytes", c.Ingest.MaxLineBytes, "64KiB")
+	if c.Ingest.MaxLineBytes > 0 && c.Ingest.MaxBodyBytes > 0 && c.Ingest.MaxLineBytes > c.Ingest.MaxBodyBytes {
+		v.add("ingest.max_line_bytes", fmt.Sprintf("%s is larger than ingest.max_body_bytes (%s)", c.Ingest.MaxLineBytes, c.Ingest.MaxBodyBytes),
+			"make it at most ingest.max_body_bytes")
+	}
+	v.duration("ingest.max_future", c.Ingest.MaxFuture, false)
+	for i, s := range c.Ingest.Allow {
+		key := fmt.Sprintf("ingest.allow[%d]", i)
+		if _, err := netip.ParsePrefix(strings.TrimSpace(s)); err != nil {
+			fix := `write a CIDR such as "10.0.0.0/8" or "2001:db8::/32"`
+			if a, err := netip.ParseAddr(strings.TrimSpace(s)); err == nil {
+				fix = fmt.Sprintf("for a single address write %q", netip.PrefixFrom(a, a.BitLen()))
+			}
+			v.add(key, fmt.Sprintf("%q is not a CIDR", s), fix)
+		}
+	}
+	v.positive("ingest.syslog_max_connections", c.Ingest.SyslogMaxConnections, "1024")
+
+	v.positiveSize("storage.head_max_bytes", c.Storage.HeadMaxBytes, "256MiB")
+	v.duration("storage.flush_interval", c.Storage.FlushInterval, true)
+	v.duration("storage.merge_grace", c.Storage.MergeGrace, false)
+	v.positiveSize("storage.wal_segment_bytes", c.Storage.WALSegmentBytes, "64MiB")
+	v.positive("storage.block_rows", c.Storage.BlockRows, "8192")
+	if c.Storage.BlockRows > 1<<20 {
+		v.add("storage.block_rows", fmt.Sprintf("%d is more than 1048576", c.Storage.BlockRows),
+			"use a value between 1024 and 65536; 8192 is a good default")
+	}
+
+	v.nonNegative("search.max_concurrency", c.Search.MaxConcurrency, "0 means one worker per CPU (GOMAXPROCS)")
+	v.duration("search.timeout", c.Search.Timeout, false)
+	v.positive("search.default_limit", c.Search.DefaultLimit, "1000")
+
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		v.add("log.level", fmt.Sprintf("%q is not a log level", c.Log.Level), "write debug, info, warn or error")
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		v.add("log.format", fmt.Sprintf("%q is not a log format", c.Log.Format), "write text or json")
+	}
+
+	v.duration("http.read_header_timeout", c.HTTP.ReadHeaderTimeout, false)
+	v.duration("http.read_timeout", c.HTTP.ReadTimeout, false)
+	v.duration("http.write_timeout", c.HTTP.WriteTimeout, false)
+	v.duration("http.idle_timeout", c.HTTP.IdleTimeout, false)
+	v.duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, false)
+
+	switch {
+	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":
+		v.add("tls.key_file", "is empty but tls.cert_file is set", "set tls.key_file to the certificate's private key, or clear tls.cert_file to serve plain HTTP")
+	case c.TLS.CertFile == "" && c.TLS.KeyFile != "":
+		v.add("tls.cert_file", "is empty but tls.key_file is set", "set tls.cert_file to the certificate chain, or clear tls.key_file to serve plain HTTP")
+	case c.TLS.CertFile != "":
+		v.readable("tls.cert_file", c.TLS.CertFile)
+		v.readable("tls.key_file", c.TLS.KeyFile)
+	}
+
+	names := map[string]bool{}
+	hashes := map[string]string{}
+	for i, t := range c.Auth.Tokens {
+		key := fmt.Sprintf("auth.tokens[%d]", i)
+		switch {
+		case !tokenNameRE.MatchString(t.Name):
+			v.add(key+".name", fmt.Sprintf("%q is not a token name", t.Name),
+				"use 1-64 letters, digits, '.', '_', '@' or '-' (it appears in the audit log)")
+		case names[t.Name]:
+			v.add(key+".name", fmt.Sprintf("%q is used by two tokens", t.Name), "give every token its own name")
+		}
+		names[t.Name] = true
+		if !sha256RE.MatchString(t.SHA256) {
+			v.add(key+".sha256", fmt.Sprintf("is not 64 lower-case hex digits (got %d characters)", len(t.SHA256)),
+				"write the SHA-256 of the token, e.g. the first field of `printf %s \"$TOKEN\" | sha256sum`")
+		} else if other, dup := hashes[t.SHA256]; dup {
+			v.add(key+".sha256", fmt.Sprintf("is the same as token %q's", other), "generate a separate token for each person or shipper")
+		} else {
+			hashes[t.SHA256] = t.Name
+		}
+		if len(t.Roles) == 0 {
+			v.add(key+".roles", "is empty, so the token could do nothing", "list at least one of: "+strings.Join(Roles, ", "))
+		}
+		for _, r := range t.Roles {
+			if !slices.Contains(Roles, r) {
+				v.add(key+".roles", fmt.Sprintf("%q is not a role", r), "use "+strings.Join(Roles, ", "))
+			}
+		}
+	}
+
+	v.retention("audit.retention", c.Audit.Retention)
+	return errors.Join(v.problems...)
+}
+
+type validator struct{ problems []error }
+
+func (v *validator) add(key, problem, fix string) {
+	v.problems = append(v.problems, &KeyError{Key: key, Problem: problem, Fix: fix})
+}
+
+func (v *validator) check(ok bool, key, problem, fix string) {
+	if !ok {
+		v.add(key, problem, fix)
+	}
+}
+
+func (v *validator) retention(key, s string) {
+	if !retentionRE.MatchString(s) {
+		v.add(key, fmt.Sprintf("%q is not a retention", s),
+			`write whole calendar years or days, e.g. "2y" (two calendar years) or "730d"`)
+	}
+}
+
+func (v *validator) addr(key, s, example string) {
+	if s == "" {
+		return // disabled
+	}
+	fix := fmt.Sprintf("write host:port, e.g. %q, \":%s\" for all interfaces, or \"\" to disable", example, example[strings.LastIndexByte(example, ':')+1:])
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.add(key, fmt.Sprintf("%q is not host:port (%v)", s, err), fix)
+		return
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		v.add(key, fmt.Sprintf("%q has port %q, not a number 0-65535", s, port), fix)
+		return
+	}
+	if strings.ContainsAny(host, " /") {
+		v.add(key, fmt.Sprintf("%q has an invalid host %q", s, host), fix)
+	}
+}
+
+func (v *validator) duration(key string, d time.Duration, mustBePositive bool) {
+	switch {
+	case d < 0:
+		v.add(key, fmt.Sprintf("%s is negative", d), "use a positive duration such as \"30s\" or \"5m\"")
+	case d == 0 && mustBePositive:
+		v.add(key, "is 0", "use a positive duration such as \"30s\" or \"5m\"")
+	}
+}
+
+func (v *validator) positive(key string, n int, example string) {
+	if n <= 0 {
+		v.add(key, fmt.Sprintf("%d is not positive", n), "use a number above 0, e.g. "+example)
+	}
+}
+
+func (v *validator) nonNegative(key string, n int, meaning string) {
+	if n < 0 {
+		v.add(key, fmt.Sprintf("%d is negative", n), "use 0 or more ("+meaning+")")
+	}
+}
+
+func (v *validator) positiveSize(key string, b ByteSize, example string) {
+	if b <= 0 {
+		v.add(key, fmt.Sprintf("%d is not a positive size", int64(b)), "use a size such as \""+example+"\"")
+	}
+}
+
+func (v *validator) readable(key, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		v.add(key, fmt.Sprintf("cannot be read (%v)", err), "fix the path or the file's permissions (under systemd, see LoadCredential= in docs/install.md)")
+		return
+	}
+	f.Close()
+}
