@@ -1,0 +1,223 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/retentiond/retentiond/internal/auth"
+)
+
+// Limits on the justification a search must carry. Case ids are short
+// references into an incident register; reasons are a sentence or two.
+const (
+	MaxCaseLength   = 128
+	MaxReasonLength = 1000
+	// maxRefusedQuery bounds what a refused request (possibly an
+	// unauthenticated one) can make the log store.
+	maxRefusedQuery = 4096
+)
+
+// Parameter names a guarded request must carry.
+const (
+	ParamCase   = "case"
+	ParamReason = "reason"
+)
+
+// Guard is the whole gate for a search endpoint: a token with the search
+// role, a case and a reason, and an audit line fsynced before next runs.
+// Every attempt leaves exactly one refused line, or an allowed line followed
+// by a done or error line. Throttled (429) attempts are counted in metrics
+// only, so that a flood cannot fill the disk with audit lines.
+func Guard(a *auth.Authenticator, l *Log, endpoint string, next http.Handler) http.Handler {
+	return a.RequireWith(auth.RoleSearch, RequireCase(l, endpoint, next), func(r *http.Request, d auth.Denial) {
+		e := requestEntry(r, endpoint, true)
+		e.Token = d.Who.Name
+		e.Outcome = OutcomeRefused
+		e.Status = d.Status
+		e.Error = "authentication: " + d.Reason
+		l.metrics.searches.WithLabelValues(endpoint, resultRefused).Inc()
+		if _, err := l.Append(e); err != nil {
+			l.log.Error("audit line for a refused request not written", "endpoint", endpoint, "err", err)
+		}
+	})
+}
+
+// RequireCase refuses (400) a request without a valid case and reason, and
+// records the refusal. For an acceptable request it writes an allowed line
+// and only after that line is fsynced calls next; if the line cannot be
+// written it answers 503 and next never runs, so no result leaves the
+// daemon unaudited. When next returns, a done (or error) line records the
+// status, the result count (see ReportCount), the bytes sent and the
+// duration. The principal, if any, comes from the auth middleware.
+func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		if msg := checkJustification(q); msg != "" {
+			e := requestEntry(r, endpoint, true)
+			e.Outcome = OutcomeRefused
+			e.Status = http.StatusBadRequest
+			e.Error = msg
+			l.metrics.searches.WithLabelValues(endpoint, resultRefused).Inc()
+			if _, err := l.Append(e); err != nil {
+				l.log.Error("audit line for a refused request not written", "endpoint", endpoint, "err", err)
+			}
+			writeError(w, http.StatusBadRequest, msg)
+			return
+		}
+		e := requestEntry(r, endpoint, false)
+		e.Outcome = OutcomeAllowed
+		start := l.now()
+		seq, err := l.Append(e)
+		if err != nil {
+			l.metrics.searches.WithLabelValues(endpoint, resultUnavailable).Inc()
+			writeError(w, http.StatusServiceUnavailable, "the audit log cannot be written, so the search was not run")
+			return
+		}
+		rc := &resultCounter{}
+		rc.n.Store(-1)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), counterKey{}, rc)))
+
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		e.Outcome, e.Ref, e.Status = OutcomeDone, seq, status
+		e.Count, e.Bytes, e.Duration = rc.n.Load(), sw.bytes, l.now().Sub(start)
+		result := resultCompleted
+		if status >= 400 {
+			e.Outcome, result = OutcomeError, resultFailed
+		}
+		l.metrics.searches.WithLabelValues(endpoint, result).Inc()
+		if _, err := l.Append(e); err != nil {
+			// The allowed line is already durable; this only loses the
+			// count and duration. Say so loudly.
+			l.log.Error("audit completion line not written", "endpoint", endpoint, "ref", seq, "err", err)
+		}
+	})
+}
+
+// checkJustification returns why case or reason is unacceptable, or "".
+func checkJustification(q url.Values) string {
+	for _, p := range []struct {
+		name string
+		max  int
+	}{{ParamCase, MaxCaseLength}, {ParamReason, MaxReasonLength}} {
+		v := q.Get(p.name)
+		switch {
+		case strings.TrimSpace(v) == "":
+			return fmt.Sprintf("every search must name the incident it serves and why: parameter %q is required", p.name)
+		case !utf8.ValidString(v) || strings.IndexFunc(v, isControl) >= 0:
+			return fmt.Sprintf("parameter %q contains control characters or invalid UTF-8", p.name)
+		case utf8.RuneCountInString(v) > p.max:
+			return fmt.Sprintf("parameter %q is longer than %d characters", p.name, p.max)
+		}
+	}
+	return ""
+}
+
+// requestEntry fills the parts of a line that come from the request. For a
+// refused request the client-supplied strings are cut to bounded lengths.
+func requestEntry(r *http.Request, endpoint string, refused bool) Entry {
+	q := r.URL.Query()
+	e := Entry{Endpoint: endpoint, Count: -1}
+	if p, ok := auth.PrincipalFrom(r.Context()); ok {
+		e.Token = p.Name
+		if p.Source.IsValid() {
+			e.Source = p.Source.String()
+		}
+	}
+	if e.Source == "" {
+		if a := auth.SourceAddr(r); a.IsValid() {
+			e.Source = a.String()
+		}
+	}
+	e.Case, e.Reason, e.Query = q.Get(ParamCase), q.Get(ParamReason), q.Get("q")
+	e.From, e.To = q.Get("from"), q.Get("to")
+	rest := url.Values{}
+	for k, v := range q {
+		switch k {
+		case ParamCase, ParamReason, "q", "from", "to", "token", "access_token":
+		default:
+			rest[k] = v
+		}
+	}
+	e.Params = rest.Encode()
+	if refused {
+		e.Case = cut(e.Case, MaxCaseLength)
+		e.Reason = cut(e.Reason, MaxReasonLength)
+		e.Query = cut(e.Query, maxRefusedQuery)
+		e.From, e.To = cut(e.From, 64), cut(e.To, 64)
+		e.Params = cut(e.Params, maxRefusedQuery)
+	}
+	return e
+}
+
+// cut shortens s to at most n bytes on a rune boundary, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = strings.ToValidUTF8(s[:n], "")
+	return s + "…[truncated]"
+}
+
+type counterKey struct{}
+
+type resultCounter struct{ n atomic.Int64 }
+
+// ReportCount records the number of results a guarded handler returned, for
+// the done line. Handlers call it once they know the count (a streaming
+// search at its end); outside a guarded request it does nothing.
+func ReportCount(ctx context.Context, n int64) {
+	if rc, ok := ctx.Value(counterKey{}).(*resultCounter); ok {
+		rc.n.Store(n)
+	}
+}
+
+// statusWriter records the status and the bytes written, and keeps
+// streaming working: Flush is passed on, and Unwrap lets
+// http.ResponseController reach the underlying writer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+func (s *statusWriter) Flush() {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	http.NewResponseController(s.ResponseWriter).Flush()
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}

@@ -1,0 +1,82 @@
+package audit
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/tabwriter"
+)
+
+// Show writes, in a table, every line of dir whose case is caseID (exact
+// match), oldest first. It reads the files as they are; run Verify to know
+// whether they can be trusted. Client-supplied text is printed with control
+// characters escaped, so a hostile reason cannot drive the terminal.
+func Show(dir string, caseID string, w io.Writer) error {
+	return show(dir, caseID, w, false)
+}
+
+// ShowJSON is Show writing the matching lines verbatim (JSON lines, with
+// their hashes), for tools.
+func ShowJSON(dir string, caseID string, w io.Writer) error {
+	return show(dir, caseID, w, true)
+}
+
+func show(dir, caseID string, w io.Writer, raw bool) error {
+	files, err := listFiles(dir)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if !raw {
+		fmt.Fprintln(tw, "SEQ\tTIME\tOUTCOME\tENDPOINT\tTOKEN\tSOURCE\tSTATUS\tCOUNT\tSECONDS\tQUERY\tFROM\tTO\tREASON")
+	}
+	for _, name := range files {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		for len(data) > 0 {
+			raw1 := data
+			if i := bytes.IndexByte(data, '\n'); i >= 0 {
+				raw1, data = data[:i], data[i+1:]
+			} else {
+				data = nil
+			}
+			l, _, err := parseLine(raw1)
+			if err != nil || l.Case != caseID || l.Event != EventSearch {
+				continue
+			}
+			if raw {
+				if _, err := fmt.Fprintf(w, "%s\n", raw1); err != nil {
+					return err
+				}
+				continue
+			}
+			count, secs := "", ""
+			if l.Count != nil {
+				count = strconv.FormatInt(*l.Count, 10)
+			}
+			if l.Duration != nil {
+				secs = strconv.FormatFloat(*l.Duration, 'f', 3, 64)
+			}
+			status := ""
+			if l.Status != 0 {
+				status = strconv.Itoa(l.Status)
+			}
+			outcome := l.Outcome
+			if l.Ref != 0 {
+				outcome += " (#" + strconv.FormatInt(l.Ref, 10) + ")"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				l.Seq, l.Time, outcome, sanitize(l.Endpoint), sanitize(l.Token), sanitize(l.Source), status, count, secs,
+				strconv.Quote(l.Query), sanitize(l.From), sanitize(l.To), strconv.Quote(l.Reason))
+		}
+	}
+	if raw {
+		return nil
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,30 @@
+package auth
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	failures *prometheus.CounterVec
+}
+
+// newMetrics creates the authentication metrics and registers them on reg
+// (when not nil). The only label is the failure reason, a fixed set of
+// values: never a token, a name or an address.
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "retentiond",
+			Subsystem: "auth",
+			Name:      "failures_total",
+			Help:      "API requests refused by authentication or authorisation, by reason.",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{ReasonMissing, ReasonMalformed, ReasonInvalid, ReasonMissingRole, ReasonNotLoopback, ReasonSource, ReasonThrottled} {
+		m.failures.WithLabelValues(r)
+	}
+	if reg != nil {
+		if err := reg.Register(m.failures); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
