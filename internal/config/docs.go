@@ -27,11 +27,11 @@ var keyDocs = map[string]string{
 	"purge.on_start":         "Also purge once at start-up, to catch up after downtime.",
 	"purge.max_days_per_run": "Refuse to destroy more than this many days in one scheduled run (a guard against a wrong clock); 0 means no limit.",
 
-	"ingest":                        "Limits on what clients may send.",
-	"ingest.max_body_bytes":         "Largest HTTP ingest request body, after decompression (413 above it).",
-	"ingest.max_line_bytes":         "Longest single line or syslog message; longer ones are rejected.",
-	"ingest.max_future":             "Records timestamped further than this in the future are rejected.",
-	"ingest.allow":                  "CIDRs that may ingest over HTTP without a token and may send syslog, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]. " +
+	"ingest":                "Limits on what clients may send.",
+	"ingest.max_body_bytes": "Largest HTTP ingest request body, after decompression (413 above it).",
+	"ingest.max_line_bytes": "Longest single line or syslog message; longer ones are rejected.",
+	"ingest.max_future":     "Records timestamped further than this in the future are rejected.",
+	"ingest.allow": "CIDRs that may ingest over HTTP without a token and may send syslog, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]. " +
 		"Empty: every HTTP ingest needs a token with the ingest role. When set, syslog from other addresses is dropped. In the environment: comma-separated.",
 	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections.",
 
