@@ -1,0 +1,172 @@
+package purge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// reportDay is one day of a Report on the wire.
+type reportDay struct {
+	Day       string     `json:"day"` // YYYY-MM-DD (UTC)
+	Records   int64      `json:"records"`
+	Bytes     int64      `json:"bytes"`
+	MinTime   *time.Time `json:"min_time,omitempty"`
+	MaxTime   *time.Time `json:"max_time,omitempty"`
+	ExpiresAt time.Time  `json:"expires_at"`
+}
+
+// reportJSON is a Report on the wire: snake_case keys, days as YYYY-MM-DD,
+// the duration in seconds.
+type reportJSON struct {
+	DryRun          bool         `json:"dry_run"`
+	Startup         bool         `json:"startup,omitempty"`
+	Result          string       `json:"result,omitempty"`
+	Now             time.Time    `json:"now"`
+	Retention       string       `json:"retention"`
+	Days            []reportDay  `json:"days"`
+	Records         int64        `json:"records"`
+	Bytes           int64        `json:"bytes"`
+	DurationSeconds float64      `json:"duration_seconds"`
+	Extra           []PurgeStats `json:"extra,omitempty"`
+	NextExpiry      *time.Time   `json:"next_expiry,omitempty"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// MarshalJSON writes the report in the form of the purge API.
+func (r Report) MarshalJSON() ([]byte, error) {
+	p := Policy{Retention: r.Retention}
+	j := reportJSON{
+		DryRun: r.DryRun, Startup: r.Startup, Result: r.Result, Now: r.Now.UTC(),
+		Retention: r.Retention.String(), Days: make([]reportDay, 0, len(r.Days)),
+		Records: r.Records, Bytes: r.Bytes, DurationSeconds: r.Duration.Seconds(),
+		Extra: r.Extra, NextExpiry: timePtr(r.NextExpiry),
+	}
+	for _, d := range r.Days {
+		j.Days = append(j.Days, reportDay{
+			Day: record.DayString(d.Day), Records: d.Records, Bytes: d.Bytes,
+			MinTime: timePtr(d.MinTime), MaxTime: timePtr(d.MaxTime), ExpiresAt: p.ExpiresAt(d.Day),
+		})
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads a report written by MarshalJSON (the CLI uses it).
+func (r *Report) UnmarshalJSON(b []byte) error {
+	var j reportJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	ret, err := ParseRetention(j.Retention)
+	if err != nil {
+		return fmt.Errorf("purge report: %w", err)
+	}
+	out := Report{
+		DryRun: j.DryRun, Startup: j.Startup, Result: j.Result, Now: j.Now, Retention: ret,
+		Records: j.Records, Bytes: j.Bytes, Duration: time.Duration(j.DurationSeconds * float64(time.Second)),
+		Extra: j.Extra,
+	}
+	if j.NextExpiry != nil {
+		out.NextExpiry = *j.NextExpiry
+	}
+	for _, d := range j.Days {
+		day, err := record.ParseDay(d.Day)
+		if err != nil {
+			return fmt.Errorf("purge report: %w", err)
+		}
+		in := store.DayInfo{Day: day, Records: d.Records, Bytes: d.Bytes}
+		if d.MinTime != nil {
+			in.MinTime = *d.MinTime
+		}
+		if d.MaxTime != nil {
+			in.MaxTime = *d.MaxTime
+		}
+		out.Days = append(out.Days, in)
+	}
+	*r = out
+	return nil
+}
+
+// ServeHTTP is the handler of POST /api/v1/admin/purge?dry_run=true|false
+// [&force=true]. It answers 200 with the JSON report; 409 when the run was
+// refused by purge.max_days_per_run; 500 when the run failed (with the
+// partial report); 503 after Stop. Authentication (an admin token) is the
+// caller's job: mount it behind the auth middleware.
+func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST", nil)
+		return
+	}
+	q := r.URL.Query()
+	dry, err := boolParam(q.Get("dry_run"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "dry_run: "+err.Error(), nil)
+		return
+	}
+	force, err := boolParam(q.Get("force"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "force: "+err.Error(), nil)
+		return
+	}
+	rep, err := s.Run(r.Context(), RunOptions{DryRun: dry, Force: force})
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, rep)
+	case errors.Is(err, ErrRefused):
+		writeError(w, http.StatusConflict, err.Error(), &rep)
+	case errors.Is(err, ErrStopped):
+		writeError(w, http.StatusServiceUnavailable, "the daemon is shutting down", nil)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away while waiting; nobody reads the answer.
+		writeError(w, http.StatusServiceUnavailable, err.Error(), nil)
+	default:
+		var partial *Report
+		if rep.Result != "" {
+			partial = &rep
+		}
+		writeError(w, http.StatusInternalServerError, err.Error(), partial)
+	}
+}
+
+// boolParam reads an optional boolean query parameter; absent is false.
+func boolParam(v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%q is not true or false", record.Shorten(v))
+	}
+	return b, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes the API's {"error": "..."} answer, with the report of a
+// run that was refused or failed part-way when there is one.
+func writeError(w http.ResponseWriter, status int, msg string, rep *Report) {
+	writeJSON(w, status, struct {
+		Error  string  `json:"error"`
+		Report *Report `json:"report,omitempty"`
+	}{msg, rep})
+}

@@ -1,0 +1,171 @@
+package purge
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Run results, the values of the result label of retentiond_purge_runs_total.
+const (
+	ResultSuccess = "success"
+	ResultFailure = "failure"
+	ResultRefused = "refused"
+)
+
+// metrics are the purge metrics. None carries a label with record contents:
+// the only labels are the run result and the fixed name of an extra
+// purgeable (such as "audit").
+type metrics struct {
+	runs          *prometheus.CounterVec
+	lastSuccess   prometheus.Gauge
+	duration      prometheus.Histogram
+	days          prometheus.Counter
+	records       prometheus.Counter
+	bytes         prometheus.Counter
+	clockSkew     prometheus.Counter
+	extraItems    *prometheus.CounterVec
+	extraFailures *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) {
+	m := &metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_purge_runs_total",
+			Help: "Purge runs (scheduled, start-up and manual; dry runs excluded) by result: success, failure (an error; some days may have been destroyed) or refused (more expired days than purge.max_days_per_run).",
+		}, []string{"result"}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "retentiond_purge_last_success_timestamp_seconds",
+			Help: "Unix time of the last purge run that succeeded; 0 until the first one. Alert when it is older than the schedule interval plus a margin.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "retentiond_purge_duration_seconds",
+			Help:    "Wall time of purge runs, including waiting for running searches to release a day.",
+			Buckets: []float64{0.001, 0.01, 0.1, 1, 10, 60, 300, 1800, 3600},
+		}),
+		days: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purged_days_total",
+			Help: "UTC days destroyed by purge.",
+		}),
+		records: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purged_records_total",
+			Help: "Records destroyed by purge.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purged_bytes_total",
+			Help: "Bytes of day files destroyed by purge.",
+		}),
+		clockSkew: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_clock_skew_detected_total",
+			Help: "Purge runs that found the clock earlier than at the previous run (the clock went backwards). The run proceeds: a backwards clock only purges less.",
+		}),
+		extraItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_purge_extra_items_total",
+			Help: "Items (such as audit log files) destroyed by the extra purgeables that have their own retention, by purgeable name.",
+		}, []string{"name"}),
+		extraFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_purge_extra_failures_total",
+			Help: "Failed purges of an extra purgeable, by purgeable name.",
+		}, []string{"name"}),
+	}
+	// Every result exists from the start, so that rate() and increase() see
+	// the first failure as an increase from 0 rather than a new series.
+	for _, r := range []string{ResultSuccess, ResultFailure, ResultRefused} {
+		m.runs.WithLabelValues(r)
+	}
+	for _, col := range []prometheus.Collector{m.runs, m.lastSuccess, m.duration, m.days, m.records, m.bytes,
+		m.clockSkew, m.extraItems, m.extraFailures, c} {
+		if err := reg.Register(col); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// stateCollector reports the state of the store at scrape time, so that the
+// oldest record and the storage size are current even between purge runs
+// (ingest and flushes change them all the time).
+type stateCollector struct {
+	store   Store
+	policy  Policy
+	now     func() time.Time
+	dataDir string // empty: no file-system gauges
+
+	oldestRecord *prometheus.Desc
+	oldestExpiry *prometheus.Desc
+	retention    *prometheus.Desc
+	storedDays   *prometheus.Desc
+	storageBytes *prometheus.Desc
+	freeBytes    *prometheus.Desc
+	sizeBytes    *prometheus.Desc
+}
+
+func newStateCollector(st Store, p Policy, now func() time.Time, dataDir string) *stateCollector {
+	return &stateCollector{
+		store: st, policy: p, now: now, dataDir: dataDir,
+		oldestRecord: prometheus.NewDesc("retentiond_oldest_record_timestamp_seconds",
+			"Unix time of the oldest stored record. Absent while the store holds no record.", nil, nil),
+		oldestExpiry: prometheus.NewDesc("retentiond_oldest_day_expiry_timestamp_seconds",
+			"Unix time at which the oldest stored day is due for destruction by the retention rule (start of day + retention + 1 day). Absent while no day is stored. time() above it means purge is late.", nil, nil),
+		retention: prometheus.NewDesc("retentiond_retention_seconds",
+			"The configured retention in seconds, measured back from the scrape time: for a calendar retention such as 2y it is 730 or 731 days depending on leap days.", nil, nil),
+		storedDays: prometheus.NewDesc("retentiond_stored_days",
+			"UTC days that hold data.", nil, nil),
+		storageBytes: prometheus.NewDesc("retentiond_storage_bytes",
+			"Bytes of day files on disk.", nil, nil),
+		freeBytes: prometheus.NewDesc("retentiond_data_dir_free_bytes",
+			"Bytes available to the daemon on the file system of the data directory (statfs f_bavail).", nil, nil),
+		sizeBytes: prometheus.NewDesc("retentiond_data_dir_size_bytes",
+			"Total size in bytes of the file system of the data directory (statfs f_blocks).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.oldestRecord, c.oldestExpiry, c.retention, c.storedDays, c.storageBytes} {
+		ch <- d
+	}
+	if c.dataDir != "" {
+		ch <- c.freeBytes
+		ch <- c.sizeBytes
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	days := c.store.Days()
+	var oldest, oldestDay time.Time
+	var bytes int64
+	for _, d := range days {
+		bytes += d.Bytes
+		if d.Records > 0 && !d.MinTime.IsZero() && (oldest.IsZero() || d.MinTime.Before(oldest)) {
+			oldest = d.MinTime
+		}
+		if oldestDay.IsZero() || d.Day.Before(oldestDay) {
+			oldestDay = d.Day
+		}
+	}
+	if !oldest.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.oldestRecord, prometheus.GaugeValue, unixSeconds(oldest))
+	}
+	if !oldestDay.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.oldestExpiry, prometheus.GaugeValue, unixSeconds(c.policy.ExpiresAt(oldestDay)))
+	}
+	ch <- prometheus.MustNewConstMetric(c.retention, prometheus.GaugeValue, c.policy.Seconds(now))
+	ch <- prometheus.MustNewConstMetric(c.storedDays, prometheus.GaugeValue, float64(len(days)))
+	ch <- prometheus.MustNewConstMetric(c.storageBytes, prometheus.GaugeValue, float64(bytes))
+	if c.dataDir != "" {
+		// On error the gauges are left out rather than reported as invalid:
+		// an invalid metric fails the whole scrape, and with it the purge
+		// alerts. A missing free-space series is visible to absent().
+		if free, size, err := diskSpace(c.dataDir); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.freeBytes, prometheus.GaugeValue, float64(free))
+			ch <- prometheus.MustNewConstMetric(c.sizeBytes, prometheus.GaugeValue, float64(size))
+		}
+	}
+}
+
+// unixSeconds converts t to fractional Unix seconds, the Prometheus
+// convention for timestamps.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixMilli()) / 1e3 }

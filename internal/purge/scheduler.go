@@ -1,0 +1,487 @@
+package purge
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// DefaultSchedule runs the purge daily at 00:05 UTC. Days are UTC days and
+// expire at a UTC midnight, so a run shortly after midnight destroys each day
+// within minutes of the moment it expires; the five minutes leave room for a
+// slightly fast clock on this host or on the shippers, and keep the run away
+// from the midnight burst of log rotation. A schedule without CRON_TZ= is
+// also read in UTC.
+const DefaultSchedule = "CRON_TZ=UTC 5 0 * * *"
+
+// scheduleParser is the cron dialect of purge.schedule: five fields (minute
+// hour day-of-month month day-of-week) or a descriptor such as @daily, with
+// an optional CRON_TZ= (or TZ=) prefix. It is the dialect internal/config
+// validates.
+var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule parses a purge.schedule value.
+func ParseSchedule(spec string) (cron.Schedule, error) {
+	s, err := scheduleParser.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("purge schedule %q: %w (write five fields \"minute hour day-of-month month day-of-week\", e.g. %q, or a descriptor such as \"@daily\")",
+			spec, err, DefaultSchedule)
+	}
+	return s, nil
+}
+
+// Store is what the purge needs from the data directory; *store.Store
+// satisfies it. DeleteDay must destroy every copy of the day (day files, WAL
+// records, temp files) crash-safely and must not delete a day under a
+// running search. It returns what was deleted, or a zero DayInfo when the day
+// did not exist.
+type Store interface {
+	Days() []store.DayInfo
+	DeleteDay(ctx context.Context, day time.Time) (store.DayInfo, error)
+}
+
+// Purgeable is other data with its own retention that is purged on the same
+// schedule, such as old audit log files. Purge destroys what has expired at
+// now and says what it destroyed.
+type Purgeable interface {
+	Purge(ctx context.Context, now time.Time) (PurgeStats, error)
+}
+
+// PurgeFunc adapts a function to Purgeable.
+type PurgeFunc func(ctx context.Context, now time.Time) (PurgeStats, error)
+
+// Purge calls f.
+func (f PurgeFunc) Purge(ctx context.Context, now time.Time) (PurgeStats, error) { return f(ctx, now) }
+
+// PurgeStats is what a Purgeable destroyed in one run.
+type PurgeStats struct {
+	Name  string `json:"name"`  // fixed name, used as a metric label: "audit"
+	Items int64  `json:"items"` // files, entries or whatever the purgeable counts
+	Bytes int64  `json:"bytes"`
+}
+
+// Errors a caller distinguishes with errors.Is.
+var (
+	// ErrRefused means more days have expired than MaxDaysPerRun allows and
+	// nothing was destroyed: the clock may have jumped forward.
+	ErrRefused = errors.New("purge refused")
+	// ErrStopped means the scheduler has been stopped.
+	ErrStopped = errors.New("purge scheduler stopped")
+)
+
+// Options configure a Scheduler.
+type Options struct {
+	// Policy decides what has expired; its Retention must be set.
+	Policy Policy
+	// Store holds the days.
+	Store Store
+	// Extra are purged after the days in every run (not in dry runs).
+	Extra []Purgeable
+	// Schedule is the cron spec (purge.schedule); empty means
+	// DefaultSchedule.
+	Schedule string
+	// MaxDaysPerRun refuses a run that would destroy more days than this,
+	// because a clock that jumped forward could otherwise destroy a lot of
+	// data at once. 0 means no limit (the default). The start-up run is
+	// exempt when StartupIgnoresLimit is set, and an operator can override
+	// the guard for one run with RunOptions.Force.
+	MaxDaysPerRun int
+	// StartupIgnoresLimit exempts the start-up run from MaxDaysPerRun, so
+	// that the catch-up after long downtime is not refused.
+	StartupIgnoresLimit bool
+	// DataDir, when set, adds the gauges retentiond_data_dir_free_bytes and
+	// retentiond_data_dir_size_bytes for the file system holding it.
+	DataDir string
+	// Registerer receives the metrics; nil means a private registry (the
+	// global default registry is never used).
+	Registerer prometheus.Registerer
+	// Logger gets one line per run; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now. Tests inject a simulated one.
+	Now func() time.Time
+}
+
+// RunOptions select the kind of run.
+type RunOptions struct {
+	// DryRun only lists what would be destroyed.
+	DryRun bool
+	// Force ignores MaxDaysPerRun for this run (an operator's explicit
+	// decision after checking the clock).
+	Force bool
+	// Startup marks the start-up catch-up run.
+	Startup bool
+}
+
+// Report says what a run destroyed, or for a dry run or a refused run what
+// it would have destroyed.
+type Report struct {
+	DryRun    bool
+	Startup   bool
+	Result    string // ResultSuccess, ResultFailure or ResultRefused; empty for a dry run
+	Now       time.Time
+	Retention Retention
+	// Days are the destroyed (or, for a dry or refused run, expired) days,
+	// oldest first.
+	Days     []store.DayInfo
+	Records  int64
+	Bytes    int64
+	Duration time.Duration
+	// Extra holds one entry per extra purgeable that ran.
+	Extra []PurgeStats
+	// NextExpiry is when the oldest day that remains will expire; zero when
+	// none remains.
+	NextExpiry time.Time
+}
+
+// Scheduler runs the purge on a cron schedule, at start-up and on demand,
+// never two runs at once, and keeps the purge metrics. It depends only on
+// the Store's day list and DeleteDay, not on the WAL or on ingest, so that
+// a broken write path cannot stop the destruction of expired data.
+type Scheduler struct {
+	policy  Policy
+	store   Store
+	extra   []Purgeable
+	maxDays int
+	startOK bool
+	now     func() time.Time
+	log     *slog.Logger
+	m       *metrics
+	cron    *cron.Cron
+	spec    string
+
+	// sem holds one token; a run takes it, so runs never overlap. A
+	// scheduled run that finds it taken is skipped; a manual or start-up
+	// run waits for it.
+	sem chan struct{}
+	// base is cancelled by Stop, which aborts a run that is waiting for a
+	// search to release a day (the day stays hidden and is finished by the
+	// next run).
+	base   context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	lastRun time.Time // clock reading at the previous real run
+	stopped bool
+}
+
+// NewScheduler checks the options, registers the metrics and returns a
+// scheduler that has not started; call Start for the schedule.
+func NewScheduler(opts Options) (*Scheduler, error) {
+	if opts.Store == nil {
+		return nil, errors.New("purge: no store")
+	}
+	r := opts.Policy.Retention
+	if r.IsZero() || r.Years < 0 || r.Days < 0 {
+		return nil, fmt.Errorf("purge: retention %s: must be positive", r)
+	}
+	if opts.MaxDaysPerRun < 0 {
+		return nil, fmt.Errorf("purge: max days per run %d: must be 0 (no limit) or more", opts.MaxDaysPerRun)
+	}
+	spec := cmp.Or(opts.Schedule, DefaultSchedule)
+	sched, err := ParseSchedule(spec)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scheduler{
+		policy:  opts.Policy,
+		store:   opts.Store,
+		extra:   opts.Extra,
+		maxDays: opts.MaxDaysPerRun,
+		startOK: opts.StartupIgnoresLimit,
+		now:     opts.Now,
+		log:     cmp.Or(opts.Logger, slog.Default()),
+		spec:    spec,
+		sem:     make(chan struct{}, 1),
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	reg := opts.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if s.m, err = newMetrics(reg, newStateCollector(s.store, s.policy, s.now, opts.DataDir)); err != nil {
+		return nil, fmt.Errorf("purge: register metrics: %w", err)
+	}
+	cl := cronLogger{s.log}
+	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(scheduleParser), cron.WithLogger(cl),
+		cron.WithChain(cron.SkipIfStillRunning(cl)))
+	s.cron.Schedule(sched, cron.FuncJob(s.scheduledRun))
+	return s, nil
+}
+
+// Start starts the schedule. It does not run a purge by itself; the daemon
+// calls RunStartup first (purge.on_start).
+func (s *Scheduler) Start() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.cron.Start()
+	s.log.Info("purge scheduled", "schedule", s.spec, "retention", s.policy.Retention.String(),
+		"next", s.Next().Format(time.RFC3339))
+}
+
+// Next returns the time of the next scheduled run, or zero if the schedule
+// has not started.
+func (s *Scheduler) Next() time.Time {
+	for _, e := range s.cron.Entries() {
+		return e.Next
+	}
+	return time.Time{}
+}
+
+// Stop stops the schedule, cancels a run that is waiting for a search, and
+// refuses new runs. The returned context is done once no run is in flight.
+func (s *Scheduler) Stop() context.Context {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	cronDone := s.cron.Stop()
+	s.cancel()
+	ctx, done := context.WithCancel(context.Background())
+	go func() {
+		<-cronDone.Done()
+		// Taking the token for good waits for a manual or start-up run and
+		// keeps any later one out.
+		s.sem <- struct{}{}
+		done()
+	}()
+	return ctx
+}
+
+// scheduledRun is the cron job. If a run is already in progress (a manual
+// one, or the start-up catch-up), this one is skipped: the next run decides
+// from the data again, so nothing is lost by skipping.
+func (s *Scheduler) scheduledRun() {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		s.log.Warn("purge run skipped: another purge is still running")
+		return
+	}
+	defer func() { <-s.sem }()
+	if s.isStopped() {
+		return
+	}
+	// The error is already logged and counted by execute.
+	_, _ = s.execute(s.base, RunOptions{})
+}
+
+// RunNow purges now (or, with dryRun, reports what would be purged). It
+// waits for a run in progress to finish rather than overlapping it.
+func (s *Scheduler) RunNow(ctx context.Context, dryRun bool) (Report, error) {
+	return s.Run(ctx, RunOptions{DryRun: dryRun})
+}
+
+// RunStartup is the start-up catch-up run: the daemon calls it before it
+// reports ready, so that no search sees a day that expired during downtime.
+func (s *Scheduler) RunStartup(ctx context.Context) (Report, error) {
+	return s.Run(ctx, RunOptions{Startup: true})
+}
+
+// Run runs a purge with the given options, waiting for a run in progress.
+func (s *Scheduler) Run(ctx context.Context, o RunOptions) (Report, error) {
+	if s.isStopped() {
+		return Report{}, ErrStopped
+	}
+	if o.DryRun {
+		// A dry run changes nothing, so it needs no turn.
+		return s.dryRun(), nil
+	}
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return Report{}, fmt.Errorf("purge: waiting for the running purge: %w", ctx.Err())
+	}
+	defer func() { <-s.sem }()
+	if s.isStopped() {
+		return Report{}, ErrStopped
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.base, cancel)
+	defer stop()
+	return s.execute(ctx, o)
+}
+
+func (s *Scheduler) isStopped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopped
+}
+
+// Plan lists the stored days that have expired at now, oldest first: what a
+// run at now would destroy.
+func (s *Scheduler) Plan(now time.Time) []store.DayInfo {
+	return plan(s.policy, s.store.Days(), now)
+}
+
+// plan filters days to the expired ones, oldest first.
+func plan(p Policy, days []store.DayInfo, now time.Time) []store.DayInfo {
+	var out []store.DayInfo
+	for _, d := range days {
+		if p.Expired(d.Day, now) {
+			out = append(out, d)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.DayInfo) int { return a.Day.Compare(b.Day) })
+	return out
+}
+
+// nextExpiry returns when the oldest unexpired day expires, or zero.
+func (s *Scheduler) nextExpiry(now time.Time) time.Time {
+	var next time.Time
+	for _, d := range s.store.Days() {
+		if s.policy.Expired(d.Day, now) {
+			continue
+		}
+		if e := s.policy.ExpiresAt(d.Day); next.IsZero() || e.Before(next) {
+			next = e
+		}
+	}
+	return next
+}
+
+func (s *Scheduler) dryRun() Report {
+	start := time.Now()
+	now := s.now().UTC()
+	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention, Days: s.Plan(now)}
+	for _, d := range rep.Days {
+		rep.Records += d.Records
+		rep.Bytes += d.Bytes
+	}
+	rep.NextExpiry = s.nextExpiry(now)
+	rep.Duration = time.Since(start)
+	return rep
+}
+
+// execute is one real run; the caller holds the token.
+func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
+	start := time.Now()
+	now := s.now().UTC()
+	s.checkClock(now)
+	rep := Report{Startup: o.Startup, Now: now, Retention: s.policy.Retention}
+	expired := s.Plan(now)
+
+	if s.maxDays > 0 && len(expired) > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
+		rep.Result = ResultRefused
+		rep.Days = expired
+		for _, d := range expired {
+			rep.Records += d.Records
+			rep.Bytes += d.Bytes
+		}
+		rep.NextExpiry = s.policy.ExpiresAt(expired[0].Day)
+		rep.Duration = time.Since(start)
+		s.m.runs.WithLabelValues(ResultRefused).Inc()
+		s.m.duration.Observe(rep.Duration.Seconds())
+		err := fmt.Errorf("%w: %d days have expired, more than purge.max_days_per_run (%d); nothing was destroyed. "+
+			"If the clock is right, raise the limit or run 'retentiond purge --force' once",
+			ErrRefused, len(expired), s.maxDays)
+		s.log.Error("purge refused", "days", len(expired), "max_days_per_run", s.maxDays,
+			"oldest_day", record.DayString(expired[0].Day), "newest_day", record.DayString(expired[len(expired)-1].Day),
+			"startup", o.Startup, "now", now.Format(time.RFC3339))
+		return rep, err
+	}
+
+	var errs []error
+	for _, d := range expired {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, fmt.Errorf("purge stopped before day %s: %w", record.DayString(d.Day), err))
+			break
+		}
+		info, err := s.store.DeleteDay(ctx, d.Day)
+		// A DeleteDay error may still come with the day's files removed
+		// (the WAL clean-up after it failed); count what was destroyed.
+		if !info.Day.IsZero() {
+			rep.Days = append(rep.Days, info)
+			rep.Records += info.Records
+			rep.Bytes += info.Bytes
+			s.m.days.Inc()
+			s.m.records.Add(float64(info.Records))
+			s.m.bytes.Add(float64(info.Bytes))
+		}
+		if err != nil {
+			// Go on with the other expired days: one day held by a stuck
+			// search must not keep the rest beyond their retention.
+			errs = append(errs, err)
+		}
+	}
+	for i, e := range s.extra {
+		st, err := e.Purge(ctx, now)
+		st.Name = cmp.Or(st.Name, fmt.Sprintf("extra%d", i))
+		rep.Extra = append(rep.Extra, st)
+		s.m.extraItems.WithLabelValues(st.Name).Add(float64(st.Items))
+		if err != nil {
+			s.m.extraFailures.WithLabelValues(st.Name).Inc()
+			errs = append(errs, fmt.Errorf("purge %s: %w", st.Name, err))
+		}
+	}
+	rep.NextExpiry = s.nextExpiry(now)
+	rep.Duration = time.Since(start)
+	s.m.duration.Observe(rep.Duration.Seconds())
+	err := errors.Join(errs...)
+
+	attrs := []any{"days", len(rep.Days), "records", rep.Records, "bytes", rep.Bytes,
+		"duration", rep.Duration.Round(time.Millisecond).String(), "startup", o.Startup, "forced", o.Force}
+	if len(rep.Days) > 0 {
+		attrs = append(attrs, "oldest_day", record.DayString(rep.Days[0].Day),
+			"newest_day", record.DayString(rep.Days[len(rep.Days)-1].Day))
+	}
+	for _, st := range rep.Extra {
+		attrs = append(attrs, st.Name+"_items", st.Items)
+	}
+	if !rep.NextExpiry.IsZero() {
+		attrs = append(attrs, "next_expiry", rep.NextExpiry.Format(time.RFC3339))
+	}
+	if err != nil {
+		rep.Result = ResultFailure
+		s.m.runs.WithLabelValues(ResultFailure).Inc()
+		s.log.Error("purge failed", append(attrs, "err", err)...)
+		return rep, err
+	}
+	rep.Result = ResultSuccess
+	s.m.runs.WithLabelValues(ResultSuccess).Inc()
+	s.m.lastSuccess.Set(unixSeconds(now))
+	s.log.Info("purge finished", attrs...)
+	return rep, nil
+}
+
+// checkClock counts and logs a clock that reads earlier than at the previous
+// run. The run still proceeds: an earlier clock only makes fewer days
+// expired, so it can delay destruction but never bring it forward.
+func (s *Scheduler) checkClock(now time.Time) {
+	s.mu.Lock()
+	last := s.lastRun
+	s.lastRun = now
+	s.mu.Unlock()
+	if !last.IsZero() && now.Before(last) {
+		s.m.clockSkew.Inc()
+		s.log.Warn("clock went backwards since the previous purge run; purging with the current clock",
+			"previous", last.Format(time.RFC3339Nano), "now", now.Format(time.RFC3339Nano),
+			"behind", last.Sub(now).String())
+	}
+}
+
+// cronLogger sends the cron library's messages to slog. Its routine messages
+// (wake-ups, schedules) are debug noise; its errors are not.
+type cronLogger struct{ l *slog.Logger }
+
+func (c cronLogger) Info(msg string, kv ...any) { c.l.Debug("purge cron: "+msg, kv...) }
+
+func (c cronLogger) Error(err error, msg string, kv ...any) {
+	c.l.Error("purge cron: "+msg, append(kv, "err", err)...)
+}
