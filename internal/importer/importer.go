@@ -411,7 +411,10 @@ func (fr *fileRun) handle(ctx context.Context, line []byte, no int64, lineErr er
 		fr.batch = append(fr.batch, rec)
 		fr.lines = append(fr.lines, no)
 	}
-	if len(fr.batch) >= im.opts.BatchSize && !fr.replaying {
+	// A long stretch of lines that yield no records (all expired, all
+	// rejected) still checkpoints now and then, so that progress is saved
+	// and Stop is noticed.
+	if (len(fr.batch) >= im.opts.BatchSize || fr.handled&(1<<16-1) == 0) && !fr.replaying {
 		return fr.flush(ctx)
 	}
 	return nil

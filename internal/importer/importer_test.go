@@ -408,3 +408,54 @@ func TestLedgerDurableAndLocked(t *testing.T) {
 		t.Fatalf("ledger entries %+v", es)
 	}
 }
+
+func TestStopFinishesBatchAndResumes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		n       int
+		expired bool // every record past retention: no batch ever fills
+	}{
+		{"records", 5000, false},
+		{"all-expired", 70_000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, content := genNDJSON(tc.n, 14)
+			e := newEnv(t)
+			f := writeFile(t, filepath.Join(e.dir, "a.log"), content, "")
+			l, err := OpenLedger(e.ledger)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := &memSink{}
+			opts := Options{Sink: sink, Ledger: l, Dest: "test", Format: "json", Parse: parseTestJSON, BatchSize: 1000}
+			if tc.expired {
+				opts.TimeWindow = func(time.Time) (time.Time, time.Time) { return time.Now(), time.Now().Add(time.Hour) }
+			}
+			im := New(opts)
+			im.Stop() // as if Ctrl-C came at once
+			err = im.ImportFile(context.Background(), f)
+			l.Close()
+			if !errors.Is(err, ErrInterrupted) {
+				t.Fatalf("err %v, want ErrInterrupted", err)
+			}
+			first := im.Summary().Lines
+			if first == 0 || first >= int64(tc.n) {
+				t.Fatalf("stopped after %d of %d lines", first, tc.n)
+			}
+			sum, errs := e.run(sink, func(o *Options) { o.TimeWindow = opts.TimeWindow }, f)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if sum.AlreadyImported != first || sum.Lines != int64(tc.n)-first {
+				t.Fatalf("resumed run: skipped %d and read %d lines; first run read %d of %d", sum.AlreadyImported, sum.Lines, first, tc.n)
+			}
+			if tc.expired {
+				if len(sink.recs) != 0 || sum.PastRetention != sum.Lines {
+					t.Fatalf("expired records stored: %d, summary %+v", len(sink.recs), sum)
+				}
+				return
+			}
+			sameRecords(t, sink.recs, want)
+		})
+	}
+}
