@@ -139,8 +139,9 @@ type Report struct {
 	Duration time.Duration
 	// Extra holds one entry per extra purgeable that ran.
 	Extra []PurgeStats
-	// NextExpiry is when the oldest day that remains will expire; zero when
-	// none remains.
+	// NextExpiry is when the next stored day that had not expired at Now
+	// will expire, i.e. when the next run has work to do; zero when no such
+	// day is stored.
 	NextExpiry time.Time
 }
 
@@ -169,6 +170,9 @@ type Scheduler struct {
 	// next run).
 	base   context.Context
 	cancel context.CancelFunc
+
+	stopOnce   sync.Once
+	stoppedCtx context.Context
 
 	mu      sync.Mutex
 	lastRun time.Time // clock reading at the previous real run
@@ -246,21 +250,25 @@ func (s *Scheduler) Next() time.Time {
 
 // Stop stops the schedule, cancels a run that is waiting for a search, and
 // refuses new runs. The returned context is done once no run is in flight.
+// Calling Stop again returns the same context.
 func (s *Scheduler) Stop() context.Context {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
-	cronDone := s.cron.Stop()
-	s.cancel()
-	ctx, done := context.WithCancel(context.Background())
-	go func() {
-		<-cronDone.Done()
-		// Taking the token for good waits for a manual or start-up run and
-		// keeps any later one out.
-		s.sem <- struct{}{}
-		done()
-	}()
-	return ctx
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.stopped = true
+		s.mu.Unlock()
+		cronDone := s.cron.Stop()
+		s.cancel()
+		ctx, done := context.WithCancel(context.Background())
+		s.stoppedCtx = ctx
+		go func() {
+			<-cronDone.Done()
+			// Taking the token for good waits for a manual or start-up run
+			// and keeps any later one out.
+			s.sem <- struct{}{}
+			done()
+		}()
+	})
+	return s.stoppedCtx
 }
 
 // scheduledRun is the cron job. If a run is already in progress (a manual
@@ -342,14 +350,15 @@ func plan(p Policy, days []store.DayInfo, now time.Time) []store.DayInfo {
 	return out
 }
 
-// nextExpiry returns when the oldest unexpired day expires, or zero.
-func (s *Scheduler) nextExpiry(now time.Time) time.Time {
+// nextExpiry returns when the oldest of days that has not expired at now
+// will expire, or zero.
+func (p Policy) nextExpiry(days []store.DayInfo, now time.Time) time.Time {
 	var next time.Time
-	for _, d := range s.store.Days() {
-		if s.policy.Expired(d.Day, now) {
+	for _, d := range days {
+		if p.Expired(d.Day, now) {
 			continue
 		}
-		if e := s.policy.ExpiresAt(d.Day); next.IsZero() || e.Before(next) {
+		if e := p.ExpiresAt(d.Day); next.IsZero() || e.Before(next) {
 			next = e
 		}
 	}
@@ -359,12 +368,13 @@ func (s *Scheduler) nextExpiry(now time.Time) time.Time {
 func (s *Scheduler) dryRun() Report {
 	start := time.Now()
 	now := s.now().UTC()
-	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention, Days: s.Plan(now)}
+	days := s.store.Days()
+	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention, Days: plan(s.policy, days, now)}
 	for _, d := range rep.Days {
 		rep.Records += d.Records
 		rep.Bytes += d.Bytes
 	}
-	rep.NextExpiry = s.nextExpiry(now)
+	rep.NextExpiry = s.policy.nextExpiry(days, now)
 	rep.Duration = time.Since(start)
 	return rep
 }
@@ -375,7 +385,9 @@ func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
 	now := s.now().UTC()
 	s.checkClock(now)
 	rep := Report{Startup: o.Startup, Now: now, Retention: s.policy.Retention}
-	expired := s.Plan(now)
+	days := s.store.Days()
+	expired := plan(s.policy, days, now)
+	rep.NextExpiry = s.policy.nextExpiry(days, now)
 
 	if s.maxDays > 0 && len(expired) > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
 		rep.Result = ResultRefused
@@ -384,7 +396,6 @@ func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
 			rep.Records += d.Records
 			rep.Bytes += d.Bytes
 		}
-		rep.NextExpiry = s.policy.ExpiresAt(expired[0].Day)
 		rep.Duration = time.Since(start)
 		s.m.runs.WithLabelValues(ResultRefused).Inc()
 		s.m.duration.Observe(rep.Duration.Seconds())
@@ -430,7 +441,6 @@ func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
 			errs = append(errs, fmt.Errorf("purge %s: %w", st.Name, err))
 		}
 	}
-	rep.NextExpiry = s.nextExpiry(now)
 	rep.Duration = time.Since(start)
 	s.m.duration.Observe(rep.Duration.Seconds())
 	err := errors.Join(errs...)
