@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +38,7 @@ func rec(t time.Time, seq int) record.Record {
 		IP:        netip.AddrFrom4([4]byte{192, 0, 2, byte(seq % 250)}),
 	}
 	if seq%3 == 0 {
-		r.IP = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", seq))
+		r.IP = netip.MustParseAddr(fmt.Sprintf("2001:db8::%x:%x", (seq>>16)&0xffff, seq&0xffff))
 	}
 	if err := r.Normalize(); err != nil {
 		panic(err)
@@ -414,7 +415,6 @@ func TestCrashKill(t *testing.T) {
 	dir := t.TempDir()
 	acked := make(map[int]bool)
 	next := 0
-	var checked int
 	for round := 0; round < rounds; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKill$")
 		cmd.Env = append(os.Environ(), "RETENTIOND_STORE_CHILD="+dir, "RETENTIOND_STORE_FIRST="+strconv.Itoa(next))
@@ -426,7 +426,9 @@ func TestCrashKill(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		kill := time.AfterFunc(time.Duration(20+rand.IntN(200))*time.Millisecond, func() {
+		var killed atomic.Bool
+		kill := time.AfterFunc(time.Duration(50+rand.IntN(250))*time.Millisecond, func() {
+			killed.Store(true)
 			cmd.Process.Signal(syscall.SIGKILL)
 		})
 		sc := bufio.NewScanner(out)
@@ -437,7 +439,10 @@ func TestCrashKill(t *testing.T) {
 		}
 		kill.Stop()
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		waitErr := cmd.Wait()
+		if !killed.Load() {
+			t.Fatalf("round %d: child exited before it was killed: %v", round, waitErr)
+		}
 		next += 1_000_000
 
 		s, err := Open(dir, Options{FlushInterval: time.Hour, Registerer: prometheus.NewRegistry()})
@@ -461,9 +466,8 @@ func TestCrashKill(t *testing.T) {
 				t.Fatalf("round %d: acknowledged record %d lost", round, n)
 			}
 		}
-		checked = len(acked)
 	}
-	t.Logf("%d SIGKILL rounds, %d acknowledged records all present exactly once", rounds, checked)
+	t.Logf("%d SIGKILL rounds, %d acknowledged records all present exactly once", rounds, len(acked))
 }
 
 // crashChild is the body of the process TestCrashKill kills.

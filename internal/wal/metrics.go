@@ -1,0 +1,41 @@
+package wal
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	fsyncDuration prometheus.Histogram
+	appends       prometheus.Counter
+	bytes         prometheus.Counter
+	fsyncs        prometheus.Counter
+	repairs       prometheus.Counter
+	segments      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		fsyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "retentiond_wal_fsync_duration_seconds",
+			Help:    "Time to write and fsync one group commit.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		appends: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_wal_appends_total", Help: "Payloads appended and fsynced.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_wal_written_bytes_total", Help: "Bytes written to WAL files, framing included.",
+		}),
+		fsyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_wal_fsyncs_total", Help: "Group commits (one write and one fsync each).",
+		}),
+		repairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_wal_torn_tail_repairs_total", Help: "Torn tails cut from the last WAL file at start-up.",
+		}),
+		segments: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "retentiond_wal_segments", Help: "WAL files present.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.fsyncDuration, m.appends, m.bytes, m.fsyncs, m.repairs, m.segments)
+	}
+	return m
+}

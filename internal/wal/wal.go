@@ -1,0 +1,525 @@
+// Package wal is retentiond's write-ahead log: the place an ingested batch is
+// made durable before it is acknowledged. It is a directory of numbered files,
+// each a header followed by length- and CRC32C-framed payloads. Concurrent
+// appenders share one write and one fsync (group commit), which is how an
+// fsync per acknowledged batch stays fast. See docs/wal.md for the byte layout.
+package wal
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/retentiond/retentiond/internal/fsutil"
+)
+
+const (
+	magic      = "RWAL"
+	version    = 1
+	headerSize = 8 // magic, version byte, 3 reserved zero bytes
+	frameSize  = 8 // uint32 length, uint32 CRC32C
+	// MaxPayload is the largest payload Append accepts. A larger length in a
+	// frame is treated as corruption, which also bounds what a damaged file
+	// can make Replay allocate.
+	MaxPayload = 64 << 20
+	// maxGroupBytes bounds one group commit, so a burst of appenders does not
+	// build one huge write.
+	maxGroupBytes = 8 << 20
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrFailed is wrapped by every Append after a write or fsync failed: the
+// log can no longer promise that acknowledged bytes are on disk, and
+// retrying an fsync after a failure can report success for lost data.
+var ErrFailed = errors.New("wal failed")
+
+// ErrClosed is returned by Append after Close.
+var ErrClosed = errors.New("wal closed")
+
+// CorruptionError reports damage that is not a torn tail: data in a file
+// that was complete when written no longer checks out.
+type CorruptionError struct {
+	File   string
+	Offset int64
+	Err    error
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("wal corruption in %s at offset %d: %v", e.File, e.Offset, e.Err)
+}
+
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// Options tune the log. The zero value selects the defaults.
+type Options struct {
+	// SegmentSize is the size after which appends move to a new file.
+	// Default 64 MiB.
+	SegmentSize int64
+	// Logger receives repair reports; never payload contents.
+	Logger *slog.Logger
+	// Registerer receives the WAL metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+type request struct {
+	payload []byte
+	rotate  bool
+	done    chan result
+}
+
+type result struct {
+	seg int
+	err error
+}
+
+// WAL is an open write-ahead log. Its methods are safe for concurrent use.
+type WAL struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	// firstNew is the index of the file Open created; files before it were
+	// complete (or repaired) when the log was opened.
+	firstNew int
+
+	mu      sync.Mutex // guards closed and files
+	closed  bool
+	files   []int
+	reqs    chan request
+	stopped chan struct{}
+
+	// Owned by the writer goroutine.
+	cur     *os.File
+	curIdx  int
+	curSize int64
+	err     error
+	buf     []byte
+
+	// syncFn syncs a file; tests replace it to inject fsync failures.
+	syncFn func(*os.File) error
+}
+
+// Open opens the log in dir (creating it), repairs a torn tail of the last
+// file, and starts a new file for appends.
+func Open(dir string, opts Options) (*WAL, error) {
+	opts.SegmentSize = cmp.Or(opts.SegmentSize, 64<<20)
+	w := &WAL{
+		dir:     dir,
+		opts:    opts,
+		log:     cmp.Or(opts.Logger, slog.Default()),
+		m:       newMetrics(opts.Registerer),
+		reqs:    make(chan request, 1024),
+		stopped: make(chan struct{}),
+		syncFn:  (*os.File).Sync,
+	}
+	if err := fsutil.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("create wal dir: %w", err)
+	}
+	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+		return nil, err
+	}
+	files, err := listFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	w.files = files
+	if len(files) > 0 {
+		if err := w.repair(files[len(files)-1]); err != nil {
+			return nil, err
+		}
+	}
+	next := 1
+	if len(files) > 0 {
+		next = files[len(files)-1] + 1
+	}
+	w.firstNew = next
+	if err := w.newFile(next); err != nil {
+		return nil, err
+	}
+	w.m.segments.Set(float64(len(w.files)))
+	go w.run()
+	return w, nil
+}
+
+func fileName(idx int) string { return fmt.Sprintf("%08d.wal", idx) }
+
+func listFiles(dir string) ([]int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("list wal dir: %w", err)
+	}
+	var idx []int
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".wal")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(name)
+		if err != nil || n <= 0 || fileName(n) != e.Name() {
+			continue
+		}
+		idx = append(idx, n)
+	}
+	slices.Sort(idx)
+	return idx, nil
+}
+
+// scan walks the frames of a file's contents and calls fn for each intact
+// payload. It returns the offset where intact data ends and, if that is not
+// the end of the file, why.
+func scan(b []byte, fn func(payload []byte) error) (int64, error) {
+	if len(b) < headerSize {
+		return 0, fmt.Errorf("short header (%d bytes)", len(b))
+	}
+	if string(b[:4]) != magic {
+		return 0, fmt.Errorf("bad magic %q", b[:4])
+	}
+	if b[4] != version {
+		return 0, fmt.Errorf("unsupported version %d", b[4])
+	}
+	off := headerSize
+	for off < len(b) {
+		if len(b)-off < frameSize {
+			return int64(off), fmt.Errorf("short frame header (%d bytes)", len(b)-off)
+		}
+		n := binary.LittleEndian.Uint32(b[off:])
+		sum := binary.LittleEndian.Uint32(b[off+4:])
+		if n == 0 || n > MaxPayload {
+			return int64(off), fmt.Errorf("invalid payload length %d", n)
+		}
+		if uint64(len(b)-off-frameSize) < uint64(n) {
+			return int64(off), fmt.Errorf("payload of %d bytes runs past the end of the file", n)
+		}
+		payload := b[off+frameSize : off+frameSize+int(n)]
+		if frameCRC(b[off:off+4], payload) != sum {
+			return int64(off), errors.New("checksum mismatch")
+		}
+		if fn != nil {
+			if err := fn(payload); err != nil {
+				return int64(off), err
+			}
+		}
+		off += frameSize + int(n)
+	}
+	return int64(off), nil
+}
+
+// frameCRC covers the length bytes too, so a flipped bit in a length is
+// caught even when it happens to point at another plausible boundary.
+func frameCRC(lenBytes, payload []byte) uint32 {
+	c := crc32.Update(0, castagnoli, lenBytes)
+	return crc32.Update(c, castagnoli, payload)
+}
+
+// repair cuts the last file at its last intact frame. Only the last file can
+// legitimately end in a partial write: earlier files were fsynced before the
+// next one was started.
+func (w *WAL) repair(idx int) error {
+	path := filepath.Join(w.dir, fileName(idx))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read wal file: %w", err)
+	}
+	end, why := scan(b, nil)
+	if why == nil {
+		return nil
+	}
+	if end < headerSize {
+		// The crash hit while the file was being created: nothing in it was
+		// ever acknowledged. Rewrite a clean header.
+		end = 0
+	}
+	w.log.Warn("wal: cut torn tail of last file", "file", fileName(idx), "offset", end,
+		"dropped_bytes", int64(len(b))-end, "reason", why.Error())
+	w.m.repairs.Inc()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("repair wal file: %w", err)
+	}
+	defer f.Close()
+	if err := f.Truncate(end); err != nil {
+		return fmt.Errorf("repair wal file: truncate: %w", err)
+	}
+	if end == 0 {
+		if _, err := f.WriteAt(header(), 0); err != nil {
+			return fmt.Errorf("repair wal file: %w", err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("repair wal file: sync: %w", err)
+	}
+	return nil
+}
+
+func header() []byte {
+	h := make([]byte, headerSize)
+	copy(h, magic)
+	h[4] = version
+	return h
+}
+
+// newFile creates file idx with its header and makes it durable. Called from
+// Open and from the writer goroutine.
+func (w *WAL) newFile(idx int) error {
+	path := filepath.Join(w.dir, fileName(idx))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("create wal file: %w", err)
+	}
+	if _, err := f.Write(header()); err != nil {
+		f.Close()
+		return fmt.Errorf("write wal header: %w", err)
+	}
+	if err := w.syncFn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("sync new wal file: %w", err)
+	}
+	if err := fsutil.SyncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	if w.cur != nil {
+		w.cur.Close()
+	}
+	w.cur, w.curIdx, w.curSize = f, idx, headerSize
+	w.mu.Lock()
+	w.files = append(w.files, idx)
+	n := len(w.files)
+	w.mu.Unlock()
+	w.m.segments.Set(float64(n))
+	return nil
+}
+
+// Replay calls fn with every payload in files with index >= from, in order.
+// Damage in any file is a *CorruptionError naming file and offset (the torn
+// tail of the last file was already cut by Open).
+func (w *WAL) Replay(from int, fn func(seg int, payload []byte) error) error {
+	w.mu.Lock()
+	files := slices.Clone(w.files)
+	w.mu.Unlock()
+	for _, idx := range files {
+		if idx < from {
+			continue
+		}
+		path := filepath.Join(w.dir, fileName(idx))
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+		var cbErr error
+		end, why := scan(b, func(p []byte) error {
+			if err := fn(idx, p); err != nil {
+				cbErr = err
+				return err
+			}
+			return nil
+		})
+		if cbErr != nil {
+			return cbErr
+		}
+		if why != nil {
+			return &CorruptionError{File: path, Offset: end, Err: why}
+		}
+	}
+	return nil
+}
+
+// Append writes payload and returns once it is fsynced, with the index of
+// the file that holds it.
+func (w *WAL) Append(payload []byte) (int, error) {
+	if len(payload) == 0 || len(payload) > MaxPayload {
+		return 0, fmt.Errorf("wal append: payload of %d bytes (must be 1..%d)", len(payload), MaxPayload)
+	}
+	return w.send(request{payload: payload})
+}
+
+// Rotate finishes the current file and starts a new one. Every payload
+// appended before Rotate returns is in a file with a smaller index than the
+// one it returns.
+func (w *WAL) Rotate() (int, error) { return w.send(request{rotate: true}) }
+
+func (w *WAL) send(r request) (int, error) {
+	r.done = make(chan result, 1)
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return 0, ErrClosed
+	}
+	// Sending under the lock orders it before Close's channel close.
+	w.reqs <- r
+	w.mu.Unlock()
+	res := <-r.done
+	return res.seg, res.err
+}
+
+// run is the single writer: it takes every request waiting, writes the
+// payloads with one write and one fsync, and answers them all.
+func (w *WAL) run() {
+	defer close(w.stopped)
+	var group []request
+	for first := range w.reqs {
+		group = append(group[:0], first)
+		size := len(first.payload)
+	gather:
+		for size < maxGroupBytes && !first.rotate {
+			select {
+			case r, ok := <-w.reqs:
+				if !ok {
+					break gather
+				}
+				group = append(group, r)
+				size += len(r.payload)
+				if r.rotate {
+					break gather
+				}
+			default:
+				break gather
+			}
+		}
+		w.commit(group)
+	}
+	if w.cur != nil {
+		w.cur.Close()
+	}
+}
+
+func (w *WAL) commit(group []request) {
+	answer := func(seg int, err error) {
+		for _, r := range group {
+			r.done <- result{seg, err}
+		}
+	}
+	if w.err != nil {
+		answer(0, fmt.Errorf("%w: %w", ErrFailed, w.err))
+		return
+	}
+	if w.curSize >= w.opts.SegmentSize {
+		if err := w.newFile(w.curIdx + 1); err != nil {
+			w.err = err
+			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
+			return
+		}
+	}
+	w.buf = w.buf[:0]
+	n := 0
+	var rotate bool
+	for _, r := range group {
+		if r.rotate {
+			rotate = true
+			continue
+		}
+		var hdr [frameSize]byte
+		binary.LittleEndian.PutUint32(hdr[:4], uint32(len(r.payload)))
+		binary.LittleEndian.PutUint32(hdr[4:], frameCRC(hdr[:4], r.payload))
+		w.buf = append(append(w.buf, hdr[:]...), r.payload...)
+		n++
+	}
+	if len(w.buf) > 0 {
+		start := time.Now()
+		_, err := w.cur.Write(w.buf)
+		if err == nil {
+			err = w.syncFn(w.cur)
+		}
+		w.m.fsyncDuration.Observe(time.Since(start).Seconds())
+		if err != nil {
+			// The state of the file is unknown now; never write to it again.
+			w.err = err
+			w.log.Error("wal write failed; refusing further appends", "file", fileName(w.curIdx), "err", err)
+			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
+			return
+		}
+		w.curSize += int64(len(w.buf))
+		w.m.fsyncs.Inc()
+		w.m.appends.Add(float64(n))
+		w.m.bytes.Add(float64(len(w.buf)))
+	}
+	seg := w.curIdx
+	if rotate {
+		if err := w.newFile(w.curIdx + 1); err != nil {
+			w.err = err
+			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
+			return
+		}
+		// Appends in this group went to the old file; a rotation answers
+		// with the new one. Answer them separately.
+		for _, r := range group {
+			if r.rotate {
+				r.done <- result{w.curIdx, nil}
+			} else {
+				r.done <- result{seg, nil}
+			}
+		}
+		return
+	}
+	answer(seg, nil)
+}
+
+// Truncate removes files with an index below before, except the one being
+// written.
+func (w *WAL) Truncate(before int) error {
+	w.mu.Lock()
+	var doomed []int
+	keep := w.files[:0:0]
+	last := 0
+	if len(w.files) > 0 {
+		last = w.files[len(w.files)-1]
+	}
+	for _, idx := range w.files {
+		if idx < before && idx != last {
+			doomed = append(doomed, idx)
+		} else {
+			keep = append(keep, idx)
+		}
+	}
+	w.files = keep
+	n := len(keep)
+	w.mu.Unlock()
+	for _, idx := range doomed {
+		if err := os.Remove(filepath.Join(w.dir, fileName(idx))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove wal file: %w", err)
+		}
+	}
+	w.m.segments.Set(float64(n))
+	if len(doomed) > 0 {
+		return fsutil.SyncDir(w.dir)
+	}
+	return nil
+}
+
+// Segments returns the indexes of the files in the log, ascending.
+func (w *WAL) Segments() []int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.files)
+}
+
+// Close waits for pending appends and closes the current file.
+func (w *WAL) Close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	close(w.reqs)
+	w.mu.Unlock()
+	<-w.stopped
+	return nil
+}
+
+var _ io.Closer = (*WAL)(nil)
