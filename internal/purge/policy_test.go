@@ -3,6 +3,8 @@ package purge
 import (
 	"errors"
 	"math/rand/v2"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -316,4 +318,23 @@ func FuzzParseRetention(f *testing.F) {
 			t.Fatalf("%s: ExpiresAt(%s) = %s", s, day, p.ExpiresAt(day))
 		}
 	})
+}
+
+// TestDocExamples checks the worked examples in docs/retention.md against
+// the code, so the documentation cannot drift from the rule.
+func TestDocExamples(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/retention.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := regexp.MustCompile(`(?m)^\| (\d+[yd]) \| (\d{4}-\d\d-\d\d) \| (\S+Z) \|`).FindAllStringSubmatch(string(doc), -1)
+	if len(rows) < 8 {
+		t.Fatalf("found %d worked examples in docs/retention.md", len(rows))
+	}
+	for _, r := range rows {
+		p := Policy{Retention: MustParseRetention(r[1])}
+		if got := p.ExpiresAt(ts(t, r[2])).Format(time.RFC3339); got != r[3] {
+			t.Errorf("docs say %s + %s is destroyed at %s; the code says %s", r[2], r[1], r[3], got)
+		}
+	}
 }
