@@ -1,0 +1,437 @@
+package auth
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// peerHeader lets a test pretend the TCP peer is another address: the
+// httptest server always sees 127.0.0.1. It is applied by the test harness
+// only, before the middleware, exactly as a real peer address would be.
+const peerHeader = "X-Test-Peer"
+
+func withPeer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.Header.Get(peerHeader); p != "" {
+			r.RemoteAddr = netip.AddrPortFrom(netip.MustParseAddr(p), 40000).String()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ok is the dummy handler behind every guard: it echoes the principal so the
+// test can check what the middleware put in the context.
+var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	p, found := PrincipalFrom(r.Context())
+	if !found && r.URL.Path != "/healthz" && r.URL.Path != "/metrics" {
+		http.Error(w, "no principal", 500)
+		return
+	}
+	w.Header().Set("X-Principal", p.Name)
+	w.WriteHeader(200)
+})
+
+func newServer(t *testing.T, a *Authenticator) *httptest.Server {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/ingest", a.RequireIngest(ok))
+	mux.Handle("/search", a.Require(RoleSearch, ok))
+	mux.Handle("/admin", a.Require(RoleAdmin, ok))
+	mux.Handle("/healthz", ok)
+	mux.Handle("/metrics", ok)
+	srv := httptest.NewServer(withPeer(mux))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type testTokens struct {
+	ingest, search, admin, multi string
+}
+
+func makeTokens(t *testing.T) (testTokens, []TokenConfig) {
+	t.Helper()
+	var tt testTokens
+	var cfg []TokenConfig
+	for _, x := range []struct {
+		name  string
+		dst   *string
+		roles []string
+	}{
+		{"shipper1", &tt.ingest, []string{"ingest"}},
+		{"alice", &tt.search, []string{"search"}},
+		{"ops", &tt.admin, []string{"admin"}},
+		{"bob", &tt.multi, []string{"search", "admin"}},
+	} {
+		tok, sum, err := NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*x.dst = tok
+		cfg = append(cfg, TokenConfig{Name: x.name, SHA256: sum, Roles: x.roles})
+	}
+	return tt, cfg
+}
+
+func do(t *testing.T, srv *httptest.Server, path, authz, peer string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest("GET", srv.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	if peer != "" {
+		req.Header.Set(peerHeader, peer)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestAuthorisationMatrix(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	a, err := New(Options{
+		Tokens:            cfg,
+		IngestAllow:       []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+		FailuresPerMinute: 1000, // this test is about the matrix, not throttling
+		Logger:            slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, a)
+	const remote = "198.51.100.7"       // not allow-listed
+	const allowed = "192.0.2.5"         // in ingest.allow
+	const allowed6 = "::ffff:192.0.2.9" // mapped form of an allow-listed address
+	bearer := func(s string) string { return "Bearer " + s }
+	tests := []struct {
+		name     string
+		path     string
+		authz    string
+		peer     string
+		want     int
+		wantName string
+	}{
+		// No token.
+		{"no token ingest remote", "/ingest", "", remote, 401, ""},
+		{"no token ingest allow-listed", "/ingest", "", allowed, 200, ""},
+		{"no token ingest allow-listed mapped", "/ingest", "", allowed6, 200, ""},
+		{"no token ingest loopback not listed", "/ingest", "", "127.0.0.1", 401, ""},
+		{"no token search", "/search", "", remote, 401, ""},
+		{"no token search loopback", "/search", "", "127.0.0.1", 401, ""},
+		{"no token admin", "/admin", "", remote, 401, ""},
+		{"no token healthz", "/healthz", "", remote, 200, ""},
+		{"no token metrics", "/metrics", "", remote, 200, ""},
+		// Bad tokens.
+		{"bad token ingest", "/ingest", bearer("rtd_notavalidtoken"), remote, 401, ""},
+		{"bad token ingest from allow-listed source", "/ingest", bearer("rtd_notavalidtoken"), allowed, 401, ""},
+		{"bad token search", "/search", bearer("rtd_notavalidtoken"), remote, 401, ""},
+		{"bad token admin", "/admin", bearer("rtd_notavalidtoken"), remote, 401, ""},
+		{"token with an extra char", "/search", bearer(tt.search + "x"), remote, 401, ""},
+		{"hash instead of token", "/search", bearer(cfg[1].SHA256), remote, 401, ""},
+		{"basic scheme", "/search", "Basic " + tt.search, remote, 401, ""},
+		{"bearer without token", "/search", "Bearer ", remote, 401, ""},
+		{"overlong token", "/search", bearer(strings.Repeat("a", MaxTokenLength+1)), remote, 401, ""},
+		{"bad token healthz", "/healthz", bearer("nope"), remote, 200, ""},
+		// Each role x each endpoint class.
+		{"ingest role ingest", "/ingest", bearer(tt.ingest), remote, 200, "shipper1"},
+		{"ingest role search", "/search", bearer(tt.ingest), remote, 403, ""},
+		{"ingest role admin", "/admin", bearer(tt.ingest), remote, 403, ""},
+		{"ingest role metrics", "/metrics", bearer(tt.ingest), remote, 200, ""},
+		{"search role ingest", "/ingest", bearer(tt.search), remote, 403, ""},
+		{"search role ingest allow-listed", "/ingest", bearer(tt.search), allowed, 403, ""},
+		{"search role search", "/search", bearer(tt.search), remote, 200, "alice"},
+		{"search role search lower-case scheme", "/search", "bearer " + tt.search, remote, 200, "alice"},
+		{"search role admin", "/admin", bearer(tt.search), remote, 403, ""},
+		{"search role healthz", "/healthz", bearer(tt.search), remote, 200, ""},
+		{"admin role ingest", "/ingest", bearer(tt.admin), remote, 403, ""},
+		{"admin role search", "/search", bearer(tt.admin), remote, 403, ""},
+		{"admin role admin", "/admin", bearer(tt.admin), remote, 200, "ops"},
+		{"admin role metrics", "/metrics", bearer(tt.admin), remote, 200, ""},
+		{"search+admin search", "/search", bearer(tt.multi), remote, 200, "bob"},
+		{"search+admin admin", "/admin", bearer(tt.multi), remote, 200, "bob"},
+		{"search+admin ingest", "/ingest", bearer(tt.multi), remote, 403, ""},
+		{"valid token from loopback", "/search", bearer(tt.search), "127.0.0.1", 200, "alice"},
+		{"valid token from IPv6", "/search", bearer(tt.search), "2001:db8::1", 200, "alice"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp := do(t, srv, tc.path, tc.authz, tc.peer)
+			if resp.StatusCode != tc.want {
+				b, _ := io.ReadAll(resp.Body)
+				t.Fatalf("status %d, want %d (%s)", resp.StatusCode, tc.want, b)
+			}
+			if got := resp.Header.Get("X-Principal"); tc.want == 200 && got != tc.wantName {
+				t.Errorf("principal %q, want %q", got, tc.wantName)
+			}
+			if tc.want >= 400 {
+				checkJSONError(t, resp)
+			}
+			if tc.want == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+}
+
+func checkJSONError(t *testing.T, resp *http.Response) {
+	t.Helper()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.Error == "" {
+		t.Errorf("body is not {\"error\": ...}: %v", err)
+	}
+}
+
+func TestDevMode(t *testing.T) {
+	a, err := New(Options{Logger: slog.New(slog.DiscardHandler), FailuresPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.DevMode() {
+		t.Fatal("no tokens but DevMode() is false")
+	}
+	srv := newServer(t, a)
+	tests := []struct {
+		path, authz, peer string
+		want              int
+	}{
+		{"/ingest", "", "127.0.0.1", 200},
+		{"/search", "", "127.0.0.1", 200},
+		{"/admin", "", "127.0.0.1", 200},
+		{"/search", "", "::1", 200},
+		{"/search", "Bearer whatever", "127.0.0.1", 200},
+		{"/ingest", "", "198.51.100.7", 403},
+		{"/search", "", "198.51.100.7", 403},
+		{"/admin", "", "198.51.100.7", 403},
+		{"/search", "", "10.0.0.1", 403},
+		{"/search", "", "2001:db8::1", 403},
+		{"/healthz", "", "198.51.100.7", 200},
+		{"/metrics", "", "198.51.100.7", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path+" from "+tc.peer, func(t *testing.T) {
+			resp := do(t, srv, tc.path, tc.authz, tc.peer)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == 403 {
+				checkJSONError(t, resp)
+			}
+		})
+	}
+	a2, err := New(Options{Tokens: []TokenConfig{{Name: "x", SHA256: HashToken("t"), Roles: []string{"search"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a2.DevMode() {
+		t.Error("DevMode() with a token configured")
+	}
+}
+
+// fakeClock is a settable clock for the rate limiter.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestFailureRateLimit(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 3, Now: clock.Now, Registerer: reg,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, a)
+	const attacker = "203.0.113.9"
+	for i := range 3 {
+		if got := do(t, srv, "/search", "Bearer rtd_guess", attacker).StatusCode; got != 401 {
+			t.Fatalf("failure %d: status %d, want 401", i+1, got)
+		}
+	}
+	resp := do(t, srv, "/search", "Bearer rtd_guess", attacker)
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("4th failure: status %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// While throttled even a valid token is refused: a brute-forcer must not
+	// learn that a guess was right.
+	if got := do(t, srv, "/search", "Bearer "+tt.search, attacker).StatusCode; got != 429 {
+		t.Errorf("valid token from throttled source: %d, want 429", got)
+	}
+	if got := do(t, srv, "/ingest", "", attacker).StatusCode; got != 429 {
+		t.Errorf("ingest from throttled source: %d, want 429", got)
+	}
+	// Another address in the same IPv6 /64 shares the budget; another
+	// source does not.
+	if got := do(t, srv, "/search", "Bearer "+tt.search, "198.51.100.1").StatusCode; got != 200 {
+		t.Errorf("other source: %d, want 200", got)
+	}
+	for i := range 3 {
+		do(t, srv, "/search", "", "2001:db8:1:2::"+string(rune('a'+i)))
+	}
+	if got := do(t, srv, "/search", "Bearer "+tt.search, "2001:db8:1:2::ff").StatusCode; got != 429 {
+		t.Errorf("same /64 after 3 failures: %d, want 429", got)
+	}
+	// A valid token with a missing role is not a guess and costs nothing.
+	for range 5 {
+		if got := do(t, srv, "/admin", "Bearer "+tt.search, "198.51.100.2").StatusCode; got != 403 {
+			t.Fatalf("missing role: %d, want 403", got)
+		}
+	}
+	clock.Add(20 * time.Second) // refills one failure (3 per minute)
+	if got := do(t, srv, "/search", "Bearer "+tt.search, attacker).StatusCode; got != 200 {
+		t.Errorf("after refill: %d, want 200", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonInvalid)); got != 3 {
+		t.Errorf("invalid_token failures = %v, want 3", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonMissingRole)); got != 5 {
+		t.Errorf("missing_role failures = %v, want 5", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonThrottled)); got < 3 {
+		t.Errorf("rate_limited = %v, want >= 3", got)
+	}
+	// No token, name or address in any metric.
+	var buf bytes.Buffer
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		buf.WriteString(mf.String())
+	}
+	for _, secret := range []string{tt.search, "rtd_", "alice", attacker, "2001:db8", cfg[1].SHA256} {
+		if strings.Contains(buf.String(), secret) {
+			t.Errorf("metrics contain %q", secret)
+		}
+	}
+}
+
+func TestSourceAllowed(t *testing.T) {
+	none, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, err := New(Options{IngestAllow: []netip.Prefix{
+		netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("2001:db8:5::/48"), netip.MustParsePrefix("::ffff:192.0.2.0/120"),
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		addr        string
+		none, listd bool
+	}{
+		{"127.0.0.1", true, false},
+		{"127.5.6.7", true, false},
+		{"::1", true, false},
+		{"::ffff:127.0.0.1", true, false},
+		{"10.1.2.3", false, true},
+		{"::ffff:10.1.2.3", false, true},
+		{"10.2.0.1", false, false},
+		{"2001:db8:5::9", false, true},
+		{"2001:db8:6::9", false, false},
+		{"192.0.2.77", false, true},
+		{"198.51.100.1", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.addr, func(t *testing.T) {
+			a := netip.MustParseAddr(tc.addr)
+			if got := none.SourceAllowed(a); got != tc.none {
+				t.Errorf("empty allow: %v, want %v", got, tc.none)
+			}
+			if got := listed.SourceAllowed(a); got != tc.listd {
+				t.Errorf("allow list: %v, want %v", got, tc.listd)
+			}
+		})
+	}
+	if none.SourceAllowed(netip.Addr{}) {
+		t.Error("invalid address allowed")
+	}
+}
+
+func TestNewValidation(t *testing.T) {
+	good := HashToken("a")
+	tests := []struct {
+		name   string
+		tokens []TokenConfig
+		want   string
+	}{
+		{"empty name", []TokenConfig{{Name: "", SHA256: good, Roles: []string{"search"}}}, "1 to 64"},
+		{"bad name", []TokenConfig{{Name: "a b", SHA256: good, Roles: []string{"search"}}}, "letters"},
+		{"duplicate name", []TokenConfig{{Name: "a", SHA256: good, Roles: []string{"search"}}, {Name: "a", SHA256: HashToken("b"), Roles: []string{"search"}}}, "duplicate name"},
+		{"duplicate hash", []TokenConfig{{Name: "a", SHA256: good, Roles: []string{"search"}}, {Name: "b", SHA256: good, Roles: []string{"admin"}}}, "twice"},
+		{"plaintext token as hash", []TokenConfig{{Name: "a", SHA256: "rtd_abc", Roles: []string{"search"}}}, "64 hex"},
+		{"short hash", []TokenConfig{{Name: "a", SHA256: good[:62], Roles: []string{"search"}}}, "64 hex"},
+		{"no roles", []TokenConfig{{Name: "a", SHA256: good}}, "no roles"},
+		{"unknown role", []TokenConfig{{Name: "a", SHA256: good, Roles: []string{"root"}}}, "unknown role"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(Options{Tokens: tc.tokens})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := New(Options{Tokens: []TokenConfig{{Name: "a", SHA256: strings.ToUpper(good), Roles: []string{"search", "ingest"}}}}); err != nil {
+		t.Errorf("upper-case hex refused: %v", err)
+	}
+}
+
+func TestNewToken(t *testing.T) {
+	seen := map[string]bool{}
+	for range 50 {
+		tok, sum, err := NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(tok, TokenPrefix) || len(tok) != len(TokenPrefix)+43 {
+			t.Fatalf("token %q: want rtd_ + 43 base64url characters", tok)
+		}
+		if strings.ContainsAny(tok[len(TokenPrefix):], "+/=") {
+			t.Fatalf("token %q is not unpadded base64url", tok)
+		}
+		if sum != HashToken(tok) || len(sum) != 64 {
+			t.Fatalf("hash %q does not match token", sum)
+		}
+		if seen[tok] {
+			t.Fatal("duplicate token")
+		}
+		seen[tok] = true
+	}
+	// The hash is of the exact string, as documented for the config
+	// (value from: printf %s rtd_example | sha256sum).
+	if got := HashToken("rtd_example"); got != "2e207445e776febe9c6d1f9554672e23d698f89afb7fc2024fb6511db303cd73" {
+		t.Fatalf("HashToken = %s", got)
+	}
+}
