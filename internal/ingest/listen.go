@@ -1,0 +1,402 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// Syslog limits. A UDP datagram cannot exceed 64 KiB; a TCP frame may not
+// exceed MaxLineBytes (default 64 KiB), which bounds memory per connection.
+const (
+	maxDatagram    = 64 << 10
+	batchRecords   = 1000
+	batchWait      = 50 * time.Millisecond
+	maxTCPConns    = 512
+	tcpIdleTimeout = 10 * time.Minute
+)
+
+// UDPListener receives syslog datagrams. UDP has no acknowledgement, so
+// records lost to back-pressure are counted as dropped.
+type UDPListener struct {
+	conn   *net.UDPConn
+	h      *Handler
+	recs   chan record.Record
+	done   chan struct{}
+	cancel context.CancelFunc
+	once   sync.Once
+}
+
+// ListenSyslogUDP listens on addr (e.g. "127.0.0.1:5514") and stores the
+// access-log lines it receives until Close or ctx ends.
+func ListenSyslogUDP(ctx context.Context, addr string, opts Options) (*UDPListener, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("syslog udp %s: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, fmt.Errorf("syslog udp: %w", err)
+	}
+	_ = conn.SetReadBuffer(4 << 20) // absorbs bursts while a batch is fsynced
+	ctx, cancel := context.WithCancel(ctx)
+	l := &UDPListener{conn: conn, h: NewHandler(opts), recs: make(chan record.Record, 4*batchRecords), done: make(chan struct{}), cancel: cancel}
+	go l.read()
+	go l.write(ctx)
+	go func() { <-ctx.Done(); conn.Close() }()
+	return l, nil
+}
+
+// Addr is the address actually bound (useful with port 0).
+func (l *UDPListener) Addr() net.Addr { return l.conn.LocalAddr() }
+
+// Close stops reading and waits until records already received are stored.
+func (l *UDPListener) Close() error {
+	l.once.Do(func() { l.conn.Close() })
+	<-l.done
+	l.cancel()
+	return nil
+}
+
+func (l *UDPListener) read() {
+	defer close(l.recs)
+	buf := make([]byte, maxDatagram)
+	for {
+		n, _, err := l.conn.ReadFromUDP(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		l.h.m.bytes.WithLabelValues("syslog_udp").Add(float64(n))
+		rec, err := l.h.parseFrame(buf[:n])
+		if err != nil {
+			l.h.m.reject("syslog_udp", err)
+			continue
+		}
+		select {
+		case l.recs <- rec:
+		default:
+			l.h.m.records.WithLabelValues("syslog_udp", "dropped").Inc()
+		}
+	}
+}
+
+func (l *UDPListener) write(ctx context.Context) {
+	defer close(l.done)
+	batch := make([]record.Record, 0, batchRecords)
+	for {
+		rec, ok := <-l.recs
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], rec)
+		timer := time.NewTimer(batchWait)
+	fill:
+		for len(batch) < batchRecords {
+			select {
+			case rec, ok := <-l.recs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, rec)
+			case <-timer.C:
+				break fill
+			}
+		}
+		timer.Stop()
+		l.h.store(context.WithoutCancel(ctx), "syslog_udp", batch, false)
+	}
+}
+
+// parseFrame parses a syslog frame and applies the time window.
+func (h *Handler) parseFrame(frame []byte) (record.Record, error) {
+	if len(frame) > h.opts.MaxLineBytes {
+		return record.Record{}, fmt.Errorf("%w: frame of %d bytes (max %d)", errTooLong, len(frame), h.opts.MaxLineBytes)
+	}
+	rec, err := ParseSyslog(frame)
+	if err == nil {
+		err = h.opts.checkWindow(&rec, h.opts.Now())
+	}
+	return rec, err
+}
+
+// store appends a batch. With retry (TCP) a busy store is retried, which
+// stops reading the connection and so pushes back on the sender; without
+// (UDP) the batch is dropped and counted.
+func (h *Handler) store(ctx context.Context, input string, batch []record.Record, retry bool) error {
+	start := time.Now()
+	wait := 10 * time.Millisecond
+	for {
+		err := h.opts.Sink.Append(ctx, batch)
+		if err == nil {
+			h.m.records.WithLabelValues(input, "accepted").Add(float64(len(batch)))
+			h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds())
+			return nil
+		}
+		if !retry || !errors.Is(err, store.ErrBusy) || ctx.Err() != nil {
+			h.m.records.WithLabelValues(input, "dropped").Add(float64(len(batch)))
+			h.opts.Logger.Error("ingest: syslog batch not stored", "input", input, "records", len(batch), "err", err)
+			return err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// TCPListener receives syslog over TCP, octet-counted or LF-framed
+// (detected per connection from the first byte).
+type TCPListener struct {
+	ln     net.Listener
+	h      *Handler
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+// ListenSyslogTCP listens on addr and serves connections until Close or ctx
+// ends. A record read from a connection is stored (fsynced) before the next
+// batch is read, so TCP flow control carries back-pressure to the sender.
+func ListenSyslogTCP(ctx context.Context, addr string, opts Options) (*TCPListener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("syslog tcp: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	l := &TCPListener{ln: ln, h: NewHandler(opts), ctx: ctx, cancel: cancel,
+		sem: make(chan struct{}, maxTCPConns), conns: map[net.Conn]struct{}{}}
+	l.wg.Add(1)
+	go l.accept()
+	go func() { <-ctx.Done(); l.Close() }()
+	return l, nil
+}
+
+// Addr is the address actually bound.
+func (l *TCPListener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops accepting, ends every connection's reading and waits until
+// each has stored the batch it holds.
+func (l *TCPListener) Close() error {
+	l.mu.Lock()
+	if !l.closed {
+		l.closed = true
+		l.ln.Close()
+		for c := range l.conns {
+			_ = c.SetReadDeadline(time.Now()) // unblocks the reader; its batch is still stored
+		}
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	return nil
+}
+
+func (l *TCPListener) accept() {
+	defer l.wg.Done()
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		select {
+		case l.sem <- struct{}{}:
+		default:
+			l.h.opts.Logger.Warn("ingest: syslog tcp connection refused: too many connections", "max", maxTCPConns)
+			c.Close()
+			continue
+		}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			c.Close()
+			<-l.sem
+			return
+		}
+		l.conns[c] = struct{}{}
+		l.wg.Add(1)
+		l.mu.Unlock()
+		go func() {
+			defer func() {
+				c.Close()
+				l.mu.Lock()
+				delete(l.conns, c)
+				l.mu.Unlock()
+				<-l.sem
+				l.wg.Done()
+			}()
+			l.serve(c)
+		}()
+	}
+}
+
+func (l *TCPListener) serve(c net.Conn) {
+	const input = "syslog_tcp"
+	h := l.h
+	fr := newFrameReader(c, h.opts.MaxLineBytes)
+	batch := make([]record.Record, 0, batchRecords)
+	var first time.Time
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		err := h.store(context.WithoutCancel(l.ctx), input, batch, true)
+		batch = batch[:0]
+		return err == nil
+	}
+	for {
+		if fr.buffered() == 0 {
+			// Nothing more is waiting: store what we have before blocking,
+			// so a quiet sender's records do not wait for the next line.
+			if !flush() {
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+		}
+		frame, n, err := fr.next()
+		h.m.bytes.WithLabelValues(input).Add(float64(n))
+		if err != nil {
+			if errors.Is(err, errTooLong) {
+				h.m.reject(input, err)
+				continue
+			}
+			flush()
+			if !errors.Is(err, io.EOF) {
+				h.opts.Logger.Debug("ingest: syslog tcp connection ended", "err", err)
+			}
+			return
+		}
+		if len(frame) == 0 {
+			continue
+		}
+		rec, err := h.parseFrame(frame)
+		if err != nil {
+			h.m.reject(input, err)
+			continue
+		}
+		if len(batch) == 0 {
+			first = time.Now()
+		}
+		batch = append(batch, rec)
+		if len(batch) >= batchRecords || time.Since(first) >= batchWait {
+			if !flush() {
+				return
+			}
+		}
+	}
+}
+
+// frameReader splits a TCP stream into syslog frames. The framing is chosen
+// from the first byte: a digit means octet counting ("LEN SP MSG"), anything
+// else LF-terminated frames. Memory is bounded by max per connection.
+type frameReader struct {
+	br      *bufio.Reader
+	max     int
+	octet   bool
+	decided bool
+	buf     []byte
+}
+
+func newFrameReader(r io.Reader, max int) *frameReader {
+	return &frameReader{br: bufio.NewReaderSize(r, max+16), max: max}
+}
+
+func (f *frameReader) buffered() int { return f.br.Buffered() }
+
+// next returns the next frame (valid until the following call) and the
+// number of bytes consumed. A frame over max is skipped and reported as
+// errTooLong.
+func (f *frameReader) next() ([]byte, int, error) {
+	if !f.decided {
+		b, err := f.br.Peek(1)
+		if err != nil {
+			return nil, 0, err
+		}
+		f.octet = b[0] >= '0' && b[0] <= '9'
+		f.decided = true
+	}
+	if f.octet {
+		return f.nextOctet()
+	}
+	return f.nextLF()
+}
+
+func (f *frameReader) nextOctet() ([]byte, int, error) {
+	n, used := 0, 0
+	for {
+		c, err := f.br.ReadByte()
+		if err != nil {
+			if used > 0 && err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, used, err
+		}
+		used++
+		if c == ' ' && used > 1 {
+			break
+		}
+		if (c == '\n' || c == '\r') && used == 1 {
+			used = 0 // stray line ending between frames
+			continue
+		}
+		if c < '0' || c > '9' || used > 9 {
+			return nil, used, fmt.Errorf("syslog tcp: bad octet count at byte %d", used)
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n > f.max {
+		d, err := io.CopyN(io.Discard, f.br, int64(n))
+		if err != nil {
+			return nil, used + int(d), err
+		}
+		return nil, used + n, fmt.Errorf("%w: frame of %d bytes (max %d)", errTooLong, n, f.max)
+	}
+	if cap(f.buf) < n {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.br, f.buf); err != nil {
+		return nil, used, err
+	}
+	return f.buf, used + n, nil
+}
+
+func (f *frameReader) nextLF() ([]byte, int, error) {
+	line, err := f.br.ReadSlice('\n')
+	if err == nil {
+		return line, len(line), nil
+	}
+	if errors.Is(err, bufio.ErrBufferFull) {
+		n := len(line)
+		for errors.Is(err, bufio.ErrBufferFull) {
+			line, err = f.br.ReadSlice('\n')
+			n += len(line)
+		}
+		if err != nil {
+			return nil, n, err
+		}
+		return nil, n, fmt.Errorf("%w: frame of %d bytes (max %d)", errTooLong, n, f.max)
+	}
+	if err == io.EOF && len(line) > 0 {
+		return line, len(line), nil // last frame without LF
+	}
+	return nil, len(line), err
+}

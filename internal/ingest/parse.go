@@ -1,0 +1,462 @@
+// Package ingest turns what hosting servers send (combined and vhost_combined
+// access-log lines, JSON objects, NDJSON batches) into normalised records.
+// Only the five fields of a record are extracted; status, size, referer and
+// everything else are dropped while parsing (data minimisation).
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+// Format names a line format.
+type Format string
+
+// The accepted line formats.
+const (
+	FormatCombined      Format = "combined"
+	FormatVhostCombined Format = "vhost_combined"
+	FormatJSON          Format = "json"
+)
+
+// ParseFormat validates a format name.
+func ParseFormat(s string) (Format, error) {
+	switch f := Format(s); f {
+	case FormatCombined, FormatVhostCombined, FormatJSON:
+		return f, nil
+	}
+	return "", fmt.Errorf("unknown format %q: use combined, vhost_combined or json", record.Shorten(s))
+}
+
+// SyntaxError says where a line stopped making sense.
+type SyntaxError struct {
+	Column int // 1-based byte column
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Column, e.Msg) }
+
+// ParseLine parses one log line of the given format into a normalised
+// record. defaultDomain is used when the line carries no virtual host.
+func ParseLine(format Format, line []byte, defaultDomain string) (record.Record, error) {
+	line = bytes.TrimRight(line, "\r\n")
+	switch format {
+	case FormatJSON:
+		return ParseJSON(line, defaultDomain)
+	case FormatVhostCombined:
+		return parseCombined(line, defaultDomain, true)
+	case FormatCombined:
+		return parseCombined(line, defaultDomain, false)
+	}
+	return record.Record{}, fmt.Errorf("unknown format %q", format)
+}
+
+// DetectFormat guesses the format of a log from its first lines: the format
+// that parses most of them wins.
+func DetectFormat(lines [][]byte) (Format, error) {
+	best, bestN := Format(""), 0
+	for _, f := range []Format{FormatJSON, FormatVhostCombined, FormatCombined} {
+		n := 0
+		for _, l := range lines {
+			if _, err := ParseLine(f, l, "detect.invalid"); err == nil {
+				n++
+			}
+		}
+		if n > bestN {
+			best, bestN = f, n
+		}
+	}
+	if bestN == 0 {
+		return "", errors.New("no line parses as combined, vhost_combined or json")
+	}
+	return best, nil
+}
+
+// parseCombined parses
+//
+//	[vhost[:port] ]client ident user [time] "request" status size "referer" "user agent"...
+//
+// by hand: it runs for every line of a backfill, where a regexp would be the
+// bottleneck. Quoted fields accept both escapings seen in the wild: Apache's
+// \" and \\, and nginx's \xHH.
+func parseCombined(line []byte, defaultDomain string, vhost bool) (record.Record, error) {
+	var r record.Record
+	p := parser{b: line}
+	if vhost {
+		host := p.word()
+		if host == "" {
+			return r, p.errf("missing virtual host")
+		}
+		r.Domain = host
+	} else {
+		r.Domain = defaultDomain
+	}
+	ipStr := p.word()
+	ip, err := record.ParseIP(ipStr)
+	if err != nil {
+		if !vhost {
+			// A vhost_combined line sent as combined: say so.
+			if _, err2 := record.ParseIP(p.peekWord()); err2 == nil {
+				return r, p.errf("expected a client IP, got %q (is this vhost_combined?)", record.Shorten(ipStr))
+			}
+		}
+		return r, fmt.Errorf("column %d: %w", p.col(), err)
+	}
+	r.IP = ip
+	p.skip() // ident
+	p.skip() // user
+	ts, err := p.bracketTime()
+	if err != nil {
+		return r, err
+	}
+	r.Time = ts
+	req, err := p.quoted()
+	if err != nil {
+		return r, err
+	}
+	r.Path = requestTarget(req)
+	p.skip() // status
+	p.skip() // size
+	if err := p.skipQuoted(); err != nil { // referer
+		return r, err
+	}
+	// The user agent is the last field that matters; a line truncated in
+	// it (by a syslog size limit) still carries usable evidence, so an
+	// unterminated user agent is kept as far as it goes.
+	ua, err := p.quotedLenient(true)
+	if err != nil {
+		return r, err
+	}
+	r.UserAgent = ua
+	if err := r.Normalize(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// requestTarget extracts the target from a request line "GET /x HTTP/1.1".
+// A line that is not of that shape (a probe sending garbage) is kept whole:
+// it is evidence.
+func requestTarget(req string) string {
+	if sp := strings.IndexByte(req, ' '); sp > 0 {
+		rest := req[sp+1:]
+		if i := strings.LastIndex(rest, " HTTP/"); i >= 0 {
+			return rest[:i]
+		}
+		if strings.HasPrefix(rest, "/") && !strings.Contains(rest, " ") {
+			return rest // HTTP/0.9 style "GET /x"
+		}
+	}
+	return req
+}
+
+type parser struct {
+	b   []byte
+	pos int
+}
+
+func (p *parser) col() int { return p.pos + 1 }
+
+func (p *parser) errf(format string, args ...any) error {
+	return &SyntaxError{Column: p.col(), Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) skipSpace() {
+	for p.pos < len(p.b) && p.b[p.pos] == ' ' {
+		p.pos++
+	}
+}
+
+func (p *parser) word() string {
+	p.skipSpace()
+	start := p.pos
+	for p.pos < len(p.b) && p.b[p.pos] != ' ' {
+		p.pos++
+	}
+	return string(p.b[start:p.pos])
+}
+
+// skip passes over a field that is not stored, without allocating.
+func (p *parser) skip() {
+	p.skipSpace()
+	for p.pos < len(p.b) && p.b[p.pos] != ' ' {
+		p.pos++
+	}
+}
+
+func (p *parser) peekWord() string {
+	save := p.pos
+	w := p.word()
+	p.pos = save
+	return w
+}
+
+func (p *parser) bracketTime() (time.Time, error) {
+	p.skipSpace()
+	if p.pos >= len(p.b) || p.b[p.pos] != '[' {
+		return time.Time{}, p.errf("expected [time]")
+	}
+	end := bytes.IndexByte(p.b[p.pos:], ']')
+	if end < 0 {
+		return time.Time{}, p.errf("unterminated [time]")
+	}
+	s := p.b[p.pos+1 : p.pos+end]
+	t, err := ParseCLFTime(s)
+	if err != nil {
+		return time.Time{}, &record.FieldError{Field: "time", Value: record.Shorten(string(s)), Reason: fmt.Sprintf("column %d: %v", p.col(), err)}
+	}
+	p.pos += end + 1
+	return t, nil
+}
+
+// quoted reads a double-quoted field, undoing \" \\ and \xHH escapes. A bare
+// - (no quotes) is accepted as empty, as some formats log it so.
+func (p *parser) quoted() (string, error) { return p.quotedLenient(false) }
+
+func (p *parser) quotedLenient(truncatedOK bool) (string, error) {
+	p.skipSpace()
+	if p.pos >= len(p.b) {
+		return "", p.errf("missing quoted field")
+	}
+	if p.b[p.pos] != '"' {
+		w := p.word()
+		if w == "-" {
+			return "", nil
+		}
+		return "", p.errf("expected a quoted field, got %q", record.Shorten(w))
+	}
+	p.pos++
+	start := p.pos
+	// Fast path: no escapes.
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		if c == '"' {
+			s := string(p.b[start:p.pos])
+			p.pos++
+			return s, nil
+		}
+		if c == '\\' {
+			break
+		}
+		p.pos++
+	}
+	out := append([]byte(nil), p.b[start:p.pos]...)
+	for p.pos < len(p.b) {
+		c := p.b[p.pos]
+		switch {
+		case c == '"':
+			p.pos++
+			return string(out), nil
+		case c == '\\' && p.pos+1 < len(p.b):
+			n := p.b[p.pos+1]
+			switch {
+			case n == 'x' && p.pos+3 < len(p.b) && isHex(p.b[p.pos+2]) && isHex(p.b[p.pos+3]):
+				out = append(out, unhex(p.b[p.pos+2])<<4|unhex(p.b[p.pos+3]))
+				p.pos += 4
+				continue
+			case n == '"' || n == '\\':
+				out = append(out, n)
+			case n == 'n':
+				out = append(out, '\n')
+			case n == 't':
+				out = append(out, '\t')
+			default:
+				out = append(out, c, n)
+			}
+			p.pos += 2
+		default:
+			out = append(out, c)
+			p.pos++
+		}
+	}
+	if truncatedOK {
+		return string(out), nil
+	}
+	return "", p.errf("unterminated quoted field")
+}
+
+// skipQuoted passes over a quoted field that is not stored (the referer).
+func (p *parser) skipQuoted() error {
+	p.skipSpace()
+	if p.pos >= len(p.b) {
+		return p.errf("missing quoted field")
+	}
+	if p.b[p.pos] != '"' {
+		p.skip()
+		return nil
+	}
+	for i := p.pos + 1; i < len(p.b); i++ {
+		switch p.b[i] {
+		case '\\':
+			i++
+		case '"':
+			p.pos = i + 1
+			return nil
+		}
+	}
+	return p.errf("unterminated quoted field")
+}
+
+func isHex(c byte) bool { return ('0' <= c && c <= '9') || ('a' <= c && c <= 'f') || ('A' <= c && c <= 'F') }
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
+var months = map[string]time.Month{"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
+	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12}
+
+// ParseCLFTime parses the common log format time "21/Nov/2026:16:27:08 +0100"
+// (optionally with fractional seconds, as nginx's $time_local never has but
+// custom formats do) by hand.
+func ParseCLFTime(s []byte) (time.Time, error) {
+	bad := errors.New("want dd/Mon/yyyy:hh:mm:ss +zzzz")
+	if len(s) < 26 || s[2] != '/' || s[6] != '/' || s[11] != ':' || s[14] != ':' || s[17] != ':' {
+		return time.Time{}, bad
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	day, year, hh, mm, ss := num(s[0:2]), num(s[7:11]), num(s[12:14]), num(s[15:17]), num(s[18:20])
+	mon, ok := months[string(s[3:6])]
+	if !ok || day < 1 || day > 31 || year < 0 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60 {
+		return time.Time{}, bad
+	}
+	rest := s[20:]
+	nsec := 0
+	if len(rest) > 0 && rest[0] == '.' {
+		i := 1
+		scale := 100_000_000
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			nsec += int(rest[i]-'0') * scale
+			scale /= 10
+			i++
+		}
+		rest = rest[i:]
+	}
+	if len(rest) != 6 || rest[0] != ' ' || (rest[1] != '+' && rest[1] != '-') {
+		return time.Time{}, bad
+	}
+	zh, zm := num(rest[2:4]), num(rest[4:6])
+	if zh < 0 || zm < 0 || zh > 14 || zm > 59 {
+		return time.Time{}, bad
+	}
+	off := (zh*60 + zm) * 60
+	if rest[1] == '-' {
+		off = -off
+	}
+	t := time.Date(year, mon, day, hh, mm, ss, nsec, time.FixedZone("", off))
+	if t.Day() != day {
+		return time.Time{}, fmt.Errorf("no such date")
+	}
+	return t, nil
+}
+
+// Field aliases accepted in JSON objects (see the README and docs/shipping.md).
+var (
+	timeKeys   = []string{"ts", "time", "timestamp", "@timestamp", "msec", "time_local", "time_iso8601"}
+	domainKeys = []string{"domain", "host", "vhost", "server_name"}
+	pathKeys   = []string{"path", "uri", "request_uri", "request"}
+	uaKeys     = []string{"ua", "user_agent", "http_user_agent"}
+	ipKeys     = []string{"ip", "remote_addr", "client_ip"}
+)
+
+// ParseJSON parses one JSON object with any of the accepted field aliases.
+func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
+	var r record.Record
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return r, &SyntaxError{Column: int(se.Offset), Msg: "invalid JSON: " + se.Error()}
+		}
+		return r, &SyntaxError{Column: 1, Msg: "not a JSON object: " + err.Error()}
+	}
+	str := func(field string, keys []string) (string, json.RawMessage, error) {
+		for _, k := range keys {
+			raw, ok := obj[k]
+			if !ok {
+				continue
+			}
+			var s string
+			if err := json.Unmarshal(raw, &s); err == nil {
+				return s, raw, nil
+			}
+			return "", raw, nil
+		}
+		return "", nil, nil
+	}
+	ts, rawTime, _ := str("time", timeKeys)
+	t, err := parseJSONTime(ts, rawTime)
+	if err != nil {
+		return r, err
+	}
+	r.Time = t
+	r.Domain, _, _ = str("domain", domainKeys)
+	if r.Domain == "" {
+		r.Domain = defaultDomain
+	}
+	path, _, _ := str("path", pathKeys)
+	if _, ok := obj["request"]; ok && path != "" && !strings.HasPrefix(path, "/") {
+		path = requestTarget(path)
+	} else if strings.Contains(path, " HTTP/") {
+		path = requestTarget(path)
+	}
+	r.Path = path
+	r.UserAgent, _, _ = str("user_agent", uaKeys)
+	ipStr, _, _ := str("ip", ipKeys)
+	if ipStr == "" {
+		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
+	}
+	if r.IP, err = record.ParseIP(ipStr); err != nil {
+		return r, err
+	}
+	return r, r.Normalize()
+}
+
+// parseJSONTime accepts RFC 3339, epoch seconds or milliseconds (number or
+// string, as nginx's $msec "1763742428.123"), and the common log format.
+func parseJSONTime(s string, raw json.RawMessage) (time.Time, error) {
+	if raw == nil {
+		return time.Time{}, &record.FieldError{Field: "time", Reason: "missing (use ts, time, timestamp, @timestamp or msec)"}
+	}
+	if s == "" && len(raw) > 0 && raw[0] != '"' {
+		s = string(raw)
+	}
+	s = strings.TrimSpace(s)
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil && f > 0 {
+		if f > 1e11 { // milliseconds
+			return time.UnixMilli(int64(f)), nil
+		}
+		sec := int64(f)
+		return time.Unix(sec, int64((f-float64(sec))*1e9)).Round(time.Millisecond), nil
+	}
+	clf := strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	if t, err := ParseCLFTime([]byte(clf)); err == nil {
+		return t, nil
+	}
+	return time.Time{}, &record.FieldError{Field: "time", Value: record.Shorten(s), Reason: "not RFC 3339, epoch seconds/milliseconds or [dd/Mon/yyyy:hh:mm:ss +zzzz]"}
+}
