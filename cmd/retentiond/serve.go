@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/retentiond/retentiond/internal/audit"
+	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/buildinfo"
+	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/ingest"
+	"github.com/retentiond/retentiond/internal/purge"
+	"github.com/retentiond/retentiond/internal/search"
+	"github.com/retentiond/retentiond/internal/server"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+func init() { register(newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var cfgFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the daemon: ingest, search API, scheduled purge",
+		Long: `Run the retentiond daemon.
+
+Without --config it reads /etc/retentiond/retentiond.yaml, then ./retentiond.yaml, and otherwise runs on
+embedded defaults: data in ./data, HTTP on 127.0.0.1:8080, syslog UDP and TCP on 127.0.0.1:5514,
+retention 2y. Every key can be overridden with a RETENTIOND_* environment variable
+(see config.example.yaml).
+
+Start-up order: take the data directory lock, recover (WAL replay), run the start-up purge,
+then report ready (/readyz 200, systemd READY=1). SIGTERM or SIGINT stops accepting input,
+finishes in-flight batches, flushes, fsyncs and exits 0.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := config.Load(cfgFile)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return runDaemon(ctx, cfg, os.Stderr)
+		},
+	}
+	cmd.Flags().StringVar(&cfgFile, "config", "", "config file (default: /etc/retentiond/retentiond.yaml, then ./retentiond.yaml, else embedded defaults)")
+	return cmd
+}
+
+// runDaemon runs until ctx is cancelled (a signal), then shuts down in the
+// reverse order of start-up so that nothing accepted is lost.
+func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
+	log := cfg.Log.NewLogger(logOut)
+	slog.SetDefault(log)
+	log.Info("starting retentiond", "version", buildinfo.Get().Version, "config", cfg.Source(),
+		"data_dir", cfg.DataDir, "retention", cfg.Retention)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildinfo.Register(reg)
+
+	retention, err := purge.ParseRetention(cfg.Retention)
+	if err != nil {
+		return fmt.Errorf("config retention: %w", err)
+	}
+	policy := purge.Policy{Retention: retention}
+
+	st, err := store.Open(cfg.DataDir, store.Options{
+		HeadMaxBytes:    int64(cfg.Storage.HeadMaxBytes),
+		FlushInterval:   cfg.Storage.FlushInterval,
+		MergeGrace:      cfg.Storage.MergeGrace,
+		WALSegmentBytes: int64(cfg.Storage.WALSegmentBytes),
+		BlockRows:       cfg.Storage.BlockRows,
+		Logger:          log.With("component", "store"),
+		Registerer:      reg,
+	})
+	if err != nil {
+		return err
+	}
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			st.Close()
+		}
+	}()
+
+	var tokens []auth.TokenConfig
+	for _, t := range cfg.Auth.Tokens {
+		tokens = append(tokens, auth.TokenConfig{Name: t.Name, SHA256: t.SHA256, Roles: t.Roles})
+	}
+	authn, err := auth.New(auth.Options{
+		Tokens:      tokens,
+		IngestAllow: cfg.Ingest.AllowPrefixes(),
+		Logger:      log.With("component", "auth"),
+		Registerer:  reg,
+	})
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	if authn.DevMode() {
+		log.Warn("no API tokens configured: development mode, the API answers loopback clients only; create tokens with 'retentiond token create'")
+	}
+	auditRetention, err := purge.ParseRetention(cfg.Audit.Retention)
+	if err != nil {
+		return fmt.Errorf("config audit.retention: %w", err)
+	}
+	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
+	if err != nil {
+		return fmt.Errorf("open audit log: %w", err)
+	}
+	defer auditLog.Close()
+
+	ingestOpts := ingest.Options{
+		Sink:         st,
+		MaxBodyBytes: int64(cfg.Ingest.MaxBodyBytes),
+		MaxLineBytes: int(cfg.Ingest.MaxLineBytes),
+		TimeWindow: func(now time.Time) (time.Time, time.Time) {
+			return policy.IngestWindow(now, cfg.Ingest.MaxFuture)
+		},
+		Logger:     log.With("component", "ingest"),
+		Registerer: reg,
+	}
+	ingestH := ingest.NewHandler(ingestOpts)
+	searchH := search.NewHandler(search.Options{
+		Source:         st,
+		MaxConcurrency: cfg.Search.Concurrency(),
+		Timeout:        cfg.Search.Timeout,
+		DefaultLimit:   cfg.Search.DefaultLimit,
+		Retention:      policy.Oldest,
+		OnCount:        audit.ReportCount,
+		Logger:         log.With("component", "search"),
+		Registerer:     reg,
+	})
+
+	auditPolicy := purge.Policy{Retention: auditRetention}
+	sched, err := purge.NewScheduler(purge.Options{
+		Store:               st,
+		Policy:              policy,
+		Schedule:            cfg.Purge.Schedule,
+		MaxDaysPerRun:       cfg.Purge.MaxDaysPerRun,
+		StartupIgnoresLimit: true,
+		DataDir:             cfg.DataDir,
+		Extra: []purge.Purgeable{purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
+			n, err := auditLog.Purge(ctx, auditPolicy.Oldest(now))
+			return purge.PurgeStats{Name: "audit", Items: int64(n)}, err
+		})},
+		Logger:     log.With("component", "purge"),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	guard := func(endpoint string, h http.HandlerFunc) http.Handler {
+		return audit.Guard(authn, auditLog, endpoint, h)
+	}
+	srv, err := server.New(server.Options{
+		Addr:              cfg.Listen.HTTP,
+		CertFile:          cfg.TLS.CertFile,
+		KeyFile:           cfg.TLS.KeyFile,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		Gatherer:          reg,
+		Logger:            log.With("component", "http"),
+		Routes: server.Routes{
+			Ingest:      authn.RequireIngest(http.HandlerFunc(ingestH.ServeIngest)),
+			IngestLines: authn.RequireIngest(http.HandlerFunc(ingestH.ServeLines)),
+			Search:      guard("search", searchH.ServeSearch),
+			Count:       guard("count", searchH.ServeCount),
+			Stats:       guard("stats", searchH.ServeStats),
+			Purge:       authn.Require(auth.RoleAdmin, sched),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve() }()
+	log.Info("http listening", "addr", srv.Addr().String(), "tls", cfg.TLS.CertFile != "")
+
+	syslogOpts := ingestOpts
+	var udp *ingest.UDPListener
+	var tcp *ingest.TCPListener
+	if cfg.Listen.SyslogUDP != "" {
+		if udp, err = ingest.ListenSyslogUDP(ctx, cfg.Listen.SyslogUDP, syslogOpts); err != nil {
+			return err
+		}
+		log.Info("syslog udp listening", "addr", udp.Addr().String())
+	}
+	if cfg.Listen.SyslogTCP != "" {
+		if tcp, err = ingest.ListenSyslogTCP(ctx, cfg.Listen.SyslogTCP, syslogOpts); err != nil {
+			return err
+		}
+		log.Info("syslog tcp listening", "addr", tcp.Addr().String())
+	}
+
+	// Catch up on purges missed while the daemon was down, before anyone
+	// may search: an expired day must never be served.
+	if cfg.Purge.OnStart {
+		if _, err := sched.RunStartup(ctx); err != nil {
+			log.Error("start-up purge failed; will retry on schedule", "err", err)
+		}
+	}
+	sched.Start()
+	srv.SetReady(true)
+	daemon.SdNotify(false, daemon.SdNotifyReady)
+	log.Info("ready")
+	stopWatchdog := watchdog(log)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-serveErr:
+		log.Error("http server failed", "err", runErr)
+	}
+	stopWatchdog()
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+
+	// Stop input first, letting accepted batches finish (they are
+	// acknowledged only once fsynced), then stop background work, then flush.
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if udp != nil {
+		errs = append(errs, udp.Close())
+	}
+	if tcp != nil {
+		errs = append(errs, tcp.Close())
+	}
+	errs = append(errs, srv.Shutdown(shutCtx))
+	<-sched.Stop().Done()
+	storeClosed = true
+	errs = append(errs, st.Close())
+	if err := errors.Join(append(errs, runErr)...); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+// watchdog pings systemd's watchdog at half its interval while the daemon
+// runs, if the unit asks for one.
+func watchdog(log *slog.Logger) (stop func()) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+			}
+		}
+	}()
+	log.Debug("systemd watchdog enabled", "interval", interval)
+	return func() { close(done) }
+}

@@ -1,0 +1,377 @@
+package search
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+// Options configure the HTTP handlers.
+type Options struct {
+	Source         Source
+	MaxConcurrency int
+	// Timeout bounds one request's scan.
+	Timeout time.Duration
+	// DefaultLimit applies to /search when no limit is given; limit=0 asks
+	// for everything.
+	DefaultLimit int
+	// Retention returns the oldest time that may be returned at now: a day
+	// past retention is never served, even while a purge is late.
+	Retention func(now time.Time) time.Time
+	// OnCount, if set, is told how many records a request returned (the
+	// audit log records it).
+	OnCount func(ctx context.Context, n int64)
+	Now     func() time.Time
+	Logger  *slog.Logger
+	// Registerer receives the search metrics; nil means none.
+	Registerer prometheus.Registerer
+}
+
+// Handler serves /api/v1/search, /count and /stats.
+type Handler struct {
+	opts     Options
+	exec     *Executor
+	duration *prometheus.HistogramVec
+}
+
+// NewHandler builds the search handlers.
+func NewHandler(opts Options) *Handler {
+	opts.Timeout = cmp.Or(opts.Timeout, 5*time.Minute)
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	h := &Handler{opts: opts, exec: &Executor{Source: opts.Source, Concurrency: opts.MaxConcurrency},
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "retentiond_search_duration_seconds", Help: "Time to answer a search, count or stats request.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"endpoint"})}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(h.duration)
+	}
+	return h
+}
+
+// request parses the common parameters q, from, to.
+func (h *Handler) request(r *http.Request) (*Request, error) {
+	qs := r.URL.Query()
+	q, err := Parse(qs.Get("q"))
+	if err != nil {
+		return nil, err
+	}
+	now := h.opts.Now()
+	req := &Request{Query: q, To: now.Add(48 * time.Hour).UTC()}
+	if h.opts.Retention != nil {
+		req.From = h.opts.Retention(now)
+	}
+	if s := qs.Get("from"); s != "" {
+		t, err := ParseTime(s, now)
+		if err != nil {
+			return nil, fmt.Errorf("from: %w", err)
+		}
+		if t.After(req.From) {
+			req.From = t
+		}
+	}
+	if s := qs.Get("to"); s != "" {
+		t, err := ParseTime(s, now)
+		if err != nil {
+			return nil, fmt.Errorf("to: %w", err)
+		}
+		req.To = t
+	}
+	if !req.From.Before(req.To) {
+		return nil, fmt.Errorf("empty time range: from %s is not before to %s", req.From.Format(time.RFC3339), req.To.Format(time.RFC3339))
+	}
+	return req, nil
+}
+
+// ServeSearch streams matching records.
+func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.duration.WithLabelValues("search").Observe(time.Since(start).Seconds()) }()
+	req, err := h.request(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	qs := r.URL.Query()
+	req.Limit = h.opts.DefaultLimit
+	if s := qs.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, "limit: want a whole number >= 0 (0 means no limit)")
+			return
+		}
+		req.Limit = n
+	}
+	switch o := qs.Get("order"); o {
+	case "", "asc":
+	case "desc":
+		req.Desc = true
+	default:
+		writeError(w, http.StatusBadRequest, "order: want asc or desc")
+		return
+	}
+	format := cmp.Or(qs.Get("format"), "ndjson")
+	enc, ctype, err := encoder(format)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	bw := bufio.NewWriterSize(w, 64<<10)
+	started := false
+	var buf []byte
+	flusher, _ := w.(http.Flusher)
+	var rows int64
+	n, err := h.exec.Run(ctx, req, func(rec record.Record) error {
+		if !started {
+			w.Header().Set("Content-Type", ctype)
+			w.WriteHeader(http.StatusOK)
+			if format == "csv" {
+				bw.WriteString("time,domain,path,user_agent,ip\n")
+			}
+			started = true
+		}
+		buf = enc(buf[:0], &rec)
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+		rows++
+		if rows%1024 == 0 && flusher != nil {
+			bw.Flush()
+			flusher.Flush()
+		}
+		return nil
+	})
+	if h.opts.OnCount != nil {
+		h.opts.OnCount(r.Context(), n)
+	}
+	if err != nil && !started {
+		h.fail(w, err)
+		return
+	}
+	if !started {
+		w.Header().Set("Content-Type", ctype)
+		w.WriteHeader(http.StatusOK)
+		if format == "csv" {
+			bw.WriteString("time,domain,path,user_agent,ip\n")
+		}
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		// Headers are gone; the truncated stream and the log must say it.
+		h.opts.Logger.Error("search aborted mid-stream", "err", err)
+	}
+	bw.Flush()
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusServiceUnavailable, "search timed out; narrow the time range or the query")
+	case errors.Is(err, context.Canceled):
+	default:
+		h.opts.Logger.Error("search failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "search failed: "+err.Error())
+	}
+}
+
+// ServeCount answers {"count": N, "from", "to"}.
+func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.duration.WithLabelValues("count").Observe(time.Since(start).Seconds()) }()
+	req, err := h.request(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	n, err := h.exec.Count(ctx, req)
+	if h.opts.OnCount != nil {
+		h.opts.OnCount(r.Context(), n)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"count": n, "query": req.Query.Text,
+		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)})
+}
+
+// ServeStats answers the top values of a field among the matches.
+func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { h.duration.WithLabelValues("stats").Observe(time.Since(start).Seconds()) }()
+	req, err := h.request(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	qs := r.URL.Query()
+	by := StatsBy(qs.Get("by"))
+	switch by {
+	case ByIP, ByDomain, ByPath, ByUserAgent, ByHour, ByDay:
+	default:
+		writeError(w, http.StatusBadRequest, "by: want ip, domain, path, user_agent, hour or day")
+		return
+	}
+	top := 10
+	if s := qs.Get("top"); s != "" {
+		if top, err = strconv.Atoi(s); err != nil || top < 0 {
+			writeError(w, http.StatusBadRequest, "top: want a whole number >= 0 (0 means all)")
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	defer cancel()
+	buckets, total, err := h.exec.Stats(ctx, req, by, top)
+	if h.opts.OnCount != nil {
+		h.opts.OnCount(r.Context(), total)
+	}
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	for i := range buckets {
+		buckets[i].Key = string(appendEscaped(nil, buckets[i].Key))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"by": by, "total": total, "top": buckets, "query": req.Query.Text,
+		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)})
+}
+
+type encodeFunc func(b []byte, r *record.Record) []byte
+
+func encoder(format string) (encodeFunc, string, error) {
+	switch format {
+	case "ndjson", "json":
+		return AppendNDJSON, "application/x-ndjson", nil
+	case "csv":
+		return AppendCSV, "text/csv; charset=utf-8", nil
+	case "combined":
+		return AppendCombined, "text/plain; charset=utf-8", nil
+	}
+	return nil, "", fmt.Errorf("format: want ndjson, csv or combined")
+}
+
+// appendEscaped appends s with every byte that is not valid UTF-8 written as
+// the four characters \xHH, the convention nginx uses in its logs: invalid
+// bytes are evidence and are shown, never silently replaced.
+func appendEscaped(b []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = fmt.Appendf(b, `\x%02X`, s[i])
+			i++
+			continue
+		}
+		b = append(b, s[i:i+size]...)
+		i += size
+	}
+	return b
+}
+
+// AppendNDJSON appends {"time","domain","path","user_agent","ip"} and a newline.
+func AppendNDJSON(b []byte, r *record.Record) []byte {
+	b = append(b, `{"time":"`...)
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","domain":`...)
+	b = appendJSONString(b, r.Domain)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, r.Path)
+	b = append(b, `,"user_agent":`...)
+	b = appendJSONString(b, r.UserAgent)
+	b = append(b, `,"ip":"`...)
+	b = r.IP.AppendTo(b)
+	return append(b, "\"}\n"...)
+}
+
+func appendJSONString(b []byte, s string) []byte {
+	v, _ := json.Marshal(string(appendEscaped(nil, s)))
+	return append(b, v...)
+}
+
+// AppendCSV appends an RFC 4180 row.
+func AppendCSV(b []byte, r *record.Record) []byte {
+	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	for _, s := range []string{r.Domain, r.Path, r.UserAgent} {
+		b = append(b, ',')
+		b = appendCSVField(b, string(appendEscaped(nil, s)))
+	}
+	b = append(b, ',')
+	b = r.IP.AppendTo(b)
+	return append(b, '\n')
+}
+
+func appendCSVField(b []byte, s string) []byte {
+	if !strings.ContainsAny(s, "\",\r\n") && (s == "" || (s[0] != ' ' && s[0] != '=' && s[0] != '+' && s[0] != '-' && s[0] != '@')) {
+		return append(b, s...)
+	}
+	// Quote, and defuse spreadsheet formulas (a path starting with = is
+	// attacker-controlled text in an investigator's spreadsheet).
+	b = append(b, '"')
+	if s != "" && strings.ContainsRune("=+-@", rune(s[0])) {
+		b = append(b, '\'')
+	}
+	b = append(b, strings.ReplaceAll(s, `"`, `""`)...)
+	return append(b, '"')
+}
+
+// AppendCombined appends a combined-format line (vhost_combined style, with
+// the domain first) that access-log tools read. Fields retentiond does not
+// keep are "-" (status and size as 0 would be a lie).
+func AppendCombined(b []byte, r *record.Record) []byte {
+	b = appendCombinedField(b, r.Domain)
+	b = append(b, ' ')
+	b = r.IP.AppendTo(b)
+	b = append(b, " - - ["...)
+	b = r.Time.UTC().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = append(b, `] "GET `...)
+	b = appendCombinedField(b, r.Path)
+	b = append(b, ` HTTP/1.1" - - "-" "`...)
+	b = appendCombinedField(b, r.UserAgent)
+	return append(b, "\"\n"...)
+}
+
+func appendCombinedField(b []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1, r < 0x20, r == 0x7f:
+			b = fmt.Appendf(b, `\x%02X`, s[i])
+		case r == '"' || r == '\\':
+			b = append(b, '\\', s[i])
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return b
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,341 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/loggen"
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+type fakeSource struct{ days []*store.DayView }
+
+func (f *fakeSource) Snapshot(from, to time.Time) (*store.Snapshot, error) {
+	s := &store.Snapshot{}
+	for _, d := range f.days {
+		if !d.Day.Before(record.Day(from)) && d.Day.Before(to) {
+			s.Days = append(s.Days, d)
+		}
+	}
+	return s, nil
+}
+
+var start = time.Date(2026, 3, 27, 0, 0, 0, 0, time.UTC)
+
+// dataset spreads generated records over 4 days: per day a head, two parts
+// overlapping in time and a merged segment.
+func dataset(t testing.TB, n int) (*fakeSource, []record.Record) {
+	t.Helper()
+	g := loggen.New(loggen.Options{Seed: 7, Start: start, Days: 4, Total: n, Vhosts: 50, UserAgents: 40, Visitors: 300})
+	var all []record.Record
+	byDay := map[time.Time][]record.Record{}
+	for !g.Done() {
+		r := g.Next()
+		all = append(all, r)
+		byDay[record.Day(r.Time)] = append(byDay[record.Day(r.Time)], r)
+	}
+	src := &fakeSource{}
+	dir := t.TempDir()
+	var keys []time.Time
+	for d := range byDay {
+		keys = append(keys, d)
+	}
+	slices.SortFunc(keys, func(a, b time.Time) int { return a.Compare(b) })
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, d := range keys {
+		recs := byDay[d]
+		v := &store.DayView{Day: d}
+		parts := make([][]record.Record, 4)
+		for _, r := range recs {
+			k := rng.IntN(4)
+			parts[k] = append(parts[k], r)
+		}
+		v.Head = parts[3]
+		for i := 0; i < 3; i++ {
+			if len(parts[i]) == 0 {
+				continue
+			}
+			p := filepath.Join(dir, fmt.Sprintf("%s-%d.seg", record.DayString(d), i))
+			if _, err := segment.Write(p, parts[i], segment.Options{BlockRows: 97}); err != nil {
+				t.Fatal(err)
+			}
+			sr, err := segment.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sr.Close() })
+			v.Segments = append(v.Segments, sr)
+		}
+		src.days = append(src.days, v)
+	}
+	return src, all
+}
+
+func randomQuery(rng *rand.Rand, all []record.Record) string {
+	pick := func() *record.Record { return &all[rng.IntN(len(all))] }
+	var terms []string
+	for n := 1 + rng.IntN(3); n > 0; n-- {
+		r := pick()
+		var t string
+		switch rng.IntN(11) {
+		case 0:
+			t = "ip:" + r.IP.String()
+		case 1:
+			bits := []int{8, 16, 24, 32}[rng.IntN(4)]
+			if r.IP.Is6() {
+				bits = []int{16, 32, 48, 64, 128}[rng.IntN(5)]
+			}
+			t = "ip:" + netip.PrefixFrom(r.IP, bits).Masked().String()
+		case 2:
+			t = "domain:" + strings.ToUpper(r.Domain[:1]) + r.Domain[1:]
+		case 3:
+			if i := strings.IndexByte(r.Domain, '.'); i > 0 {
+				t = "domain:*" + r.Domain[i:]
+			} else {
+				t = "domain:" + r.Domain
+			}
+		case 4:
+			t = fmt.Sprintf("path:%q", r.Path)
+		case 5:
+			p := r.Path[:1+rng.IntN(len(r.Path))]
+			t = fmt.Sprintf("path:%q", p+"*")
+		case 6:
+			if len(r.Path) > 3 {
+				t = fmt.Sprintf("path:%q", "*"+r.Path[1:3]+"*")
+			} else {
+				t = "path:*/*"
+			}
+		case 7:
+			if len(r.UserAgent) > 6 {
+				t = fmt.Sprintf("ua:%q", "*"+strings.ToUpper(r.UserAgent[2:6])+"*")
+			} else {
+				t = "ua:*bot*"
+			}
+		case 8:
+			t = `path~"^/wp-"`
+		case 9:
+			t = `ua~"(?i)(bot|curl)"`
+		case 10:
+			t = fmt.Sprintf("ua:%q", r.UserAgent)
+			if r.UserAgent == "" {
+				t = "ua:*a*"
+			}
+		}
+		if rng.IntN(4) == 0 {
+			t = "-" + t
+		}
+		terms = append(terms, t)
+	}
+	return strings.Join(terms, " ")
+}
+
+func brute(q *Query, all []record.Record, from, to time.Time, desc bool, limit int) []record.Record {
+	var out []record.Record
+	for i := range all {
+		r := &all[i]
+		if !r.Time.Before(from) && r.Time.Before(to) && q.Match(r) {
+			out = append(out, *r)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b record.Record) int {
+		if desc {
+			return b.Time.Compare(a.Time)
+		}
+		return a.Time.Compare(b.Time)
+	})
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+func key(r record.Record) string {
+	return fmt.Sprintf("%d|%s|%s|%s|%s", r.Time.UnixMilli(), r.Domain, r.Path, r.UserAgent, r.IP)
+}
+
+// TestPropertyAgainstBruteForce runs thousands of random queries and
+// compares every answer with a brute-force filter over the same records.
+func TestPropertyAgainstBruteForce(t *testing.T) {
+	src, all := dataset(t, 6000)
+	ex := &Executor{Source: src}
+	rng := rand.New(rand.NewPCG(3, 4))
+	queries := 2000
+	if testing.Short() {
+		queries = 200
+	}
+	nonEmpty := 0
+	for i := 0; i < queries; i++ {
+		qs := randomQuery(rng, all)
+		q, err := Parse(qs)
+		if err != nil {
+			t.Fatalf("query %q: %v", qs, err)
+		}
+		from := start.Add(time.Duration(rng.IntN(4*24)) * time.Hour)
+		to := from.Add(time.Duration(1+rng.IntN(3*24)) * time.Hour)
+		desc, limit := rng.IntN(2) == 0, []int{0, 0, 1, 7}[rng.IntN(4)]
+		want := brute(q, all, from, to, desc, limit)
+		var got []record.Record
+		n, err := ex.Run(context.Background(), &Request{Query: q, From: from, To: to, Desc: desc, Limit: limit},
+			func(r record.Record) error { got = append(got, r); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(n) != len(got) || len(got) != len(want) {
+			t.Fatalf("query %q [%s,%s) desc=%v limit=%d: got %d records, want %d", qs, from, to, desc, limit, len(got), len(want))
+		}
+		if limit == 0 {
+			// Equal timestamps may come in any order: compare as multisets,
+			// and check the order separately.
+			gk, wk := make([]string, len(got)), make([]string, len(want))
+			for j := range got {
+				gk[j], wk[j] = key(got[j]), key(want[j])
+				if j > 0 && (got[j].Time.Before(got[j-1].Time) != desc && !got[j].Time.Equal(got[j-1].Time)) {
+					t.Fatalf("query %q: results out of order at %d", qs, j)
+				}
+			}
+			slices.Sort(gk)
+			slices.Sort(wk)
+			if !slices.Equal(gk, wk) {
+				t.Fatalf("query %q: result set differs from brute force", qs)
+			}
+		}
+		c, err := ex.Count(context.Background(), &Request{Query: q, From: from, To: to})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantAll := brute(q, all, from, to, false, 0); c != int64(len(wantAll)) {
+			t.Fatalf("query %q: count %d, want %d", qs, c, len(wantAll))
+		}
+		if len(want) > 0 {
+			nonEmpty++
+		}
+	}
+	if nonEmpty < queries/4 {
+		t.Fatalf("only %d of %d random queries matched anything: the generator is too weak to test", nonEmpty, queries)
+	}
+	t.Logf("%d random queries (%d with matches) agree with brute force", queries, nonEmpty)
+}
+
+// TestExactIPReadsOnlyItsBlocks proves the IP index is used: an exact-IP
+// query on a large segment decompresses only the blocks that hold the IP.
+func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
+	g := loggen.New(loggen.Options{Seed: 9, Start: start, Days: 1, Total: 50_000})
+	var recs []record.Record
+	for !g.Done() {
+		recs = append(recs, g.Next())
+	}
+	p := filepath.Join(t.TempDir(), "big.seg")
+	if _, err := segment.Write(p, recs, segment.Options{BlockRows: 1024}); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := segment.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	target := recs[len(recs)/2].IP
+	holding := map[int]bool{}
+	for i := 0; i < sr.NumBlocks(); i++ {
+		b, err := sr.ReadBlock(i, segment.ColIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(b.IPs, target) {
+			holding[i] = true
+		}
+	}
+	src := &fakeSource{days: []*store.DayView{{Day: start, Segments: []*segment.Reader{sr}}}}
+	before := sr.BlocksDecoded()
+	q, _ := Parse("ip:" + target.String())
+	n, err := (&Executor{Source: src}).Run(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 1)},
+		func(record.Record) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := sr.BlocksDecoded() - before
+	if read != int64(len(holding)) {
+		t.Fatalf("exact-IP query decoded %d blocks; %d of %d blocks hold the IP", read, len(holding), sr.NumBlocks())
+	}
+	if n == 0 || len(holding) >= sr.NumBlocks()/2 {
+		t.Fatalf("test setup: %d matches in %d of %d blocks", n, len(holding), sr.NumBlocks())
+	}
+}
+
+func TestParseErrorsPointAtTheTerm(t *testing.T) {
+	for q, wantTerm := range map[string]string{
+		"ip:1.2.3.4 ip:999.1.1.1": "ip:999.1.1.1",
+		"domain:a.nl color:red":   "color:red",
+		"path~\"(\" ip:1.2.3.4":   "path~\"(\"",
+		"ua:\"unterminated":       "ua:\"unterminated",
+		"justaword":               "justaword",
+		"ip:10.0.0.0/33":          "ip:10.0.0.0/33",
+		"domain:a*b.nl":           "domain:a*b.nl",
+		"path:/a*b*":              "path:/a*b*",
+		"ip:":                     "ip:",
+	} {
+		_, err := Parse(q)
+		qe, ok := err.(*QueryError)
+		if !ok || qe.Term != wantTerm {
+			t.Errorf("Parse(%q) = %v, want an error naming %q", q, err, wantTerm)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2026-11-20":           time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC),
+		"2026-11-20T13:00:00Z": time.Date(2026, 11, 20, 13, 0, 0, 0, time.UTC),
+		"-24h":                 now.Add(-24 * time.Hour),
+		"-7d":                  now.AddDate(0, 0, -7),
+	} {
+		got, err := ParseTime(in, now)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-7x", "2026-13-01"} {
+		if _, err := ParseTime(bad, now); err == nil {
+			t.Errorf("ParseTime(%q) accepted", bad)
+		}
+	}
+}
+
+func TestEncodersEscapeInvalidUTF8(t *testing.T) {
+	r := record.Record{Time: start, Domain: "a.nl", Path: "/x\xff\"=1", UserAgent: "=cmd|' /C calc'!A0", IP: netip.MustParseAddr("192.0.2.1")}
+	nd := string(AppendNDJSON(nil, &r))
+	if !strings.Contains(nd, `/x\\xFF\"=1`) {
+		t.Errorf("ndjson: %s", nd)
+	}
+	csv := string(AppendCSV(nil, &r))
+	if !strings.Contains(csv, `"'=cmd|' /C calc'!A0"`) || !strings.Contains(csv, `\xFF`) {
+		t.Errorf("csv: %s", csv)
+	}
+	comb := string(AppendCombined(nil, &r))
+	if !strings.Contains(comb, `"GET /x\xFF\"=1 HTTP/1.1"`) {
+		t.Errorf("combined: %s", comb)
+	}
+}
+
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range []string{"ip:1.2.3.0/24 -domain:*.a.nl", `ua~"(?i)bot" path:"/a b*"`, `-path:*x*`, `"`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		q, err := Parse(s)
+		if err != nil {
+			return
+		}
+		r := record.Record{Time: start, Domain: "a.nl", Path: "/", IP: netip.MustParseAddr("::1")}
+		q.Match(&r)
+	})
+}
