@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -372,14 +373,11 @@ func FuzzVerify(f *testing.F) {
 	f.Add([]byte("{}\n"), []byte("{"))
 	f.Add([]byte(`{"seq":1,"time":"2026-03-01T00:00:00Z","event":"search","prev":"`+Genesis+`","hash":"`+Genesis+`"}`+"\n"), []byte(nil))
 	f.Fuzz(func(t *testing.T, content, anchorContent []byte) {
-		d := t.TempDir()
-		if err := os.WriteFile(filepath.Join(d, "audit-2026-03-01.jsonl"), content, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		fsys := fstest.MapFS{"audit-2026-03-01.jsonl": {Data: content}}
 		if anchorContent != nil {
-			os.WriteFile(filepath.Join(d, AnchorName), anchorContent, 0o600)
+			fsys[AnchorName] = &fstest.MapFile{Data: anchorContent}
 		}
-		res, err := Verify(d)
+		res, err := VerifyFS(fsys, VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

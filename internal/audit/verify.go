@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -38,8 +37,10 @@ func fileName(day string) string { return "audit-" + day + ".jsonl" }
 func dayOf(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 
 // listFiles returns the audit files in dir in chain order (by day).
-func listFiles(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+func listFiles(dir string) ([]string, error) { return listFilesFS(os.DirFS(dir)) }
+
+func listFilesFS(fsys fs.FS) ([]string, error) {
+	ents, err := fs.ReadDir(fsys, ".")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
@@ -58,8 +59,8 @@ func listFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-func readAnchor(dir string) (*anchor, error) {
-	b, err := os.ReadFile(filepath.Join(dir, AnchorName))
+func readAnchor(fsys fs.FS) (*anchor, error) {
+	b, err := fs.ReadFile(fsys, AnchorName)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -129,13 +130,19 @@ func Verify(dir string) (Result, error) { return VerifyWith(dir, VerifyOptions{}
 
 // VerifyWith is Verify with a witnessed head to check against.
 func VerifyWith(dir string, opts VerifyOptions) (Result, error) {
+	return VerifyFS(os.DirFS(dir), opts)
+}
+
+// VerifyFS is VerifyWith on any file system (the root of fsys is the audit
+// directory), for example a copy of the log extracted from a backup.
+func VerifyFS(fsys fs.FS, opts VerifyOptions) (Result, error) {
 	res := Result{HeadHash: Genesis}
-	files, err := listFiles(dir)
+	files, err := listFilesFS(fsys)
 	if err != nil {
 		return res, err
 	}
 	expectSeq := int64(1)
-	a, err := readAnchor(dir)
+	a, err := readAnchor(fsys)
 	if err != nil {
 		var ba errBadAnchor
 		if errors.As(err, &ba) {
@@ -159,7 +166,7 @@ func VerifyWith(dir string, opts VerifyOptions) (Result, error) {
 	}
 	anchorConfirmed := false
 	for fi, name := range files {
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return res, fmt.Errorf("read %s: %w", name, err)
 		}
@@ -231,7 +238,7 @@ func VerifyWith(dir string, opts VerifyOptions) (Result, error) {
 			line := 0
 			if len(files) > 0 {
 				name = files[len(files)-1]
-				line = lineCount(dir, name) + 1
+				line = lineCount(fsys, name) + 1
 			}
 			res.FirstBad = &BadLine{File: name, Line: line, Reason: fmt.Sprintf(
 				"the chain ends at seq %d but the witnessed head is seq %d: lines were removed from the end", expectSeq-1, opts.ExpectSeq)}
@@ -244,8 +251,8 @@ func hashOf(raw []byte) string {
 	return string(raw[len(raw)-66 : len(raw)-2])
 }
 
-func lineCount(dir, name string) int {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+func lineCount(fsys fs.FS, name string) int {
+	b, err := fs.ReadFile(fsys, name)
 	if err != nil {
 		return 0
 	}
