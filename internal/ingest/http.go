@@ -190,7 +190,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	h.m.bytes.WithLabelValues(input).Add(float64(counted.n))
 	if err != nil {
 		switch {
-		case errors.Is(err, errBodyTooLarge):
+		case errors.Is(err, errBodyTooLarge), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 			writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body exceeds %d bytes after decompression; nothing was stored", h.opts.MaxBodyBytes))
 		default:
