@@ -100,7 +100,9 @@ func (l *UDPListener) write(ctx context.Context) {
 			return
 		}
 		batch = append(batch[:0], rec)
-		timer := time.NewTimer(batchWait)
+		// Take what is already waiting, then store: while one batch is
+		// fsynced the next accumulates, so batches grow with the load
+		// without a timer delaying a quiet sender's records.
 	fill:
 		for len(batch) < batchRecords {
 			select {
@@ -109,11 +111,10 @@ func (l *UDPListener) write(ctx context.Context) {
 					break fill
 				}
 				batch = append(batch, rec)
-			case <-timer.C:
+			default:
 				break fill
 			}
 		}
-		timer.Stop()
 		l.h.store(context.WithoutCancel(ctx), "syslog_udp", batch, false)
 	}
 }

@@ -1,0 +1,255 @@
+package ingest
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+// Frames as captured byte for byte from nginx 1.22, logger 2.38 and rsyslog
+// 8.2302 (research 03-ecosystem.md §1.1–1.3).
+var syslogFrames = []struct {
+	name, frame, msg string
+}{
+	{"nginx combined", `<190>Nov 21 16:27:08 vm nginx: 127.0.0.1 - - [21/Nov/2026:16:27:08 +0000] "GET /checkout/order?id=42&x=%22y%22 HTTP/1.1" 200 3 "https://ref.example/a?b=c" "Mozilla/5.0 (X11; Linux x86_64) \x22quoted\x22 UA"`,
+		`127.0.0.1 - - [21/Nov/2026:16:27:08 +0000] "GET /checkout/order?id=42&x=%22y%22 HTTP/1.1" 200 3 "https://ref.example/a?b=c" "Mozilla/5.0 (X11; Linux x86_64) \x22quoted\x22 UA"`},
+	{"nginx vhost tag", `<173>Nov 21 16:27:08 vm hostA_vhosts: shop.example.com:8088 127.0.0.1 - - [21/Nov/2026:16:27:08 +0000] "GET /c HTTP/1.1" 200 3 "-" "UA"`,
+		`shop.example.com:8088 127.0.0.1 - - [21/Nov/2026:16:27:08 +0000] "GET /c HTTP/1.1" 200 3 "-" "UA"`},
+	{"nginx nohostname json", `<190>Nov  1 16:27:08 nginx: {"time":"2026-11-21T16:27:08+00:00","host":"shop.example.com","remote_addr":"127.0.0.1","request_uri":"/c","status":200,"user_agent":"M \"q\" UA"}`,
+		`{"time":"2026-11-21T16:27:08+00:00","host":"shop.example.com","remote_addr":"127.0.0.1","request_uri":"/c","status":200,"user_agent":"M \"q\" UA"}`},
+	{"logger rfc5424 with SD", `<182>1 2026-11-21T16:28:28.736032+00:00 vm apache_tcp - - [timeQuality tzKnown="1" isSynced="0"] www.customer-a.test:80 127.0.0.1 - - [21/Nov/2026:16:28:28 +0000] "GET /index.html?q=1 HTTP/1.1" 200 206 "-" "Mozilla/5.0 \"x\""`,
+		`www.customer-a.test:80 127.0.0.1 - - [21/Nov/2026:16:28:28 +0000] "GET /index.html?q=1 HTTP/1.1" 200 206 "-" "Mozilla/5.0 \"x\""`},
+	{"rsyslog rfc5424 double space and LF", "<190>1 2026-11-21T16:29:05+00:00 vm nginx - - -  127.0.0.1 - - [21/Nov/2026:16:29:05 +0000] \"GET /p?x=1 HTTP/1.1\" 200 3 \"-\" \"UA/1.0\"\n",
+		`127.0.0.1 - - [21/Nov/2026:16:29:05 +0000] "GET /p?x=1 HTTP/1.1" 200 3 "-" "UA/1.0"`},
+	{"tag with pid", `<182>Nov 21 16:28:28 vm apache[123]: h.example 192.0.2.1 - - [21/Nov/2026:16:28:28 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`,
+		`h.example 192.0.2.1 - - [21/Nov/2026:16:28:28 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`},
+	{"sd with escaped bracket", `<182>1 - - - - - [a b="x\]y"][c d="e"] h.example 192.0.2.1 - - [21/Nov/2026:16:28:28 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`,
+		`h.example 192.0.2.1 - - [21/Nov/2026:16:28:28 +0000] "GET / HTTP/1.1" 200 1 "-" "-"`},
+}
+
+func TestSyslogMessage(t *testing.T) {
+	for _, tt := range syslogFrames {
+		t.Run(tt.name, func(t *testing.T) {
+			msg, err := SyslogMessage([]byte(tt.frame))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(msg) != tt.msg {
+				t.Fatalf("msg\n%q\nwant\n%q", msg, tt.msg)
+			}
+			if DetectMessageFormat(msg) == FormatCombined {
+				return // no vhost: rejected, see TestParseSyslogFields
+			}
+			if _, err := ParseSyslog([]byte(tt.frame)); err != nil {
+				t.Fatalf("ParseSyslog: %v", err)
+			}
+		})
+	}
+	for _, bad := range []string{"", "hello", "<190", "<abc>x", "<190>1 2026 vm"} {
+		if _, err := ParseSyslog([]byte(bad)); err == nil {
+			t.Errorf("ParseSyslog(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParseSyslogFields(t *testing.T) {
+	rec, err := ParseSyslog([]byte(syslogFrames[3].frame))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := record.Record{Time: mustTime(t, "2026-11-21T16:28:28Z"), Domain: "www.customer-a.test", Path: "/index.html?q=1",
+		UserAgent: `Mozilla/5.0 "x"`, IP: netip.MustParseAddr("127.0.0.1")}
+	checkRecord(t, rec, want)
+	// A combined line over syslog has no vhost: rejected, with the reason.
+	if _, err := ParseSyslog([]byte(syslogFrames[0].frame)); err == nil || Reason(err) != "domain" {
+		t.Errorf("combined over syslog: err %v (reason %s), want a domain error", err, Reason(err))
+	}
+}
+
+func TestFrameReader(t *testing.T) {
+	frame := func(m string) string { return fmt.Sprintf("%d %s", len(m), m) }
+	tests := []struct {
+		name, stream string
+		max          int
+		want         []string // "!" marks an expected too-long error
+	}{
+		{"octet", frame("<1>a b") + frame("<1>c\n") + "\n" + frame("<1>d"), 100, []string{"<1>a b", "<1>c\n", "<1>d"}},
+		{"lf", "<1>a\n<1>b\r\n<1>c", 100, []string{"<1>a\n", "<1>b\r\n", "<1>c"}},
+		{"octet too long", frame(strings.Repeat("x", 50)) + frame("<1>ok"), 20, []string{"!", "<1>ok"}},
+		{"lf too long", strings.Repeat("y", 70) + "\n<1>ok\n", 20, []string{"!", "<1>ok\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fr := newFrameReader(strings.NewReader(tt.stream), tt.max)
+			var got []string
+			for {
+				f, _, err := fr.next()
+				if err != nil {
+					if errorsIsTooLong(err) {
+						got = append(got, "!")
+						continue
+					}
+					break
+				}
+				got = append(got, string(f))
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("got %q want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func errorsIsTooLong(err error) bool { return Reason(err) == "too_long" }
+
+func vhostLine(i int) string {
+	return fmt.Sprintf(`v%d.example:443 2001:db8::%x - - [21/Nov/2026:16:27:08 +0000] "GET /p/%d?q=%%22 HTTP/1.1" 200 3 "-" "UA \x22%d\x22"`, i%3, i+1, i, i)
+}
+
+func checkVhostRecords(t *testing.T, got []record.Record, n int) {
+	t.Helper()
+	if len(got) != n {
+		t.Fatalf("%d records stored, want %d", len(got), n)
+	}
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[r.Path] = true
+	}
+	for i := range n {
+		if !seen[fmt.Sprintf("/p/%d?q=%%22", i)] {
+			t.Fatalf("record %d missing", i)
+		}
+	}
+	r := got[0]
+	if r.Domain == "" || r.UserAgent[:4] != `UA "` || !r.IP.Is6() {
+		t.Errorf("bad record %+v", r)
+	}
+}
+
+func TestTCPListener(t *testing.T) {
+	for _, octet := range []bool{true, false} {
+		t.Run(fmt.Sprintf("octet=%v", octet), func(t *testing.T) {
+			sink := &memSink{}
+			reg := prometheus.NewRegistry()
+			l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: reg, MaxLineBytes: 1024})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = 2500
+			var sb strings.Builder
+			for i := range n {
+				f := "<182>1 2026-11-21T16:28:28Z vm web - - - " + vhostLine(i) + "\n"
+				if octet {
+					fmt.Fprintf(&sb, "%d %s", len(f), f)
+				} else {
+					sb.WriteString(f)
+				}
+			}
+			// One frame too long and one garbage frame: counted, the
+			// connection goes on.
+			long := "<1>" + strings.Repeat("z", 2000)
+			junk := "<1>junk"
+			if octet {
+				fmt.Fprintf(&sb, "%d %s%d %s", len(long), long, len(junk), junk)
+			} else {
+				sb.WriteString(long + "\n" + junk + "\n")
+			}
+			if _, err := c.Write([]byte(sb.String())); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			// Close cuts reading (storing what was read), so wait until the
+			// last frames were seen before closing.
+			waitFor(t, func() bool {
+				return testutil.ToFloat64(l.h.m.records.WithLabelValues("syslog_tcp", "rejected")) == 2
+			})
+			l.Close()
+			checkVhostRecords(t, sink.all(), n)
+			if got := testutil.ToFloat64(l.h.m.rejected.WithLabelValues("syslog_tcp", "too_long")); got != 1 {
+				t.Errorf("too_long = %v", got)
+			}
+		})
+	}
+}
+
+func TestUDPListener(t *testing.T) {
+	sink := &memSink{}
+	l, err := ListenSyslogUDP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("udp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const n = 50
+	for i := range n {
+		if _, err := c.Write([]byte("<190>Nov 21 16:27:08 vm nginx: " + vhostLine(i))); err != nil {
+			t.Fatal(err)
+		}
+		// Sequential, each waited for: loopback UDP may drop under burst.
+		waitFor(t, func() bool { return len(sink.all()) == i+1 })
+	}
+	// A 60 KiB datagram (a long query string) arrives whole.
+	big := "<190>Nov 21 16:27:08 vm nginx: " + strings.Replace(vhostLine(n), "?q=", "?q="+strings.Repeat("a", 60<<10-400)+"&", 1)
+	if _, err := c.Write([]byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(sink.all()) == n+1 })
+	l.Close()
+	recs := sink.all()
+	checkVhostRecords(t, recs[:n], n)
+	if p := recs[n].Path; len(p) < 60<<10-400 {
+		t.Errorf("big datagram path is %d bytes", len(p))
+	}
+}
+
+// waitFor polls cond; the test's own timeout bounds it (no timed assertion).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		if t.Context().Err() != nil {
+			t.Fatal("gave up")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func FuzzSyslogFrame(f *testing.F) {
+	for _, tt := range syslogFrames {
+		f.Add([]byte(tt.frame))
+	}
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		msg, err := SyslogMessage(frame)
+		if err == nil && len(msg) > len(frame) {
+			t.Fatal("message longer than frame")
+		}
+		rec, err := ParseSyslog(frame)
+		if err != nil {
+			return
+		}
+		again := rec
+		if err := again.Normalize(); err != nil {
+			t.Fatalf("accepted record does not validate: %v", err)
+		}
+		// Octet-counted framing must give the same frame back.
+		fr := newFrameReader(strings.NewReader(fmt.Sprintf("%d %s", len(frame), frame)), 1<<16)
+		got, _, err := fr.next()
+		if err != nil || string(got) != string(frame) {
+			t.Fatalf("octet framing: %q, %v", got, err)
+		}
+	})
+}
