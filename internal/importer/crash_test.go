@@ -1,9 +1,9 @@
 package importer
 
 import (
-	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +14,12 @@ import (
 	"github.com/retentiond/retentiond/internal/record"
 )
 
-// fileSink stands in for a durable destination: it appends each batch to a
-// file and fsyncs before acknowledging, like the store and the daemon do.
+// fileSink stands in for a durable destination: it stores each batch
+// atomically (its own file, written under a temporary name, fsynced,
+// renamed) before acknowledging, like the store's WAL and the daemon do. A
+// plain append would not do: SIGKILL can cut a write short.
 type fileSink struct {
-	f     *os.File
+	dir   string
 	delay time.Duration
 }
 
@@ -26,10 +28,19 @@ func (s *fileSink) Append(_ context.Context, recs []record.Record) error {
 	for i := range recs {
 		b = loggen.AppendNDJSON(b, &recs[i])
 	}
-	if _, err := s.f.Write(b); err != nil {
+	name := filepath.Join(s.dir, fmt.Sprintf("batch-%020d.ndjson", time.Now().UnixNano()))
+	f, err := os.Create(name + ".tmp")
+	if err != nil {
 		return err
 	}
-	if err := s.f.Sync(); err != nil {
+	if _, err := f.Write(b); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	f.Close()
+	if err := os.Rename(name+".tmp", name); err != nil {
 		return err
 	}
 	time.Sleep(s.delay) // widen the window in which the parent kills us
@@ -45,17 +56,16 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestCrashResume only")
 	}
-	out, err := os.OpenFile(filepath.Join(dir, "stored.ndjson"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
+	out := filepath.Join(dir, "stored")
+	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
 	l, err := OpenLedger(filepath.Join(dir, "imports.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	im := New(Options{Sink: &fileSink{f: out, delay: time.Millisecond}, Ledger: l, Dest: "crash", Format: "json",
+	im := New(Options{Sink: &fileSink{dir: out, delay: time.Millisecond}, Ledger: l, Dest: "crash", Format: "json",
 		Parse: parseTestJSON, BatchSize: crashBatch})
 	if err := im.ImportFile(context.Background(), filepath.Join(dir, "in.log.gz")); err != nil {
 		t.Fatal(err)
@@ -73,18 +83,22 @@ func TestCrashResume(t *testing.T) {
 	want, content := genNDJSON(20_000, 13)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "in.log.gz"), content, "gzip")
-	stored := filepath.Join(dir, "stored.ndjson")
+	stored := filepath.Join(dir, "stored")
 	child := func() *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), "IMPORTER_CRASH_DIR="+dir)
 		return cmd
 	}
+	// size is how many bytes of batches are stored.
 	size := func() int64 {
-		fi, err := os.Stat(stored)
-		if err != nil {
-			return 0
+		files, _ := filepath.Glob(filepath.Join(stored, "batch-*.ndjson"))
+		var n int64
+		for _, f := range files {
+			if fi, err := os.Stat(f); err == nil {
+				n += fi.Size()
+			}
 		}
-		return fi.Size()
+		return n
 	}
 	for kill := 1; kill <= 3; kill++ {
 		cmd := child()
@@ -103,15 +117,17 @@ func TestCrashResume(t *testing.T) {
 		t.Fatalf("final run: %v\n%s", err, out)
 	}
 
-	f, err := os.Open(stored)
+	files, err := filepath.Glob(filepath.Join(stored, "batch-*.ndjson")) // sorted: in order of storing
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	var got [][]byte
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		got = append(got, bytes.Clone(sc.Bytes()))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))...)
 	}
 	var wantLines [][]byte
 	for i := range want {
