@@ -3,8 +3,11 @@ package importer
 import (
 	"bytes"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -201,4 +204,47 @@ func BenchmarkParseCombined(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(len(lines))*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// TestAPISinkAgainstIngestHandler runs the API mode against the daemon's
+// real ingest handler: the request and answer formats must agree, and the
+// daemon's own rejections (here: its retention window, shorter than the
+// importer's) come back with the file line they belong to.
+func TestAPISinkAgainstIngestHandler(t *testing.T) {
+	content := readFixture(t)
+	stored := &memSink{}
+	cutoff := time.Date(2015, 5, 19, 0, 0, 0, 0, time.UTC)
+	h := ingest.NewHandler(ingest.Options{
+		Sink:       stored,
+		TimeWindow: func(time.Time) (time.Time, time.Time) { return cutoff, cutoff.AddDate(1, 0, 0) },
+		Logger:     quiet,
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/ingest", h.ServeIngest)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	e := newEnv(t)
+	f := writeFile(t, filepath.Join(e.dir, "apache.log"), content, "")
+	sum, errs := e.run(&APISink{Server: srv.URL}, withIngest("semicomplete.com"), f)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	var before int64
+	for _, line := range bytes.Split(content, []byte("\n")) {
+		if bytes.Contains(line, []byte("/May/2015:")) && (bytes.Contains(line, []byte("[17/May")) || bytes.Contains(line, []byte("[18/May"))) {
+			before++
+		}
+	}
+	if before == 0 || sum.Rejected != before || sum.Accepted != 10_000-before || int64(len(stored.recs)) != sum.Accepted {
+		t.Fatalf("want %d rejected by the daemon and the rest stored; summary %+v, stored %d", before, sum, len(stored.recs))
+	}
+	if ex := sum.Reasons[0].Examples[0]; !strings.HasPrefix(ex, f+":1: time 2015-05-17T10:05:03Z") {
+		t.Fatalf("first rejection %q does not name file line 1", ex)
+	}
+	for _, r := range stored.recs {
+		if r.Time.Before(cutoff) || r.Domain != "semicomplete.com" {
+			t.Fatalf("stored %+v", r)
+		}
+	}
 }

@@ -139,7 +139,7 @@ func (s *APISink) AppendPartial(ctx context.Context, recs []record.Record) ([]Re
 		// The daemon may list fewer errors than it rejected; the rest
 		// still count as rejected.
 		for i := int64(len(rejs)); i < ans.Rejected; i++ {
-			rejs = append(rejs, Rejection{Index: -1, Err: "rejected by the daemon (no reason given)"})
+			rejs = append(rejs, Rejection{Index: -1, Err: "rejected by the daemon (reason not listed in its answer)"})
 		}
 		return rejs, nil
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
