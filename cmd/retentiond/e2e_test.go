@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -287,4 +288,66 @@ func TestSecondDaemonRefused(t *testing.T) {
 	if !strings.Contains(string(out), "locked by another process") {
 		t.Fatalf("second daemon's message does not say the directory is locked:\n%s", out)
 	}
+}
+
+// TestSearchCLI drives `retentiond search` against a running daemon.
+func TestSearchCLI(t *testing.T) {
+	dir := t.TempDir()
+	addr := freePort(t)
+	d := startDaemon(t, dir, addr)
+	defer d.stop(syscall.SIGTERM)
+	var lines []string
+	for i := 0; i < 30; i++ {
+		lines = append(lines, line(i))
+	}
+	if n, err := ingestBatch(addr, lines); err != nil || n != 30 {
+		t.Fatalf("ingest: %d, %v", n, err)
+	}
+	run := func(args ...string) (string, error) {
+		cmd := exec.Command(binary(t), append([]string{"search", "--server", "http://" + addr}, args...)...)
+		out, err := cmd.Output()
+		return string(out), err
+	}
+	tests := []struct {
+		name string
+		args []string
+		want func(string) bool
+	}{
+		{"ndjson rows", []string{"--case", "T-1", "--reason", "test", "--from", "2026-10-01", "ip:192.0.2.0/24 domain:shop1.example.nl"},
+			func(out string) bool {
+				return strings.Count(out, "\n") == 6 && strings.Contains(out, `"domain":"shop1.example.nl"`)
+			}},
+		{"count", []string{"--case", "T-1", "--reason", "test", "--count", "--", "-path:/seq/1*"},
+			func(out string) bool { return strings.TrimSpace(out) == "19" }},
+		{"stats", []string{"--case", "T-1", "--reason", "test", "--stats-by", "domain", "--top", "2", "ua:E2E"},
+			func(out string) bool {
+				return strings.Join(strings.Fields(out), " ") == "COUNT DOMAIN 6 shop0.example.nl 6 shop1.example.nl 30 (total)"
+			}},
+		{"csv", []string{"--case", "T-1", "--reason", "test", "--format", "csv", "--limit", "1", "--order", "desc", "ua:e2e"},
+			func(out string) bool {
+				return strings.HasPrefix(out, "time,domain,path,user_agent,ip\n") && strings.Contains(out, "/seq/29")
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := run(tt.args...)
+			if err != nil || !tt.want(out) {
+				t.Fatalf("search %v: err %v, output:\n%s", tt.args, err, out)
+			}
+		})
+	}
+	t.Run("case required", func(t *testing.T) {
+		_, err := run("ip:192.0.2.1")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("search without --case: %v, want exit 2", err)
+		}
+	})
+	t.Run("bad query names the term", func(t *testing.T) {
+		cmd := exec.Command(binary(t), "search", "--server", "http://"+addr, "--case", "T", "--reason", "r", "ip:1.2.3.4 colour:red")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), `"colour:red"`) {
+			t.Fatalf("bad query: %v\n%s", err, out)
+		}
+	})
 }

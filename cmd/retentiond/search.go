@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+func init() { register(newSearchCmd) }
+
+type searchFlags struct {
+	format, from, to, order, statsBy, caseID, reason string
+	limit, top                                       int
+	count                                            bool
+}
+
+func newSearchCmd() *cobra.Command {
+	var c apiClient
+	var f searchFlags
+	cmd := &cobra.Command{
+		Use:   "search [flags] QUERY",
+		Short: "Search the records of a running daemon (audited: --case and --reason are required)",
+		Long: `Search the stored records through the daemon's API, so that every search is authorised and audited.
+
+QUERY terms are AND-ed; -term negates; values with spaces go in double quotes:
+  ip:203.0.113.7   ip:203.0.113.0/24   ip:2001:db8::/48
+  domain:shop.example.nl   domain:*.example.nl
+  path:/wp-login.php   path:/wp-admin/*   path:*passwd*
+  ua:*sqlmap*   path~"^/wp-"   ua~"(?i)bot"
+
+Times for --from/--to: RFC 3339, a date (2026-11-20) or relative (-24h, -7d); from is inclusive,
+to exclusive; without --from the whole retention is searched.
+
+A query that starts with a negated term needs -- before it: retentiond search --case X --reason Y -- '-ua:*bot*'.
+
+On a terminal results print as a table, otherwise as NDJSON (--format overrides).
+The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
+		Example: `  retentiond search --case INC-42 --reason "leak report" --from -7d 'ip:203.0.113.0/24'
+  retentiond search --case INC-42 --reason "leak report" --count 'domain:*.example.nl path:/wp-admin/*'
+  retentiond search --case INC-42 --reason "leak report" --stats-by user_agent 'path:/wp-login.php'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSearch(cmd.OutOrStdout(), &c, &f, args[0])
+		},
+	}
+	addClientFlags(cmd, &c)
+	fl := cmd.Flags()
+	fl.StringVar(&f.caseID, "case", "", "incident id this search serves (required)")
+	fl.StringVar(&f.reason, "reason", "", "why this search is needed (required)")
+	fl.StringVar(&f.format, "format", "", "table, ndjson, csv or combined (default: table on a terminal, ndjson otherwise)")
+	fl.StringVar(&f.from, "from", "", "start of the time range, inclusive (default: the whole retention)")
+	fl.StringVar(&f.to, "to", "", "end of the time range, exclusive (default: now)")
+	fl.StringVar(&f.order, "order", "asc", "asc (oldest first) or desc")
+	fl.IntVar(&f.limit, "limit", 1000, "maximum records to return; 0 for all")
+	fl.BoolVar(&f.count, "count", false, "print only the number of matching records")
+	fl.StringVar(&f.statsBy, "stats-by", "", "print the top values of ip, domain, path, user_agent, hour or day")
+	fl.IntVar(&f.top, "top", 10, "with --stats-by: how many values (0 for all)")
+	return cmd
+}
+
+func runSearch(out io.Writer, c *apiClient, f *searchFlags, query string) error {
+	if strings.TrimSpace(f.caseID) == "" || strings.TrimSpace(f.reason) == "" {
+		return &exitError{code: 2, err: fmt.Errorf("--case and --reason are required: every search is audited with the incident it serves and why")}
+	}
+	q := url.Values{"q": {query}, "case": {f.caseID}, "reason": {f.reason}}
+	if f.from != "" {
+		q.Set("from", f.from)
+	}
+	if f.to != "" {
+		q.Set("to", f.to)
+	}
+	switch {
+	case f.count:
+		return searchJSON(out, c, "/api/v1/count", q, func(v map[string]any) {
+			fmt.Fprintln(out, jsonNumber(v["count"]))
+		})
+	case f.statsBy != "":
+		q.Set("by", f.statsBy)
+		q.Set("top", strconv.Itoa(f.top))
+		return searchJSON(out, c, "/api/v1/stats", q, func(v map[string]any) {
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintf(tw, "COUNT\t%s\n", strings.ToUpper(f.statsBy))
+			rows, _ := v["top"].([]any)
+			for _, r := range rows {
+				m, _ := r.(map[string]any)
+				fmt.Fprintf(tw, "%s\t%s\n", jsonNumber(m["count"]), printable(fmt.Sprint(m["key"])))
+			}
+			fmt.Fprintf(tw, "%s\t(total)\n", jsonNumber(v["total"]))
+			tw.Flush()
+		})
+	}
+	format := f.format
+	if format == "" {
+		format = "ndjson"
+		if fd, ok := out.(*os.File); ok && term.IsTerminal(int(fd.Fd())) {
+			format = "table"
+		}
+	}
+	wire := format
+	if format == "table" {
+		wire = "ndjson"
+	}
+	q.Set("format", wire)
+	q.Set("limit", strconv.Itoa(f.limit))
+	q.Set("order", f.order)
+	resp, err := c.do("GET", "/api/v1/search", q, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if format != "table" {
+		_, err := io.Copy(out, resp.Body)
+		return err
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tIP\tDOMAIN\tPATH\tUSER AGENT")
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 256<<10), 1<<20)
+	n := 0
+	for sc.Scan() {
+		var r struct{ Time, Domain, Path, UserAgent, IP string }
+		var raw map[string]string
+		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
+			return fmt.Errorf("read result row %d: %w", n+1, err)
+		}
+		r.Time, r.Domain, r.Path, r.UserAgent, r.IP = raw["time"], raw["domain"], raw["path"], raw["user_agent"], raw["ip"]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Time, r.IP, printable(r.Domain), printable(r.Path), printable(r.UserAgent))
+		n++
+	}
+	tw.Flush()
+	fmt.Fprintf(os.Stderr, "%d records\n", n)
+	return sc.Err()
+}
+
+func searchJSON(out io.Writer, c *apiClient, path string, q url.Values, show func(map[string]any)) error {
+	resp, err := c.do("GET", path, q, nil, "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var v map[string]any
+	dec := json.NewDecoder(resp.Body)
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	show(v)
+	return nil
+}
+
+func jsonNumber(v any) string {
+	if n, ok := v.(json.Number); ok {
+		return n.String()
+	}
+	return fmt.Sprint(v)
+}
+
+// printable keeps terminal control characters in stored data (a scanner's
+// user agent can carry escape sequences) from acting on the investigator's
+// terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
+}
