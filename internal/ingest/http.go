@@ -153,8 +153,17 @@ func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format Format, domain string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
 	start := time.Now()
 	defer func() { h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds()) }()
+	// The compressed body is bounded too (it is never larger than what it
+	// inflates to, except for hostile input); the decompressed stream is
+	// bounded by limitReader below.
+	r.Body = http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes)
 	body, err := h.decode(r)
 	if err != nil {
 		status := http.StatusUnsupportedMediaType
@@ -190,7 +199,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	h.m.bytes.WithLabelValues(input).Add(float64(counted.n))
 	if err != nil {
 		switch {
-		case errors.Is(err, errBodyTooLarge), errors.Is(err, zstd.ErrDecoderSizeExceeded):
+		case errors.Is(err, errBodyTooLarge), errors.Is(err, zstd.ErrDecoderSizeExceeded), isMaxBytes(err):
 			writeError(w, http.StatusRequestEntityTooLarge,
 				fmt.Sprintf("request body exceeds %d bytes after decompression; nothing was stored", h.opts.MaxBodyBytes))
 		default:
@@ -222,6 +231,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 		status = http.StatusBadRequest
 	}
 	writeJSON(w, status, ans)
+}
+
+func isMaxBytes(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
 }
 
 var errEncoding = errors.New("unsupported Content-Encoding")
@@ -267,7 +281,7 @@ func (h *Handler) readJSON(body io.Reader, add func(int, record.Record, error)) 
 		for i := 1; dec.More(); i++ {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
-				if errors.Is(err, errBodyTooLarge) {
+				if errors.Is(err, errBodyTooLarge) || isMaxBytes(err) {
 					return err
 				}
 				add(i, record.Record{}, &SyntaxError{Column: int(dec.InputOffset()), Msg: "invalid JSON array element: " + err.Error()})

@@ -136,6 +136,7 @@ func TestHandlerMalformed(t *testing.T) {
 		{name: "lines without domain", path: "/api/v1/ingest/lines?format=combined",
 			body: `192.0.2.1 - - [21/Nov/2026:16:27:08 +0000] "GET /l HTTP/1.1" 200 3 "-" "ua"`, status: 400, rejected: 1, firstAt: 1, want: []string{"domain", "missing"}},
 		{name: "lines unknown format", path: "/api/v1/ingest/lines?format=w3c", body: "x", status: 400, want: []string{"unknown format"}},
+		{name: "gzip with trailing junk over the limit", body: gz(strings.Repeat("x", 200<<10)) + strings.Repeat("\x00", 70<<10), encoding: "gzip", status: 413, want: []string{"exceeds"}},
 		{name: "slow client", body: "<blocking>", status: 400, want: []string{"read body", "deadline"}},
 	}
 	for _, tt := range tests {
