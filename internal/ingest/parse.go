@@ -260,7 +260,13 @@ func (p *parser) quotedLenient(truncatedOK bool) (string, error) {
 			n := p.b[p.pos+1]
 			switch {
 			case n == 'x' && p.pos+3 < len(p.b) && isHex(p.b[p.pos+2]) && isHex(p.b[p.pos+3]):
-				out = append(out, unhex(p.b[p.pos+2])<<4|unhex(p.b[p.pos+3]))
+				if c := unhex(p.b[p.pos+2])<<4 | unhex(p.b[p.pos+3]); c != 0 {
+					out = append(out, c)
+				} else {
+					// A NUL cannot be stored, but a TLS handshake sent to
+					// the HTTP port is evidence: keep it escaped.
+					out = append(out, p.b[p.pos:p.pos+4]...)
+				}
 				p.pos += 4
 				continue
 			case n == '"' || n == '\\':

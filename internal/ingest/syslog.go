@@ -120,20 +120,22 @@ func DetectMessageFormat(msg []byte) Format {
 	if len(msg) > 0 && msg[0] == '{' {
 		return FormatJSON
 	}
-	// In combined the second word is ident ("-"); in vhost_combined it is
+	// combined starts with the client IP and then ident ("-");
+	// vhost_combined starts with a host name, or with a host IP followed by
 	// the client IP.
 	sp := bytes.IndexByte(msg, ' ')
 	if sp < 0 {
 		return FormatCombined
 	}
+	if _, err := record.ParseIP(string(msg[:sp])); err != nil {
+		return FormatVhostCombined
+	}
 	rest := msg[sp+1:]
 	if e := bytes.IndexByte(rest, ' '); e > 0 {
 		rest = rest[:e]
 	}
-	if len(rest) > 0 && rest[0] != '-' {
-		if _, err := record.ParseIP(string(rest)); err == nil {
-			return FormatVhostCombined
-		}
+	if _, err := record.ParseIP(string(rest)); err == nil {
+		return FormatVhostCombined
 	}
 	return FormatCombined
 }
