@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Frames as captured byte for byte from nginx 1.22, logger 2.38 and rsyslog
@@ -252,4 +255,47 @@ func FuzzSyslogFrame(f *testing.F) {
 			t.Fatalf("octet framing: %q, %v", got, err)
 		}
 	})
+}
+
+// busySink answers ErrBusy to its first `busy` appends, then stores.
+type busySink struct {
+	memSink
+	mu   sync.Mutex
+	busy int
+}
+
+func (s *busySink) Append(ctx context.Context, recs []record.Record) error {
+	s.mu.Lock()
+	if s.busy > 0 {
+		s.busy--
+		s.mu.Unlock()
+		return fmt.Errorf("append: %w", store.ErrBusy)
+	}
+	s.mu.Unlock()
+	return s.memSink.Append(ctx, recs)
+}
+
+// TestTCPBackPressure: a busy store is retried (the connection is not read
+// meanwhile), so no record sent over TCP is lost.
+func TestTCPBackPressure(t *testing.T) {
+	sink := &busySink{busy: 3}
+	l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		fmt.Fprintf(c, "<190>Nov 21 16:27:08 vm nginx: %s\n", vhostLine(i))
+	}
+	c.Close()
+	waitFor(t, func() bool { return len(sink.all()) == n })
+	l.Close()
+	checkVhostRecords(t, sink.all(), n)
+	if got := testutil.ToFloat64(l.h.m.records.WithLabelValues("syslog_tcp", "dropped")); got != 0 {
+		t.Errorf("dropped %v", got)
+	}
 }
