@@ -35,8 +35,8 @@ const (
 // Options tune the store. The zero value of each field selects its default.
 type Options struct {
 	// HeadMaxBytes bounds the memory of unflushed records (an estimate of
-	// their size). Reaching it triggers a flush; reaching twice it while a
-	// flush is still writing makes Append return ErrBusy.
+	// their size), including records being flushed. Half of it triggers a
+	// flush; an Append that would cross it returns ErrBusy instead.
 	HeadMaxBytes int64
 	// FlushInterval is the longest a record stays only in the WAL and the
 	// head; it bounds WAL size and replay time. Default 5 minutes.
@@ -181,6 +181,7 @@ type Store struct {
 	frozen      map[int64]*head
 	headBytes   int64
 	frozenBytes int64
+	reserved    int64 // admitted by Append, not yet in the head
 	oldestHead  time.Time // arrival time of the oldest unflushed record
 	cp          checkpoint
 	closed      bool
@@ -440,13 +441,21 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 		err := s.failed
 		s.mu.Unlock()
 		return fmt.Errorf("%w: %w", ErrClosed, err)
-	case s.headBytes+s.frozenBytes >= 2*s.opts.HeadMaxBytes:
+	}
+	est := estimate(recs)
+	if s.headBytes+s.frozenBytes+s.reserved+est > s.opts.HeadMaxBytes {
 		s.mu.Unlock()
 		s.m.busy.Inc()
 		s.kickFlush()
 		return ErrBusy
 	}
+	s.reserved += est
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.reserved -= est
+		s.mu.Unlock()
+	}()
 
 	payload := record.AppendBatch(make([]byte, 0, 64+len(recs)*160), recs)
 	s.appendMu.RLock()
@@ -459,7 +468,7 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 	for _, r := range recs {
 		s.insertLocked(r)
 	}
-	over := s.headBytes >= s.opts.HeadMaxBytes
+	over := s.headBytes >= s.opts.HeadMaxBytes/2
 	s.mu.Unlock()
 	s.m.appended.Add(float64(len(recs)))
 	if over {
@@ -516,7 +525,17 @@ func (s *Store) flushDue() bool {
 	if s.headBytes == 0 || s.closed || s.failed != nil {
 		return false
 	}
-	return s.headBytes >= s.opts.HeadMaxBytes || s.opts.Now().Sub(s.oldestHead) >= s.opts.FlushInterval
+	return s.headBytes >= s.opts.HeadMaxBytes/2 || s.opts.Now().Sub(s.oldestHead) >= s.opts.FlushInterval
+}
+
+// estimate is an upper bound of what recs add to the head (interning of
+// domains and user agents only makes the real figure smaller).
+func estimate(recs []record.Record) int64 {
+	var n int64
+	for i := range recs {
+		n += int64(recordOverhead + 96 + len(recs[i].Path) + len(recs[i].Domain) + len(recs[i].UserAgent))
+	}
+	return n
 }
 
 // Flush writes every unflushed record into part files, records the

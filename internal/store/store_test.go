@@ -364,9 +364,14 @@ func TestBusyUnderBackpressure(t *testing.T) {
 		case err != nil:
 			t.Fatal(err)
 		}
+		s.mu.Lock()
+		if h := s.headBytes + s.frozenBytes; h > s.opts.HeadMaxBytes {
+			t.Fatalf("unflushed records use %d bytes, over the %d bound", h, s.opts.HeadMaxBytes)
+		}
+		s.mu.Unlock()
 	}
 	if !busy {
-		t.Fatal("the head grew past twice its bound without ErrBusy")
+		t.Fatal("the head grew past its bound without ErrBusy")
 	}
 }
 
