@@ -181,7 +181,7 @@ type Store struct {
 	frozen      map[int64]*head
 	headBytes   int64
 	frozenBytes int64
-	reserved    int64 // admitted by Append, not yet in the head
+	reserved    int64     // admitted by Append, not yet in the head
 	oldestHead  time.Time // arrival time of the oldest unflushed record
 	cp          checkpoint
 	closed      bool
