@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -39,6 +40,11 @@ type Options struct {
 	// older ones would be destroyed at once, far-future ones would escape
 	// the purge.
 	TimeWindow func(now time.Time) (oldest, newest time.Time)
+	// SourceAllowed, if set, decides which addresses may send syslog (the
+	// ingest.allow list); datagrams and connections from other sources are
+	// dropped and counted as result="refused". HTTP ingest is guarded by
+	// the auth package instead.
+	SourceAllowed func(netip.Addr) bool
 	// Now is the clock; default time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -70,11 +71,15 @@ func (l *UDPListener) read() {
 	defer close(l.recs)
 	buf := make([]byte, maxDatagram)
 	for {
-		n, _, err := l.conn.ReadFromUDP(buf)
+		n, from, err := l.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			continue
+		}
+		if allow := l.h.opts.SourceAllowed; allow != nil && !allow(from.Addr().Unmap()) {
+			l.h.m.records.WithLabelValues("syslog_udp", "refused").Inc()
 			continue
 		}
 		l.h.m.bytes.WithLabelValues("syslog_udp").Add(float64(n))
@@ -217,6 +222,13 @@ func (l *TCPListener) accept() {
 			}
 			time.Sleep(10 * time.Millisecond)
 			continue
+		}
+		if allow := l.h.opts.SourceAllowed; allow != nil {
+			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil || !allow(ap.Addr().Unmap()) {
+				l.h.m.records.WithLabelValues("syslog_tcp", "refused").Inc()
+				c.Close()
+				continue
+			}
 		}
 		select {
 		case l.sem <- struct{}{}:

@@ -299,3 +299,75 @@ func TestTCPBackPressure(t *testing.T) {
 		t.Errorf("dropped %v", got)
 	}
 }
+
+// TestSyslogSourceAllowList: with an allow-list, syslog from other sources
+// is refused (UDP datagrams dropped, TCP connections closed) and counted;
+// allowed sources are stored.
+func TestSyslogSourceAllowList(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		allowed bool
+	}{{"refused", false}, {"allowed", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			allow := func(a netip.Addr) bool { return tc.allowed && a == netip.MustParseAddr("127.0.0.1") }
+			sink := &memSink{}
+			reg := prometheus.NewRegistry()
+			opts := Options{Sink: sink, Registerer: reg, SourceAllowed: allow}
+			udp, err := ListenSyslogUDP(t.Context(), "127.0.0.1:0", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tcp, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			uc, _ := net.Dial("udp", udp.Addr().String())
+			uc.Write([]byte("<190>Nov 21 16:27:08 vm nginx: " + vhostLine(1)))
+			uc.Close()
+			tc2, err := net.Dial("tcp", tcp.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc2.Write([]byte("<190>Nov 21 16:27:08 vm nginx: " + vhostLine(2) + "\n"))
+			if tc.allowed {
+				waitFor(t, func() bool { return len(sink.all()) == 2 })
+				tc2.Close()
+			} else {
+				// The server closes a refused connection without reading.
+				tc2.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if _, err := tc2.Read(make([]byte, 1)); err == nil {
+					t.Fatal("refused TCP connection stayed open and answered")
+				}
+				tc2.Close()
+				waitFor(t, func() bool {
+					return refused(reg, "syslog_udp") == 1 && refused(reg, "syslog_tcp") == 1
+				})
+			}
+			udp.Close()
+			tcp.Close()
+			if got := len(sink.all()); tc.allowed != (got == 2) || (!tc.allowed && got != 0) {
+				t.Fatalf("%d records stored", got)
+			}
+		})
+	}
+}
+
+// refused reads retentiond_ingest_records_total{input, result="refused"}.
+func refused(reg *prometheus.Registry, input string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "retentiond_ingest_records_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["input"] == input && labels["result"] == "refused" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
+}
