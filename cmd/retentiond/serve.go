@@ -192,7 +192,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 	go func() { serveErr <- srv.Serve() }()
 	log.Info("http listening", "addr", srv.Addr().String(), "tls", cfg.TLS.CertFile != "")
 
+	// Syslog carries no token: only allow-listed sources (loopback when the
+	// list is empty) may send it.
 	syslogOpts := ingestOpts
+	syslogOpts.SourceAllowed = authn.SourceAllowed
 	var udp *ingest.UDPListener
 	var tcp *ingest.TCPListener
 	if cfg.Listen.SyslogUDP != "" {
