@@ -523,3 +523,18 @@ func (w *WAL) Close() error {
 }
 
 var _ io.Closer = (*WAL)(nil)
+
+// VerifyFile checks every frame of one WAL file without changing it. A
+// damaged tail is reported like any other damage: only Open decides that the
+// tail of the last file may be cut.
+func VerifyFile(path string) (frames int, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("verify wal file: %w", err)
+	}
+	end, why := scan(b, func([]byte) error { frames++; return nil })
+	if why != nil {
+		return frames, &CorruptionError{File: path, Offset: end, Err: why}
+	}
+	return frames, nil
+}
