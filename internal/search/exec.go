@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
@@ -161,24 +162,37 @@ func intersect(a, b []int) []int {
 	return out
 }
 
-// scanSegment calls fn for each matching record of sr, in time order.
-func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, fn func(record.Record) bool) error {
+// scanSegment calls fn for each matching record of sr, in time order. Only
+// the columns in need (plus those the filters read) are filled in the
+// records fn receives; count passes none, stats the one it groups by.
+func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, fn func(record.Record) bool) error {
 	p := planSegment(sr, req)
 	if p == nil {
 		return nil
 	}
 	from, to := req.From.UnixMilli(), req.To.UnixMilli()
-	// Reading every column of a matching row is needed to return it; the
-	// first pass reads only the filter columns.
+	// The first pass reads only the filter columns; the output columns of a
+	// block are read only when a row of it matched. When a positive IP term
+	// chose the blocks, they almost surely match, and one read of all the
+	// columns is cheaper than two.
+	first, rest := p.cols, need&^p.cols
+	for _, t := range req.Query.Terms {
+		if t.Field == FieldIP && !t.Negate {
+			first, rest = p.cols|need, 0
+			break
+		}
+	}
 	doms, uas := sr.Domains(), sr.UserAgents()
+	var hits []int
 	for _, b := range p.blocks {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		blk, err := sr.ReadBlock(b, segment.ColAll)
+		blk, err := sr.ReadBlock(b, first)
 		if err != nil {
 			return err
 		}
+		hits = hits[:0]
 	rows:
 		for i, ts := range blk.Times {
 			if ts < from || ts >= to {
@@ -203,8 +217,43 @@ func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, fn func(
 					}
 				}
 			}
-			r := record.Record{Time: time.UnixMilli(ts).UTC(), Domain: doms[blk.DomainIDs[i]], Path: blk.Paths[i],
-				UserAgent: uas[blk.UserAgentIDs[i]], IP: blk.IPs[i]}
+			hits = append(hits, i)
+		}
+		if len(hits) == 0 {
+			continue
+		}
+		if rest != 0 {
+			more, err := sr.ReadBlock(b, rest)
+			if err != nil {
+				return err
+			}
+			if more.IPs != nil {
+				blk.IPs = more.IPs
+			}
+			if more.DomainIDs != nil {
+				blk.DomainIDs = more.DomainIDs
+			}
+			if more.UserAgentIDs != nil {
+				blk.UserAgentIDs = more.UserAgentIDs
+			}
+			if more.Paths != nil {
+				blk.Paths = more.Paths
+			}
+		}
+		for _, i := range hits {
+			r := record.Record{Time: time.UnixMilli(blk.Times[i]).UTC()}
+			if blk.DomainIDs != nil {
+				r.Domain = doms[blk.DomainIDs[i]]
+			}
+			if blk.UserAgentIDs != nil {
+				r.UserAgent = uas[blk.UserAgentIDs[i]]
+			}
+			if blk.Paths != nil {
+				r.Path = blk.Paths[i]
+			}
+			if blk.IPs != nil {
+				r.IP = blk.IPs[i]
+			}
 			if !fn(r) {
 				return nil
 			}
@@ -225,7 +274,7 @@ func scanDay(ctx context.Context, v *store.DayView, req *Request) ([]record.Reco
 		}
 	}
 	for _, sr := range v.Segments {
-		if err := scanSegment(ctx, sr, req, func(r record.Record) bool {
+		if err := scanSegment(ctx, sr, req, segment.ColAll, func(r record.Record) bool {
 			out = append(out, r)
 			return true
 		}); err != nil {
@@ -300,19 +349,16 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 
 // Count returns how many records match, scanning days in parallel.
 func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
-	var total int64
-	var mu sync.Mutex
-	err := e.each(ctx, req, func(record.Record) bool {
-		mu.Lock()
-		total++
-		mu.Unlock()
+	var total atomic.Int64
+	err := e.each(ctx, req, 0, func(record.Record) bool {
+		total.Add(1)
 		return true
 	})
-	return total, err
+	return total.Load(), err
 }
 
 // each calls fn (concurrently, from several goroutines) for every match.
-func (e *Executor) each(ctx context.Context, req *Request, fn func(record.Record) bool) error {
+func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns, fn func(record.Record) bool) error {
 	snap, err := e.Source.Snapshot(req.From, req.To)
 	if err != nil {
 		return err
@@ -340,7 +386,7 @@ func (e *Executor) each(ctx context.Context, req *Request, fn func(record.Record
 						}
 					}
 				} else {
-					err = scanSegment(ctx, j.sr, req, fn)
+					err = scanSegment(ctx, j.sr, req, need, fn)
 				}
 				if err != nil {
 					errOnce.Do(func() { firstErr = err })
@@ -400,7 +446,9 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 			return record.DayString(r.Time)
 		}
 	}
-	err := e.each(ctx, req, func(r record.Record) bool {
+	need := map[StatsBy]segment.Columns{ByIP: segment.ColIP, ByDomain: segment.ColDomain, ByPath: segment.ColPath,
+		ByUserAgent: segment.ColUserAgent}[by]
+	err := e.each(ctx, req, need, func(r record.Record) bool {
 		k := key(&r)
 		mu.Lock()
 		counts[k]++

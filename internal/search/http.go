@@ -34,8 +34,14 @@ type Options struct {
 	// OnCount, if set, is told how many records a request returned (the
 	// audit log records it).
 	OnCount func(ctx context.Context, n int64)
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// OnDone, if set, is called once per request after it has been answered
+	// (or has failed), with the parsed query (nil when the query did not
+	// parse), the number of records returned or counted, and the error. An
+	// auth or audit layer that wraps the handlers learns from it what was
+	// asked and how much was disclosed.
+	OnDone func(r *http.Request, q *Query, count int64, err error)
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Registerer receives the search metrics; nil means none.
 	Registerer prometheus.Registerer
 }
@@ -65,6 +71,28 @@ func NewHandler(opts Options) *Handler {
 		opts.Registerer.MustRegister(h.duration)
 	}
 	return h
+}
+
+// done reports a finished request to OnCount and OnDone.
+func (h *Handler) done(r *http.Request, req *Request, n int64, err error) {
+	if req != nil && h.opts.OnCount != nil {
+		h.opts.OnCount(r.Context(), n)
+	}
+	if h.opts.OnDone != nil {
+		var q *Query
+		if req != nil {
+			q = req.Query
+		}
+		h.opts.OnDone(r, q, n, err)
+	}
+}
+
+// reject answers 400 for a bad parameter and reports it to OnDone.
+func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req *Request, msg string) {
+	if h.opts.OnDone != nil {
+		h.opts.OnDone(r, req.Query, 0, errors.New(msg))
+	}
+	writeError(w, http.StatusBadRequest, msg)
 }
 
 // request parses the common parameters q, from, to.
@@ -107,6 +135,7 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.duration.WithLabelValues("search").Observe(time.Since(start).Seconds()) }()
 	req, err := h.request(r)
 	if err != nil {
+		h.done(r, nil, 0, err)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -115,7 +144,7 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	if s := qs.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "limit: want a whole number >= 0 (0 means no limit)")
+			h.reject(w, r, req, "limit: want a whole number >= 0 (0 means no limit)")
 			return
 		}
 		req.Limit = n
@@ -125,13 +154,13 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	case "desc":
 		req.Desc = true
 	default:
-		writeError(w, http.StatusBadRequest, "order: want asc or desc")
+		h.reject(w, r, req, "order: want asc or desc")
 		return
 	}
 	format := cmp.Or(qs.Get("format"), "ndjson")
 	enc, ctype, err := encoder(format)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		h.reject(w, r, req, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
@@ -161,9 +190,7 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
-	if h.opts.OnCount != nil {
-		h.opts.OnCount(r.Context(), n)
-	}
+	h.done(r, req, n, err)
 	if err != nil && !started {
 		h.fail(w, err)
 		return
@@ -199,15 +226,14 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.duration.WithLabelValues("count").Observe(time.Since(start).Seconds()) }()
 	req, err := h.request(r)
 	if err != nil {
+		h.done(r, nil, 0, err)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
 	n, err := h.exec.Count(ctx, req)
-	if h.opts.OnCount != nil {
-		h.opts.OnCount(r.Context(), n)
-	}
+	h.done(r, req, n, err)
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -222,6 +248,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	defer func() { h.duration.WithLabelValues("stats").Observe(time.Since(start).Seconds()) }()
 	req, err := h.request(r)
 	if err != nil {
+		h.done(r, nil, 0, err)
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -230,22 +257,20 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	switch by {
 	case ByIP, ByDomain, ByPath, ByUserAgent, ByHour, ByDay:
 	default:
-		writeError(w, http.StatusBadRequest, "by: want ip, domain, path, user_agent, hour or day")
+		h.reject(w, r, req, "by: want ip, domain, path, user_agent, hour or day")
 		return
 	}
 	top := 10
 	if s := qs.Get("top"); s != "" {
 		if top, err = strconv.Atoi(s); err != nil || top < 0 {
-			writeError(w, http.StatusBadRequest, "top: want a whole number >= 0 (0 means all)")
+			h.reject(w, r, req, "top: want a whole number >= 0 (0 means all)")
 			return
 		}
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
 	buckets, total, err := h.exec.Stats(ctx, req, by, top)
-	if h.opts.OnCount != nil {
-		h.opts.OnCount(r.Context(), total)
-	}
+	h.done(r, req, total, err)
 	if err != nil {
 		h.fail(w, err)
 		return

@@ -31,12 +31,12 @@ type Op int
 
 // Term operators.
 const (
-	OpExact  Op = iota // value equals
-	OpPrefix           // value starts with
-	OpSuffix           // value ends with (domain:*.example.nl)
-	OpSubstr           // value contains
-	OpRegexp           // RE2 match
-	OpPrefixNet        // ip in CIDR
+	OpExact     Op = iota // value equals
+	OpPrefix              // value starts with
+	OpSuffix              // value ends with (domain:*.example.nl)
+	OpSubstr              // value contains
+	OpRegexp              // RE2 match
+	OpPrefixNet           // ip in CIDR
 )
 
 // Term is one condition of a query.

@@ -1,0 +1,164 @@
+package search
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/loggen"
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// benchStart is the first day of both benchmark datasets.
+var benchStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// benchData returns a Source with one merged segment per day for a generated
+// dataset. The segment files are cached under os.TempDir() by a name that
+// encodes the dataset and the segment format version, so only the first run
+// pays for generation and compression.
+func benchData(b *testing.B, days, total int) *fakeSource {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("retentiond-bench-v%d-s1-%dd-%d", segment.Version, days, total))
+	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
+		b.Logf("building benchmark dataset in %s (first run only)", dir)
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		g := loggen.New(loggen.Options{Seed: 1, Start: benchStart, Days: days, Total: total})
+		var cur []record.Record
+		flush := func() {
+			if len(cur) == 0 {
+				return
+			}
+			p := filepath.Join(dir, record.DayString(record.Day(cur[0].Time))+".seg")
+			if _, err := segment.Write(p, cur, segment.Options{}); err != nil {
+				b.Fatal(err)
+			}
+			cur = cur[:0]
+		}
+		for !g.Done() {
+			r := g.Next()
+			if len(cur) > 0 && !record.Day(r.Time).Equal(record.Day(cur[0].Time)) {
+				flush()
+			}
+			cur = append(cur, r)
+		}
+		flush()
+		if err := os.WriteFile(filepath.Join(dir, "complete"), nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.seg"))
+	if err != nil || len(files) == 0 {
+		b.Fatalf("no segments in %s: %v", dir, err)
+	}
+	src := &fakeSource{}
+	for _, f := range files { // Glob sorts, and day names sort by time
+		sr, err := segment.Open(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { sr.Close() })
+		day, err := record.ParseDay(strings.TrimSuffix(filepath.Base(f), ".seg"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		src.days = append(src.days, &store.DayView{Day: day, Segments: []*segment.Reader{sr}})
+	}
+	return src
+}
+
+// sampleRecord returns a record from the middle of the dataset, so query
+// values exist in the data.
+func sampleRecord(b *testing.B, src *fakeSource, v4 bool) record.Record {
+	b.Helper()
+	sr := src.days[len(src.days)/2].Segments[0]
+	for r, err := range sr.Iter() {
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.IP.Is4() == v4 {
+			return r
+		}
+	}
+	b.Fatal("no sample record")
+	return record.Record{}
+}
+
+func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) {
+	b.Helper()
+	pq, err := Parse(q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := &Executor{Source: src}
+	req := &Request{Query: pq, From: benchStart, To: benchStart.AddDate(3, 0, 0), Limit: limit}
+	var n int64
+	b.ResetTimer()
+	for b.Loop() {
+		switch mode {
+		case "count":
+			n, err = e.Count(context.Background(), req)
+		case "stats":
+			var bs []Bucket
+			bs, n, err = e.Stats(context.Background(), req, ByDomain, 10)
+			_ = bs
+		default:
+			n, err = e.Run(context.Background(), req, func(record.Record) error { return nil })
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n), "matches")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
+}
+
+// BenchmarkSearch5M runs the investigation queries of issue 4 over 5M
+// generated records spread over 10 days (one merged segment per day).
+func BenchmarkSearch5M(b *testing.B) {
+	src := benchData(b, 10, 5_000_000)
+	r4 := sampleRecord(b, src, true)
+	r6 := sampleRecord(b, src, false)
+	net4 := netip.PrefixFrom(r4.IP, 24).Masked()
+	net6 := netip.PrefixFrom(r6.IP, 48).Masked()
+	dom := r4.Domain
+	suffix := dom
+	if i := strings.IndexByte(dom, '.'); i >= 0 {
+		suffix = dom[i+1:]
+	}
+	cases := []struct{ name, q, mode string }{
+		{"exact_ip", "ip:" + r4.IP.String(), "search"},
+		{"ipv4_24", "ip:" + net4.String(), "search"},
+		{"ipv6_48", "ip:" + net6.String(), "search"},
+		{"domain_exact", "domain:" + dom, "search"},
+		{"domain_count", "domain:" + dom, "count"},
+		{"domain_suffix", "domain:*." + suffix, "search"},
+		{"path_substring", "path:*setup-config*", "search"},
+		{"ua_substring", "ua:*sqlmap*", "search"},
+		{"count_all_wp_login", "path:/wp-login.php", "count"},
+		{"stats_by_domain", "path:/wp-login.php", "stats"},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) { runSearch(b, src, c.q, 1000, c.mode) })
+	}
+}
+
+// BenchmarkSearchTwoYears checks that an exact IP over 730 days of 20k
+// records costs in proportion to the matches, not the days.
+func BenchmarkSearchTwoYears(b *testing.B) {
+	src := benchData(b, 730, 730*20_000)
+	r := sampleRecord(b, src, true)
+	b.Run("exact_ip", func(b *testing.B) { runSearch(b, src, "ip:"+r.IP.String(), 1000, "search") })
+	b.Run("exact_ip_count", func(b *testing.B) { runSearch(b, src, "ip:"+r.IP.String(), 0, "count") })
+}
