@@ -215,6 +215,31 @@ func TestPropertyAgainstBruteForce(t *testing.T) {
 		if wantAll := brute(q, all, from, to, false, 0); c != int64(len(wantAll)) {
 			t.Fatalf("query %q: count %d, want %d", qs, c, len(wantAll))
 		}
+		// Stats read only the column they group by; their counts must still
+		// be exactly the brute-force ones.
+		by := []StatsBy{ByIP, ByDomain, ByPath, ByUserAgent, ByHour, ByDay}[rng.IntN(6)]
+		buckets, total, err := ex.Stats(context.Background(), &Request{Query: q, From: from, To: to}, by, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCounts := map[string]int64{}
+		for _, r := range brute(q, all, from, to, false, 0) {
+			k := map[StatsBy]string{ByIP: r.IP.String(), ByDomain: r.Domain, ByPath: r.Path, ByUserAgent: r.UserAgent,
+				ByHour: r.Time.Truncate(time.Hour).Format(time.RFC3339), ByDay: record.DayString(r.Time)}[by]
+			wantCounts[k]++
+		}
+		gotCounts := map[string]int64{}
+		for _, b := range buckets {
+			gotCounts[b.Key] = b.Count
+		}
+		if total != c || len(gotCounts) != len(wantCounts) {
+			t.Fatalf("query %q: stats by %s: total %d in %d buckets, want %d in %d", qs, by, total, len(gotCounts), c, len(wantCounts))
+		}
+		for k, n := range wantCounts {
+			if gotCounts[k] != n {
+				t.Fatalf("query %q: stats by %s: bucket %q = %d, want %d", qs, by, k, gotCounts[k], n)
+			}
+		}
 		if len(want) > 0 {
 			nonEmpty++
 		}
