@@ -57,10 +57,13 @@ func (e *Executor) concurrency() int {
 func planSegment(sr *segment.Reader, req *Request) *plan {
 	from, to := req.From.UnixMilli(), req.To.UnixMilli()
 	p := &plan{cols: segment.ColTime}
-	var candidate []int // nil: all blocks
+	// candidate is meaningful only once restricted: an index that answers
+	// "no block" (a nil slice) must prune the segment, not mean "all blocks".
+	var candidate []int
+	restricted := false
 	restrict := func(bs []int) {
-		if candidate == nil {
-			candidate = bs
+		if !restricted {
+			candidate, restricted = bs, true
 			return
 		}
 		candidate = intersect(candidate, bs)
@@ -126,7 +129,10 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 			return nil
 		}
 	}
-	if candidate == nil {
+	if restricted && len(candidate) == 0 {
+		return nil
+	}
+	if !restricted {
 		candidate = make([]int, sr.NumBlocks())
 		for i := range candidate {
 			candidate[i] = i

@@ -293,6 +293,16 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 	if n == 0 || len(holding) >= sr.NumBlocks()/2 {
 		t.Fatalf("test setup: %d matches in %d of %d blocks", n, len(holding), sr.NumBlocks())
 	}
+	// An address the segment does not hold must cost no block at all: an
+	// empty index answer prunes the segment (it once meant "all blocks").
+	before = sr.BlocksDecoded()
+	absent, _ := Parse("ip:192.0.2.1")
+	if _, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if read := sr.BlocksDecoded() - before; read != 0 {
+		t.Fatalf("query for an absent IP decoded %d blocks, want 0", read)
+	}
 }
 
 func TestParseErrorsPointAtTheTerm(t *testing.T) {
