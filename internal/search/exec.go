@@ -190,7 +190,13 @@ func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need seg
 	}
 	doms, uas := sr.Domains(), sr.UserAgents()
 	var hits []int
-	for _, b := range p.blocks {
+	for bi := range p.blocks {
+		// Newest first walks the blocks, and the rows in them, backwards,
+		// so that a limited descending search can stop early too.
+		b := p.blocks[bi]
+		if req.Desc {
+			b = p.blocks[len(p.blocks)-1-bi]
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -246,6 +252,9 @@ func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need seg
 				blk.Paths = more.Paths
 			}
 		}
+		if req.Desc {
+			slices.Reverse(hits)
+		}
 		for _, i := range hits {
 			r := record.Record{Time: time.UnixMilli(blk.Times[i]).UTC()}
 			if blk.DomainIDs != nil {
@@ -280,9 +289,13 @@ func scanDay(ctx context.Context, v *store.DayView, req *Request) ([]record.Reco
 		}
 	}
 	for _, sr := range v.Segments {
+		// A segment yields its matches in the requested order, so only its
+		// first Limit matches can be among the day's first Limit.
+		n := 0
 		if err := scanSegment(ctx, sr, req, segment.ColAll, func(r record.Record) bool {
 			out = append(out, r)
-			return true
+			n++
+			return req.Limit <= 0 || n < req.Limit
 		}); err != nil {
 			return nil, err
 		}

@@ -192,6 +192,13 @@ func TestPropertyAgainstBruteForce(t *testing.T) {
 		if int(n) != len(got) || len(got) != len(want) {
 			t.Fatalf("query %q [%s,%s) desc=%v limit=%d: got %d records, want %d", qs, from, to, desc, limit, len(got), len(want))
 		}
+		for j := range got {
+			// With a limit, the first rows must be the earliest (or latest)
+			// matches: their timestamps equal brute force's, row for row.
+			if !got[j].Time.Equal(want[j].Time) || !q.Match(&got[j]) {
+				t.Fatalf("query %q desc=%v limit=%d: row %d at %s, want %s", qs, desc, limit, j, got[j].Time, want[j].Time)
+			}
+		}
 		if limit == 0 {
 			// Equal timestamps may come in any order: compare as multisets,
 			// and check the order separately.
