@@ -1,6 +1,11 @@
 package wal
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 type metrics struct {
 	fsyncDuration prometheus.Histogram
@@ -35,7 +40,30 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.fsyncDuration, m.appends, m.bytes, m.fsyncs, m.repairs, m.segments)
+		m.fsyncDuration = register(reg, m.fsyncDuration)
+		m.appends = register(reg, m.appends)
+		m.bytes = register(reg, m.bytes)
+		m.fsyncs = register(reg, m.fsyncs)
+		m.repairs = register(reg, m.repairs)
+		m.segments = register(reg, m.segments)
 	}
 	return m
+}
+
+// register registers c on reg. A WAL reopened in the same process on the same
+// registry (a store closed and opened again) keeps counting on the collector
+// registered the first time instead of panicking on the duplicate.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(T); ok {
+				return existing
+			}
+		}
+		// Only a programming error (two different metrics with one name)
+		// gets here.
+		panic(fmt.Sprintf("register wal metric: %v", err))
+	}
+	return c
 }
