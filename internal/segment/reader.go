@@ -1,0 +1,546 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"math"
+	"math/bits"
+	"net/netip"
+	"os"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+// BlockMeta describes one block without decoding it.
+type BlockMeta struct {
+	MinTime, MaxTime int64 // unix milliseconds of the block's first and last row
+	Rows             int
+}
+
+// Block holds the decoded columns of one block, in time order. Columns that
+// were not requested are nil. DomainIDs and UserAgentIDs index
+// Reader.Domains and Reader.UserAgents.
+type Block struct {
+	Times        []int64 // unix milliseconds
+	IPs          []netip.Addr
+	DomainIDs    []uint32
+	UserAgentIDs []uint32
+	Paths        []string
+}
+
+// Reader is an open segment file. All its methods are safe for concurrent
+// use; the footer is parsed once by Open and immutable afterwards, and block
+// and index reads use ReadAt.
+type Reader struct {
+	f       *os.File
+	path    string
+	size    int64
+	records int64
+	blocks  []blockMeta
+	domains []string
+	uas     []string
+
+	footerOff int64
+	numIPs    int
+	ipPages   []ipPage
+	domPost   []postingRef
+
+	decoded atomic.Int64
+}
+
+type ipPage struct {
+	entries    int
+	first      []byte // first key of the page
+	off        int64  // file offset
+	clen, rlen int
+	crc        uint32
+}
+
+type postingRef struct {
+	off int64 // file offset
+	n   int
+	crc uint32
+}
+
+// Open opens a segment, validating its header, trailer and footer checksum.
+// Block contents are checked by ReadBlock. Damage is reported as a
+// *CorruptionError.
+func Open(path string) (*Reader, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open segment: %w", err)
+	}
+	r := &Reader{f: f, path: path}
+	if err := r.load(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Reader) corrupt(off int64, format string, args ...any) error {
+	return &CorruptionError{File: r.path, Offset: off, Err: fmt.Errorf(format, args...)}
+}
+
+func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	if _, err := r.f.ReadAt(buf, off); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, r.corrupt(off, "truncated: %w", err)
+		}
+		return nil, fmt.Errorf("segment %s: read at %d: %w", r.path, off, err)
+	}
+	return buf, nil
+}
+
+func (r *Reader) load() error {
+	fi, err := r.f.Stat()
+	if err != nil {
+		return fmt.Errorf("open segment: %w", err)
+	}
+	r.size = fi.Size()
+	if r.size < headerSize+trailerSize {
+		return r.corrupt(0, "file of %d bytes is too short", r.size)
+	}
+	h, err := r.readAt(0, headerSize)
+	if err != nil {
+		return err
+	}
+	if string(h[:4]) != magic {
+		return r.corrupt(0, "bad magic %q", h[:4])
+	}
+	if h[4] != Version {
+		return r.corrupt(4, "unsupported format version %d (this build reads %d)", h[4], Version)
+	}
+	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
+		return r.corrupt(5, "reserved header bytes are not zero")
+	}
+	tOff := r.size - trailerSize
+	t, err := r.readAt(tOff, trailerSize)
+	if err != nil {
+		return err
+	}
+	if string(t[24:]) != magic {
+		return r.corrupt(tOff+24, "bad trailer magic %q", t[24:])
+	}
+	if t[20] != Version || t[21] != 0 || t[22] != 0 || t[23] != 0 {
+		return r.corrupt(tOff+20, "trailer version %d does not match header", t[20])
+	}
+	footerOff := binary.LittleEndian.Uint64(t[0:])
+	metaOff := binary.LittleEndian.Uint64(t[8:])
+	if footerOff < headerSize || footerOff > metaOff || metaOff+4 > uint64(tOff) || uint64(tOff)-footerOff > math.MaxInt32 {
+		return r.corrupt(tOff, "footer offsets %d/%d out of range", footerOff, metaOff)
+	}
+	r.footerOff = int64(footerOff)
+	footer, err := r.readAt(r.footerOff, tOff-r.footerOff)
+	if err != nil {
+		return err
+	}
+	if got, want := crc(footer), binary.LittleEndian.Uint32(t[16:]); got != want {
+		return r.corrupt(r.footerOff, "footer: %w (crc32c %08x, trailer says %08x)", ErrChecksum, got, want)
+	}
+	metaRel := int64(metaOff) - r.footerOff
+	metaLen := binary.LittleEndian.Uint32(footer[metaRel:])
+	if metaLen > maxMetaRaw {
+		return r.corrupt(int64(metaOff), "meta section of %d bytes is too large", metaLen)
+	}
+	meta, err := decompress(footer[metaRel+4:], int(metaLen))
+	if err != nil {
+		return r.corrupt(int64(metaOff), "meta section: %w", err)
+	}
+	if err := r.parseMeta(meta, metaRel); err != nil {
+		return r.corrupt(int64(metaOff), "meta section: %w", err)
+	}
+	return nil
+}
+
+// parseMeta decodes the meta section and checks that everything it points at
+// lies where it should: blocks tile the bytes between header and footer, index
+// pages and postings lie inside the footer before the meta section.
+func (r *Reader) parseMeta(meta []byte, metaRel int64) error {
+	d := dec{b: meta}
+	r.records = int64(d.uvarint("record count"))
+	nBlocks := d.count("block count", uint64(len(meta)))
+	r.blocks = make([]blockMeta, 0, nBlocks)
+	off := int64(headerSize)
+	var total int64
+	prevMax := int64(0)
+	for i := 0; i < nBlocks && d.err == nil; i++ {
+		b := blockMeta{off: off}
+		b.rows = d.count("block rows", MaxBlockRows)
+		minT := d.uvarint("block min time")
+		span := d.uvarint("block time span")
+		if b.rows == 0 || minT > math.MaxInt64/2 || span > math.MaxInt64/2 {
+			d.fail("block header")
+			break
+		}
+		b.minT, b.maxT = int64(minT), int64(minT+span)
+		if i > 0 && b.minT < prevMax {
+			return fmt.Errorf("%w: block %d starts before block %d ends", errMalformed, i, i-1)
+		}
+		prevMax = b.maxT
+		for c := range b.cols {
+			b.cols[c] = colMeta{
+				clen: uint32(d.count("column length", maxRawColumn)),
+				rlen: uint32(d.count("column raw length", maxRawColumn)),
+				crc:  d.u32("column crc"),
+			}
+			off += int64(b.cols[c].clen)
+		}
+		total += int64(b.rows)
+		r.blocks = append(r.blocks, b)
+	}
+	if d.err == nil && (off != r.footerOff || total != r.records) {
+		return fmt.Errorf("%w: blocks cover %d bytes and %d rows, want %d bytes and %d rows",
+			errMalformed, off-headerSize, total, r.footerOff-headerSize, r.records)
+	}
+	for _, dict := range []*[]string{&r.domains, &r.uas} {
+		n := d.count("dictionary size", uint64(len(meta)))
+		*dict = make([]string, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			*dict = append(*dict, string(d.bytes("dictionary entry", d.count("dictionary entry length", maxFieldLen))))
+		}
+	}
+	r.numIPs = d.count("ip count", uint64(max(r.records, 0))) // distinct IPs <= records; IP pages are outside the meta section
+	nPages := d.count("ip page count", uint64(len(meta)))
+	r.ipPages = make([]ipPage, 0, nPages)
+	entries := 0
+	for i := 0; i < nPages && d.err == nil; i++ {
+		p := ipPage{entries: d.count("ip page entries", ipPageEntries)}
+		p.first = d.bytes("ip page first key", d.count("ip page key length", 17))
+		rel := d.count("ip page offset", uint64(metaRel))
+		p.clen = d.count("ip page length", uint64(metaRel))
+		p.rlen = d.count("ip page raw length", maxRawColumn)
+		p.crc = d.u32("ip page crc")
+		p.off = r.footerOff + int64(rel)
+		if d.err != nil {
+			break
+		}
+		if p.entries == 0 || !validKey(p.first) || int64(rel+p.clen) > metaRel ||
+			(i > 0 && bytes.Compare(r.ipPages[i-1].first, p.first) >= 0) {
+			d.fail("ip page")
+			break
+		}
+		entries += p.entries
+		r.ipPages = append(r.ipPages, p)
+	}
+	if d.err == nil && entries != r.numIPs {
+		d.fail("ip page entry count")
+	}
+	r.domPost = make([]postingRef, 0, len(r.domains))
+	for i := 0; i < len(r.domains) && d.err == nil; i++ {
+		rel := d.count("domain posting offset", uint64(metaRel))
+		n := d.count("domain posting length", uint64(metaRel))
+		c := d.u32("domain posting crc")
+		if d.err == nil && int64(rel+n) > metaRel {
+			d.fail("domain posting range")
+		}
+		r.domPost = append(r.domPost, postingRef{off: r.footerOff + int64(rel), n: n, crc: c})
+	}
+	return d.done("meta section")
+}
+
+// Path returns the file name the reader was opened with.
+func (r *Reader) Path() string { return r.path }
+
+// Info summarises the segment.
+func (r *Reader) Info() Info {
+	info := Info{Records: r.records, Blocks: len(r.blocks), Bytes: r.size}
+	if len(r.blocks) > 0 {
+		info.MinTime = time.UnixMilli(r.blocks[0].minT).UTC()
+		info.MaxTime = time.UnixMilli(r.blocks[len(r.blocks)-1].maxT).UTC()
+	}
+	return info
+}
+
+// Close closes the file. Reads after Close fail.
+func (r *Reader) Close() error { return r.f.Close() }
+
+// NumBlocks returns the number of blocks.
+func (r *Reader) NumBlocks() int { return len(r.blocks) }
+
+// Block returns the metadata of block i.
+func (r *Reader) Block(i int) BlockMeta {
+	b := r.blocks[i]
+	return BlockMeta{MinTime: b.minT, MaxTime: b.maxT, Rows: b.rows}
+}
+
+// Domains returns the domain dictionary: a row's domain id indexes it. The
+// slice is shared; callers must not modify it.
+func (r *Reader) Domains() []string { return r.domains }
+
+// UserAgents returns the user-agent dictionary: a row's user-agent id indexes
+// it. The slice is shared; callers must not modify it.
+func (r *Reader) UserAgents() []string { return r.uas }
+
+// BlocksDecoded returns how many times ReadBlock has been called, so tests
+// can prove that an index spared decoding.
+func (r *Reader) BlocksDecoded() int64 { return r.decoded.Load() }
+
+// ReadBlock decodes the requested columns of block i. Each column's CRC32C is
+// checked before it is decoded.
+func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
+	r.decoded.Add(1)
+	if i < 0 || i >= len(r.blocks) {
+		return nil, fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
+	}
+	b := &r.blocks[i]
+	cols &= ColAll
+	// Read the span from the first to the last requested column at once:
+	// columns are adjacent, and one read beats several.
+	first, last := -1, -1
+	for c := 0; c < numColumns; c++ {
+		if cols&(1<<c) != 0 {
+			if first < 0 {
+				first = c
+			}
+			last = c
+		}
+	}
+	out := &Block{}
+	if first < 0 {
+		return out, nil
+	}
+	colOff := make([]int64, numColumns+1)
+	colOff[0] = b.off
+	for c := 0; c < numColumns; c++ {
+		colOff[c+1] = colOff[c] + int64(b.cols[c].clen)
+	}
+	span, err := r.readAt(colOff[first], colOff[last+1]-colOff[first])
+	if err != nil {
+		return nil, err
+	}
+	for c := first; c <= last; c++ {
+		if cols&(1<<c) == 0 {
+			continue
+		}
+		cm := b.cols[c]
+		comp := span[colOff[c]-colOff[first] : colOff[c+1]-colOff[first]]
+		if got := crc(comp); got != cm.crc {
+			return nil, r.corrupt(colOff[c], "block %d %s column: %w (crc32c %08x, footer says %08x)",
+				i, columnNames[c], ErrChecksum, got, cm.crc)
+		}
+		raw, err := decompress(comp, int(cm.rlen))
+		if err == nil {
+			err = r.decodeColumn(out, Columns(1)<<c, raw, b)
+		}
+		if err != nil {
+			return nil, r.corrupt(colOff[c], "block %d %s column: %w", i, columnNames[c], err)
+		}
+	}
+	return out, nil
+}
+
+func (r *Reader) decodeColumn(out *Block, c Columns, raw []byte, b *blockMeta) (err error) {
+	switch c {
+	case ColTime:
+		out.Times, err = decodeTimes(raw, b.rows, b.minT, b.maxT)
+	case ColIP:
+		out.IPs, err = decodeIPs(raw, b.rows)
+	case ColDomain:
+		out.DomainIDs, err = decodeIDs(raw, b.rows, len(r.domains), "domain")
+	case ColUserAgent:
+		out.UserAgentIDs, err = decodeIDs(raw, b.rows, len(r.uas), "user agent")
+	case ColPath:
+		out.Paths, err = decodePaths(raw, b.rows)
+	}
+	return err
+}
+
+// Iter yields every record in time order, block by block, decoding one block
+// at a time. After an error it stops.
+func (r *Reader) Iter() iter.Seq2[record.Record, error] {
+	return func(yield func(record.Record, error) bool) {
+		for i := range r.blocks {
+			b, err := r.ReadBlock(i, ColAll)
+			if err != nil {
+				yield(record.Record{}, err)
+				return
+			}
+			for j, t := range b.Times {
+				rec := record.Record{
+					Time:      time.UnixMilli(t).UTC(),
+					Domain:    r.domains[b.DomainIDs[j]],
+					Path:      b.Paths[j],
+					UserAgent: r.uas[b.UserAgentIDs[j]],
+					IP:        b.IPs[j],
+				}
+				if !yield(rec, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// allBlocks is the answer of an index lookup whose index bytes turned out to
+// be damaged: every block. It costs a full scan but never hides a row; the
+// damage is logged (without any record contents) so an operator can act.
+func (r *Reader) allBlocks(off int64, err error) []int {
+	slog.Warn("segment index unreadable, scanning all blocks", "file", r.path, "offset", off, "err", err)
+	out := make([]int, len(r.blocks))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// BlocksForIP returns the ascending numbers of the blocks that hold a.
+func (r *Reader) BlocksForIP(a netip.Addr) []int {
+	if !a.IsValid() {
+		return nil
+	}
+	k := appendKey(nil, a.WithZone(""))
+	return r.blocksForKeys(k, k)
+}
+
+// BlocksForPrefix returns the ascending numbers of the blocks that hold any
+// address in p, with netip.Prefix.Contains semantics: an IPv4 prefix matches
+// IPv4 addresses only, an IPv6 prefix (including ::ffff:0:0/96) IPv6 ones
+// only. The matching index entries are one contiguous range.
+func (r *Reader) BlocksForPrefix(p netip.Prefix) []int {
+	if !p.IsValid() {
+		return nil
+	}
+	lo, hi := prefixBounds(p)
+	return r.blocksForKeys(lo, hi)
+}
+
+// blocksForKeys unions the postings of every index key in [lo, hi].
+func (r *Reader) blocksForKeys(lo, hi []byte) []int {
+	if len(r.ipPages) == 0 {
+		return nil
+	}
+	// The first page that can hold lo is the last one whose first key is <= lo.
+	start := sort.Search(len(r.ipPages), func(i int) bool { return bytes.Compare(r.ipPages[i].first, lo) > 0 }) - 1
+	start = max(start, 0)
+	seen := make([]uint64, (len(r.blocks)+63)/64)
+	for pi := start; pi < len(r.ipPages) && bytes.Compare(r.ipPages[pi].first, hi) <= 0; pi++ {
+		if err := r.scanIPPage(&r.ipPages[pi], lo, hi, seen); err != nil {
+			return r.allBlocks(r.ipPages[pi].off, err)
+		}
+	}
+	return bitmapToList(seen)
+}
+
+func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64) error {
+	comp, err := r.readAt(p.off, int64(p.clen))
+	if err != nil {
+		return err
+	}
+	if crc(comp) != p.crc {
+		return ErrChecksum
+	}
+	raw, err := decompress(comp, p.rlen)
+	if err != nil {
+		return err
+	}
+	d := dec{b: raw}
+	key := make([]byte, 0, 17)
+	for e := 0; e < p.entries; e++ {
+		shared := d.count("ip key prefix", uint64(len(key)))
+		suffix := d.bytes("ip key", d.count("ip key length", 17))
+		key = append(key[:shared], suffix...)
+		n := d.count("ip posting count", uint64(len(r.blocks)))
+		if d.err != nil || !validKey(key) {
+			return fmt.Errorf("%w: ip index entry", errMalformed)
+		}
+		in := bytes.Compare(key, lo) >= 0 && bytes.Compare(key, hi) <= 0
+		blk := uint64(0)
+		for j := 0; j < n; j++ {
+			delta := d.uvarint("ip posting")
+			if j > 0 && delta == 0 {
+				d.fail("ip posting order")
+			}
+			blk += delta
+			if d.err != nil || blk >= uint64(len(r.blocks)) {
+				return fmt.Errorf("%w: ip posting", errMalformed)
+			}
+			if in {
+				seen[blk/64] |= 1 << (blk % 64)
+			}
+		}
+		if bytes.Compare(key, hi) > 0 {
+			return nil
+		}
+	}
+	return d.done("ip index page")
+}
+
+// BlocksForDomains returns the ascending numbers of the blocks that hold any
+// of the given domain ids. Ids outside the dictionary match nothing.
+func (r *Reader) BlocksForDomains(ids []uint32) []int {
+	seen := make([]uint64, (len(r.blocks)+63)/64)
+	for _, id := range ids {
+		if int(id) >= len(r.domPost) {
+			continue
+		}
+		p := r.domPost[id]
+		if err := r.scanDomainPosting(p, seen); err != nil {
+			return r.allBlocks(p.off, err)
+		}
+	}
+	return bitmapToList(seen)
+}
+
+func (r *Reader) scanDomainPosting(p postingRef, seen []uint64) error {
+	b, err := r.readAt(p.off, int64(p.n))
+	if err != nil {
+		return err
+	}
+	if crc(b) != p.crc {
+		return ErrChecksum
+	}
+	if len(b) == 0 {
+		return fmt.Errorf("%w: empty domain posting", errMalformed)
+	}
+	switch b[0] {
+	case postingList:
+		d := dec{b: b[1:]}
+		n := d.count("domain posting count", uint64(len(r.blocks)))
+		blk := uint64(0)
+		for j := 0; j < n; j++ {
+			delta := d.uvarint("domain posting")
+			if j > 0 && delta == 0 {
+				d.fail("domain posting order")
+			}
+			blk += delta
+			if d.err != nil || blk >= uint64(len(r.blocks)) {
+				return fmt.Errorf("%w: domain posting", errMalformed)
+			}
+			seen[blk/64] |= 1 << (blk % 64)
+		}
+		return d.done("domain posting")
+	case postingBitmap:
+		if len(b)-1 != (len(r.blocks)+7)/8 {
+			return fmt.Errorf("%w: domain bitmap length", errMalformed)
+		}
+		for blk := range r.blocks {
+			if b[1+blk/8]&(1<<(blk%8)) != 0 {
+				seen[blk/64] |= 1 << (blk % 64)
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: domain posting kind %d", errMalformed, b[0])
+}
+
+func bitmapToList(seen []uint64) []int {
+	var out []int
+	for w, b := range seen {
+		for b != 0 {
+			tz := bits.TrailingZeros64(b)
+			out = append(out, w*64+tz)
+			b &^= 1 << tz
+		}
+	}
+	return out
+}

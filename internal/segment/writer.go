@@ -1,0 +1,427 @@
+package segment
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+// Options tune a Writer. The zero value is the recommended configuration.
+type Options struct {
+	// BlockRows is the maximum number of rows per block (default 8192, at most
+	// MaxBlockRows). Larger blocks compress better; smaller ones make a
+	// needle search decode less.
+	BlockRows int
+	// Level is the zstd compression level, 1–22 (default DefaultLevel).
+	Level int
+}
+
+// Info summarises a segment file.
+type Info struct {
+	MinTime, MaxTime time.Time // first and last record time; zero for an empty segment
+	Records          int64
+	Blocks           int
+	Bytes            int64 // file size
+}
+
+// blockMeta is what the footer says about one block.
+type blockMeta struct {
+	off        int64 // file offset of the block's first column
+	rows       int
+	minT, maxT int64 // unix milliseconds
+	cols       [numColumns]colMeta
+}
+
+type colMeta struct {
+	clen, rlen uint32 // compressed and decoded length
+	crc        uint32 // CRC32C of the compressed bytes
+}
+
+// Writer streams time-ordered records into a new segment file. The file
+// appears under its final name only when Close succeeds. A Writer is not safe
+// for concurrent use.
+type Writer struct {
+	f     *fsutil.File
+	path  string
+	opts  Options
+	enc   *zstd.Encoder
+	off   int64
+	err   error // sticky: the first write error
+	done  bool
+	lastT int64
+
+	inFooter  bool   // writes from here on are footer bytes
+	footerCRC uint32 // running CRC32C of the footer bytes written so far
+
+	domainIDs    map[string]uint32
+	domains      []string
+	domainBlocks [][]uint32 // per domain id: ascending blocks that hold it
+	uaIDs        map[string]uint32
+	uas          []string
+	ipIDs        map[netip.Addr]uint32
+	ipAddrs      []netip.Addr
+	ipBlocks     [][]uint32 // per ipIDs value: ascending blocks that hold it
+	blocks       []blockMeta
+	records      int64
+
+	// The block being filled.
+	times     []int64
+	ips       []netip.Addr
+	domIDs    []uint32
+	agentIDs  []uint32
+	paths     []string
+	pathBytes int
+
+	raw        parts
+	comp       []byte
+	idx        []uint32
+	ipScratch  map[netip.Addr]uint32
+	strScratch map[string]uint32
+}
+
+// NewWriter starts a segment at path. Nothing exists at path until Close.
+func NewWriter(path string, opts Options) (*Writer, error) {
+	if opts.BlockRows == 0 {
+		opts.BlockRows = DefaultBlockRows
+	}
+	if opts.BlockRows < 1 || opts.BlockRows > MaxBlockRows {
+		return nil, fmt.Errorf("segment writer: block rows %d out of range 1-%d", opts.BlockRows, MaxBlockRows)
+	}
+	if opts.Level == 0 {
+		opts.Level = DefaultLevel
+	}
+	if opts.Level < 1 || opts.Level > 22 {
+		return nil, fmt.Errorf("segment writer: zstd level %d out of range 1-22", opts.Level)
+	}
+	enc, err := encoderFor(opts.Level)
+	if err != nil {
+		return nil, err
+	}
+	f, err := fsutil.Create(path, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("segment writer: %w", err)
+	}
+	w := &Writer{
+		f: f, path: path, opts: opts, enc: enc,
+		domainIDs: map[string]uint32{}, uaIDs: map[string]uint32{}, ipIDs: map[netip.Addr]uint32{},
+		ipScratch: map[netip.Addr]uint32{}, strScratch: map[string]uint32{},
+	}
+	w.write([]byte{magic[0], magic[1], magic[2], magic[3], Version, 0, 0, 0})
+	if w.err != nil {
+		f.Abort()
+		return nil, w.err
+	}
+	return w, nil
+}
+
+func (w *Writer) write(b []byte) {
+	if w.err != nil {
+		return
+	}
+	if _, err := w.f.Write(b); err != nil {
+		w.err = fmt.Errorf("segment writer: write %s: %w", w.path, err)
+		return
+	}
+	w.off += int64(len(b))
+	if w.inFooter {
+		w.footerCRC = crc32.Update(w.footerCRC, castagnoli, b)
+	}
+}
+
+// Add appends a record. Its time (kept to the millisecond) must not be
+// before the previous record's. A rejected record leaves the writer as it was.
+func (w *Writer) Add(r *record.Record) error {
+	switch {
+	case w.done:
+		return errors.New("segment writer: add after close")
+	case w.err != nil:
+		return w.err
+	case !r.IP.IsValid():
+		return errors.New("segment writer: record without IP")
+	case len(r.Path) > maxFieldLen || len(r.UserAgent) > maxFieldLen || len(r.Domain) > maxFieldLen:
+		return fmt.Errorf("segment writer: field longer than %d bytes", maxFieldLen)
+	}
+	t := r.Time.UnixMilli()
+	if t < 0 {
+		return fmt.Errorf("segment writer: time %s before 1970", r.Time.UTC().Format(time.RFC3339))
+	}
+	if w.records > 0 && t < w.lastT {
+		return fmt.Errorf("segment writer: time %s before previous record's %s",
+			r.Time.UTC().Format(time.RFC3339Nano), time.UnixMilli(w.lastT).UTC().Format(time.RFC3339Nano))
+	}
+	w.lastT = t
+	w.records++
+	w.times = append(w.times, t)
+	w.ips = append(w.ips, r.IP.WithZone(""))
+	w.domIDs = append(w.domIDs, intern(r.Domain, w.domainIDs, &w.domains))
+	w.agentIDs = append(w.agentIDs, intern(r.UserAgent, w.uaIDs, &w.uas))
+	w.paths = append(w.paths, r.Path)
+	w.pathBytes += len(r.Path)
+	if len(w.times) >= w.opts.BlockRows || w.pathBytes >= blockPathBudget {
+		w.flushBlock()
+	}
+	return w.err
+}
+
+func intern(s string, ids map[string]uint32, dict *[]string) uint32 {
+	if id, ok := ids[s]; ok {
+		return id
+	}
+	id := uint32(len(*dict))
+	ids[s] = id
+	*dict = append(*dict, s)
+	return id
+}
+
+// flushBlock encodes, compresses and writes the pending rows as one block,
+// and records them in the footer indexes.
+func (w *Writer) flushBlock() {
+	if len(w.times) == 0 || w.err != nil {
+		return
+	}
+	blk := uint32(len(w.blocks))
+	m := blockMeta{off: w.off, rows: len(w.times), minT: w.times[0], maxT: w.times[len(w.times)-1]}
+	for c := 0; c < numColumns; c++ {
+		w.raw.reset()
+		switch Columns(1) << c {
+		case ColTime:
+			appendTimes(&w.raw, w.times)
+		case ColIP:
+			w.idx = appendIPs(&w.raw, w.ips, w.ipScratch, w.idx)
+		case ColDomain:
+			appendIDs(&w.raw, w.domIDs)
+		case ColUserAgent:
+			appendIDs(&w.raw, w.agentIDs)
+		case ColPath:
+			w.idx = appendPaths(&w.raw, w.paths, w.strScratch, w.idx)
+		}
+		w.comp = w.comp[:0]
+		for i := range w.raw.ends {
+			w.comp = w.enc.EncodeAll(w.raw.stream(i), w.comp)
+		}
+		m.cols[c] = colMeta{clen: uint32(len(w.comp)), rlen: uint32(len(w.raw.buf)), crc: crc(w.comp)}
+		w.write(w.comp)
+	}
+	for len(w.domainBlocks) < len(w.domains) {
+		w.domainBlocks = append(w.domainBlocks, nil)
+	}
+	for _, id := range w.domIDs {
+		addPosting(&w.domainBlocks[id], blk)
+	}
+	for _, a := range w.ips {
+		id, ok := w.ipIDs[a]
+		if !ok {
+			id = uint32(len(w.ipAddrs))
+			w.ipIDs[a] = id
+			w.ipAddrs = append(w.ipAddrs, a)
+			w.ipBlocks = append(w.ipBlocks, nil)
+		}
+		addPosting(&w.ipBlocks[id], blk)
+	}
+	w.blocks = append(w.blocks, m)
+	w.times, w.ips, w.domIDs, w.agentIDs = w.times[:0], w.ips[:0], w.domIDs[:0], w.agentIDs[:0]
+	clear(w.paths) // drop references to the caller's strings
+	w.paths, w.pathBytes = w.paths[:0], 0
+}
+
+func addPosting(list *[]uint32, blk uint32) {
+	if n := len(*list); n == 0 || (*list)[n-1] != blk {
+		*list = append(*list, blk)
+	}
+}
+
+// Close writes the last block and the footer, fsyncs the file and renames it
+// into place. On error nothing is left at the final path.
+func (w *Writer) Close() (Info, error) {
+	if w.done {
+		return Info{}, errors.New("segment writer: close after close")
+	}
+	w.flushBlock()
+	for len(w.domainBlocks) < len(w.domains) {
+		w.domainBlocks = append(w.domainBlocks, nil)
+	}
+	w.writeFooter()
+	if w.err != nil {
+		w.Abort()
+		return Info{}, w.err
+	}
+	w.done = true
+	if err := w.f.Commit(); err != nil {
+		return Info{}, fmt.Errorf("segment writer: commit %s: %w", w.path, err)
+	}
+	info := Info{Records: w.records, Blocks: len(w.blocks), Bytes: w.off}
+	if len(w.blocks) > 0 {
+		info.MinTime = time.UnixMilli(w.blocks[0].minT).UTC()
+		info.MaxTime = time.UnixMilli(w.blocks[len(w.blocks)-1].maxT).UTC()
+	}
+	return info, nil
+}
+
+// Abort discards the file. It is safe to call after Close.
+func (w *Writer) Abort() {
+	if w.done {
+		return
+	}
+	w.done = true
+	w.f.Abort()
+}
+
+func (w *Writer) writeFooter() {
+	if w.err != nil {
+		return
+	}
+	footerOff := w.off
+	w.inFooter = true
+	var meta []byte
+	meta = binary.AppendUvarint(meta, uint64(w.records))
+	meta = binary.AppendUvarint(meta, uint64(len(w.blocks)))
+	for _, b := range w.blocks {
+		meta = binary.AppendUvarint(meta, uint64(b.rows))
+		meta = binary.AppendUvarint(meta, uint64(b.minT))
+		meta = binary.AppendUvarint(meta, uint64(b.maxT-b.minT))
+		for _, c := range b.cols {
+			meta = binary.AppendUvarint(meta, uint64(c.clen))
+			meta = binary.AppendUvarint(meta, uint64(c.rlen))
+			meta = binary.LittleEndian.AppendUint32(meta, c.crc)
+		}
+	}
+	for _, dict := range [][]string{w.domains, w.uas} {
+		meta = binary.AppendUvarint(meta, uint64(len(dict)))
+		for _, s := range dict {
+			meta = binary.AppendUvarint(meta, uint64(len(s)))
+			meta = append(meta, s...)
+		}
+	}
+
+	// IP index: distinct addresses in key order, in compressed pages.
+	order := make([]uint32, len(w.ipAddrs))
+	for i := range order {
+		order[i] = uint32(i)
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return w.ipAddrs[a].Compare(w.ipAddrs[b]) })
+	meta = binary.AppendUvarint(meta, uint64(len(order)))
+	meta = binary.AppendUvarint(meta, uint64((len(order)+ipPageEntries-1)/ipPageEntries))
+	var page, prevKey, key []byte
+	for start := 0; start < len(order); start += ipPageEntries {
+		ids := order[start:min(start+ipPageEntries, len(order))]
+		page, prevKey = page[:0], prevKey[:0]
+		var first []byte
+		for i, id := range ids {
+			key = appendKey(key[:0], w.ipAddrs[id])
+			if i == 0 {
+				first = slices.Clone(key)
+			}
+			shared := sharedPrefix(string(prevKey), string(key))
+			page = binary.AppendUvarint(page, uint64(shared))
+			page = binary.AppendUvarint(page, uint64(len(key)-shared))
+			page = append(page, key[shared:]...)
+			page = appendPostingList(page, w.ipBlocks[id])
+			prevKey = append(prevKey[:0], key...)
+		}
+		w.comp = w.enc.EncodeAll(page, w.comp[:0])
+		meta = binary.AppendUvarint(meta, uint64(len(ids)))
+		meta = binary.AppendUvarint(meta, uint64(len(first)))
+		meta = append(meta, first...)
+		meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
+		meta = binary.AppendUvarint(meta, uint64(len(w.comp)))
+		meta = binary.AppendUvarint(meta, uint64(len(page)))
+		meta = binary.LittleEndian.AppendUint32(meta, crc(w.comp))
+		w.write(w.comp)
+	}
+
+	// Domain → blocks: a list or a bitmap, whichever is smaller, uncompressed
+	// so that one domain's entry is one small read.
+	var post []byte
+	for _, blocks := range w.domainBlocks {
+		post = appendDomainPosting(post[:0], blocks, len(w.blocks))
+		meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
+		meta = binary.AppendUvarint(meta, uint64(len(post)))
+		meta = binary.LittleEndian.AppendUint32(meta, crc(post))
+		w.write(post)
+	}
+
+	metaOff := w.off
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], uint32(len(meta)))
+	if len(meta) > maxMetaRaw {
+		w.err = fmt.Errorf("segment writer: footer of %d bytes is too large", len(meta))
+		return
+	}
+	w.write(hdr[:])
+	w.comp = w.enc.EncodeAll(meta, w.comp[:0])
+	w.write(w.comp)
+
+	footerCRC := w.footerCRC
+	t := make([]byte, 0, trailerSize)
+	t = binary.LittleEndian.AppendUint64(t, uint64(footerOff))
+	t = binary.LittleEndian.AppendUint64(t, uint64(metaOff))
+	t = binary.LittleEndian.AppendUint32(t, footerCRC)
+	t = append(t, Version, 0, 0, 0)
+	t = append(t, magic...)
+	w.write(t)
+}
+
+// appendPostingList writes ascending block numbers as a uvarint count, the
+// first block, then the gaps to each next one.
+func appendPostingList(b []byte, blocks []uint32) []byte {
+	b = binary.AppendUvarint(b, uint64(len(blocks)))
+	prev := uint32(0)
+	for i, blk := range blocks {
+		if i == 0 {
+			b = binary.AppendUvarint(b, uint64(blk))
+		} else {
+			b = binary.AppendUvarint(b, uint64(blk-prev))
+		}
+		prev = blk
+	}
+	return b
+}
+
+const (
+	postingList   = 0
+	postingBitmap = 1
+)
+
+func appendDomainPosting(b []byte, blocks []uint32, numBlocks int) []byte {
+	list := appendPostingList(nil, blocks)
+	bitmapLen := (numBlocks + 7) / 8
+	if len(list) <= bitmapLen {
+		return append(append(b, postingList), list...)
+	}
+	b = append(b, postingBitmap)
+	bm := make([]byte, bitmapLen)
+	for _, blk := range blocks {
+		bm[blk/8] |= 1 << (blk % 8)
+	}
+	return append(b, bm...)
+}
+
+// Write sorts a copy of recs by time (stably, so equal times keep their
+// order) and writes them as one segment at path.
+func Write(path string, recs []record.Record, opts Options) (Info, error) {
+	sorted := slices.Clone(recs)
+	slices.SortStableFunc(sorted, func(a, b record.Record) int {
+		return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli())
+	})
+	w, err := NewWriter(path, opts)
+	if err != nil {
+		return Info{}, err
+	}
+	for i := range sorted {
+		if err := w.Add(&sorted[i]); err != nil {
+			w.Abort()
+			return Info{}, err
+		}
+	}
+	return w.Close()
+}
