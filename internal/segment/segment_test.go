@@ -1,0 +1,371 @@
+package segment
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/v1.seg and its golden JSON")
+
+var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+
+func rec(ms int64, ip, dom, path, ua string) record.Record {
+	return record.Record{Time: t0.Add(time.Duration(ms) * time.Millisecond), Domain: dom, Path: path, UserAgent: ua, IP: netip.MustParseAddr(ip)}
+}
+
+func readAll(t testing.TB, path string) []record.Record {
+	t.Helper()
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []record.Record
+	for rc, err := range r.Iter() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	many := genRecords(7, 3000)
+	tests := []struct {
+		name string
+		recs []record.Record
+		opts Options
+	}{
+		{"empty segment is valid", nil, Options{}},
+		{"one record", []record.Record{rec(0, "192.0.2.1", "a.nl", "/", "")}, Options{}},
+		{"exactly one block", many[:100], Options{BlockRows: 100}},
+		{"block boundary plus one", many[:101], Options{BlockRows: 100}},
+		{"many blocks", many, Options{BlockRows: 128}},
+		{"v4 and v6 and mapped", []record.Record{
+			rec(1, "192.0.2.1", "a.nl", "/x", "ua"), rec(1, "2001:db8::1", "a.nl", "/x", "ua"),
+			rec(2, "::ffff:192.0.2.1", "b.nl", "/y", ""), rec(3, "::", "b.nl", "/y", ""), rec(3, "0.0.0.0", "c.nl", "/", "u"),
+		}, Options{BlockRows: 2}},
+		{"invalid utf-8 kept byte-exactly", []record.Record{
+			rec(5, "10.0.0.1", "a.nl", "/\xff\xfe?q=\xc3", "bot \x80\x81"), rec(6, "10.0.0.1", "a.nl", "/\xff\xfe?q=\xc3\x28", "bot \x80\x81"),
+		}, Options{}},
+		{"equal times keep order", []record.Record{rec(9, "10.0.0.1", "a.nl", "/1", ""), rec(9, "10.0.0.2", "a.nl", "/2", ""), rec(9, "10.0.0.3", "a.nl", "/3", "")}, Options{BlockRows: 2}},
+		{"level 1", many[:500], Options{Level: 1, BlockRows: 64}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.seg")
+			info, err := Write(path, tt.recs, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Records != int64(len(tt.recs)) {
+				t.Errorf("info.Records = %d, want %d", info.Records, len(tt.recs))
+			}
+			got := readAll(t, path)
+			if len(got) != len(tt.recs) || (len(got) > 0 && !reflect.DeepEqual(got, tt.recs)) {
+				t.Fatalf("round trip mismatch:\n got %v\nwant %v", got, tt.recs)
+			}
+			r, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if ri := r.Info(); ri != info {
+				t.Errorf("reader info %+v, writer info %+v", ri, info)
+			}
+			var rows int
+			for i := range r.NumBlocks() {
+				m := r.Block(i)
+				rows += m.Rows
+				if i > 0 && r.Block(i-1).MaxTime > m.MinTime {
+					t.Errorf("block %d starts before block %d ends", i, i-1)
+				}
+			}
+			if rows != len(tt.recs) {
+				t.Errorf("blocks hold %d rows, want %d", rows, len(tt.recs))
+			}
+		})
+	}
+}
+
+func TestReadBlockColumnSubsets(t *testing.T) {
+	recs := genRecords(8, 700)
+	path := filepath.Join(t.TempDir(), "s.seg")
+	if _, err := Write(path, recs, Options{BlockRows: 256}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for cols := Columns(0); cols <= ColAll; cols++ {
+		base := 0
+		for i := range r.NumBlocks() {
+			b, err := r.ReadBlock(i, cols)
+			if err != nil {
+				t.Fatalf("cols %05b block %d: %v", cols, i, err)
+			}
+			n := r.Block(i).Rows
+			check := func(c Columns, length int) {
+				if (cols&c != 0) != (length == n) || (cols&c == 0 && length != 0) {
+					t.Fatalf("cols %05b: column %05b has %d rows, block %d rows", cols, c, length, n)
+				}
+			}
+			check(ColTime, len(b.Times))
+			check(ColIP, len(b.IPs))
+			check(ColDomain, len(b.DomainIDs))
+			check(ColUserAgent, len(b.UserAgentIDs))
+			check(ColPath, len(b.Paths))
+			for j := 0; j < n; j++ {
+				want := recs[base+j]
+				if cols&ColTime != 0 && b.Times[j] != want.Time.UnixMilli() ||
+					cols&ColIP != 0 && b.IPs[j] != want.IP ||
+					cols&ColDomain != 0 && r.Domains()[b.DomainIDs[j]] != want.Domain ||
+					cols&ColUserAgent != 0 && r.UserAgents()[b.UserAgentIDs[j]] != want.UserAgent ||
+					cols&ColPath != 0 && b.Paths[j] != want.Path {
+					t.Fatalf("cols %05b block %d row %d differs", cols, i, j)
+				}
+			}
+			base += n
+		}
+	}
+	if got, want := r.BlocksDecoded(), int64(32*r.NumBlocks()); got != want {
+		t.Errorf("BlocksDecoded = %d, want %d", got, want)
+	}
+}
+
+func TestWriterErrors(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.seg")
+	w, err := NewWriter(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r1 := rec(10, "10.0.0.1", "a.nl", "/", "")
+	if err := w.Add(&r1); err != nil {
+		t.Fatal(err)
+	}
+	r0 := rec(9, "10.0.0.1", "a.nl", "/", "")
+	if err := w.Add(&r0); err == nil {
+		t.Error("time going backwards accepted")
+	}
+	noIP := rec(11, "10.0.0.1", "a.nl", "/", "")
+	noIP.IP = netip.Addr{}
+	if err := w.Add(&noIP); err == nil {
+		t.Error("record without IP accepted")
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("file visible before Close: %v", err)
+	}
+	w.Abort()
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Abort left %d files", len(ents))
+	}
+	if _, err := NewWriter(path, Options{BlockRows: MaxBlockRows + 1}); err == nil {
+		t.Error("oversized BlockRows accepted")
+	}
+}
+
+// TestIndexes compares BlocksForIP, BlocksForPrefix and BlocksForDomains with
+// a brute-force scan over many random addresses and prefixes.
+func TestIndexes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var pool []netip.Addr
+	for i := 0; i < 300; i++ {
+		switch i % 4 {
+		case 0:
+			pool = append(pool, netip.AddrFrom4([4]byte{10, byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256))}))
+		case 1:
+			pool = append(pool, netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}))
+		case 2:
+			var a [16]byte
+			a[0], a[1], a[2] = 0x20, 0x01, byte(rng.IntN(3))
+			for j := 3; j < 16; j++ {
+				a[j] = byte(rng.IntN(256))
+			}
+			pool = append(pool, netip.AddrFrom16(a))
+		case 3: // v4-mapped v6, never unmapped by the segment
+			pool = append(pool, netip.AddrFrom16(netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(4)), byte(rng.IntN(256))}).As16()))
+		}
+	}
+	doms := []string{"a.nl", "b.nl", "c.nl", "d.nl", "e.nl"}
+	recs := make([]record.Record, 5000)
+	for i := range recs {
+		recs[i] = record.Record{Time: t0.Add(time.Duration(i) * time.Second), Domain: doms[min(rng.IntN(8), 4)],
+			Path: "/", IP: pool[rng.IntN(len(pool))]}
+	}
+	path := filepath.Join(t.TempDir(), "i.seg")
+	if _, err := Write(path, recs, Options{BlockRows: 50}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	brute := func(match func(record.Record) bool) []int {
+		var out []int
+		for i := range recs {
+			if b := i / 50; match(recs[i]) && !slices.Contains(out, b) {
+				out = append(out, b)
+			}
+		}
+		return out
+	}
+	for _, a := range append(pool, netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("::1")) {
+		if got, want := r.BlocksForIP(a), brute(func(x record.Record) bool { return x.IP == a }); !slices.Equal(got, want) {
+			t.Fatalf("BlocksForIP(%v) = %v, want %v", a, got, want)
+		}
+	}
+	prefixes := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"),
+		netip.MustParsePrefix("::ffff:0:0/96"), netip.MustParsePrefix("::ffff:10.0.0.0/104"), netip.MustParsePrefix("10.0.0.0/8")}
+	for range 2000 {
+		a := pool[rng.IntN(len(pool))]
+		bits := rng.IntN(a.BitLen() + 1)
+		prefixes = append(prefixes, netip.PrefixFrom(a, bits))
+	}
+	for _, p := range prefixes {
+		if got, want := r.BlocksForPrefix(p), brute(func(x record.Record) bool { return p.Masked().Contains(x.IP) }); !slices.Equal(got, want) {
+			t.Fatalf("BlocksForPrefix(%v) = %v, want %v", p, got, want)
+		}
+	}
+	for range 50 {
+		var ids []uint32
+		for range rng.IntN(3) + 1 {
+			ids = append(ids, uint32(rng.IntN(len(r.Domains())+1)))
+		}
+		want := brute(func(x record.Record) bool {
+			return slices.ContainsFunc(ids, func(id uint32) bool { return int(id) < len(r.Domains()) && r.Domains()[id] == x.Domain })
+		})
+		if got := r.BlocksForDomains(ids); !slices.Equal(got, want) {
+			t.Fatalf("BlocksForDomains(%v) = %v, want %v", ids, got, want)
+		}
+	}
+}
+
+// TestFixtureV1 reads the committed v1 segment and compares it with its
+// golden JSON, so an unintended format change fails here.
+func TestFixtureV1(t *testing.T) {
+	seg, golden := filepath.Join("testdata", "v1.seg"), filepath.Join("testdata", "v1.golden.json")
+	if *update {
+		recs := genRecords(42, 300)
+		recs = append(recs, rec(1e9, "2001:db8::7", "x.nl", "/\xff", "ua \x80"))
+		if _, err := Write(seg, recs, Options{BlockRows: 64}); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.MarshalIndent(recs, "", " ")
+		if err := os.WriteFile(golden, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []record.Record
+	b, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, seg)
+	gb, _ := json.MarshalIndent(got, "", " ")
+	if string(gb) != string(b) {
+		t.Fatalf("fixture %s no longer decodes to %s", seg, golden)
+	}
+	if len(got) != 301 {
+		t.Fatalf("fixture has %d records", len(got))
+	}
+}
+
+// TestCorruption flips one bit in every byte of a small segment: Open or
+// ReadBlock must fail with a CorruptionError naming the file, never panic and
+// never return different records.
+func TestCorruption(t *testing.T) {
+	recs := genRecords(9, 40)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.seg")
+	if _, err := Write(good, recs, Options{BlockRows: 16}); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad.seg")
+	for i := range orig {
+		mod := slices.Clone(orig)
+		mod[i] ^= 1 << (i % 8)
+		if err := os.WriteFile(bad, mod, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err := func() error {
+			r, err := Open(bad)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			for j := range r.NumBlocks() {
+				if _, err := r.ReadBlock(j, ColAll); err != nil {
+					return err
+				}
+			}
+			return nil
+		}()
+		var ce *CorruptionError
+		if !errors.As(err, &ce) || ce.File != bad || ce.Offset < 0 || ce.Offset > int64(len(orig)) {
+			t.Fatalf("bit flip at byte %d: err = %v, want a CorruptionError for %s", i, err, bad)
+		}
+	}
+	for _, n := range []int{0, 10, len(orig) / 2, len(orig) - 1} {
+		if err := os.WriteFile(bad, orig[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := Open(bad); err == nil {
+			r.Close()
+			t.Errorf("truncated to %d bytes: Open succeeded", n)
+		}
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join("testdata", "v1.seg")); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("RDSG\x01\x00\x00\x00"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "f.seg")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(path)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		for i := range r.NumBlocks() {
+			r.ReadBlock(i, ColAll)
+			r.ReadBlock(i, ColTime|ColPath)
+		}
+		for _, err := range r.Iter() {
+			if err != nil {
+				break
+			}
+		}
+		r.BlocksForIP(netip.MustParseAddr("10.0.0.1"))
+		r.BlocksForPrefix(netip.MustParsePrefix("::/0"))
+		r.BlocksForDomains([]uint32{0, 1, 2})
+	})
+}
