@@ -6,6 +6,7 @@
 package wal
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -240,8 +241,14 @@ func (w *WAL) repair(idx int) error {
 		return nil
 	}
 	if end < headerSize {
-		// The crash hit while the file was being created: nothing in it was
-		// ever acknowledged. Rewrite a clean header.
+		// Only a file shorter than a header whose bytes match one so far was
+		// torn while being created (nothing in it was ever acknowledged), so
+		// only that gets a clean header. A full-length wrong header is damage
+		// or a newer format: cutting there would throw away every record of
+		// the file, so it is reported instead.
+		if h := header(); len(b) >= headerSize || !bytes.Equal(b, h[:len(b)]) {
+			return &CorruptionError{File: path, Offset: 0, Err: why}
+		}
 		end = 0
 	}
 	w.log.Warn("wal: cut torn tail of last file", "file", fileName(idx), "offset", end,
