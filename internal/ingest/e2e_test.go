@@ -18,7 +18,7 @@ import (
 	"github.com/retentiond/retentiond/internal/record"
 )
 
-// needTool skips when a program is missing, except in CI (RETENTIOND_E2E=1),
+// needTool skips when a program is missing, except in CI (RTD_TEST_E2E=1),
 // where a missing program is a broken CI image.
 func needTool(t *testing.T, name string) string {
 	t.Helper()
@@ -29,7 +29,7 @@ func needTool(t *testing.T, name string) string {
 				return filepath.Join(dir, name)
 			}
 		}
-		if os.Getenv("RETENTIOND_E2E") == "1" {
+		if os.Getenv("RTD_TEST_E2E") == "1" {
 			t.Fatalf("%s not installed: %v", name, err)
 		}
 		t.Skipf("%s not installed: %v", name, err)

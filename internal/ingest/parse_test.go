@@ -163,7 +163,7 @@ const apacheSample = "../../../shared/data/apache_combined_2015.log"
 func TestApacheSample(t *testing.T) {
 	f, err := os.Open(apacheSample)
 	if err != nil {
-		if os.Getenv("RETENTIOND_E2E") == "1" {
+		if os.Getenv("RTD_TEST_E2E") == "1" {
 			t.Fatal(err)
 		}
 		t.Skip(err)

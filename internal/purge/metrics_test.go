@@ -85,12 +85,12 @@ func TestAlertMetricsExist(t *testing.T) {
 
 // TestPromtool runs promtool on the alert rules, their unit tests and the
 // exposition of the purge metrics after a run. It is skipped when promtool
-// is not installed (Debian package "prometheus"), unless RETENTIOND_E2E=1.
+// is not installed (Debian package "prometheus"), unless RTD_TEST_E2E=1.
 func TestPromtool(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
-		if os.Getenv("RETENTIOND_E2E") == "1" {
-			t.Fatal("promtool not found (apt-get install prometheus) and RETENTIOND_E2E=1")
+		if os.Getenv("RTD_TEST_E2E") == "1" {
+			t.Fatal("promtool not found (apt-get install prometheus) and RTD_TEST_E2E=1")
 		}
 		t.Skip("promtool not installed; apt-get install prometheus")
 	}

@@ -404,14 +404,14 @@ func copyTree(t *testing.T, src, dst string) {
 // goroutines and prints the sequence number of every acknowledged record,
 // SIGKILLs it at a random moment, reopens the store, and checks that every
 // acknowledged record is there exactly once and nothing else is. Set
-// RETENTIOND_CRASH_ROUNDS for more rounds (e.g. 1000 locally).
+// RTD_TEST_CRASH_ROUNDS for more rounds (e.g. 1000 locally).
 func TestCrashKill(t *testing.T) {
-	if os.Getenv("RETENTIOND_STORE_CHILD") != "" {
+	if os.Getenv("RTD_TEST_STORE_CHILD") != "" {
 		crashChild()
 		return
 	}
 	rounds := 20
-	if v, err := strconv.Atoi(os.Getenv("RETENTIOND_CRASH_ROUNDS")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("RTD_TEST_CRASH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
 	if testing.Short() {
@@ -422,7 +422,7 @@ func TestCrashKill(t *testing.T) {
 	next := 0
 	for round := 0; round < rounds; round++ {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashKill$")
-		cmd.Env = append(os.Environ(), "RETENTIOND_STORE_CHILD="+dir, "RETENTIOND_STORE_FIRST="+strconv.Itoa(next))
+		cmd.Env = append(os.Environ(), "RTD_TEST_STORE_CHILD="+dir, "RTD_TEST_STORE_FIRST="+strconv.Itoa(next))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -477,8 +477,8 @@ func TestCrashKill(t *testing.T) {
 
 // crashChild is the body of the process TestCrashKill kills.
 func crashChild() {
-	dir := os.Getenv("RETENTIOND_STORE_CHILD")
-	first, _ := strconv.Atoi(os.Getenv("RETENTIOND_STORE_FIRST"))
+	dir := os.Getenv("RTD_TEST_STORE_CHILD")
+	first, _ := strconv.Atoi(os.Getenv("RTD_TEST_STORE_FIRST"))
 	// A small head bound makes flushes (and so checkpoints and WAL
 	// truncation) happen during the run, where the kill can hit them.
 	s, err := Open(dir, Options{HeadMaxBytes: 64 << 10, FlushInterval: 50 * time.Millisecond})

@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	crashDirEnv  = "RETENTIOND_WAL_CRASH_DIR"
-	crashBaseEnv = "RETENTIOND_WAL_CRASH_BASE"
+	crashDirEnv  = "RTD_TEST_WAL_CRASH_DIR"
+	crashBaseEnv = "RTD_TEST_WAL_CRASH_BASE"
 )
 
 // TestHelperProcess is the child of TestCrashSIGKILL. It appends numbered
@@ -71,14 +71,14 @@ func crashPayload(seq int) []byte {
 // TestCrashSIGKILL kills a child that is appending at a random moment and
 // checks that every acknowledged payload is replayed exactly once. The same
 // directory is reused across rounds, so later rounds also open logs whose
-// tails earlier kills tore. RETENTIOND_CRASH_ROUNDS raises the default of 20.
+// tails earlier kills tore. RTD_TEST_CRASH_ROUNDS raises the default of 20.
 // This proves process-crash durability only: the page cache survives SIGKILL.
 func TestCrashSIGKILL(t *testing.T) {
 	rounds := 20
-	if s := os.Getenv("RETENTIOND_CRASH_ROUNDS"); s != "" {
+	if s := os.Getenv("RTD_TEST_CRASH_ROUNDS"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil {
-			t.Fatalf("RETENTIOND_CRASH_ROUNDS: %v", err)
+			t.Fatalf("RTD_TEST_CRASH_ROUNDS: %v", err)
 		}
 		rounds = n
 	}
