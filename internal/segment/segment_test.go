@@ -369,3 +369,46 @@ func FuzzOpen(f *testing.F) {
 		r.BlocksForDomains([]uint32{0, 1, 2})
 	})
 }
+
+// TestConcurrentReads runs lookups and block reads from many goroutines on
+// one Reader; with -race it proves the Reader shares no unsynchronised state.
+func TestConcurrentReads(t *testing.T) {
+	recs := genRecords(10, 2000)
+	path := filepath.Join(t.TempDir(), "c.seg")
+	if _, err := Write(path, recs, Options{BlockRows: 200}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := r.BlocksForIP(recs[777].IP)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range r.NumBlocks() {
+				if _, err := r.ReadBlock((i+g)%r.NumBlocks(), ColAll); err != nil {
+					errs <- err
+					return
+				}
+				if got := r.BlocksForIP(recs[777].IP); !slices.Equal(got, want) {
+					errs <- errors.New("BlocksForIP answer changed under concurrency")
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, n := r.BlocksDecoded(), int64(8*r.NumBlocks()); got != n {
+		t.Errorf("BlocksDecoded = %d, want %d", got, n)
+	}
+	if !slices.Contains(want, 777/200) {
+		t.Errorf("BlocksForIP misses block %d: %v", 777/200, want)
+	}
+}
