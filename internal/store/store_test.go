@@ -521,3 +521,96 @@ func crashChild() {
 	wg.Wait()
 	os.Exit(0)
 }
+
+// TestCrashDuringDeleteDay SIGKILLs a child process while it deletes days
+// one after another. After every restart no half-deleted day is visible: a
+// day is either whole (every record) or gone, no *.deleting debris remains,
+// and every day the child reported deleted stays gone.
+func TestCrashDuringDeleteDay(t *testing.T) {
+	if dir := os.Getenv("RTD_TEST_DELETE_CHILD"); dir != "" {
+		s, err := Open(dir, Options{FlushInterval: time.Hour})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child open:", err)
+			os.Exit(2)
+		}
+		for _, in := range s.Days() {
+			if _, err := s.DeleteDay(context.Background(), in.Day); err != nil {
+				fmt.Fprintln(os.Stderr, "child delete:", err)
+				os.Exit(2)
+			}
+			fmt.Println(record.DayString(in.Day))
+		}
+		os.Exit(0)
+	}
+	rounds := 10
+	if testing.Short() {
+		rounds = 2
+	}
+	const days, perDay = 30, 200
+	var killedAfter []int
+	defer func() { t.Logf("%d rounds; killed after this many of %d day deletions: %v", rounds, days, killedAfter) }()
+	for round := 0; round < rounds; round++ {
+		dir := t.TempDir()
+		s := openTest(t, dir, &fakeClock{now: base})
+		for d := 0; d < days; d++ {
+			var batch []record.Record
+			for i := 0; i < perDay; i++ {
+				batch = append(batch, rec(base.AddDate(0, 0, d).Add(time.Duration(i)*time.Second), d*perDay+i))
+			}
+			if err := s.Append(context.Background(), batch); err != nil {
+				t.Fatal(err)
+			}
+			if d%3 == 0 {
+				s.Flush() // some days in several parts, some still in the WAL
+			}
+		}
+		s.Close()
+
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashDuringDeleteDay$")
+		cmd.Env = append(os.Environ(), "RTD_TEST_DELETE_CHILD="+dir)
+		out, _ := cmd.StdoutPipe()
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Arm the kill once the purge is under way, so it lands among the
+		// deletions rather than during start-up.
+		deleted := map[string]bool{}
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if len(deleted) == 0 {
+				time.AfterFunc(time.Duration(rand.IntN(40))*time.Millisecond, func() { cmd.Process.Signal(syscall.SIGKILL) })
+			}
+			deleted[sc.Text()] = true
+		}
+		cmd.Wait()
+		killedAfter = append(killedAfter, len(deleted))
+
+		s = openTest(t, dir, &fakeClock{now: base})
+		for _, in := range s.Days() {
+			if deleted[record.DayString(in.Day)] {
+				t.Fatalf("round %d: day %s was reported deleted but is back", round, record.DayString(in.Day))
+			}
+			if in.Records != perDay {
+				t.Fatalf("round %d: day %s is half there: %d of %d records", round, record.DayString(in.Day), in.Records, perDay)
+			}
+		}
+		if got := len(s.Days()) + len(deleted); got > days {
+			t.Fatalf("round %d: %d days present + %d deleted > %d", round, len(s.Days()), len(deleted), days)
+		}
+		// The purge completes after the restart.
+		for _, in := range s.Days() {
+			if _, err := s.DeleteDay(context.Background(), in.Day); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := len(s.Days()); n != 0 {
+			t.Fatalf("round %d: %d days left after completing the purge", round, n)
+		}
+		s.Close()
+		debris, _ := filepath.Glob(filepath.Join(dir, "days", "*"+".deleting"))
+		if len(debris) > 0 {
+			t.Fatalf("round %d: debris left: %v", round, debris)
+		}
+	}
+}
