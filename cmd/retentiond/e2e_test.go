@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -19,6 +20,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
 )
 
 // The tests in this file run the real binary as a child process, the way an
@@ -384,5 +388,56 @@ func TestVerify(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), filepath.Base(segs[0])) {
 		t.Fatalf("verify after a flipped byte: %v\n%s", err, out)
+	}
+}
+
+// TestStartupCatchUpBeforeReady: after downtime, every day past retention is
+// destroyed before /readyz first says ready.
+func TestStartupCatchUpBeforeReady(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	st, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := record.Day(time.Now())
+	for d := 1; d <= 45; d++ {
+		r := record.Record{Time: today.AddDate(0, 0, -d).Add(time.Hour), Domain: "old.example.nl",
+			Path: fmt.Sprintf("/day/%d", d), UserAgent: "catchup", IP: netip.MustParseAddr("198.51.100.9")}
+		if err := st.Append(context.Background(), []record.Record{r}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// With 30d, day D is destroyed at start(D)+31d: days -31 .. -45 expired.
+	addr := freePort(t)
+	d := startDaemon(t, dir, addr, "RETENTIOND_RETENTION=30d")
+	defer d.stop(syscall.SIGTERM)
+	// /readyz just answered 200 for the first time.
+	left, _ := filepath.Glob(filepath.Join(data, "days", "*"))
+	for _, p := range left {
+		day, err := record.ParseDay(filepath.Base(p))
+		if err != nil {
+			t.Fatalf("unexpected entry %s", p)
+		}
+		if today.Sub(day) > 30*24*time.Hour {
+			t.Fatalf("expired day %s still on disk when /readyz said ready", filepath.Base(p))
+		}
+	}
+	if len(left) != 30 {
+		t.Fatalf("%d days on disk, want the 30 unexpired ones", len(left))
+	}
+	q := url.Values{"q": {"ua:catchup"}, "limit": {"0"}, "case": {"T"}, "reason": {"catch-up test"}, "from": {"2000-01-01"}}
+	resp, err := http.Get("http://" + addr + "/api/v1/count?" + q.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var c struct{ Count int }
+	json.NewDecoder(resp.Body).Decode(&c)
+	if c.Count != 30 {
+		t.Fatalf("count after catch-up = %d, want 30", c.Count)
 	}
 }
