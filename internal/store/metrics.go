@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "Merges of a day's segment files into one.",
 		}),
 		deletedDays: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "retentiond_store_deleted_days_total",
+			Name: "retentiond_store_day_deletions_total",
 			Help: "Days destroyed through DeleteDay.",
 		}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
