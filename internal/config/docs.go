@@ -36,7 +36,7 @@ var keyDocs = map[string]string{
 	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections.",
 
 	"storage":                   "Tuning of the data directory.",
-	"storage.head_max_bytes":    "Unflushed records kept in memory before a flush to a part file is forced.",
+	"storage.head_max_bytes":    "Bound on the memory of records not yet flushed to part files; a flush starts at half of it, and ingest answers 429 (retry later) rather than exceed it.",
 	"storage.flush_interval":    "Flush the in-memory head to part files at least this often.",
 	"storage.merge_grace":       "Wait this long after a UTC day ends (for late records) before merging its parts into one segment.",
 	"storage.wal_segment_bytes": "Size at which the write-ahead log starts a new file.",

@@ -58,10 +58,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's and the WAL's metrics; nil means none.
 	Registerer prometheus.Registerer
-	// ReadOnly opens the data directory for inspection (dry-run purge, verify)
-	// without replaying into a WAL of its own or running maintenance.
-	// Reserved; not implemented yet.
-	ReadOnly bool
 }
 
 func (o *Options) withDefaults() {
