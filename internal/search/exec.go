@@ -34,6 +34,10 @@ type Request struct {
 type Executor struct {
 	Source      Source
 	Concurrency int // days scanned at once; 0 means GOMAXPROCS
+
+	// Unexported knobs for tests: zero means the defaults.
+	batchSize, chanBatches int
+	stats                  *runStats // nil: not counted
 }
 
 // plan is the per-segment evaluation of a query: dictionary ids that match,
@@ -168,154 +172,330 @@ func intersect(a, b []int) []int {
 	return out
 }
 
-// scanSegment calls fn for each matching record of sr, in time order. Only
-// the columns in need (plus those the filters read) are filled in the
-// records fn receives; count passes none, stats the one it groups by.
-func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, fn func(record.Record) bool) error {
-	p := planSegment(sr, req)
-	if p == nil {
-		return nil
+// segCursor yields the matching records of one segment lazily, in the
+// requested time order. It holds one decoded block at a time: a segment is
+// sorted by time (block i ends no later than block i+1 starts, rows are
+// sorted inside a block), so walking the planned blocks in order, or
+// backwards for newest first, gives the segment's matches in order.
+type segCursor struct {
+	ctx         context.Context
+	sr          *segment.Reader
+	req         *Request
+	p           *plan // nil: nothing can match
+	first, rest segment.Columns
+	doms, uas   []string
+	from, to    int64
+
+	bi   int            // next index into p.blocks
+	blk  *segment.Block // the current block
+	hits []int          // matching rows of blk, in output order
+	hi   int            // next index into hits
+}
+
+// newSegCursor plans sr for req. Only the columns in need (plus those the
+// filters read) are filled in the records it yields.
+func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns) *segCursor {
+	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req),
+		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli()}
+	if c.p == nil {
+		return c
 	}
-	from, to := req.From.UnixMilli(), req.To.UnixMilli()
 	// The first pass reads only the filter columns; the output columns of a
 	// block are read only when a row of it matched. When a positive IP term
 	// chose the blocks, they almost surely match, and one read of all the
 	// columns is cheaper than two.
-	first, rest := p.cols, need&^p.cols
+	c.first, c.rest = c.p.cols, need&^c.p.cols
 	for _, t := range req.Query.Terms {
 		if t.Field == FieldIP && !t.Negate {
-			first, rest = p.cols|need, 0
+			c.first, c.rest = c.p.cols|need, 0
 			break
 		}
 	}
-	doms, uas := sr.Domains(), sr.UserAgents()
-	var hits []int
-	for bi := range p.blocks {
-		// Newest first walks the blocks, and the rows in them, backwards,
-		// so that a limited descending search can stop early too.
-		b := p.blocks[bi]
-		if req.Desc {
-			b = p.blocks[len(p.blocks)-1-bi]
+	return c
+}
+
+// next returns the next match; ok is false at the end or on error.
+func (c *segCursor) next() (r record.Record, ok bool, err error) {
+	for c.p != nil && c.hi >= len(c.hits) {
+		if c.bi >= len(c.p.blocks) {
+			c.p, c.blk, c.hits = nil, nil, nil
+			break
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		if err := c.loadBlock(); err != nil {
+			c.p = nil
+			return r, false, err
 		}
-		blk, err := sr.ReadBlock(b, first)
+	}
+	if c.p == nil {
+		return r, false, nil
+	}
+	i := c.hits[c.hi]
+	c.hi++
+	blk := c.blk
+	r.Time = time.UnixMilli(blk.Times[i]).UTC()
+	if blk.DomainIDs != nil {
+		r.Domain = c.doms[blk.DomainIDs[i]]
+	}
+	if blk.UserAgentIDs != nil {
+		r.UserAgent = c.uas[blk.UserAgentIDs[i]]
+	}
+	if blk.Paths != nil {
+		r.Path = blk.Paths[i]
+	}
+	if blk.IPs != nil {
+		r.IP = blk.IPs[i]
+	}
+	return r, true, nil
+}
+
+// loadBlock decodes the next planned block and finds its matching rows.
+func (c *segCursor) loadBlock() error {
+	// Newest first walks the blocks, and the rows in them, backwards, so
+	// that a limited descending search can stop early too.
+	b := c.p.blocks[c.bi]
+	if c.req.Desc {
+		b = c.p.blocks[len(c.p.blocks)-1-c.bi]
+	}
+	c.bi++
+	c.hits, c.hi, c.blk = c.hits[:0], 0, nil
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	blk, err := c.sr.ReadBlock(b, c.first)
+	if err != nil {
+		return err
+	}
+	p, terms := c.p, c.req.Query.Terms
+rows:
+	for i, ts := range blk.Times {
+		if ts < c.from || ts >= c.to {
+			continue
+		}
+		if p.domainOK != nil && !p.domainOK[blk.DomainIDs[i]] {
+			continue
+		}
+		if p.uaOK != nil && !p.uaOK[blk.UserAgentIDs[i]] {
+			continue
+		}
+		for k := range terms {
+			t := &terms[k]
+			switch t.Field {
+			case FieldIP:
+				if !t.matchIP(blk.IPs[i]) {
+					continue rows
+				}
+			case FieldPath:
+				if !t.matchString(blk.Paths[i]) {
+					continue rows
+				}
+			}
+		}
+		c.hits = append(c.hits, i)
+	}
+	if len(c.hits) == 0 {
+		return nil
+	}
+	if c.rest != 0 {
+		more, err := c.sr.ReadBlock(b, c.rest)
 		if err != nil {
 			return err
 		}
-		hits = hits[:0]
-	rows:
-		for i, ts := range blk.Times {
-			if ts < from || ts >= to {
-				continue
-			}
-			if p.domainOK != nil && !p.domainOK[blk.DomainIDs[i]] {
-				continue
-			}
-			if p.uaOK != nil && !p.uaOK[blk.UserAgentIDs[i]] {
-				continue
-			}
-			for k := range req.Query.Terms {
-				t := &req.Query.Terms[k]
-				switch t.Field {
-				case FieldIP:
-					if !t.matchIP(blk.IPs[i]) {
-						continue rows
-					}
-				case FieldPath:
-					if !t.matchString(blk.Paths[i]) {
-						continue rows
-					}
-				}
-			}
-			hits = append(hits, i)
+		if more.IPs != nil {
+			blk.IPs = more.IPs
 		}
-		if len(hits) == 0 {
-			continue
+		if more.DomainIDs != nil {
+			blk.DomainIDs = more.DomainIDs
 		}
-		if rest != 0 {
-			more, err := sr.ReadBlock(b, rest)
-			if err != nil {
-				return err
-			}
-			if more.IPs != nil {
-				blk.IPs = more.IPs
-			}
-			if more.DomainIDs != nil {
-				blk.DomainIDs = more.DomainIDs
-			}
-			if more.UserAgentIDs != nil {
-				blk.UserAgentIDs = more.UserAgentIDs
-			}
-			if more.Paths != nil {
-				blk.Paths = more.Paths
-			}
+		if more.UserAgentIDs != nil {
+			blk.UserAgentIDs = more.UserAgentIDs
 		}
-		if req.Desc {
-			slices.Reverse(hits)
-		}
-		for _, i := range hits {
-			r := record.Record{Time: time.UnixMilli(blk.Times[i]).UTC()}
-			if blk.DomainIDs != nil {
-				r.Domain = doms[blk.DomainIDs[i]]
-			}
-			if blk.UserAgentIDs != nil {
-				r.UserAgent = uas[blk.UserAgentIDs[i]]
-			}
-			if blk.Paths != nil {
-				r.Path = blk.Paths[i]
-			}
-			if blk.IPs != nil {
-				r.IP = blk.IPs[i]
-			}
-			if !fn(r) {
-				return nil
-			}
+		if more.Paths != nil {
+			blk.Paths = more.Paths
 		}
 	}
+	if c.req.Desc {
+		slices.Reverse(c.hits)
+	}
+	c.blk = blk
 	return nil
 }
 
-// scanDay returns the matches of one day, sorted by time (in req order),
-// at most req.Limit of them when a limit is set.
-func scanDay(ctx context.Context, v *store.DayView, req *Request) ([]record.Record, error) {
-	var out []record.Record
-	from, to := req.From, req.To
+// scanSegment calls fn for each matching record of sr, in time order, until
+// fn returns false. Only the columns in need (plus those the filters read)
+// are filled in the records fn receives; count passes none, stats the one it
+// groups by.
+func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, fn func(record.Record) bool) error {
+	c := newSegCursor(ctx, sr, req, need)
+	for {
+		r, ok, err := c.next()
+		if !ok {
+			return err
+		}
+		if !fn(r) {
+			return nil
+		}
+	}
+}
+
+// Streaming defaults: a day's producer hands records over in batches of
+// batchSize, at most chanBatches of them queued, so a running search holds
+// O(window × (segments × block + batches × batchSize)) records whatever the
+// size of its result.
+const (
+	defaultBatchSize   = 256
+	defaultChanBatches = 4
+)
+
+// mergeItem is the head of one source in a day's merge.
+type mergeItem struct {
+	r   record.Record
+	src int // tie-break: equal times come out in source order
+}
+
+// streamDay sends the matches of one day to out in batches, in req's time
+// order, at most req.Limit of them when a limit is set. It merges the
+// day's sources (the filtered and sorted head, and a cursor per segment)
+// with a heap, so only one decoded block per segment is held. It returns
+// when done, on error, or when ctx is cancelled.
+func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, out chan<- []record.Record) error {
+	before := func(a, b *mergeItem) bool {
+		c := a.r.Time.Compare(b.r.Time)
+		if req.Desc {
+			c = -c
+		}
+		return c < 0 || c == 0 && a.src < b.src
+	}
+	// The head is unsorted but bounded by configuration: filter it, then
+	// sort the indices of its matches.
+	var head []int
 	for i := range v.Head {
 		r := &v.Head[i]
-		if !r.Time.Before(from) && r.Time.Before(to) && req.Query.Match(r) {
-			out = append(out, *r)
+		if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
+			head = append(head, i)
 		}
 	}
-	for _, sr := range v.Segments {
-		// A segment yields its matches in the requested order, so only its
-		// first Limit matches can be among the day's first Limit.
-		n := 0
-		if err := scanSegment(ctx, sr, req, segment.ColAll, func(r record.Record) bool {
-			out = append(out, r)
-			n++
-			return req.Limit <= 0 || n < req.Limit
-		}); err != nil {
-			return nil, err
-		}
-	}
-	slices.SortStableFunc(out, func(a, b record.Record) int {
-		c := a.Time.Compare(b.Time)
+	slices.SortStableFunc(head, func(a, b int) int {
+		c := v.Head[a].Time.Compare(v.Head[b].Time)
 		if req.Desc {
 			c = -c
 		}
 		return c
 	})
-	if req.Limit > 0 && len(out) > req.Limit {
-		out = out[:req.Limit]
+	cursors := make([]*segCursor, len(v.Segments))
+	for i, sr := range v.Segments {
+		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll)
 	}
-	return out, nil
+	// Source 0 is the head, source i+1 the segment i.
+	pull := func(src int) (record.Record, bool, error) {
+		if src == 0 {
+			if len(head) == 0 {
+				return record.Record{}, false, nil
+			}
+			r := v.Head[head[0]]
+			head = head[1:]
+			return r, true, nil
+		}
+		return cursors[src-1].next()
+	}
+	h := make([]mergeItem, 0, len(cursors)+1)
+	for src := 0; src <= len(cursors); src++ {
+		r, ok, err := pull(src)
+		if err != nil {
+			return err
+		}
+		if ok {
+			h = append(h, mergeItem{r, src})
+		}
+	}
+	// A binary min-heap by (time, source), reversed in time for newest first.
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			m := l
+			if r := l + 1; r < len(h) && before(&h[r], &h[l]) {
+				m = r
+			}
+			if !before(&h[m], &h[i]) {
+				return
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	batchSize := e.batchSize
+	if batchSize <= 0 {
+		batchSize = defaultBatchSize
+	}
+	send := func(b []record.Record) error {
+		select {
+		case out <- b:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	batch := make([]record.Record, 0, batchSize)
+	n := 0
+	for len(h) > 0 && (req.Limit <= 0 || n < req.Limit) {
+		batch = append(batch, h[0].r)
+		e.inflight(1)
+		n++
+		if len(batch) == batchSize {
+			if err := send(batch); err != nil {
+				return err
+			}
+			batch = make([]record.Record, 0, batchSize)
+		}
+		r, ok, err := pull(h[0].src)
+		if err != nil {
+			return err
+		}
+		if ok {
+			h[0].r = r
+		} else {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		down(0)
+	}
+	if len(batch) > 0 {
+		return send(batch)
+	}
+	return nil
+}
+
+// inflight tracks the records materialised by producers and not yet
+// emitted, and their peak; tests use it to prove memory stays bounded.
+func (e *Executor) inflight(d int64) {
+	if e.stats == nil {
+		return
+	}
+	v := e.stats.inflight.Add(d)
+	for {
+		p := e.stats.peak.Load()
+		if v <= p || e.stats.peak.CompareAndSwap(p, v) {
+			return
+		}
+	}
+}
+
+// runStats are the counters behind Executor.inflight.
+type runStats struct {
+	inflight, peak atomic.Int64
+	producers      atomic.Int64 // day producers running
 }
 
 // Run streams the matches to emit in time order, stopping at the limit, at
 // an emit error or when ctx is cancelled. Days are scanned in parallel, a
-// bounded window ahead of the one being emitted.
+// bounded window ahead of the one being emitted; each day's producer
+// streams through a bounded channel. Run returns only after every producer
+// it started has stopped.
 func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Record) error) (int64, error) {
 	snap, err := e.Source.Snapshot(req.From, req.To)
 	if err != nil {
@@ -326,18 +506,35 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	if req.Desc {
 		slices.Reverse(days)
 	}
+	// Deferred calls run last first: cancel the producers, wait for them,
+	// and only then release the snapshot they read.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type result struct {
-		recs []record.Record
-		err  error
+	chanBatches := e.chanBatches
+	if chanBatches <= 0 {
+		chanBatches = defaultChanBatches
 	}
-	futures := make([]chan result, len(days))
+	type stream struct {
+		ch  chan []record.Record
+		err error // set before ch is closed
+	}
+	streams := make([]*stream, len(days))
 	launch := func(i int) {
-		futures[i] = make(chan result, 1)
+		s := &stream{ch: make(chan []record.Record, chanBatches)}
+		streams[i] = s
+		wg.Add(1)
+		if e.stats != nil {
+			e.stats.producers.Add(1)
+		}
 		go func() {
-			recs, err := scanDay(ctx, days[i], req)
-			futures[i] <- result{recs, err}
+			defer wg.Done()
+			if e.stats != nil {
+				defer e.stats.producers.Add(-1)
+			}
+			s.err = e.streamDay(ctx, days[i], req, s.ch)
+			close(s.ch)
 		}()
 	}
 	window := e.concurrency()
@@ -346,21 +543,26 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	}
 	var n int64
 	for i := range days {
-		res := <-futures[i]
+		s := streams[i]
+		for batch := range s.ch {
+			for j, r := range batch {
+				if err := emit(r); err != nil {
+					e.inflight(-int64(len(batch) - j))
+					return n, err
+				}
+				e.inflight(-1)
+				n++
+				if req.Limit > 0 && n >= int64(req.Limit) {
+					e.inflight(-int64(len(batch) - j - 1))
+					return n, nil
+				}
+			}
+		}
+		if s.err != nil {
+			return n, s.err
+		}
 		if next := i + window; next < len(days) {
 			launch(next)
-		}
-		if res.err != nil {
-			return n, res.err
-		}
-		for _, r := range res.recs {
-			if err := emit(r); err != nil {
-				return n, err
-			}
-			n++
-			if req.Limit > 0 && n >= int64(req.Limit) {
-				return n, nil
-			}
 		}
 	}
 	return n, ctx.Err()

@@ -2,10 +2,12 @@ package search
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -380,4 +382,98 @@ func FuzzParseQuery(f *testing.F) {
 		r := record.Record{Time: start, Domain: "a.nl", Path: "/", IP: netip.MustParseAddr("::1")}
 		q.Match(&r)
 	})
+}
+
+// TestRunMemoryIsBounded consumes a limit=0 search over large days slowly
+// and checks that the records materialised but not yet emitted never exceed
+// what the window of bounded channels can hold, far below a day's matches.
+func TestRunMemoryIsBounded(t *testing.T) {
+	src, all := dataset(t, 20000)
+	const batch, queued, window = 16, 2, 2
+	st := &runStats{}
+	ex := &Executor{Source: src, Concurrency: window, batchSize: batch, chanBatches: queued, stats: st}
+	q, err := Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, desc := range []bool{false, true} {
+		st.peak.Store(0)
+		st.inflight.Store(0)
+		var got []record.Record
+		n, err := ex.Run(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 4), Desc: desc},
+			func(r record.Record) error {
+				// A slow client: let the producers run ahead as far as
+				// they can before each record is taken.
+				runtime.Gosched()
+				got = append(got, r)
+				return nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(n) != len(all) {
+			t.Fatalf("desc=%v: got %d records, want %d", desc, n, len(all))
+		}
+		for j := 1; j < len(got); j++ {
+			if got[j].Time.Before(got[j-1].Time) != desc && !got[j].Time.Equal(got[j-1].Time) {
+				t.Fatalf("desc=%v: out of order at %d", desc, j)
+			}
+		}
+		// Per running day: the batch being filled, the queued batches, and
+		// the batch being emitted.
+		bound := int64(window * (queued + 2) * batch)
+		perDay := len(all) / 4
+		if p := st.peak.Load(); p > bound || p == 0 {
+			t.Fatalf("desc=%v: peak of %d records held, want 1..%d (a day has ~%d)", desc, p, bound, perDay)
+		}
+		t.Logf("desc=%v: peak %d records held (bound %d, ~%d per day)", desc, st.peak.Load(), bound, perDay)
+	}
+}
+
+// TestRunCancelStopsProducers cancels a search mid-stream, as a client
+// disconnecting does, and checks Run returns the cancellation and that no
+// day producer is left running (Run waits for them).
+func TestRunCancelStopsProducers(t *testing.T) {
+	src, _ := dataset(t, 20000)
+	st := &runStats{}
+	ex := &Executor{Source: src, Concurrency: 3, batchSize: 8, chanBatches: 1, stats: st}
+	q, err := Parse("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := runtime.NumGoroutine()
+	for _, how := range []string{"cancel", "emit error"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errStop := errors.New("client gone")
+			seen := 0
+			_, err := ex.Run(ctx, &Request{Query: q, From: start, To: start.AddDate(0, 0, 4)}, func(r record.Record) error {
+				seen++
+				if seen == 100 {
+					if how == "cancel" {
+						cancel()
+						return ctx.Err()
+					}
+					return errStop
+				}
+				return nil
+			})
+			if want := map[string]error{"cancel": context.Canceled, "emit error": errStop}[how]; !errors.Is(err, want) {
+				t.Fatalf("Run returned %v, want %v", err, want)
+			}
+			if p := st.producers.Load(); p != 0 {
+				t.Fatalf("%d day producers still running after Run returned", p)
+			}
+		})
+	}
+	// Belt and braces: the goroutine count settles back (other runtime
+	// goroutines may come and go, so allow a retry loop without a timing
+	// assertion on the result).
+	for i := 0; i < 100 && runtime.NumGoroutine() > before; i++ {
+		runtime.Gosched()
+	}
+	if g := runtime.NumGoroutine(); g > before {
+		t.Fatalf("%d goroutines after the searches, %d before", g, before)
+	}
 }
