@@ -43,8 +43,9 @@ type Executor struct {
 // plan is the per-segment evaluation of a query: dictionary ids that match,
 // and the blocks that can hold matches.
 type plan struct {
-	domainOK []bool // per domain id: do all domain terms hold
-	uaOK     []bool // per user-agent id: do all ua terms hold
+	domainOK []bool  // per domain id: do all domain terms hold
+	uaOK     []bool  // per user-agent id: do all ua terms hold
+	pathTerm []*Term // path terms, tested once per distinct path of a block
 	blocks   []int
 	cols     segment.Columns
 }
@@ -88,7 +89,9 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 			p.cols |= segment.ColUserAgent
 			uTerms = append(uTerms, t)
 		case FieldPath:
-			p.cols |= segment.ColPath
+			// The path column is read as a dictionary instead (see
+			// segCursor.loadBlock), so it is not among p.cols.
+			p.pathTerm = append(p.pathTerm, t)
 		}
 	}
 	// Each dictionary entry is tested once, not once per row.
@@ -186,10 +189,15 @@ type segCursor struct {
 	doms, uas   []string
 	from, to    int64
 
-	bi   int            // next index into p.blocks
-	blk  *segment.Block // the current block
-	hits []int          // matching rows of blk, in output order
-	hi   int            // next index into hits
+	bi  int            // next index into p.blocks
+	blk *segment.Block // the current block
+	// When the query has path terms, the current block's paths as a
+	// dictionary and one index per row; blk.Paths stays nil.
+	pathDict []string
+	pathIdx  []uint32
+	pathOK   []bool // per pathDict entry: do all path terms hold
+	hits     []int  // matching rows of blk, in output order
+	hi       int    // next index into hits
 }
 
 // newSegCursor plans sr for req. Only the columns in need (plus those the
@@ -210,6 +218,11 @@ func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need se
 			c.first, c.rest = c.p.cols|need, 0
 			break
 		}
+	}
+	if c.p.pathTerm != nil {
+		// The path dictionary read for the filter also gives the output.
+		c.first &^= segment.ColPath
+		c.rest &^= segment.ColPath
 	}
 	return c
 }
@@ -241,6 +254,8 @@ func (c *segCursor) next() (r record.Record, ok bool, err error) {
 	}
 	if blk.Paths != nil {
 		r.Path = blk.Paths[i]
+	} else if c.pathIdx != nil {
+		r.Path = c.pathDict[c.pathIdx[i]]
 	}
 	if blk.IPs != nil {
 		r.IP = blk.IPs[i]
@@ -261,6 +276,35 @@ func (c *segCursor) loadBlock() error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
+	c.pathDict, c.pathIdx = nil, nil
+	if p := c.p; p.pathTerm != nil {
+		// Test each distinct path of the block once; rows then look their
+		// answer up by index, and no per-row string is built. The path
+		// column is read first: when no distinct path matches, which is
+		// the usual case for a rare path, the block's other columns are
+		// never decoded.
+		dict, idx, err := c.sr.ReadBlockPathDict(b)
+		if err != nil {
+			return err
+		}
+		c.pathOK = slices.Grow(c.pathOK[:0], len(dict))[:len(dict)]
+		any := false
+		for j, path := range dict {
+			ok := true
+			for _, t := range p.pathTerm {
+				if !t.matchString(path) {
+					ok = false
+					break
+				}
+			}
+			c.pathOK[j] = ok
+			any = any || ok
+		}
+		if !any {
+			return nil
+		}
+		c.pathDict, c.pathIdx = dict, idx
+	}
 	blk, err := c.sr.ReadBlock(b, c.first)
 	if err != nil {
 		return err
@@ -277,17 +321,13 @@ rows:
 		if p.uaOK != nil && !p.uaOK[blk.UserAgentIDs[i]] {
 			continue
 		}
+		if c.pathIdx != nil && !c.pathOK[c.pathIdx[i]] {
+			continue
+		}
 		for k := range terms {
 			t := &terms[k]
-			switch t.Field {
-			case FieldIP:
-				if !t.matchIP(blk.IPs[i]) {
-					continue rows
-				}
-			case FieldPath:
-				if !t.matchString(blk.Paths[i]) {
-					continue rows
-				}
+			if t.Field == FieldIP && !t.matchIP(blk.IPs[i]) {
+				continue rows
 			}
 		}
 		c.hits = append(c.hits, i)

@@ -544,3 +544,86 @@ func bitmapToList(seen []uint64) []int {
 	}
 	return out
 }
+
+// ReadBlockPathDict decodes the path column of block i without expanding it
+// to one string per row: dict holds the block's distinct paths (sorted) and
+// rowIdx, one entry per row, indexes dict. A caller that tests each distinct
+// path once, then each row by its index, avoids per-row string work. Like
+// ReadBlock, it checks the column's CRC32C before decoding and counts in
+// BlocksDecoded.
+func (r *Reader) ReadBlockPathDict(i int) (dict []string, rowIdx []uint32, err error) {
+	r.decoded.Add(1)
+	if i < 0 || i >= len(r.blocks) {
+		return nil, nil, fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
+	}
+	b := &r.blocks[i]
+	c := bits.TrailingZeros8(uint8(ColPath)) // the path column's position
+	off := b.off
+	for k := 0; k < c; k++ {
+		off += int64(b.cols[k].clen)
+	}
+	cm := b.cols[c]
+	comp, err := r.readAt(off, int64(cm.clen))
+	if err != nil {
+		return nil, nil, err
+	}
+	if got := crc(comp); got != cm.crc {
+		return nil, nil, r.corrupt(off, "block %d path column: %w (crc32c %08x, footer says %08x)",
+			i, ErrChecksum, got, cm.crc)
+	}
+	raw, err := decompress(comp, int(cm.rlen))
+	if err == nil {
+		dict, rowIdx, err = decodePathDict(raw, b.rows)
+	}
+	if err != nil {
+		return nil, nil, r.corrupt(off, "block %d path column: %w", i, err)
+	}
+	return dict, rowIdx, nil
+}
+
+// decodePathDict is decodePaths without the per-row expansion: it returns
+// the front-coded dictionary and the per-row indexes into it, with the same
+// validation.
+func decodePathDict(raw []byte, rows int) ([]string, []uint32, error) {
+	d := dec{b: raw}
+	n := d.count("path count", uint64(rows))
+	shared := make([]int, n)
+	for i := range shared {
+		shared[i] = d.count("path prefix length", maxFieldLen)
+	}
+	suffix := make([]int, n)
+	total := 0
+	for i := range suffix {
+		suffix[i] = d.count("path suffix length", maxFieldLen)
+		total += suffix[i]
+	}
+	suffixes := d.bytes("path bytes", total)
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	var arena []byte
+	bounds := make([]int, n+1)
+	prevStart, prevLen := 0, 0
+	for i := 0; i < n; i++ {
+		if shared[i] > prevLen || len(arena)+shared[i]+suffix[i] > maxRawColumn {
+			d.fail("path prefix length")
+			return nil, nil, d.err
+		}
+		start := len(arena)
+		arena = append(arena, arena[prevStart:prevStart+shared[i]]...)
+		arena = append(arena, suffixes[:suffix[i]]...)
+		suffixes = suffixes[suffix[i]:]
+		prevStart, prevLen = start, len(arena)-start
+		bounds[i+1] = len(arena)
+	}
+	all := string(arena)
+	dict := make([]string, n)
+	for i := range dict {
+		dict[i] = all[bounds[i]:bounds[i+1]]
+	}
+	idx := d.readUints("path index", rows, n)
+	if d.err != nil {
+		return nil, nil, d.err
+	}
+	return dict, idx, d.done("path column")
+}
