@@ -274,7 +274,25 @@ func sharedPrefix(a, b string) int {
 	return n
 }
 
+// decodePaths decodes the path column into one string per row; every row's
+// path is a substring of the block's dictionary arena (see decodePathDict).
 func decodePaths(raw []byte, rows int) ([]string, error) {
+	dict, idx, err := decodePathDict(raw, rows)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, rows)
+	for i, j := range idx {
+		out[i] = dict[j]
+	}
+	return out, nil
+}
+
+// decodePathDict decodes the path column's front-coded dictionary of distinct
+// paths (rebuilt into one arena, so the dictionary is one allocation) and the
+// per-row indexes into it. Search uses it directly to test a path term once
+// per distinct path.
+func decodePathDict(raw []byte, rows int) ([]string, []uint32, error) {
 	d := dec{b: raw}
 	n := d.count("path count", uint64(rows))
 	shared := make([]int, n)
@@ -289,17 +307,15 @@ func decodePaths(raw []byte, rows int) ([]string, error) {
 	}
 	suffixes := d.bytes("path bytes", total)
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, d.err
 	}
-	// Rebuild every distinct path into one arena, so the whole dictionary is
-	// one allocation and each row's path is a substring of it.
 	var arena []byte
 	bounds := make([]int, n+1)
 	prevStart, prevLen := 0, 0
 	for i := 0; i < n; i++ {
 		if shared[i] > prevLen || len(arena)+shared[i]+suffix[i] > maxRawColumn {
 			d.fail("path prefix length")
-			return nil, d.err
+			return nil, nil, d.err
 		}
 		start := len(arena)
 		arena = append(arena, arena[prevStart:prevStart+shared[i]]...)
@@ -315,11 +331,7 @@ func decodePaths(raw []byte, rows int) ([]string, error) {
 	}
 	idx := d.readUints("path index", rows, n)
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, d.err
 	}
-	out := make([]string, rows)
-	for i, j := range idx {
-		out[i] = dict[j]
-	}
-	return out, d.done("path column")
+	return dict, idx, d.done("path column")
 }
