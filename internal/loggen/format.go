@@ -3,84 +3,15 @@ package loggen
 import (
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/retentiond/retentiond/internal/record"
 )
 
-// AppendNDJSON appends r as one NDJSON line,
-// {"time":RFC3339Nano UTC,"domain":…,"path":…,"user_agent":…,"ip":…}, with
+// AppendNDJSON appends r as one NDJSON line in the API's row layout, with
 // the same string escaping encoding/json uses, and a trailing newline.
-func AppendNDJSON(b []byte, r *record.Record) []byte {
-	b = append(b, `{"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","domain":`...)
-	b = appendJSONString(b, r.Domain)
-	b = append(b, `,"path":`...)
-	b = appendJSONString(b, r.Path)
-	b = append(b, `,"user_agent":`...)
-	b = appendJSONString(b, r.UserAgent)
-	b = append(b, `,"ip":"`...)
-	b = r.IP.AppendTo(b)
-	return append(b, "\"}\n"...)
-}
+func AppendNDJSON(b []byte, r *record.Record) []byte { return record.AppendNDJSON(b, r, nil) }
 
 const hexDigits = "0123456789abcdef"
-
-// appendJSONString escapes exactly as encoding/json.Marshal does (HTML-safe:
-// <, > and & become \u003c, \u003e, \u0026; invalid UTF-8 becomes \ufffd;
-// U+2028 and U+2029 are escaped), so tests can compare byte for byte.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		c, size := utf8.DecodeRuneInString(s[i:])
-		if c == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if c == '\u2028' || c == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[c&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
 
 // AppendCombined appends r as an Apache/nginx "combined" log line. The
 // status, size, method, protocol and referer are plausible noise derived

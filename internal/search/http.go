@@ -313,24 +313,19 @@ func appendEscaped(b []byte, s string) []byte {
 	return b
 }
 
-// AppendNDJSON appends {"time","domain","path","user_agent","ip"} and a newline.
+// AppendNDJSON appends r in the API's row layout (record.AppendNDJSON),
+// with invalid UTF-8 shown as \xHH.
 func AppendNDJSON(b []byte, r *record.Record) []byte {
-	b = append(b, `{"time":"`...)
-	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","domain":`...)
-	b = appendJSONString(b, r.Domain)
-	b = append(b, `,"path":`...)
-	b = appendJSONString(b, r.Path)
-	b = append(b, `,"user_agent":`...)
-	b = appendJSONString(b, r.UserAgent)
-	b = append(b, `,"ip":"`...)
-	b = r.IP.AppendTo(b)
-	return append(b, "\"}\n"...)
+	return record.AppendNDJSON(b, r, appendJSONEvidence)
 }
 
-func appendJSONString(b []byte, s string) []byte {
-	v, _ := json.Marshal(string(appendEscaped(nil, s)))
-	return append(b, v...)
+// appendJSONEvidence JSON-quotes s after writing each byte that is not valid
+// UTF-8 as the text \xHH; valid strings, the usual case, are quoted directly.
+func appendJSONEvidence(b []byte, s string) []byte {
+	if utf8.ValidString(s) {
+		return record.AppendJSONString(b, s)
+	}
+	return record.AppendJSONString(b, string(appendEscaped(nil, s)))
 }
 
 // AppendCSV appends an RFC 4180 row.
