@@ -95,6 +95,21 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req *Request, m
 	writeError(w, http.StatusBadRequest, msg)
 }
 
+// begin starts timing a request to endpoint and parses its common
+// parameters. When they are bad it answers 400, tells OnDone, and returns a
+// nil request. The caller defers observe to record the duration either way.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request, endpoint string) (req *Request, observe func()) {
+	start := time.Now()
+	observe = func() { h.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds()) }
+	req, err := h.request(r)
+	if err != nil {
+		h.done(r, nil, 0, err)
+		writeError(w, http.StatusBadRequest, err.Error())
+		return nil, observe
+	}
+	return req, observe
+}
+
 // request parses the common parameters q, from, to.
 func (h *Handler) request(r *http.Request) (*Request, error) {
 	qs := r.URL.Query()
@@ -131,12 +146,9 @@ func (h *Handler) request(r *http.Request) (*Request, error) {
 
 // ServeSearch streams matching records.
 func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	defer func() { h.duration.WithLabelValues("search").Observe(time.Since(start).Seconds()) }()
-	req, err := h.request(r)
-	if err != nil {
-		h.done(r, nil, 0, err)
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, observe := h.begin(w, r, "search")
+	defer observe()
+	if req == nil {
 		return
 	}
 	qs := r.URL.Query()
@@ -222,12 +234,9 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 
 // ServeCount answers {"count": N, "from", "to"}.
 func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	defer func() { h.duration.WithLabelValues("count").Observe(time.Since(start).Seconds()) }()
-	req, err := h.request(r)
-	if err != nil {
-		h.done(r, nil, 0, err)
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, observe := h.begin(w, r, "count")
+	defer observe()
+	if req == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
@@ -244,12 +253,9 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 
 // ServeStats answers the top values of a field among the matches.
 func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	defer func() { h.duration.WithLabelValues("stats").Observe(time.Since(start).Seconds()) }()
-	req, err := h.request(r)
-	if err != nil {
-		h.done(r, nil, 0, err)
-		writeError(w, http.StatusBadRequest, err.Error())
+	req, observe := h.begin(w, r, "stats")
+	defer observe()
+	if req == nil {
 		return
 	}
 	qs := r.URL.Query()
@@ -262,6 +268,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	}
 	top := 10
 	if s := qs.Get("top"); s != "" {
+		var err error
 		if top, err = strconv.Atoi(s); err != nil || top < 0 {
 			h.reject(w, r, req, "top: want a whole number >= 0 (0 means all)")
 			return
