@@ -3,7 +3,6 @@ package search
 import (
 	"cmp"
 	"context"
-	"net/netip"
 	"runtime"
 	"slices"
 	"sync"
@@ -180,87 +179,119 @@ func intersect(a, b []int) []int {
 // sorted by time (block i ends no later than block i+1 starts, rows are
 // sorted inside a block), so walking the planned blocks in order, or
 // backwards for newest first, gives the segment's matches in order.
+//
+// A block is filtered one column at a time, most selective first (IP, path,
+// domain, user agent, then time only when the block straddles the range),
+// in the block's dictionary form: each distinct address or path is tested
+// once and rows are looked up by index. A column is decoded only while some
+// row is still a candidate, and the output columns only for blocks with a
+// match; no per-row value is built except for the rows returned.
 type segCursor struct {
-	ctx         context.Context
-	sr          *segment.Reader
-	req         *Request
-	p           *plan // nil: nothing can match
-	first, rest segment.Columns
-	doms, uas   []string
-	from, to    int64
+	ctx       context.Context
+	sr        *segment.Reader
+	req       *Request
+	p         *plan // nil: nothing can match
+	need      segment.Columns
+	doms, uas []string
+	from, to  int64
 
-	bi  int            // next index into p.blocks
-	blk *segment.Block // the current block
-	// When the query has path terms, the current block's paths as a
-	// dictionary and one index per row; blk.Paths stays nil.
-	pathDict []string
-	pathIdx  []uint32
-	pathOK   []bool // per pathDict entry: do all path terms hold
-	hits     []int  // matching rows of blk, in output order
-	hi       int    // next index into hits
+	bi      int // next index into p.blocks
+	v       segment.BlockView
+	ipTerms []*Term
+	needles [][]byte // per p.pathTerm: its value as bytes
+	ipOK    []bool   // per IP dictionary entry of the current block
+	pathOK  []bool   // per path dictionary entry of the current block
+	hits    []int    // matching rows of the current block, in output order
+	hi      int      // next index into hits
+	rows    int      // rows of the current block
 }
 
 // newSegCursor plans sr for req. Only the columns in need (plus those the
 // filters read) are filled in the records it yields.
 func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns) *segCursor {
-	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req),
+	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req), need: need,
 		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli()}
 	if c.p == nil {
 		return c
 	}
-	// The first pass reads only the filter columns; the output columns of a
-	// block are read only when a row of it matched. When a positive IP term
-	// chose the blocks, they almost surely match, and one read of all the
-	// columns is cheaper than two.
-	c.first, c.rest = c.p.cols, need&^c.p.cols
-	for _, t := range req.Query.Terms {
-		if t.Field == FieldIP && !t.Negate {
-			c.first, c.rest = c.p.cols|need, 0
-			break
+	for i := range req.Query.Terms {
+		if t := &req.Query.Terms[i]; t.Field == FieldIP {
+			c.ipTerms = append(c.ipTerms, t)
 		}
 	}
-	if c.p.pathTerm != nil {
-		// The path dictionary read for the filter also gives the output.
-		c.first &^= segment.ColPath
-		c.rest &^= segment.ColPath
+	for _, t := range c.p.pathTerm {
+		c.needles = append(c.needles, []byte(t.Value))
 	}
 	return c
 }
 
 // next returns the next match; ok is false at the end or on error.
 func (c *segCursor) next() (r record.Record, ok bool, err error) {
-	for c.p != nil && c.hi >= len(c.hits) {
+	if c.hi >= len(c.hits) {
+		if ok, err := c.advance(); !ok {
+			return r, false, err
+		}
+	}
+	i := c.hits[c.hi]
+	c.hi++
+	v := &c.v
+	if v.Have&segment.ColTime != 0 {
+		r.Time = time.UnixMilli(v.Times[i]).UTC()
+	}
+	if c.need&segment.ColDomain != 0 {
+		r.Domain = c.doms[v.DomainIDs[i]]
+	}
+	if c.need&segment.ColUserAgent != 0 {
+		r.UserAgent = c.uas[v.UserAgentIDs[i]]
+	}
+	if c.need&segment.ColPath != 0 {
+		r.Path = v.Path(int(v.PathIdx[i]))
+	}
+	if c.need&segment.ColIP != 0 {
+		r.IP = v.IP(i)
+	}
+	return r, true, nil
+}
+
+// advance moves to the next planned block with a match; ok is false at the
+// end or on error.
+func (c *segCursor) advance() (ok bool, err error) {
+	for c.p != nil {
 		if c.bi >= len(c.p.blocks) {
-			c.p, c.blk, c.hits = nil, nil, nil
+			c.p, c.hits, c.hi = nil, nil, 0
 			break
 		}
 		if err := c.loadBlock(); err != nil {
 			c.p = nil
-			return r, false, err
+			return false, err
+		}
+		if len(c.hits) > 0 {
+			return true, nil
 		}
 	}
-	if c.p == nil {
-		return r, false, nil
+	return false, nil
+}
+
+// narrow keeps the candidate rows for which keep holds. all says that every
+// row of the block is still a candidate (c.hits is then not yet built).
+func (c *segCursor) narrow(all bool, keep func(i int) bool) {
+	if all {
+		c.hits = c.hits[:0]
+		for i := range c.rows {
+			if keep(i) {
+				c.hits = append(c.hits, i)
+			}
+		}
+		return
 	}
-	i := c.hits[c.hi]
-	c.hi++
-	blk := c.blk
-	r.Time = time.UnixMilli(blk.Times[i]).UTC()
-	if blk.DomainIDs != nil {
-		r.Domain = c.doms[blk.DomainIDs[i]]
+	n := 0
+	for _, i := range c.hits {
+		if keep(i) {
+			c.hits[n] = i
+			n++
+		}
 	}
-	if blk.UserAgentIDs != nil {
-		r.UserAgent = c.uas[blk.UserAgentIDs[i]]
-	}
-	if blk.Paths != nil {
-		r.Path = blk.Paths[i]
-	} else if c.pathIdx != nil {
-		r.Path = c.pathDict[c.pathIdx[i]]
-	}
-	if blk.IPs != nil {
-		r.IP = blk.IPs[i]
-	}
-	return r, true, nil
+	c.hits = c.hits[:n]
 }
 
 // loadBlock decodes the next planned block and finds its matching rows.
@@ -272,27 +303,56 @@ func (c *segCursor) loadBlock() error {
 		b = c.p.blocks[len(c.p.blocks)-1-c.bi]
 	}
 	c.bi++
-	c.hits, c.hi, c.blk = c.hits[:0], 0, nil
+	c.hits, c.hi = c.hits[:0], 0
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	c.pathDict, c.pathIdx = nil, nil
-	if p := c.p; p.pathTerm != nil {
-		// Test each distinct path of the block once; rows then look their
-		// answer up by index, and no per-row string is built. The path
-		// column is read first: when no distinct path matches, which is
-		// the usual case for a rare path, the block's other columns are
-		// never decoded.
-		dict, idx, err := c.sr.ReadBlockPathDict(b)
-		if err != nil {
+	v, p := &c.v, c.p
+	m := c.sr.Block(b)
+	c.rows = m.Rows
+	decode := func(col segment.Columns) error { return c.sr.DecodeBlock(b, col, v) }
+	all := true // every row is a candidate
+	if len(c.ipTerms) > 0 {
+		if err := decode(segment.ColIP); err != nil {
 			return err
 		}
-		c.pathOK = slices.Grow(c.pathOK[:0], len(dict))[:len(dict)]
+		c.ipOK = slices.Grow(c.ipOK[:0], len(v.IPDict))[:len(v.IPDict)]
 		any := false
-		for j, path := range dict {
+		for j, a := range v.IPDict {
 			ok := true
-			for _, t := range p.pathTerm {
-				if !t.matchString(path) {
+			for _, t := range c.ipTerms {
+				if !t.matchIP(a) {
+					ok = false
+					break
+				}
+			}
+			c.ipOK[j] = ok
+			any = any || ok
+		}
+		if !any {
+			return nil
+		}
+		c.narrow(all, func(i int) bool { return c.ipOK[v.IPIdx[i]] })
+		all = false
+		if len(c.hits) == 0 {
+			return nil
+		}
+	}
+	if p.pathTerm != nil {
+		// Each distinct path of the block is tested once. When none
+		// matches, which is the usual case for a rare path, the block's
+		// other columns are never decoded.
+		if err := decode(segment.ColPath); err != nil {
+			return err
+		}
+		n := v.NumPaths()
+		c.pathOK = slices.Grow(c.pathOK[:0], n)[:n]
+		any := false
+		for j := range n {
+			path := v.PathBytes(j)
+			ok := true
+			for k, t := range p.pathTerm {
+				if !t.matchBytes(path, c.needles[k]) {
 					ok = false
 					break
 				}
@@ -301,69 +361,116 @@ func (c *segCursor) loadBlock() error {
 			any = any || ok
 		}
 		if !any {
+			c.hits = c.hits[:0]
 			return nil
 		}
-		c.pathDict, c.pathIdx = dict, idx
+		c.narrow(all, func(i int) bool { return c.pathOK[v.PathIdx[i]] })
+		all = false
+		if len(c.hits) == 0 {
+			return nil
+		}
 	}
-	blk, err := c.sr.ReadBlock(b, c.first)
-	if err != nil {
-		return err
-	}
-	p, terms := c.p, c.req.Query.Terms
-rows:
-	for i, ts := range blk.Times {
-		if ts < c.from || ts >= c.to {
-			continue
-		}
-		if p.domainOK != nil && !p.domainOK[blk.DomainIDs[i]] {
-			continue
-		}
-		if p.uaOK != nil && !p.uaOK[blk.UserAgentIDs[i]] {
-			continue
-		}
-		if c.pathIdx != nil && !c.pathOK[c.pathIdx[i]] {
-			continue
-		}
-		for k := range terms {
-			t := &terms[k]
-			if t.Field == FieldIP && !t.matchIP(blk.IPs[i]) {
-				continue rows
-			}
-		}
-		c.hits = append(c.hits, i)
-	}
-	if len(c.hits) == 0 {
-		return nil
-	}
-	if c.rest != 0 {
-		more, err := c.sr.ReadBlock(b, c.rest)
-		if err != nil {
+	if p.domainOK != nil {
+		if err := decode(segment.ColDomain); err != nil {
 			return err
 		}
-		if more.IPs != nil {
-			blk.IPs = more.IPs
+		c.narrow(all, func(i int) bool { return p.domainOK[v.DomainIDs[i]] })
+		all = false
+		if len(c.hits) == 0 {
+			return nil
 		}
-		if more.DomainIDs != nil {
-			blk.DomainIDs = more.DomainIDs
+	}
+	if p.uaOK != nil {
+		if err := decode(segment.ColUserAgent); err != nil {
+			return err
 		}
-		if more.UserAgentIDs != nil {
-			blk.UserAgentIDs = more.UserAgentIDs
+		c.narrow(all, func(i int) bool { return p.uaOK[v.UserAgentIDs[i]] })
+		all = false
+		if len(c.hits) == 0 {
+			return nil
 		}
-		if more.Paths != nil {
-			blk.Paths = more.Paths
+	}
+	// The time column is a filter only for a block that straddles the
+	// range; otherwise it is read only when the output needs it.
+	if m.MinTime < c.from || m.MaxTime >= c.to {
+		if err := decode(segment.ColTime); err != nil {
+			return err
 		}
+		c.narrow(all, func(i int) bool { return v.Times[i] >= c.from && v.Times[i] < c.to })
+		all = false
+		if len(c.hits) == 0 {
+			return nil
+		}
+	}
+	if all {
+		c.narrow(true, func(int) bool { return true })
+	}
+	if err := decode(c.need); err != nil {
+		return err
 	}
 	if c.req.Desc {
 		slices.Reverse(c.hits)
 	}
-	c.blk = blk
 	return nil
+}
+
+// count returns the number of matches of the cursor's segment without
+// building any record. A segment that lies wholly inside the time range is
+// answered from its footer when the query's terms are all on one dictionary
+// field (domain or user agent) and the segment stores row counts (format
+// 2); otherwise its blocks are filtered as for a search.
+func (c *segCursor) count() (int64, error) {
+	if c.p == nil {
+		return 0, nil
+	}
+	if n, ok := c.footerCount(); ok {
+		return n, nil
+	}
+	var n int64
+	for {
+		ok, err := c.advance()
+		if !ok {
+			return n, err
+		}
+		n += int64(len(c.hits))
+		c.hi = len(c.hits)
+	}
+}
+
+// footerCount answers a count from the segment's row counts, if it can.
+func (c *segCursor) footerCount() (int64, bool) {
+	info := c.sr.Info()
+	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
+		return 0, false
+	}
+	p := c.p
+	var ok []bool
+	var rows []uint64
+	switch {
+	case len(c.ipTerms) > 0 || p.pathTerm != nil || p.domainOK != nil && p.uaOK != nil:
+		return 0, false
+	case p.domainOK != nil:
+		ok, rows = p.domainOK, c.sr.DomainRows()
+	case p.uaOK != nil:
+		ok, rows = p.uaOK, c.sr.UserAgentRows()
+	default:
+		return info.Records, true
+	}
+	if rows == nil {
+		return 0, false // format 1: no row counts
+	}
+	var n int64
+	for id, hit := range ok {
+		if hit {
+			n += int64(rows[id])
+		}
+	}
+	return n, true
 }
 
 // scanSegment calls fn for each matching record of sr, in time order, until
 // fn returns false. Only the columns in need (plus those the filters read)
-// are filled in the records fn receives; count passes none, stats the one it
-// groups by.
+// are filled in the records fn receives; stats passes the one it groups by.
 func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, fn func(record.Record) bool) error {
 	c := newSegCursor(ctx, sr, req, need)
 	for {
@@ -407,13 +514,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	}
 	// The head is unsorted but bounded by configuration: filter it, then
 	// sort the indices of its matches.
-	var head []int
-	for i := range v.Head {
-		r := &v.Head[i]
-		if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
-			head = append(head, i)
-		}
-	}
+	head := matchHead(v, req)
 	slices.SortStableFunc(head, func(a, b int) int {
 		c := v.Head[a].Time.Compare(v.Head[b].Time)
 		if req.Desc {
@@ -608,18 +709,51 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	return n, ctx.Err()
 }
 
-// Count returns how many records match, scanning days in parallel.
+// Count returns how many records match, scanning days in parallel. No
+// record is built: segments count candidate rows per block, or answer from
+// their footer (see segCursor.count).
 func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 	var total atomic.Int64
-	err := e.each(ctx, req, 0, func(record.Record) bool {
-		total.Add(1)
-		return true
+	err := e.forEachSource(ctx, req, func(v *store.DayView, sr *segment.Reader) error {
+		if sr == nil {
+			total.Add(int64(len(matchHead(v, req))))
+			return nil
+		}
+		n, err := newSegCursor(ctx, sr, req, 0).count()
+		total.Add(n)
+		return err
 	})
 	return total.Load(), err
 }
 
+// matchHead returns the indexes of the matching records of a day's head.
+func matchHead(v *store.DayView, req *Request) []int {
+	var out []int
+	for i := range v.Head {
+		r := &v.Head[i]
+		if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // each calls fn (concurrently, from several goroutines) for every match.
 func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns, fn func(record.Record) bool) error {
+	return e.forEachSource(ctx, req, func(v *store.DayView, sr *segment.Reader) error {
+		if sr == nil {
+			for _, i := range matchHead(v, req) {
+				fn(v.Head[i])
+			}
+			return nil
+		}
+		return scanSegment(ctx, sr, req, need, fn)
+	})
+}
+
+// forEachSource calls fn for every day's head (sr nil) and every segment
+// of the snapshot, from Concurrency goroutines, and returns the first error.
+func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *store.DayView, sr *segment.Reader) error) error {
 	snap, err := e.Source.Snapshot(req.From, req.To)
 	if err != nil {
 		return err
@@ -638,18 +772,10 @@ func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns,
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				var err error
-				if j.sr == nil {
-					for i := range j.v.Head {
-						r := &j.v.Head[i]
-						if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
-							fn(*r)
-						}
-					}
-				} else {
-					err = scanSegment(ctx, j.sr, req, need, fn)
+				if ctx.Err() != nil {
+					continue
 				}
-				if err != nil {
+				if err := fn(j.v, j.sr); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
@@ -708,7 +834,7 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 		}
 	}
 	need := map[StatsBy]segment.Columns{ByIP: segment.ColIP, ByDomain: segment.ColDomain, ByPath: segment.ColPath,
-		ByUserAgent: segment.ColUserAgent}[by]
+		ByUserAgent: segment.ColUserAgent, ByHour: segment.ColTime, ByDay: segment.ColTime}[by]
 	err := e.each(ctx, req, need, func(r record.Record) bool {
 		k := key(&r)
 		mu.Lock()
@@ -733,4 +859,3 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 	return out, total, err
 }
 
-var _ = netip.Addr{}

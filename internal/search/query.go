@@ -6,6 +6,7 @@
 package search
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"regexp"
@@ -234,6 +235,25 @@ func (t *Term) matchString(v string) bool {
 		ok = strings.Contains(v, t.Value)
 	case OpRegexp:
 		ok = t.Re.MatchString(v)
+	}
+	return ok != t.Negate
+}
+
+// matchBytes applies a path term to a value held as bytes, without building
+// a string; needle is t.Value as bytes, converted once by the caller.
+func (t *Term) matchBytes(v, needle []byte) bool {
+	var ok bool
+	switch t.Op {
+	case OpExact:
+		ok = string(v) == t.Value // compiled without a copy
+	case OpPrefix:
+		ok = bytes.HasPrefix(v, needle)
+	case OpSuffix:
+		ok = bytes.HasSuffix(v, needle)
+	case OpSubstr:
+		ok = bytes.Contains(v, needle)
+	case OpRegexp:
+		ok = t.Re.Match(v)
 	}
 	return ok != t.Negate
 }

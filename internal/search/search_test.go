@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -477,98 +476,4 @@ func TestRunCancelStopsProducers(t *testing.T) {
 	if g := runtime.NumGoroutine(); g > before {
 		t.Fatalf("%d goroutines after the searches, %d before", g, before)
 	}
-}
-
-// TestReadBlockPathDictAgreesWithReadBlock checks the dictionary form of
-// the path column that path terms use: for every block, the row indexes
-// resolve to exactly the paths ReadBlock returns, and the dictionary is
-// sorted and distinct.
-func TestReadBlockPathDictAgreesWithReadBlock(t *testing.T) {
-	src, _ := dataset(t, 3000)
-	blocks := 0
-	for _, v := range src.days {
-		for _, sr := range v.Segments {
-			for b := 0; b < sr.NumBlocks(); b++ {
-				blk, err := sr.ReadBlock(b, segment.ColPath)
-				if err != nil {
-					t.Fatal(err)
-				}
-				before := sr.BlocksDecoded()
-				dict, idx, err := sr.ReadBlockPathDict(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if sr.BlocksDecoded() != before+1 {
-					t.Fatalf("block %d: ReadBlockPathDict not counted in BlocksDecoded", b)
-				}
-				if len(idx) != len(blk.Paths) {
-					t.Fatalf("block %d: %d row indexes, want %d", b, len(idx), len(blk.Paths))
-				}
-				for i, j := range idx {
-					if dict[j] != blk.Paths[i] {
-						t.Fatalf("block %d row %d: dict gives %q, ReadBlock %q", b, i, dict[j], blk.Paths[i])
-					}
-				}
-				for i := 1; i < len(dict); i++ {
-					if dict[i-1] >= dict[i] {
-						t.Fatalf("block %d: dictionary not sorted and distinct at %d", b, i)
-					}
-				}
-				blocks++
-			}
-		}
-	}
-	if _, _, err := src.days[0].Segments[0].ReadBlockPathDict(-1); err == nil {
-		t.Fatal("block -1: no error")
-	}
-	t.Logf("%d blocks agree", blocks)
-}
-
-// TestReadBlockPathDictDetectsCorruption flips each byte of a small
-// segment in turn and checks that ReadBlockPathDict fails exactly when
-// ReadBlock of the path column does: the same CRC guards both.
-func TestReadBlockPathDictDetectsCorruption(t *testing.T) {
-	g := loggen.New(loggen.Options{Seed: 9, Start: start, Days: 1, Total: 300, Vhosts: 5, UserAgents: 5, Visitors: 20})
-	var recs []record.Record
-	for !g.Done() {
-		recs = append(recs, g.Next())
-	}
-	p := filepath.Join(t.TempDir(), "s.seg")
-	if _, err := segment.Write(p, recs, segment.Options{BlockRows: 100}); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caught := 0
-	for off := range data {
-		bad := slices.Clone(data)
-		bad[off] ^= 0x5a
-		if err := os.WriteFile(p, bad, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		sr, err := segment.Open(p)
-		if err != nil {
-			continue // the footer or an index was hit: Open's business
-		}
-		for b := 0; b < sr.NumBlocks(); b++ {
-			_, errBlock := sr.ReadBlock(b, segment.ColPath)
-			_, _, errDict := sr.ReadBlockPathDict(b)
-			if (errBlock == nil) != (errDict == nil) {
-				t.Fatalf("flip at %d, block %d: ReadBlock says %v, ReadBlockPathDict %v", off, b, errBlock, errDict)
-			}
-			if errDict != nil {
-				if !errors.Is(errDict, segment.ErrChecksum) {
-					t.Fatalf("flip at %d, block %d: %v, want a checksum error", off, b, errDict)
-				}
-				caught++
-			}
-		}
-		sr.Close()
-	}
-	if caught == 0 {
-		t.Fatal("no flip reached a path column: the test proves nothing")
-	}
-	t.Logf("%d corrupt path columns caught", caught)
 }

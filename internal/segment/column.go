@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"slices"
 )
@@ -52,31 +53,60 @@ func appendUints(b []byte, vals []uint32) []byte {
 	return b
 }
 
-// readUints reads n values written by appendUints; each must be below limit.
-func (d *dec) readUints(what string, n int, limit int) []uint32 {
-	w := d.bytes(what+" width", 1)
-	if w == nil || w[0] > 4 {
-		d.fail(what + " width")
-		return nil
+// readUints reads n values written by appendUints from b into dst (reused
+// when large enough); each must be below limit. It returns the values and the
+// bytes after them.
+func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32, []byte, error) {
+	if len(b) < 1 || b[0] > 4 {
+		return nil, nil, malformed(what + " width")
 	}
-	width := int(w[0])
-	planes := d.bytes(what, width*n)
-	if d.err != nil {
-		return nil
+	width := int(b[0])
+	b = b[1:]
+	if width*n > len(b) {
+		return nil, nil, malformed(what)
 	}
-	out := make([]uint32, n)
+	out := grow(dst, n)
+	clear(out)
 	for plane := 0; plane < width; plane++ {
-		for i, c := range planes[plane*n : (plane+1)*n] {
+		for i, c := range b[plane*n : (plane+1)*n] {
 			out[i] = out[i]<<8 | uint32(c)
 		}
 	}
 	for _, v := range out {
 		if uint64(v) >= uint64(limit) {
-			d.fail(what + " out of range")
-			return nil
+			return nil, nil, malformed(what + " out of range")
 		}
 	}
-	return out
+	return out, b[width*n:], nil
+}
+
+// grow returns s resized to n elements, reusing its array when it is large
+// enough. Decoders write every element, so stale contents do not matter.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func malformed(what string) error { return fmt.Errorf("%w: bad %s", errMalformed, what) }
+
+// uvarintAt decodes the uvarint at b[pos:] and returns it with the position
+// after it, or n = -1. Most values in columns fit one byte, so that case is
+// tested inline before the general decoder; this loop is the hottest code of
+// a search.
+func uvarintAt(b []byte, pos int) (v uint64, next int) {
+	if pos < len(b) && b[pos] < 0x80 {
+		return uint64(b[pos]), pos + 1
+	}
+	if pos >= len(b) {
+		return 0, -1
+	}
+	v, n := binary.Uvarint(b[pos:])
+	if n <= 0 {
+		return 0, -1
+	}
+	return v, pos + n
 }
 
 // appendTimes writes each time as the uvarint delta from the previous one; the
@@ -90,23 +120,26 @@ func appendTimes(p *parts, times []int64) {
 	p.cut()
 }
 
-func decodeTimes(raw []byte, rows int, minT, maxT int64) ([]int64, error) {
-	d := dec{b: raw}
-	out := make([]int64, rows)
-	t := minT
+// decodeTimes decodes a time column into dst (reused when large enough).
+func decodeTimes(dst []int64, raw []byte, rows int, minT, maxT int64) ([]int64, error) {
+	out := grow(dst, rows)
+	t, pos := minT, 0
 	for i := range out {
-		delta := d.uvarint("time delta")
-		if delta > uint64(maxT-t) {
-			d.fail("time delta")
-			break
+		var delta uint64
+		delta, pos = uvarintAt(raw, pos)
+		if pos < 0 || delta > uint64(maxT-t) {
+			return nil, malformed("time delta")
 		}
 		t += int64(delta)
 		out[i] = t
 	}
-	if d.err == nil && t != maxT {
-		d.fail("block maximum time")
+	switch {
+	case t != maxT:
+		return nil, malformed("block maximum time")
+	case pos != len(raw):
+		return nil, malformed("time column (trailing bytes)")
 	}
-	return out, d.done("time column")
+	return out, nil
 }
 
 // appendIPs writes a per-block dictionary of the distinct addresses (IPv4 ones
@@ -160,16 +193,19 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 	return idx
 }
 
-func decodeIPs(raw []byte, rows int) ([]netip.Addr, error) {
+// decodeIPs decodes an IP column in dictionary form: the block's distinct
+// addresses (IPv4 ascending, then IPv6 ascending) and one index per row,
+// into dict and idx (reused when large enough).
+func decodeIPs(dict []netip.Addr, idx []uint32, raw []byte, rows int) ([]netip.Addr, []uint32, error) {
 	d := dec{b: raw}
 	n4 := d.count("ipv4 count", uint64(rows))
 	n6 := d.count("ipv6 count", uint64(rows))
 	p4 := d.bytes("ipv4 addresses", 4*n4)
 	p6 := d.bytes("ipv6 addresses", 16*n6)
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, d.err
 	}
-	dict := make([]netip.Addr, n4+n6)
+	dict = grow(dict, n4+n6)
 	for i := 0; i < n4; i++ {
 		dict[i] = netip.AddrFrom4([4]byte{p4[i], p4[n4+i], p4[2*n4+i], p4[3*n4+i]})
 	}
@@ -180,15 +216,14 @@ func decodeIPs(raw []byte, rows int) ([]netip.Addr, error) {
 		}
 		dict[n4+i] = netip.AddrFrom16(a)
 	}
-	idx := d.readUints("ip index", rows, len(dict))
-	if d.err != nil {
-		return nil, d.err
+	idx, rest, err := readUints(idx, d.b, "ip index", rows, len(dict))
+	if err != nil {
+		return nil, nil, err
 	}
-	out := make([]netip.Addr, rows)
-	for i, j := range idx {
-		out[i] = dict[j]
+	if len(rest) != 0 {
+		return nil, nil, malformed("ip column (trailing bytes)")
 	}
-	return out, d.done("ip column")
+	return dict, idx, nil
 }
 
 // appendIDs writes dictionary ids (domain or user agent) as uvarints. Ids are
@@ -202,20 +237,23 @@ func appendIDs(p *parts, ids []uint32) {
 	p.cut()
 }
 
-func decodeIDs(raw []byte, rows int, n int, what string) ([]uint32, error) {
-	d := dec{b: raw}
-	out := make([]uint32, rows)
-	// The label is built once: concatenating it per row cost a fifth of a
-	// count query's CPU.
-	label := what + " id"
+// decodeIDs decodes a dictionary-id column (domain or user agent) into dst
+// (reused when large enough); every id must be below n.
+func decodeIDs(dst []uint32, raw []byte, rows int, n int, what string) ([]uint32, error) {
+	out := grow(dst, rows)
+	pos := 0
 	for i := range out {
-		if n == 0 {
-			d.fail(label + " (empty dictionary)")
-			break
+		var id uint64
+		id, pos = uvarintAt(raw, pos)
+		if pos < 0 || id >= uint64(n) {
+			return nil, malformed(what + " id")
 		}
-		out[i] = uint32(d.count(label, uint64(n-1)))
+		out[i] = uint32(id)
 	}
-	return out, d.done(what + " column")
+	if pos != len(raw) {
+		return nil, malformed(what + " column (trailing bytes)")
+	}
+	return out, nil
 }
 
 // appendPaths writes a per-block dictionary of the distinct paths, sorted and
@@ -274,64 +312,78 @@ func sharedPrefix(a, b string) int {
 	return n
 }
 
-// decodePaths decodes the path column into one string per row; every row's
-// path is a substring of the block's dictionary arena (see decodePathDict).
-func decodePaths(raw []byte, rows int) ([]string, error) {
-	dict, idx, err := decodePathDict(raw, rows)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]string, rows)
-	for i, j := range idx {
-		out[i] = dict[j]
-	}
-	return out, nil
+// pathDict is a decoded path column in dictionary form: the block's
+// distinct paths (sorted) rebuilt into one arena, and one index per row. Its
+// buffers are reused from block to block.
+type pathDict struct {
+	arena  []byte
+	ends   []int // path j is arena[ends[j-1]:ends[j]] (ends[-1] = 0)
+	idx    []uint32
+	shared []int // decoding scratch: shared-prefix lengths
 }
 
-// decodePathDict decodes the path column's front-coded dictionary of distinct
-// paths (rebuilt into one arena, so the dictionary is one allocation) and the
-// per-row indexes into it. Search uses it directly to test a path term once
-// per distinct path.
-func decodePathDict(raw []byte, rows int) ([]string, []uint32, error) {
+func (p *pathDict) bytes(j int) []byte {
+	start := 0
+	if j > 0 {
+		start = p.ends[j-1]
+	}
+	return p.arena[start:p.ends[j]]
+}
+
+// decode rebuilds the front-coded dictionary and reads the row indexes.
+func (p *pathDict) decode(raw []byte, rows int) error {
 	d := dec{b: raw}
 	n := d.count("path count", uint64(rows))
-	shared := make([]int, n)
-	for i := range shared {
-		shared[i] = d.count("path prefix length", maxFieldLen)
-	}
-	suffix := make([]int, n)
-	total := 0
-	for i := range suffix {
-		suffix[i] = d.count("path suffix length", maxFieldLen)
-		total += suffix[i]
-	}
-	suffixes := d.bytes("path bytes", total)
 	if d.err != nil {
-		return nil, nil, d.err
+		return d.err
 	}
-	var arena []byte
-	bounds := make([]int, n+1)
+	p.shared = grow(p.shared, n)
+	pos := 0
+	for i := range p.shared {
+		var v uint64
+		v, pos = uvarintAt(d.b, pos)
+		if pos < 0 || v > maxFieldLen {
+			return malformed("path prefix length")
+		}
+		p.shared[i] = int(v)
+	}
+	p.ends = grow(p.ends, n)
+	total := 0
+	for i := range p.ends {
+		var v uint64
+		v, pos = uvarintAt(d.b, pos)
+		if pos < 0 || v > maxFieldLen {
+			return malformed("path suffix length")
+		}
+		total += int(v)
+		p.ends[i] = int(v) // the suffix length, for now
+	}
+	if total > len(d.b)-pos {
+		return malformed("path bytes")
+	}
+	suffixes := d.b[pos : pos+total]
+	arena := p.arena[:0]
 	prevStart, prevLen := 0, 0
 	for i := 0; i < n; i++ {
-		if shared[i] > prevLen || len(arena)+shared[i]+suffix[i] > maxRawColumn {
-			d.fail("path prefix length")
-			return nil, nil, d.err
+		shared, suffix := p.shared[i], p.ends[i]
+		if shared > prevLen || len(arena)+shared+suffix > maxRawColumn {
+			return malformed("path prefix length")
 		}
 		start := len(arena)
-		arena = append(arena, arena[prevStart:prevStart+shared[i]]...)
-		arena = append(arena, suffixes[:suffix[i]]...)
-		suffixes = suffixes[suffix[i]:]
+		arena = append(arena, arena[prevStart:prevStart+shared]...)
+		arena = append(arena, suffixes[:suffix]...)
+		suffixes = suffixes[suffix:]
 		prevStart, prevLen = start, len(arena)-start
-		bounds[i+1] = len(arena)
+		p.ends[i] = len(arena)
 	}
-	all := string(arena)
-	dict := make([]string, n)
-	for i := range dict {
-		dict[i] = all[bounds[i]:bounds[i+1]]
+	p.arena = arena
+	idx, rest, err := readUints(p.idx, d.b[pos+total:], "path index", rows, n)
+	if err != nil {
+		return err
 	}
-	idx := d.readUints("path index", rows, n)
-	if d.err != nil {
-		return nil, nil, d.err
+	if len(rest) != 0 {
+		return malformed("path column (trailing bytes)")
 	}
-	return dict, idx, d.done("path column")
+	p.idx = idx
+	return nil
 }

@@ -11,8 +11,14 @@ import (
 	"github.com/klauspost/compress/zstd"
 )
 
-// Version is the format version this package writes and the only one it reads.
-const Version = 1
+// Version is the format version this package writes. The reader also reads
+// every older version still within a retention period (see MinVersion).
+const Version = 2
+
+// MinVersion is the oldest format version the reader accepts. Version 1
+// lacks the per-entry row counts of version 2; readers of it answer counts
+// by scanning.
+const MinVersion = 1
 
 // Layout constants. docs/format.md is the prose form of these.
 const (
@@ -121,6 +127,12 @@ func encoderFor(level int) (*zstd.Encoder, error) {
 // The output is capped at rawLen, so a forged frame header cannot make it
 // allocate more than the (already bounded) declared size.
 func decompress(src []byte, rawLen int) ([]byte, error) {
+	return decompressInto(nil, src, rawLen)
+}
+
+// decompressInto is decompress writing into dst, reused when its capacity
+// is at least rawLen.
+func decompressInto(dst, src []byte, rawLen int) ([]byte, error) {
 	decOnce.Do(func() {
 		decoder, decErr = zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true),
 			zstd.WithDecoderMaxMemory(maxMetaRaw), zstd.WithDecoderConcurrency(0))
@@ -128,7 +140,10 @@ func decompress(src []byte, rawLen int) ([]byte, error) {
 	if decErr != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", decErr)
 	}
-	out, err := decoder.DecodeAll(src, make([]byte, 0, rawLen))
+	if cap(dst) < rawLen {
+		dst = make([]byte, 0, rawLen)
+	}
+	out, err := decoder.DecodeAll(src, dst[:0:rawLen])
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %v", errMalformed, err)
 	}

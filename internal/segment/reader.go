@@ -45,8 +45,11 @@ type Reader struct {
 	size    int64
 	records int64
 	blocks  []blockMeta
+	version byte
 	domains []string
 	uas     []string
+	// Rows per dictionary entry (format v2; nil for v1 files).
+	domainRows, uaRows []uint64
 
 	footerOff int64
 	numIPs    int
@@ -91,7 +94,12 @@ func (r *Reader) corrupt(off int64, format string, args ...any) error {
 }
 
 func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
-	buf := make([]byte, n)
+	return r.readInto(nil, off, n)
+}
+
+// readInto reads n bytes at off into buf, reusing it when large enough.
+func (r *Reader) readInto(buf []byte, off int64, n int64) ([]byte, error) {
+	buf = grow(buf, int(n))
 	if _, err := r.f.ReadAt(buf, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			return nil, r.corrupt(off, "truncated: %w", err)
@@ -117,9 +125,10 @@ func (r *Reader) load() error {
 	if string(h[:4]) != magic {
 		return r.corrupt(0, "bad magic %q", h[:4])
 	}
-	if h[4] != Version {
-		return r.corrupt(4, "unsupported format version %d (this build reads %d)", h[4], Version)
+	if h[4] < MinVersion || h[4] > Version {
+		return r.corrupt(4, "unsupported format version %d (this build reads %d to %d)", h[4], MinVersion, Version)
 	}
+	r.version = h[4]
 	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
 		return r.corrupt(5, "reserved header bytes are not zero")
 	}
@@ -131,7 +140,7 @@ func (r *Reader) load() error {
 	if string(t[24:]) != magic {
 		return r.corrupt(tOff+24, "bad trailer magic %q", t[24:])
 	}
-	if t[20] != Version || t[21] != 0 || t[22] != 0 || t[23] != 0 {
+	if t[20] != r.version || t[21] != 0 || t[22] != 0 || t[23] != 0 {
 		return r.corrupt(tOff+20, "trailer version %d does not match header", t[20])
 	}
 	footerOff := binary.LittleEndian.Uint64(t[0:])
@@ -245,8 +254,37 @@ func (r *Reader) parseMeta(meta []byte, metaRel int64) error {
 		}
 		r.domPost = append(r.domPost, postingRef{off: r.footerOff + int64(rel), n: n, crc: c})
 	}
+	if r.version >= 2 && d.err == nil {
+		r.domainRows = readCounts(&d, "domain", len(r.domains), r.records)
+		r.uaRows = readCounts(&d, "user agent", len(r.uas), r.records)
+	}
 	return d.done("meta section")
 }
+
+// readCounts reads n row counts that must add up to records.
+func readCounts(d *dec, what string, n int, records int64) []uint64 {
+	out := make([]uint64, n)
+	var sum uint64
+	for i := range out {
+		out[i] = uint64(d.count(what+" row count", uint64(records)))
+		sum += out[i]
+	}
+	if d.err == nil && sum != uint64(records) {
+		d.fail(what + " row counts (sum)")
+	}
+	return out
+}
+
+// Version returns the segment's format version.
+func (r *Reader) Version() int { return int(r.version) }
+
+// DomainRows returns, per domain id, how many rows hold that domain, or nil
+// for a format-1 segment that does not store it. The slice is shared;
+// callers must not modify it.
+func (r *Reader) DomainRows() []uint64 { return r.domainRows }
+
+// UserAgentRows is DomainRows for the user-agent dictionary.
+func (r *Reader) UserAgentRows() []uint64 { return r.uaRows }
 
 // Path returns the file name the reader was opened with.
 func (r *Reader) Path() string { return r.path }
@@ -284,76 +322,6 @@ func (r *Reader) UserAgents() []string { return r.uas }
 // BlocksDecoded returns how many times ReadBlock has been called, so tests
 // can prove that an index spared decoding.
 func (r *Reader) BlocksDecoded() int64 { return r.decoded.Load() }
-
-// ReadBlock decodes the requested columns of block i. Each column's CRC32C is
-// checked before it is decoded.
-func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
-	r.decoded.Add(1)
-	if i < 0 || i >= len(r.blocks) {
-		return nil, fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
-	}
-	b := &r.blocks[i]
-	cols &= ColAll
-	// Read the span from the first to the last requested column at once:
-	// columns are adjacent, and one read beats several.
-	first, last := -1, -1
-	for c := 0; c < numColumns; c++ {
-		if cols&(1<<c) != 0 {
-			if first < 0 {
-				first = c
-			}
-			last = c
-		}
-	}
-	out := &Block{}
-	if first < 0 {
-		return out, nil
-	}
-	colOff := make([]int64, numColumns+1)
-	colOff[0] = b.off
-	for c := 0; c < numColumns; c++ {
-		colOff[c+1] = colOff[c] + int64(b.cols[c].clen)
-	}
-	span, err := r.readAt(colOff[first], colOff[last+1]-colOff[first])
-	if err != nil {
-		return nil, err
-	}
-	for c := first; c <= last; c++ {
-		if cols&(1<<c) == 0 {
-			continue
-		}
-		cm := b.cols[c]
-		comp := span[colOff[c]-colOff[first] : colOff[c+1]-colOff[first]]
-		if got := crc(comp); got != cm.crc {
-			return nil, r.corrupt(colOff[c], "block %d %s column: %w (crc32c %08x, footer says %08x)",
-				i, columnNames[c], ErrChecksum, got, cm.crc)
-		}
-		raw, err := decompress(comp, int(cm.rlen))
-		if err == nil {
-			err = r.decodeColumn(out, Columns(1)<<c, raw, b)
-		}
-		if err != nil {
-			return nil, r.corrupt(colOff[c], "block %d %s column: %w", i, columnNames[c], err)
-		}
-	}
-	return out, nil
-}
-
-func (r *Reader) decodeColumn(out *Block, c Columns, raw []byte, b *blockMeta) (err error) {
-	switch c {
-	case ColTime:
-		out.Times, err = decodeTimes(raw, b.rows, b.minT, b.maxT)
-	case ColIP:
-		out.IPs, err = decodeIPs(raw, b.rows)
-	case ColDomain:
-		out.DomainIDs, err = decodeIDs(raw, b.rows, len(r.domains), "domain")
-	case ColUserAgent:
-		out.UserAgentIDs, err = decodeIDs(raw, b.rows, len(r.uas), "user agent")
-	case ColPath:
-		out.Paths, err = decodePaths(raw, b.rows)
-	}
-	return err
-}
 
 // Iter yields every record in time order, block by block, decoding one block
 // at a time. After an error it stops.
@@ -543,40 +511,4 @@ func bitmapToList(seen []uint64) []int {
 		}
 	}
 	return out
-}
-
-// ReadBlockPathDict decodes the path column of block i without expanding it
-// to one string per row: dict holds the block's distinct paths (sorted) and
-// rowIdx, one entry per row, indexes dict. A caller that tests each distinct
-// path once, then each row by its index, avoids per-row string work. Like
-// ReadBlock, it checks the column's CRC32C before decoding and counts in
-// BlocksDecoded.
-func (r *Reader) ReadBlockPathDict(i int) (dict []string, rowIdx []uint32, err error) {
-	r.decoded.Add(1)
-	if i < 0 || i >= len(r.blocks) {
-		return nil, nil, fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
-	}
-	b := &r.blocks[i]
-	c := bits.TrailingZeros8(uint8(ColPath)) // the path column's position
-	off := b.off
-	for k := 0; k < c; k++ {
-		off += int64(b.cols[k].clen)
-	}
-	cm := b.cols[c]
-	comp, err := r.readAt(off, int64(cm.clen))
-	if err != nil {
-		return nil, nil, err
-	}
-	if got := crc(comp); got != cm.crc {
-		return nil, nil, r.corrupt(off, "block %d path column: %w (crc32c %08x, footer says %08x)",
-			i, ErrChecksum, got, cm.crc)
-	}
-	raw, err := decompress(comp, int(cm.rlen))
-	if err == nil {
-		dict, rowIdx, err = decodePathDict(raw, b.rows)
-	}
-	if err != nil {
-		return nil, nil, r.corrupt(off, "block %d path column: %w", i, err)
-	}
-	return dict, rowIdx, nil
 }

@@ -68,6 +68,8 @@ type Writer struct {
 	domainBlocks [][]uint32 // per domain id: ascending blocks that hold it
 	uaIDs        map[string]uint32
 	uas          []string
+	domainRows   []uint64 // per domain id: rows that hold it (format v2)
+	uaRows       []uint64 // per user-agent id: rows that hold it (format v2)
 	ipIDs        map[netip.Addr]uint32
 	ipAddrs      []netip.Addr
 	ipBlocks     [][]uint32 // per ipIDs value: ascending blocks that hold it
@@ -163,8 +165,12 @@ func (w *Writer) Add(r *record.Record) error {
 	w.records++
 	w.times = append(w.times, t)
 	w.ips = append(w.ips, r.IP.WithZone(""))
-	w.domIDs = append(w.domIDs, intern(r.Domain, w.domainIDs, &w.domains))
-	w.agentIDs = append(w.agentIDs, intern(r.UserAgent, w.uaIDs, &w.uas))
+	dom := intern(r.Domain, w.domainIDs, &w.domains)
+	ua := intern(r.UserAgent, w.uaIDs, &w.uas)
+	w.domIDs = append(w.domIDs, dom)
+	w.agentIDs = append(w.agentIDs, ua)
+	w.domainRows = countRow(w.domainRows, dom)
+	w.uaRows = countRow(w.uaRows, ua)
 	w.paths = append(w.paths, r.Path)
 	w.pathBytes += len(r.Path)
 	if len(w.times) >= w.opts.BlockRows || w.pathBytes >= blockPathBudget {
@@ -181,6 +187,16 @@ func intern(s string, ids map[string]uint32, dict *[]string) uint32 {
 	ids[s] = id
 	*dict = append(*dict, s)
 	return id
+}
+
+// countRow adds one to counts[id], growing counts as the dictionary grows
+// (ids are assigned densely in order of first appearance).
+func countRow(counts []uint64, id uint32) []uint64 {
+	for int(id) >= len(counts) {
+		counts = append(counts, 0)
+	}
+	counts[id]++
+	return counts
 }
 
 // flushBlock encodes, compresses and writes the pending rows as one block,
@@ -348,6 +364,13 @@ func (w *Writer) writeFooter() {
 		meta = binary.AppendUvarint(meta, uint64(len(post)))
 		meta = binary.LittleEndian.AppendUint32(meta, crc(post))
 		w.write(post)
+	}
+	// Version 2: rows per dictionary entry, so that a count of a domain or
+	// user-agent query over whole days is answered from the footer alone.
+	for _, counts := range [][]uint64{w.domainRows, w.uaRows} {
+		for _, n := range counts {
+			meta = binary.AppendUvarint(meta, n)
+		}
 	}
 
 	metaOff := w.off

@@ -1,0 +1,153 @@
+package segment
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// BlockView is one block decoded in dictionary form, into buffers that are
+// reused from block to block. A search decodes hundreds of blocks per query,
+// and per-row values (a netip.Addr or a string per row) cost more in
+// allocation and garbage collection than the decoding itself. The dictionary
+// form lets a filter test each distinct address or path once, look rows up
+// by index, and materialise only the rows that match.
+//
+// Columns are decoded on demand: DecodeBlock decodes only the requested
+// columns that the view does not already hold for that block, so a filter
+// can read one column, drop the block when no row matches, and read the
+// output columns only for blocks with a match. All slices are valid until
+// the view decodes another block.
+type BlockView struct {
+	// Block is the block number, Rows its row count; Have the columns
+	// decoded so far.
+	Block, Rows int
+	Have        Columns
+
+	Times        []int64      // unix milliseconds, per row (ColTime)
+	IPDict       []netip.Addr // distinct addresses: IPv4 ascending, then IPv6 ascending (ColIP)
+	IPIdx        []uint32     // per row, index into IPDict (ColIP)
+	DomainIDs    []uint32     // per row, index into Reader.Domains (ColDomain)
+	UserAgentIDs []uint32     // per row, index into Reader.UserAgents (ColUserAgent)
+	PathIdx      []uint32     // per row, index into the path dictionary (ColPath)
+
+	paths pathDict
+	comp  []byte // compressed column bytes
+	raw   []byte // decompressed column bytes
+}
+
+// NumPaths returns the number of distinct paths of the block (ColPath).
+func (v *BlockView) NumPaths() int { return len(v.paths.ends) }
+
+// PathBytes returns distinct path j without copying. The bytes are
+// overwritten when the view decodes another block.
+func (v *BlockView) PathBytes(j int) []byte { return v.paths.bytes(j) }
+
+// Path returns distinct path j as a new string, safe to keep.
+func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }
+
+// IP returns row i's address (ColIP).
+func (v *BlockView) IP(i int) netip.Addr { return v.IPDict[v.IPIdx[i]] }
+
+// DecodeBlock decodes the requested columns of block i into v, keeping the
+// columns v already holds for block i. Each column's CRC32C is checked
+// before it is decoded; damage is a *CorruptionError with the column's
+// offset. BlocksDecoded counts each block once per view.
+func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
+	if i < 0 || i >= len(r.blocks) {
+		return fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
+	}
+	if cols&ColAll == 0 {
+		return nil
+	}
+	b := &r.blocks[i]
+	if v.Block != i || v.Rows != b.rows || v.Have == 0 {
+		v.Block, v.Rows, v.Have = i, b.rows, 0
+		r.decoded.Add(1)
+	}
+	todo := cols & ColAll &^ v.Have
+	off := b.off
+	for c := 0; c < numColumns; c++ {
+		cm := b.cols[c]
+		col := Columns(1) << c
+		if todo&col == 0 {
+			off += int64(cm.clen)
+			continue
+		}
+		var err error
+		v.comp, err = r.readInto(v.comp, off, int64(cm.clen))
+		if err != nil {
+			return err
+		}
+		if got := crc(v.comp); got != cm.crc {
+			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
+				i, columnNames[c], ErrChecksum, got, cm.crc)
+		}
+		v.raw, err = decompressInto(v.raw, v.comp, int(cm.rlen))
+		if err == nil {
+			err = r.decodeColumn(v, col, v.raw, b)
+		}
+		if err != nil {
+			v.Have = 0 // a half-decoded column must not be used
+			return r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
+		}
+		v.Have |= col
+		off += int64(cm.clen)
+	}
+	return nil
+}
+
+func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta) (err error) {
+	switch c {
+	case ColTime:
+		v.Times, err = decodeTimes(v.Times, raw, b.rows, b.minT, b.maxT)
+	case ColIP:
+		v.IPDict, v.IPIdx, err = decodeIPs(v.IPDict, v.IPIdx, raw, b.rows)
+	case ColDomain:
+		v.DomainIDs, err = decodeIDs(v.DomainIDs, raw, b.rows, len(r.domains), "domain")
+	case ColUserAgent:
+		v.UserAgentIDs, err = decodeIDs(v.UserAgentIDs, raw, b.rows, len(r.uas), "user agent")
+	case ColPath:
+		err = v.paths.decode(raw, b.rows)
+		v.PathIdx = v.paths.idx
+	}
+	return err
+}
+
+// ReadBlock decodes the requested columns of block i into per-row slices
+// owned by the caller. It is the simple form of DecodeBlock, for callers
+// that keep the rows (merges, verification, tests).
+func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
+	v := &BlockView{}
+	if err := r.DecodeBlock(i, cols, v); err != nil {
+		return nil, err
+	}
+	out := &Block{}
+	if v.Have&ColTime != 0 {
+		out.Times = v.Times
+	}
+	if v.Have&ColIP != 0 {
+		out.IPs = make([]netip.Addr, v.Rows)
+		for j, k := range v.IPIdx {
+			out.IPs[j] = v.IPDict[k]
+		}
+	}
+	if v.Have&ColDomain != 0 {
+		out.DomainIDs = v.DomainIDs
+	}
+	if v.Have&ColUserAgent != 0 {
+		out.UserAgentIDs = v.UserAgentIDs
+	}
+	if v.Have&ColPath != 0 {
+		// One string for the whole dictionary; rows share substrings of it.
+		all := string(v.paths.arena)
+		out.Paths = make([]string, v.Rows)
+		for j, k := range v.PathIdx {
+			start := 0
+			if k > 0 {
+				start = v.paths.ends[k-1]
+			}
+			out.Paths[j] = all[start:v.paths.ends[k]]
+		}
+	}
+	return out, nil
+}
