@@ -858,4 +858,3 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 	}
 	return out, total, err
 }
-
