@@ -136,6 +136,15 @@ func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) 
 	e := &Executor{Source: src}
 	req := &Request{Query: pq, From: benchStart, To: benchStart.AddDate(3, 0, 0), Limit: limit}
 	var n int64
+	decoded := func() (d int64) {
+		for _, v := range src.days {
+			for _, sr := range v.Segments {
+				d += sr.BlocksDecoded()
+			}
+		}
+		return d
+	}
+	before := decoded()
 	b.ResetTimer()
 	for b.Loop() {
 		switch mode {
@@ -153,6 +162,7 @@ func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) 
 		}
 	}
 	b.ReportMetric(float64(n), "matches")
+	b.ReportMetric(float64(decoded()-before)/float64(b.N), "blocks/op")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 }
 

@@ -175,10 +175,10 @@ func intersect(a, b []int) []int {
 }
 
 // segCursor yields the matching records of one segment lazily, in the
-// requested time order. It holds one decoded block at a time: a segment is
-// sorted by time (block i ends no later than block i+1 starts, rows are
-// sorted inside a block), so walking the planned blocks in order, or
-// backwards for newest first, gives the segment's matches in order.
+// requested time order. A segment is sorted by time (block i ends no later
+// than block i+1 starts, rows are sorted inside a block), so walking the
+// planned blocks in order, or backwards for newest first, gives the
+// segment's matches in order.
 //
 // A block is filtered one column at a time, most selective first (IP, path,
 // domain, user agent, then time only when the block straddles the range),
@@ -186,31 +186,57 @@ func intersect(a, b []int) []int {
 // once and rows are looked up by index. A column is decoded only while some
 // row is still a candidate, and the output columns only for blocks with a
 // match; no per-row value is built except for the rows returned.
+//
+// With a semaphore (see cursorOpts) the cursor filters up to depth blocks
+// ahead on other goroutines, so one segment's blocks use every core; it
+// then holds depth+1 decoded blocks. close must be called before the
+// segment's snapshot is released.
 type segCursor struct {
 	ctx       context.Context
 	sr        *segment.Reader
 	req       *Request
-	p         *plan // nil: nothing can match
+	p         *plan // nil: nothing more to plan
 	need      segment.Columns
 	doms, uas []string
 	from, to  int64
+	ipTerms   []*Term
+	needles   [][]byte // per p.pathTerm: its value as bytes
+	opts      cursorOpts
 
-	bi      int // next index into p.blocks
-	v       segment.BlockView
-	ipTerms []*Term
-	needles [][]byte // per p.pathTerm: its value as bytes
-	ipOK    []bool   // per IP dictionary entry of the current block
-	pathOK  []bool   // per path dictionary entry of the current block
-	hits    []int    // matching rows of the current block, in output order
-	hi      int      // next index into hits
-	rows    int      // rows of the current block
+	bi      int         // next index into p.blocks to schedule
+	queue   []*blockJob // scheduled blocks, in output order
+	free    []*blockJob // finished jobs whose buffers can be reused
+	cur     *blockJob   // the block being emitted
+	hi      int         // next index into cur.hits
+	pending sync.WaitGroup
+	err     error
+}
+
+// cursorOpts choose how a cursor uses the cores: without a semaphore it
+// filters each block on the caller's goroutine when it is needed.
+type cursorOpts struct {
+	sem   *prioSem
+	rank  uint64 // priority of this cursor's blocks; lower goes first
+	depth int    // blocks filtered ahead
+}
+
+// blockJob is one block filtered by a cursor, with its own buffers.
+type blockJob struct {
+	b      int
+	v      segment.BlockView
+	ipOK   []bool // per IP dictionary entry
+	pathOK []bool // per path dictionary entry
+	hits   []int  // matching rows, in output order
+	rows   int
+	err    error
+	done   chan struct{} // closed when the job has run (nil: run inline)
 }
 
 // newSegCursor plans sr for req. Only the columns in need (plus those the
 // filters read) are filled in the records it yields.
-func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns) *segCursor {
+func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, opts cursorOpts) *segCursor {
 	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req), need: need,
-		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli()}
+		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli(), opts: opts}
 	if c.p == nil {
 		return c
 	}
@@ -227,14 +253,14 @@ func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need se
 
 // next returns the next match; ok is false at the end or on error.
 func (c *segCursor) next() (r record.Record, ok bool, err error) {
-	if c.hi >= len(c.hits) {
+	if c.cur == nil || c.hi >= len(c.cur.hits) {
 		if ok, err := c.advance(); !ok {
 			return r, false, err
 		}
 	}
-	i := c.hits[c.hi]
+	i := c.cur.hits[c.hi]
 	c.hi++
-	v := &c.v
+	v := &c.cur.v
 	if v.Have&segment.ColTime != 0 {
 		r.Time = time.UnixMilli(v.Times[i]).UTC()
 	}
@@ -256,69 +282,159 @@ func (c *segCursor) next() (r record.Record, ok bool, err error) {
 // advance moves to the next planned block with a match; ok is false at the
 // end or on error.
 func (c *segCursor) advance() (ok bool, err error) {
-	for c.p != nil {
-		if c.bi >= len(c.p.blocks) {
-			c.p, c.hits, c.hi = nil, nil, 0
-			break
+	for {
+		if c.cur != nil {
+			c.free = append(c.free, c.cur) // its records were all built
+			c.cur = nil
 		}
-		if err := c.loadBlock(); err != nil {
-			c.p = nil
-			return false, err
+		if c.err != nil {
+			return false, c.err
 		}
-		if len(c.hits) > 0 {
+		c.schedule()
+		if len(c.queue) == 0 {
+			return false, nil
+		}
+		j := c.queue[0]
+		c.queue = c.queue[1:]
+		if j.done != nil {
+			<-j.done
+		}
+		c.cur, c.hi = j, 0
+		if j.err != nil {
+			c.err = j.err
+			return false, j.err
+		}
+		if len(j.hits) > 0 {
 			return true, nil
 		}
 	}
-	return false, nil
 }
 
-// narrow keeps the candidate rows for which keep holds. all says that every
-// row of the block is still a candidate (c.hits is then not yet built).
-func (c *segCursor) narrow(all bool, keep func(i int) bool) {
+// schedule starts jobs for the next planned blocks until depth of them are
+// queued (one, run inline, without a semaphore).
+func (c *segCursor) schedule() {
+	depth := max(c.opts.depth, 1)
+	for c.p != nil && len(c.queue) < depth && c.bi < len(c.p.blocks) {
+		// Newest first walks the blocks, and the rows in them, backwards,
+		// so that a limited descending search can stop early too.
+		b := c.p.blocks[c.bi]
+		if c.req.Desc {
+			b = c.p.blocks[len(c.p.blocks)-1-c.bi]
+		}
+		seq := uint64(c.bi)
+		c.bi++
+		var j *blockJob
+		if n := len(c.free); n > 0 {
+			j, c.free = c.free[n-1], c.free[:n-1]
+		} else {
+			j = jobPool.Get().(*blockJob)
+		}
+		j.b, j.err, j.done = b, nil, nil
+		c.queue = append(c.queue, j)
+		if c.opts.sem == nil {
+			j.err = c.filterBlock(j)
+			continue
+		}
+		j.done = make(chan struct{})
+		c.pending.Add(1)
+		go func() {
+			defer c.pending.Done()
+			defer close(j.done)
+			if err := c.opts.sem.acquire(c.ctx, c.opts.rank<<32|seq); err != nil {
+				j.err = err
+				return
+			}
+			defer c.opts.sem.release()
+			j.err = c.filterBlock(j)
+		}()
+	}
+}
+
+// close waits for the cursor's jobs in flight and returns their buffers
+// to the pool; after it the segment may be released.
+func (c *segCursor) close() {
+	c.pending.Wait()
+	for _, j := range c.queue {
+		jobPool.Put(j)
+	}
+	for _, j := range c.free {
+		jobPool.Put(j)
+	}
+	if c.cur != nil {
+		jobPool.Put(c.cur)
+	}
+	c.queue, c.free, c.cur = nil, nil, nil
+}
+
+// jobPool recycles block buffers across cursors and searches: a decoded
+// block's buffers take a few hundred KiB, and allocating them afresh for
+// every cursor cost more than a tenth of a search's CPU.
+var jobPool = sync.Pool{New: func() any { return &blockJob{} }}
+
+// narrowBy keeps the candidate rows whose dictionary entry ok[idx[row]]
+// holds: the same as narrow with that test, without a call per row.
+func (j *blockJob) narrowBy(all bool, ok []bool, idx []uint32) {
 	if all {
-		c.hits = c.hits[:0]
-		for i := range c.rows {
-			if keep(i) {
-				c.hits = append(c.hits, i)
+		j.hits = j.hits[:0]
+		for i, k := range idx[:j.rows] {
+			if ok[k] {
+				j.hits = append(j.hits, i)
 			}
 		}
 		return
 	}
 	n := 0
-	for _, i := range c.hits {
-		if keep(i) {
-			c.hits[n] = i
+	for _, i := range j.hits {
+		if ok[idx[i]] {
+			j.hits[n] = i
 			n++
 		}
 	}
-	c.hits = c.hits[:n]
+	j.hits = j.hits[:n]
 }
 
-// loadBlock decodes the next planned block and finds its matching rows.
-func (c *segCursor) loadBlock() error {
-	// Newest first walks the blocks, and the rows in them, backwards, so
-	// that a limited descending search can stop early too.
-	b := c.p.blocks[c.bi]
-	if c.req.Desc {
-		b = c.p.blocks[len(c.p.blocks)-1-c.bi]
+// narrow keeps the candidate rows for which keep holds. all says that every
+// row of the block is still a candidate (j.hits is then not yet built).
+func (j *blockJob) narrow(all bool, keep func(i int) bool) {
+	if all {
+		j.hits = j.hits[:0]
+		for i := range j.rows {
+			if keep(i) {
+				j.hits = append(j.hits, i)
+			}
+		}
+		return
 	}
-	c.bi++
-	c.hits, c.hi = c.hits[:0], 0
+	n := 0
+	for _, i := range j.hits {
+		if keep(i) {
+			j.hits[n] = i
+			n++
+		}
+	}
+	j.hits = j.hits[:n]
+}
+
+// filterBlock decodes block j.b and finds its matching rows. It reads only
+// the cursor's immutable state, so jobs of one cursor run concurrently.
+func (c *segCursor) filterBlock(j *blockJob) error {
+	j.hits = j.hits[:0]
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	v, p := &c.v, c.p
+	b, v, p := j.b, &j.v, c.p
+	v.Have = 0 // a recycled view may hold another block
 	m := c.sr.Block(b)
-	c.rows = m.Rows
+	j.rows = m.Rows
 	decode := func(col segment.Columns) error { return c.sr.DecodeBlock(b, col, v) }
 	all := true // every row is a candidate
 	if len(c.ipTerms) > 0 {
 		if err := decode(segment.ColIP); err != nil {
 			return err
 		}
-		c.ipOK = slices.Grow(c.ipOK[:0], len(v.IPDict))[:len(v.IPDict)]
+		j.ipOK = slices.Grow(j.ipOK[:0], len(v.IPDict))[:len(v.IPDict)]
 		any := false
-		for j, a := range v.IPDict {
+		for k, a := range v.IPDict {
 			ok := true
 			for _, t := range c.ipTerms {
 				if !t.matchIP(a) {
@@ -326,15 +442,15 @@ func (c *segCursor) loadBlock() error {
 					break
 				}
 			}
-			c.ipOK[j] = ok
+			j.ipOK[k] = ok
 			any = any || ok
 		}
 		if !any {
 			return nil
 		}
-		c.narrow(all, func(i int) bool { return c.ipOK[v.IPIdx[i]] })
+		j.narrowBy(all, j.ipOK, v.IPIdx)
 		all = false
-		if len(c.hits) == 0 {
+		if len(j.hits) == 0 {
 			return nil
 		}
 	}
@@ -346,27 +462,27 @@ func (c *segCursor) loadBlock() error {
 			return err
 		}
 		n := v.NumPaths()
-		c.pathOK = slices.Grow(c.pathOK[:0], n)[:n]
+		j.pathOK = slices.Grow(j.pathOK[:0], n)[:n]
 		any := false
-		for j := range n {
-			path := v.PathBytes(j)
+		for k := range n {
+			path := v.PathBytes(k)
 			ok := true
-			for k, t := range p.pathTerm {
-				if !t.matchBytes(path, c.needles[k]) {
+			for ti, t := range p.pathTerm {
+				if !t.matchBytes(path, c.needles[ti]) {
 					ok = false
 					break
 				}
 			}
-			c.pathOK[j] = ok
+			j.pathOK[k] = ok
 			any = any || ok
 		}
 		if !any {
-			c.hits = c.hits[:0]
+			j.hits = j.hits[:0]
 			return nil
 		}
-		c.narrow(all, func(i int) bool { return c.pathOK[v.PathIdx[i]] })
+		j.narrowBy(all, j.pathOK, v.PathIdx)
 		all = false
-		if len(c.hits) == 0 {
+		if len(j.hits) == 0 {
 			return nil
 		}
 	}
@@ -374,9 +490,9 @@ func (c *segCursor) loadBlock() error {
 		if err := decode(segment.ColDomain); err != nil {
 			return err
 		}
-		c.narrow(all, func(i int) bool { return p.domainOK[v.DomainIDs[i]] })
+		j.narrowBy(all, p.domainOK, v.DomainIDs)
 		all = false
-		if len(c.hits) == 0 {
+		if len(j.hits) == 0 {
 			return nil
 		}
 	}
@@ -384,9 +500,9 @@ func (c *segCursor) loadBlock() error {
 		if err := decode(segment.ColUserAgent); err != nil {
 			return err
 		}
-		c.narrow(all, func(i int) bool { return p.uaOK[v.UserAgentIDs[i]] })
+		j.narrowBy(all, p.uaOK, v.UserAgentIDs)
 		all = false
-		if len(c.hits) == 0 {
+		if len(j.hits) == 0 {
 			return nil
 		}
 	}
@@ -396,20 +512,20 @@ func (c *segCursor) loadBlock() error {
 		if err := decode(segment.ColTime); err != nil {
 			return err
 		}
-		c.narrow(all, func(i int) bool { return v.Times[i] >= c.from && v.Times[i] < c.to })
+		j.narrow(all, func(i int) bool { return v.Times[i] >= c.from && v.Times[i] < c.to })
 		all = false
-		if len(c.hits) == 0 {
+		if len(j.hits) == 0 {
 			return nil
 		}
 	}
 	if all {
-		c.narrow(true, func(int) bool { return true })
+		j.narrow(true, func(int) bool { return true })
 	}
 	if err := decode(c.need); err != nil {
 		return err
 	}
 	if c.req.Desc {
-		slices.Reverse(c.hits)
+		slices.Reverse(j.hits)
 	}
 	return nil
 }
@@ -432,8 +548,8 @@ func (c *segCursor) count() (int64, error) {
 		if !ok {
 			return n, err
 		}
-		n += int64(len(c.hits))
-		c.hi = len(c.hits)
+		n += int64(len(c.cur.hits))
+		c.hi = len(c.cur.hits)
 	}
 }
 
@@ -472,7 +588,8 @@ func (c *segCursor) footerCount() (int64, bool) {
 // fn returns false. Only the columns in need (plus those the filters read)
 // are filled in the records fn receives; stats passes the one it groups by.
 func scanSegment(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, fn func(record.Record) bool) error {
-	c := newSegCursor(ctx, sr, req, need)
+	c := newSegCursor(ctx, sr, req, need, cursorOpts{})
+	defer c.close()
 	for {
 		r, ok, err := c.next()
 		if !ok {
@@ -504,7 +621,7 @@ type mergeItem struct {
 // day's sources (the filtered and sorted head, and a cursor per segment)
 // with a heap, so only one decoded block per segment is held. It returns
 // when done, on error, or when ctx is cancelled.
-func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, out chan<- []record.Record) error {
+func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, opts cursorOpts, out chan<- []record.Record) error {
 	before := func(a, b *mergeItem) bool {
 		c := a.r.Time.Compare(b.r.Time)
 		if req.Desc {
@@ -524,8 +641,15 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	})
 	cursors := make([]*segCursor, len(v.Segments))
 	for i, sr := range v.Segments {
-		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll)
+		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll, opts)
 	}
+	// Jobs still filtering blocks ahead must stop before the segments can
+	// be released; cancel (by the caller, on return) makes them quick.
+	defer func() {
+		for _, c := range cursors {
+			c.close()
+		}
+	}()
 	// Source 0 is the head, source i+1 the segment i.
 	pull := func(src int) (record.Record, bool, error) {
 		if src == 0 {
@@ -662,6 +786,12 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 		err error // set before ch is closed
 	}
 	streams := make([]*stream, len(days))
+	// Producers of the window's days plan concurrently, and their blocks
+	// are filtered on at most window goroutines at once, the earliest
+	// day's first (see prioSem); each cursor keeps 2×window blocks in
+	// flight, so the day being emitted always has one waiting for a core.
+	window := e.concurrency()
+	sem := newPrioSem(window)
 	launch := func(i int) {
 		s := &stream{ch: make(chan []record.Record, chanBatches)}
 		streams[i] = s
@@ -674,11 +804,10 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 			if e.stats != nil {
 				defer e.stats.producers.Add(-1)
 			}
-			s.err = e.streamDay(ctx, days[i], req, s.ch)
+			s.err = e.streamDay(ctx, days[i], req, cursorOpts{sem: sem, rank: uint64(i), depth: 2 * window}, s.ch)
 			close(s.ch)
 		}()
 	}
-	window := e.concurrency()
 	for i := 0; i < min(window, len(days)); i++ {
 		launch(i)
 	}
@@ -719,7 +848,9 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 			total.Add(int64(len(matchHead(v, req))))
 			return nil
 		}
-		n, err := newSegCursor(ctx, sr, req, 0).count()
+		c := newSegCursor(ctx, sr, req, 0, cursorOpts{})
+		defer c.close()
+		n, err := c.count()
 		total.Add(n)
 		return err
 	})

@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 )
@@ -66,15 +67,42 @@ func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32,
 		return nil, nil, malformed(what)
 	}
 	out := grow(dst, n)
-	clear(out)
-	for plane := 0; plane < width; plane++ {
-		for i, c := range b[plane*n : (plane+1)*n] {
-			out[i] = out[i]<<8 | uint32(c)
+	// Specialised loops for the common widths: this merge runs for every
+	// row of every index and id column a search reads.
+	var or uint32
+	switch width {
+	case 0:
+		clear(out)
+	case 1:
+		for i, c := range b[:n] {
+			out[i] = uint32(c)
+			or |= uint32(c)
+		}
+	case 2:
+		p0, p1 := b[:n], b[n:2*n]
+		for i := range out {
+			v := uint32(p0[i])<<8 | uint32(p1[i])
+			out[i] = v
+			or |= v
+		}
+	default:
+		clear(out)
+		for plane := 0; plane < width; plane++ {
+			for i, c := range b[plane*n : (plane+1)*n] {
+				out[i] = out[i]<<8 | uint32(c)
+			}
+		}
+		for _, v := range out {
+			or |= v
 		}
 	}
-	for _, v := range out {
-		if uint64(v) >= uint64(limit) {
-			return nil, nil, malformed(what + " out of range")
+	// Every value is below limit unless the bitwise OR of all of them
+	// reaches it; only then is each value checked.
+	if uint64(or) >= uint64(limit) {
+		for _, v := range out {
+			if uint64(v) >= uint64(limit) {
+				return nil, nil, malformed(what + " out of range")
+			}
 		}
 	}
 	return out, b[width*n:], nil
@@ -109,37 +137,42 @@ func uvarintAt(b []byte, pos int) (v uint64, next int) {
 	return v, pos + n
 }
 
-// appendTimes writes each time as the uvarint delta from the previous one; the
-// first delta is from the block's minimum time, which the footer holds.
-func appendTimes(p *parts, times []int64) {
+// appendTimes writes each time as its delta from the previous one, the
+// first from the block's minimum time (which the footer holds), as
+// byte-transposed uints. Fixed-width planes decode without a branch per row
+// (a prefix sum over the merged planes), several times faster than varints,
+// at about the same size after zstd.
+func appendTimes(p *parts, times []int64, scratch []uint32) []uint32 {
+	scratch = scratch[:0]
 	prev := times[0]
 	for _, t := range times {
-		p.buf = binary.AppendUvarint(p.buf, uint64(t-prev))
+		scratch = append(scratch, uint32(t-prev))
 		prev = t
 	}
+	p.buf = appendUints(p.buf, scratch)
 	p.cut()
+	return scratch
 }
 
 // decodeTimes decodes a time column into dst (reused when large enough).
-func decodeTimes(dst []int64, raw []byte, rows int, minT, maxT int64) ([]int64, error) {
+func decodeTimes(dst []int64, raw []byte, rows int, minT, maxT int64, scratch []uint32) ([]int64, []uint32, error) {
+	deltas, rest, err := readUints(scratch, raw, "time delta", rows, math.MaxUint32)
+	if err != nil {
+		return nil, scratch, err
+	}
+	if len(rest) != 0 {
+		return nil, deltas, malformed("time column (trailing bytes)")
+	}
 	out := grow(dst, rows)
-	t, pos := minT, 0
-	for i := range out {
-		var delta uint64
-		delta, pos = uvarintAt(raw, pos)
-		if pos < 0 || delta > uint64(maxT-t) {
-			return nil, malformed("time delta")
-		}
-		t += int64(delta)
+	t := minT
+	for i, d := range deltas {
+		t += int64(d)
 		out[i] = t
 	}
-	switch {
-	case t != maxT:
-		return nil, malformed("block maximum time")
-	case pos != len(raw):
-		return nil, malformed("time column (trailing bytes)")
+	if t != maxT || rows == 0 {
+		return nil, deltas, malformed("block maximum time")
 	}
-	return out, nil
+	return out, deltas, nil
 }
 
 // appendIPs writes a per-block dictionary of the distinct addresses (IPv4 ones
@@ -226,31 +259,23 @@ func decodeIPs(dict []netip.Addr, idx []uint32, raw []byte, rows int) ([]netip.A
 	return dict, idx, nil
 }
 
-// appendIDs writes dictionary ids (domain or user agent) as uvarints. Ids are
-// assigned in order of first appearance in the segment, so busy sites and
-// common browsers get small ids. (Byte-transposed fixed-width ids were
-// measured 6% larger for these day-global ids.)
+// appendIDs writes dictionary ids (domain or user agent) as byte-transposed
+// uints. Ids are assigned in order of first appearance in the segment, so
+// busy sites and common browsers get small ids and the high planes
+// compress to little; fixed-width planes decode without a branch per row.
 func appendIDs(p *parts, ids []uint32) {
-	for _, id := range ids {
-		p.buf = binary.AppendUvarint(p.buf, uint64(id))
-	}
+	p.buf = appendUints(p.buf, ids)
 	p.cut()
 }
 
 // decodeIDs decodes a dictionary-id column (domain or user agent) into dst
 // (reused when large enough); every id must be below n.
 func decodeIDs(dst []uint32, raw []byte, rows int, n int, what string) ([]uint32, error) {
-	out := grow(dst, rows)
-	pos := 0
-	for i := range out {
-		var id uint64
-		id, pos = uvarintAt(raw, pos)
-		if pos < 0 || id >= uint64(n) {
-			return nil, malformed(what + " id")
-		}
-		out[i] = uint32(id)
+	out, rest, err := readUints(dst, raw, what+" id", rows, n)
+	if err != nil {
+		return nil, err
 	}
-	if pos != len(raw) {
+	if len(rest) != 0 {
 		return nil, malformed(what + " column (trailing bytes)")
 	}
 	return out, nil

@@ -30,9 +30,11 @@ type BlockView struct {
 	UserAgentIDs []uint32     // per row, index into Reader.UserAgents (ColUserAgent)
 	PathIdx      []uint32     // per row, index into the path dictionary (ColPath)
 
-	paths pathDict
-	comp  []byte // compressed column bytes
-	raw   []byte // decompressed column bytes
+	r       *Reader // the reader whose block the view holds
+	paths   pathDict
+	comp    []byte // compressed column bytes
+	raw     []byte // decompressed column bytes
+	scratch []uint32
 }
 
 // NumPaths returns the number of distinct paths of the block (ColPath).
@@ -49,7 +51,7 @@ func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }
 func (v *BlockView) IP(i int) netip.Addr { return v.IPDict[v.IPIdx[i]] }
 
 // DecodeBlock decodes the requested columns of block i into v, keeping the
-// columns v already holds for block i. Each column's CRC32C is checked
+// columns v already holds for block i of this reader. Each column's CRC32C is checked
 // before it is decoded; damage is a *CorruptionError with the column's
 // offset. BlocksDecoded counts each block once per view.
 func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
@@ -60,8 +62,8 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		return nil
 	}
 	b := &r.blocks[i]
-	if v.Block != i || v.Rows != b.rows || v.Have == 0 {
-		v.Block, v.Rows, v.Have = i, b.rows, 0
+	if v.r != r || v.Block != i || v.Have == 0 {
+		v.r, v.Block, v.Rows, v.Have = r, i, b.rows, 0
 		r.decoded.Add(1)
 	}
 	todo := cols & ColAll &^ v.Have
@@ -97,9 +99,22 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 }
 
 func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta) (err error) {
+	if r.version == 1 {
+		switch c {
+		case ColTime:
+			v.Times, err = decodeTimesV1(v.Times, raw, b.rows, b.minT, b.maxT)
+			return err
+		case ColDomain:
+			v.DomainIDs, err = decodeIDsV1(v.DomainIDs, raw, b.rows, len(r.domains), "domain")
+			return err
+		case ColUserAgent:
+			v.UserAgentIDs, err = decodeIDsV1(v.UserAgentIDs, raw, b.rows, len(r.uas), "user agent")
+			return err
+		}
+	}
 	switch c {
 	case ColTime:
-		v.Times, err = decodeTimes(v.Times, raw, b.rows, b.minT, b.maxT)
+		v.Times, v.scratch, err = decodeTimes(v.Times, raw, b.rows, b.minT, b.maxT, v.scratch)
 	case ColIP:
 		v.IPDict, v.IPIdx, err = decodeIPs(v.IPDict, v.IPIdx, raw, b.rows)
 	case ColDomain:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -162,6 +163,12 @@ func (w *Writer) Add(r *record.Record) error {
 			r.Time.UTC().Format(time.RFC3339Nano), time.UnixMilli(w.lastT).UTC().Format(time.RFC3339Nano))
 	}
 	w.lastT = t
+	// Time deltas are stored as 32-bit numbers: a block never spans more
+	// than 2^32 ms (49 days). A day segment never comes close; other
+	// callers get an extra block.
+	if len(w.times) > 0 && t-w.times[0] >= math.MaxUint32 {
+		w.flushBlock()
+	}
 	w.records++
 	w.times = append(w.times, t)
 	w.ips = append(w.ips, r.IP.WithZone(""))
@@ -211,7 +218,7 @@ func (w *Writer) flushBlock() {
 		w.raw.reset()
 		switch Columns(1) << c {
 		case ColTime:
-			appendTimes(&w.raw, w.times)
+			w.idx = appendTimes(&w.raw, w.times, w.idx)
 		case ColIP:
 			w.idx = appendIPs(&w.raw, w.ips, w.ipScratch, w.idx)
 		case ColDomain:
