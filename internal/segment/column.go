@@ -338,25 +338,31 @@ func sharedPrefix(a, b string) int {
 }
 
 // pathDict is a decoded path column in dictionary form: the block's
-// distinct paths (sorted) rebuilt into one arena, and one index per row. Its
-// buffers are reused from block to block.
+// distinct paths (sorted, front-coded) and one index per row. Decoding
+// checks the lengths and reads the indexes; the paths themselves are
+// rebuilt only as needed: walk visits them in order through one buffer,
+// strings rebuilds a few, and the arena with every path is built only for
+// random access (bytes). A search that returns a handful of rows of a
+// block copies only the suffix bytes up to its last wanted path instead
+// of every path. Its buffers are reused from block to block.
 type pathDict struct {
-	arena  []byte
-	ends   []int // path j is arena[ends[j-1]:ends[j]] (ends[-1] = 0)
-	idx    []uint32
-	shared []int // decoding scratch: shared-prefix lengths
+	raw      []byte // the decompressed column; suffixes points into it
+	shared   []int  // per path: bytes shared with the previous path
+	suffix   []int  // per path: length of its own bytes
+	suffixes []byte // every path's own bytes, concatenated
+	idx      []uint32
+	arena    []byte // every path, when built
+	ends     []int  // path j is arena[ends[j-1]:ends[j]] (ends[-1] = 0)
+	built    bool   // arena and ends are valid
+	walkBuf  []byte
 }
 
-func (p *pathDict) bytes(j int) []byte {
-	start := 0
-	if j > 0 {
-		start = p.ends[j-1]
-	}
-	return p.arena[start:p.ends[j]]
-}
+func (p *pathDict) len() int { return len(p.shared) }
 
-// decode rebuilds the front-coded dictionary and reads the row indexes.
+// decode reads the front-coded dictionary's lengths, checks them, and
+// reads the row indexes. raw must stay untouched while p is in use.
 func (p *pathDict) decode(raw []byte, rows int) error {
+	p.built = false
 	d := dec{b: raw}
 	n := d.count("path count", uint64(rows))
 	if d.err != nil {
@@ -372,36 +378,31 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 		}
 		p.shared[i] = int(v)
 	}
-	p.ends = grow(p.ends, n)
-	total := 0
-	for i := range p.ends {
+	p.suffix = grow(p.suffix, n)
+	total, prevLen, arena := 0, 0, 0
+	for i := range p.suffix {
 		var v uint64
 		v, pos = uvarintAt(d.b, pos)
 		if pos < 0 || v > maxFieldLen {
 			return malformed("path suffix length")
 		}
+		p.suffix[i] = int(v)
 		total += int(v)
-		p.ends[i] = int(v) // the suffix length, for now
+		// A path shares at most the whole previous path, and no path is
+		// longer than maxFieldLen.
+		if p.shared[i] > prevLen || p.shared[i]+int(v) > maxFieldLen || total > len(d.b)-pos {
+			return malformed("path prefix length")
+		}
+		prevLen = p.shared[i] + int(v)
+		// The rebuilt dictionary must fit the reader's column limit too.
+		if arena += prevLen; arena > maxRawColumn {
+			return malformed("path dictionary size")
+		}
 	}
 	if total > len(d.b)-pos {
 		return malformed("path bytes")
 	}
-	suffixes := d.b[pos : pos+total]
-	arena := p.arena[:0]
-	prevStart, prevLen := 0, 0
-	for i := 0; i < n; i++ {
-		shared, suffix := p.shared[i], p.ends[i]
-		if shared > prevLen || len(arena)+shared+suffix > maxRawColumn {
-			return malformed("path prefix length")
-		}
-		start := len(arena)
-		arena = append(arena, arena[prevStart:prevStart+shared]...)
-		arena = append(arena, suffixes[:suffix]...)
-		suffixes = suffixes[suffix:]
-		prevStart, prevLen = start, len(arena)-start
-		p.ends[i] = len(arena)
-	}
-	p.arena = arena
+	p.suffixes = d.b[pos : pos+total]
 	idx, rest, err := readUints(p.idx, d.b[pos+total:], "path index", rows, n)
 	if err != nil {
 		return err
@@ -411,4 +412,78 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 	}
 	p.idx = idx
 	return nil
+}
+
+// walk calls fn with each path in dictionary order; the bytes are valid
+// only during the call.
+func (p *pathDict) walk(fn func(j int, path []byte)) {
+	buf, sfx := p.walkBuf[:0], p.suffixes
+	for j, sh := range p.shared {
+		n := p.suffix[j]
+		buf = append(buf[:sh], sfx[:n]...)
+		sfx = sfx[n:]
+		fn(j, buf)
+	}
+	p.walkBuf = buf
+}
+
+// strings returns the paths with the given dictionary indexes as new
+// strings, in the order asked, walking the dictionary once up to the
+// largest index.
+func (p *pathDict) strings(want []uint32) []string {
+	out := make([]string, len(want))
+	if len(want) == 0 {
+		return out
+	}
+	order := make([]int, len(want))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return int(want[a]) - int(want[b]) })
+	last := int(want[order[len(order)-1]])
+	k := 0
+	buf, sfx := p.walkBuf[:0], p.suffixes
+	for j := 0; j <= last; j++ {
+		n := p.suffix[j]
+		buf = append(buf[:p.shared[j]], sfx[:n]...)
+		sfx = sfx[n:]
+		var s string
+		for k < len(order) && int(want[order[k]]) == j {
+			if s == "" {
+				s = string(buf)
+			}
+			out[order[k]] = s
+			k++
+		}
+	}
+	p.walkBuf = buf
+	return out
+}
+
+// build rebuilds every path into the arena, for random access.
+func (p *pathDict) build() {
+	if p.built {
+		return
+	}
+	arena := p.arena[:0]
+	p.ends = grow(p.ends, len(p.shared))
+	prevStart, sfx := 0, p.suffixes
+	for j, sh := range p.shared {
+		start := len(arena)
+		arena = append(arena, arena[prevStart:prevStart+sh]...)
+		arena = append(arena, sfx[:p.suffix[j]]...)
+		sfx = sfx[p.suffix[j]:]
+		prevStart = start
+		p.ends[j] = len(arena)
+	}
+	p.arena, p.built = arena, true
+}
+
+func (p *pathDict) bytes(j int) []byte {
+	p.build()
+	start := 0
+	if j > 0 {
+		start = p.ends[j-1]
+	}
+	return p.arena[start:p.ends[j]]
 }

@@ -367,7 +367,8 @@ func (r *Reader) BlocksForIP(a netip.Addr) []int {
 		return nil
 	}
 	k := appendKey(nil, a.WithZone(""))
-	return r.blocksForKeys(k, k)
+	blocks, _ := r.blocksForKeys(k, k, false)
+	return blocks
 }
 
 // BlocksForPrefix returns the ascending numbers of the blocks that hold any
@@ -375,31 +376,54 @@ func (r *Reader) BlocksForIP(a netip.Addr) []int {
 // IPv4 addresses only, an IPv6 prefix (including ::ffff:0:0/96) IPv6 ones
 // only. The matching index entries are one contiguous range.
 func (r *Reader) BlocksForPrefix(p netip.Prefix) []int {
-	if !p.IsValid() {
-		return nil
-	}
-	lo, hi := prefixBounds(p)
-	return r.blocksForKeys(lo, hi)
+	blocks, _ := r.BlockRowsForPrefix(p, false)
+	return blocks
 }
 
-// blocksForKeys unions the postings of every index key in [lo, hi].
-func (r *Reader) blocksForKeys(lo, hi []byte) []int {
+// BlockRowsForPrefix is BlocksForPrefix that also returns, when withRows is
+// set, how many rows of each of those blocks hold an address in p. rows is
+// nil for a format-1 segment, which does not store them, and when the
+// index could not be read (the answer is then every block).
+func (r *Reader) BlockRowsForPrefix(p netip.Prefix, withRows bool) (blocks, rows []int) {
+	if !p.IsValid() {
+		return nil, nil
+	}
+	lo, hi := prefixBounds(p)
+	return r.blocksForKeys(lo, hi, withRows && r.version >= 2)
+}
+
+// blocksForKeys unions the postings of every index key in [lo, hi], and
+// sums their row counts per block when withRows is set.
+func (r *Reader) blocksForKeys(lo, hi []byte, withRows bool) (blocks, rows []int) {
 	if len(r.ipPages) == 0 {
-		return nil
+		return nil, nil
 	}
 	// The first page that can hold lo is the last one whose first key is <= lo.
 	start := sort.Search(len(r.ipPages), func(i int) bool { return bytes.Compare(r.ipPages[i].first, lo) > 0 }) - 1
 	start = max(start, 0)
 	seen := make([]uint64, (len(r.blocks)+63)/64)
+	var counts []int
+	if withRows {
+		counts = make([]int, len(r.blocks))
+	}
 	for pi := start; pi < len(r.ipPages) && bytes.Compare(r.ipPages[pi].first, hi) <= 0; pi++ {
-		if err := r.scanIPPage(&r.ipPages[pi], lo, hi, seen); err != nil {
-			return r.allBlocks(r.ipPages[pi].off, err)
+		if err := r.scanIPPage(&r.ipPages[pi], lo, hi, seen, counts); err != nil {
+			return r.allBlocks(r.ipPages[pi].off, err), nil
 		}
 	}
-	return bitmapToList(seen)
+	blocks = bitmapToList(seen)
+	if withRows {
+		rows = make([]int, len(blocks))
+		for i, b := range blocks {
+			rows[i] = counts[b]
+		}
+	}
+	return blocks, rows
 }
 
-func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64) error {
+// scanIPPage marks the blocks of every key of the page in [lo, hi] in
+// seen, and adds their row counts to counts (format 2) when it is not nil.
+func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64, counts []int) error {
 	comp, err := r.readAt(p.off, int64(p.clen))
 	if err != nil {
 		return err
@@ -413,6 +437,7 @@ func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64) error {
 	}
 	d := dec{b: raw}
 	key := make([]byte, 0, 17)
+	var postings []int
 	for e := 0; e < p.entries; e++ {
 		shared := d.count("ip key prefix", uint64(len(key)))
 		suffix := d.bytes("ip key", d.count("ip key length", 17))
@@ -422,6 +447,7 @@ func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64) error {
 			return fmt.Errorf("%w: ip index entry", errMalformed)
 		}
 		in := bytes.Compare(key, lo) >= 0 && bytes.Compare(key, hi) <= 0
+		postings = postings[:0]
 		blk := uint64(0)
 		for j := 0; j < n; j++ {
 			delta := d.uvarint("ip posting")
@@ -434,6 +460,18 @@ func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64) error {
 			}
 			if in {
 				seen[blk/64] |= 1 << (blk % 64)
+			}
+			postings = append(postings, int(blk))
+		}
+		if r.version >= 2 {
+			for _, b := range postings {
+				rows := d.count("ip posting rows", uint64(r.blocks[b].rows))
+				if d.err != nil || rows == 0 {
+					return fmt.Errorf("%w: ip posting rows", errMalformed)
+				}
+				if in && counts != nil {
+					counts[b] += rows
+				}
 			}
 		}
 		if bytes.Compare(key, hi) > 0 {

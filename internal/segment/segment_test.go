@@ -582,3 +582,68 @@ func TestDecodeBlockViewAcrossReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockRowsForPrefix checks the index's per-block row counts (format
+// 2) against the rows themselves, for exact addresses and prefixes of both
+// families, and that a format-1 segment reports no counts.
+func TestBlockRowsForPrefix(t *testing.T) {
+	recs := genRecords(31, 3000)
+	p := filepath.Join(t.TempDir(), "rows.seg")
+	if _, err := Write(p, recs, Options{BlockRows: 100}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var blocks []*Block
+	for i := 0; i < r.NumBlocks(); i++ {
+		b, err := r.ReadBlock(i, ColIP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks = append(blocks, b)
+	}
+	var prefixes []netip.Prefix
+	for i := 0; i < len(recs); i += 97 {
+		a := recs[i].IP
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+		bits := 24
+		if !a.Is4() {
+			bits = 48
+		}
+		prefixes = append(prefixes, netip.PrefixFrom(a, bits).Masked())
+	}
+	prefixes = append(prefixes, netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"))
+	for _, pfx := range prefixes {
+		var wantBlocks, wantRows []int
+		for i, b := range blocks {
+			n := 0
+			for _, a := range b.IPs {
+				if pfx.Contains(a) {
+					n++
+				}
+			}
+			if n > 0 {
+				wantBlocks = append(wantBlocks, i)
+				wantRows = append(wantRows, n)
+			}
+		}
+		gotBlocks, gotRows := r.BlockRowsForPrefix(pfx, true)
+		if !slices.Equal(gotBlocks, wantBlocks) || !slices.Equal(gotRows, wantRows) {
+			t.Fatalf("%s: index says blocks %v rows %v, rows hold %v %v", pfx, gotBlocks, gotRows, wantBlocks, wantRows)
+		}
+		if b, rows := r.BlockRowsForPrefix(pfx, false); !slices.Equal(b, wantBlocks) || rows != nil {
+			t.Fatalf("%s without rows: %v %v", pfx, b, rows)
+		}
+	}
+	old, err := Open(filepath.Join("testdata", "v1.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if b, rows := old.BlockRowsForPrefix(netip.MustParsePrefix("0.0.0.0/0"), true); len(b) == 0 || rows != nil {
+		t.Fatalf("v1 segment: blocks %v, rows %v; want blocks and no rows", b, rows)
+	}
+}

@@ -38,14 +38,26 @@ type BlockView struct {
 }
 
 // NumPaths returns the number of distinct paths of the block (ColPath).
-func (v *BlockView) NumPaths() int { return len(v.paths.ends) }
+func (v *BlockView) NumPaths() int { return v.paths.len() }
 
-// PathBytes returns distinct path j without copying. The bytes are
-// overwritten when the view decodes another block.
+// PathBytes returns distinct path j without copying (the first call
+// rebuilds every path of the block; EachPath and PathStrings do not). The
+// bytes are overwritten when the view decodes another block.
 func (v *BlockView) PathBytes(j int) []byte { return v.paths.bytes(j) }
 
 // Path returns distinct path j as a new string, safe to keep.
 func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }
+
+// EachPath calls fn with every distinct path of the block in dictionary
+// order (ColPath), rebuilding them one after the other in one buffer; the
+// bytes are valid only during the call. Filters use it to test each path
+// once.
+func (v *BlockView) EachPath(fn func(j int, path []byte)) { v.paths.walk(fn) }
+
+// PathStrings returns the distinct paths with the given indexes as new
+// strings, in the order given, rebuilding only the dictionary up to the
+// largest index (ColPath).
+func (v *BlockView) PathStrings(idx []uint32) []string { return v.paths.strings(idx) }
 
 // IP returns row i's address (ColIP).
 func (v *BlockView) IP(i int) netip.Addr { return v.IPDict[v.IPIdx[i]] }
@@ -67,33 +79,56 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		r.decoded.Add(1)
 	}
 	todo := cols & ColAll &^ v.Have
-	off := b.off
+	if todo == 0 {
+		return nil
+	}
+	// Read the span from the first to the last wanted column at once:
+	// columns are adjacent, and one read of a few KiB more beats a system
+	// call per column.
+	var colOff [numColumns + 1]int64
+	colOff[0] = b.off
+	first, last := -1, 0
 	for c := 0; c < numColumns; c++ {
-		cm := b.cols[c]
+		colOff[c+1] = colOff[c] + int64(b.cols[c].clen)
+		if todo&(1<<c) != 0 {
+			if first < 0 {
+				first = c
+			}
+			last = c
+		}
+	}
+	var err error
+	v.comp, err = r.readInto(v.comp, colOff[first], colOff[last+1]-colOff[first])
+	if err != nil {
+		return err
+	}
+	for c := first; c <= last; c++ {
 		col := Columns(1) << c
 		if todo&col == 0 {
-			off += int64(cm.clen)
 			continue
 		}
-		var err error
-		v.comp, err = r.readInto(v.comp, off, int64(cm.clen))
-		if err != nil {
-			return err
-		}
-		if got := crc(v.comp); got != cm.crc {
+		cm, off := b.cols[c], colOff[c]
+		comp := v.comp[off-colOff[first] : colOff[c+1]-colOff[first]]
+		if got := crc(comp); got != cm.crc {
+			v.Have = 0
 			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
 				i, columnNames[c], ErrChecksum, got, cm.crc)
 		}
-		v.raw, err = decompressInto(v.raw, v.comp, int(cm.rlen))
+		// The path column keeps its own buffer: its dictionary is rebuilt
+		// lazily from it, after other columns have been decoded.
+		dst := &v.raw
+		if col == ColPath {
+			dst = &v.paths.raw
+		}
+		*dst, err = decompressInto(*dst, comp, int(cm.rlen))
 		if err == nil {
-			err = r.decodeColumn(v, col, v.raw, b)
+			err = r.decodeColumn(v, col, *dst, b)
 		}
 		if err != nil {
 			v.Have = 0 // a half-decoded column must not be used
 			return r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
 		}
 		v.Have |= col
-		off += int64(cm.clen)
 	}
 	return nil
 }
@@ -154,6 +189,7 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 	}
 	if v.Have&ColPath != 0 {
 		// One string for the whole dictionary; rows share substrings of it.
+		v.paths.build()
 		all := string(v.paths.arena)
 		out.Paths = make([]string, v.Rows)
 		for j, k := range v.PathIdx {

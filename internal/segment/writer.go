@@ -74,6 +74,7 @@ type Writer struct {
 	ipIDs        map[netip.Addr]uint32
 	ipAddrs      []netip.Addr
 	ipBlocks     [][]uint32 // per ipIDs value: ascending blocks that hold it
+	ipRows       [][]uint32 // per ipIDs value: rows in each of those blocks (format v2)
 	blocks       []blockMeta
 	records      int64
 
@@ -248,8 +249,14 @@ func (w *Writer) flushBlock() {
 			w.ipIDs[a] = id
 			w.ipAddrs = append(w.ipAddrs, a)
 			w.ipBlocks = append(w.ipBlocks, nil)
+			w.ipRows = append(w.ipRows, nil)
 		}
-		addPosting(&w.ipBlocks[id], blk)
+		if l := w.ipBlocks[id]; len(l) == 0 || l[len(l)-1] != blk {
+			w.ipBlocks[id] = append(l, blk)
+			w.ipRows[id] = append(w.ipRows[id], 1)
+		} else {
+			w.ipRows[id][len(l)-1]++
+		}
 	}
 	w.blocks = append(w.blocks, m)
 	w.times, w.ips, w.domIDs, w.agentIDs = w.times[:0], w.ips[:0], w.domIDs[:0], w.agentIDs[:0]
@@ -349,6 +356,12 @@ func (w *Writer) writeFooter() {
 			page = binary.AppendUvarint(page, uint64(len(key)-shared))
 			page = append(page, key[shared:]...)
 			page = appendPostingList(page, w.ipBlocks[id])
+			// Version 2: the rows of each posting's block that hold the
+			// address, so that a count or a limited search of an address
+			// knows how many rows a block will give without decoding it.
+			for _, n := range w.ipRows[id] {
+				page = binary.AppendUvarint(page, uint64(n))
+			}
 			prevKey = append(prevKey[:0], key...)
 		}
 		w.comp = w.enc.EncodeAll(page, w.comp[:0])
