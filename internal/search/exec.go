@@ -46,7 +46,12 @@ type plan struct {
 	uaOK     []bool  // per user-agent id: do all ua terms hold
 	pathTerm []*Term // path terms, tested once per distinct path of a block
 	blocks   []int
-	cols     segment.Columns
+	// exact, when the query is a single positive IP term over a format-2
+	// segment, holds per planned block the number of rows that match: the
+	// index's row count for a block wholly inside the time range, -1 for a
+	// block that straddles it.
+	exact []int
+	cols  segment.Columns
 }
 
 func (e *Executor) concurrency() int {
@@ -73,13 +78,24 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 		candidate = intersect(candidate, bs)
 	}
 	var dTerms, uTerms []*Term
+	var rowsOf map[int]int // block -> matching rows, see plan.exact
 	for i := range req.Query.Terms {
 		t := &req.Query.Terms[i]
 		switch t.Field {
 		case FieldIP:
 			p.cols |= segment.ColIP
 			if !t.Negate {
-				restrict(sr.BlocksForPrefix(t.Prefix))
+				// Row counts mean "matches" only when this is the
+				// query's one term.
+				single := len(req.Query.Terms) == 1
+				blocks, rows := sr.BlockRowsForPrefix(t.Prefix, single)
+				restrict(blocks)
+				if single && rows != nil {
+					rowsOf = make(map[int]int, len(blocks))
+					for i, b := range blocks {
+						rowsOf[b] = rows[i]
+					}
+				}
 			}
 		case FieldDomain:
 			p.cols |= segment.ColDomain
@@ -148,6 +164,13 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 		m := sr.Block(b)
 		if m.MaxTime >= from && m.MinTime < to {
 			p.blocks = append(p.blocks, b)
+			if rowsOf != nil {
+				n := -1
+				if m.MinTime >= from && m.MaxTime < to {
+					n = rowsOf[b]
+				}
+				p.exact = append(p.exact, n)
+			}
 		}
 	}
 	if len(p.blocks) == 0 {
@@ -210,6 +233,10 @@ type segCursor struct {
 	hi      int         // next index into cur.hits
 	pending sync.WaitGroup
 	err     error
+	// budget, when above zero, is how many matches the consumer can still
+	// use; the cursor stops scheduling blocks once the exact row counts of
+	// those scheduled (plan.exact) guarantee that many.
+	budget, sure int
 }
 
 // cursorOpts choose how a cursor uses the cores: without a semaphore it
@@ -224,9 +251,11 @@ type cursorOpts struct {
 type blockJob struct {
 	b      int
 	v      segment.BlockView
-	ipOK   []bool // per IP dictionary entry
-	pathOK []bool // per path dictionary entry
-	hits   []int  // matching rows, in output order
+	ipOK   []bool   // per IP dictionary entry
+	pathOK []bool   // per path dictionary entry
+	hits   []int    // matching rows, in output order
+	paths  []string // per hit: its path, when the output needs paths
+	want   []uint32 // scratch: the hits' path dictionary indexes
 	rows   int
 	err    error
 	done   chan struct{} // closed when the job has run (nil: run inline)
@@ -258,7 +287,8 @@ func (c *segCursor) next() (r record.Record, ok bool, err error) {
 			return r, false, err
 		}
 	}
-	i := c.cur.hits[c.hi]
+	k := c.hi
+	i := c.cur.hits[k]
 	c.hi++
 	v := &c.cur.v
 	if v.Have&segment.ColTime != 0 {
@@ -271,7 +301,7 @@ func (c *segCursor) next() (r record.Record, ok bool, err error) {
 		r.UserAgent = c.uas[v.UserAgentIDs[i]]
 	}
 	if c.need&segment.ColPath != 0 {
-		r.Path = v.Path(int(v.PathIdx[i]))
+		r.Path = c.cur.paths[k]
 	}
 	if c.need&segment.ColIP != 0 {
 		r.IP = v.IP(i)
@@ -315,11 +345,18 @@ func (c *segCursor) advance() (ok bool, err error) {
 func (c *segCursor) schedule() {
 	depth := max(c.opts.depth, 1)
 	for c.p != nil && len(c.queue) < depth && c.bi < len(c.p.blocks) {
+		if c.budget > 0 && c.sure >= c.budget {
+			break // the blocks scheduled already give every match needed
+		}
 		// Newest first walks the blocks, and the rows in them, backwards,
 		// so that a limited descending search can stop early too.
-		b := c.p.blocks[c.bi]
+		idx := c.bi
 		if c.req.Desc {
-			b = c.p.blocks[len(c.p.blocks)-1-c.bi]
+			idx = len(c.p.blocks) - 1 - c.bi
+		}
+		b := c.p.blocks[idx]
+		if c.p.exact != nil {
+			c.sure += max(c.p.exact[idx], 0)
 		}
 		seq := uint64(c.bi)
 		c.bi++
@@ -348,6 +385,18 @@ func (c *segCursor) schedule() {
 			j.err = c.filterBlock(j)
 		}()
 	}
+}
+
+// lowerBound returns how many matches the segment certainly holds, from
+// the index's exact row counts (0 when it has none).
+func (c *segCursor) lowerBound() int {
+	n := 0
+	if c.p != nil {
+		for _, e := range c.p.exact {
+			n += max(e, 0)
+		}
+	}
+	return n
 }
 
 // close waits for the cursor's jobs in flight and returns their buffers
@@ -464,8 +513,7 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 		n := v.NumPaths()
 		j.pathOK = slices.Grow(j.pathOK[:0], n)[:n]
 		any := false
-		for k := range n {
-			path := v.PathBytes(k)
+		v.EachPath(func(k int, path []byte) {
 			ok := true
 			for ti, t := range p.pathTerm {
 				if !t.matchBytes(path, c.needles[ti]) {
@@ -475,7 +523,7 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 			}
 			j.pathOK[k] = ok
 			any = any || ok
-		}
+		})
 		if !any {
 			j.hits = j.hits[:0]
 			return nil
@@ -527,6 +575,14 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 	if c.req.Desc {
 		slices.Reverse(j.hits)
 	}
+	if c.need&segment.ColPath != 0 {
+		// Only the matching rows' paths are rebuilt, as strings.
+		j.want = j.want[:0]
+		for _, i := range j.hits {
+			j.want = append(j.want, v.PathIdx[i])
+		}
+		j.paths = v.PathStrings(j.want)
+	}
 	return nil
 }
 
@@ -543,6 +599,19 @@ func (c *segCursor) count() (int64, error) {
 		return n, nil
 	}
 	var n int64
+	if p := c.p; p.exact != nil {
+		// Blocks wholly inside the range count from the index; only the
+		// ones that straddle it are filtered.
+		var partial []int
+		for i, e := range p.exact {
+			if e >= 0 {
+				n += int64(e)
+			} else {
+				partial = append(partial, p.blocks[i])
+			}
+		}
+		p.blocks, p.exact = partial, nil
+	}
 	for {
 		ok, err := c.advance()
 		if !ok {
@@ -621,7 +690,13 @@ type mergeItem struct {
 // day's sources (the filtered and sorted head, and a cursor per segment)
 // with a heap, so only one decoded block per segment is held. It returns
 // when done, on error, or when ctx is cancelled.
-func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, opts cursorOpts, out chan<- []record.Record) error {
+//
+// gate, when not nil, is called once the day is planned with the number of
+// matches its segments certainly hold; it returns how many matches the
+// search can still use from this day on (0: no limit), or skip when the
+// days before it already give the whole limit.
+func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, opts cursorOpts,
+	gate func(lower int) (budget int, skip bool), out chan<- []record.Record) error {
 	before := func(a, b *mergeItem) bool {
 		c := a.r.Time.Compare(b.r.Time)
 		if req.Desc {
@@ -650,6 +725,21 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 			c.close()
 		}
 	}()
+	if gate != nil {
+		lower := 0
+		for _, c := range cursors {
+			lower += c.lowerBound()
+		}
+		budget, skip := gate(lower)
+		if skip {
+			return nil
+		}
+		// Each source gives at most budget of the day's first matches, so
+		// each may stop once it surely holds that many.
+		for _, c := range cursors {
+			c.budget = budget
+		}
+	}
 	// Source 0 is the head, source i+1 the segment i.
 	pull := func(src int) (record.Record, bool, error) {
 		if src == 0 {
@@ -784,6 +874,11 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	type stream struct {
 		ch  chan []record.Record
 		err error // set before ch is closed
+		// planned is closed once the day is planned; sure is then the
+		// number of matches the days up to this one certainly hold.
+		planned   chan struct{}
+		sure      int
+		closePlan sync.Once
 	}
 	streams := make([]*stream, len(days))
 	// Producers of the window's days plan concurrently, and their blocks
@@ -793,8 +888,27 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	window := e.concurrency()
 	sem := newPrioSem(window)
 	launch := func(i int) {
-		s := &stream{ch: make(chan []record.Record, chanBatches)}
+		s := &stream{ch: make(chan []record.Record, chanBatches), planned: make(chan struct{})}
 		streams[i] = s
+		// With a limit, a day waits for the days before it to be planned:
+		// when their index row counts already guarantee the limit, it
+		// does not decode a block, and otherwise it needs only the rest.
+		var gate func(int) (int, bool)
+		if req.Limit > 0 {
+			gate = func(lower int) (int, bool) {
+				prev := 0
+				if i > 0 {
+					select {
+					case <-streams[i-1].planned:
+						prev = streams[i-1].sure
+					case <-ctx.Done():
+					}
+				}
+				s.sure = prev + lower
+				s.closePlan.Do(func() { close(s.planned) })
+				return req.Limit - prev, prev >= req.Limit
+			}
+		}
 		wg.Add(1)
 		if e.stats != nil {
 			e.stats.producers.Add(1)
@@ -804,7 +918,9 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 			if e.stats != nil {
 				defer e.stats.producers.Add(-1)
 			}
-			s.err = e.streamDay(ctx, days[i], req, cursorOpts{sem: sem, rank: uint64(i), depth: 2 * window}, s.ch)
+			// A day that fails before planning must not hold up the next.
+			defer s.closePlan.Do(func() { close(s.planned) })
+			s.err = e.streamDay(ctx, days[i], req, cursorOpts{sem: sem, rank: uint64(i), depth: 2 * window}, gate, s.ch)
 			close(s.ch)
 		}()
 	}
