@@ -255,7 +255,8 @@ type blockJob struct {
 	pathOK []bool   // per path dictionary entry
 	hits   []int    // matching rows, in output order
 	paths  []string // per hit: its path, when the output needs paths
-	want   []uint32 // scratch: the hits' path dictionary indexes
+	doms   []uint32 // per hit: its domain id, when the output needs domains
+	uas    []uint32 // per hit: its user-agent id, when the output needs them
 	rows   int
 	err    error
 	done   chan struct{} // closed when the job has run (nil: run inline)
@@ -295,10 +296,10 @@ func (c *segCursor) next() (r record.Record, ok bool, err error) {
 		r.Time = time.UnixMilli(v.Times[i]).UTC()
 	}
 	if c.need&segment.ColDomain != 0 {
-		r.Domain = c.doms[v.DomainIDs[i]]
+		r.Domain = c.doms[c.cur.doms[k]]
 	}
 	if c.need&segment.ColUserAgent != 0 {
-		r.UserAgent = c.uas[v.UserAgentIDs[i]]
+		r.UserAgent = c.uas[c.cur.uas[k]]
 	}
 	if c.need&segment.ColPath != 0 {
 		r.Path = c.cur.paths[k]
@@ -528,7 +529,11 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 			j.hits = j.hits[:0]
 			return nil
 		}
-		j.narrowBy(all, j.pathOK, v.PathIdx)
+		idx, err := v.PathIdx()
+		if err != nil {
+			return err
+		}
+		j.narrowBy(all, j.pathOK, idx)
 		all = false
 		if len(j.hits) == 0 {
 			return nil
@@ -538,7 +543,11 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 		if err := decode(segment.ColDomain); err != nil {
 			return err
 		}
-		j.narrowBy(all, p.domainOK, v.DomainIDs)
+		ids, err := v.DomainIDs()
+		if err != nil {
+			return err
+		}
+		j.narrowBy(all, p.domainOK, ids)
 		all = false
 		if len(j.hits) == 0 {
 			return nil
@@ -548,7 +557,11 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 		if err := decode(segment.ColUserAgent); err != nil {
 			return err
 		}
-		j.narrowBy(all, p.uaOK, v.UserAgentIDs)
+		ids, err := v.UserAgentIDs()
+		if err != nil {
+			return err
+		}
+		j.narrowBy(all, p.uaOK, ids)
 		all = false
 		if len(j.hits) == 0 {
 			return nil
@@ -575,13 +588,29 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 	if c.req.Desc {
 		slices.Reverse(j.hits)
 	}
+	// Only the matching rows' values are read, not whole columns.
+	var err error
 	if c.need&segment.ColPath != 0 {
-		// Only the matching rows' paths are rebuilt, as strings.
-		j.want = j.want[:0]
-		for _, i := range j.hits {
-			j.want = append(j.want, v.PathIdx[i])
+		if j.paths, err = v.PathsOfRows(j.hits); err != nil {
+			return err
 		}
-		j.paths = v.PathStrings(j.want)
+	}
+	for _, col := range []struct {
+		c   segment.Columns
+		at  func(int) (uint32, error)
+		out *[]uint32
+	}{{segment.ColDomain, v.DomainID, &j.doms}, {segment.ColUserAgent, v.UserAgentID, &j.uas}} {
+		if c.need&col.c == 0 {
+			continue
+		}
+		*col.out = (*col.out)[:0]
+		for _, i := range j.hits {
+			id, err := col.at(i)
+			if err != nil {
+				return err
+			}
+			*col.out = append(*col.out, id)
+		}
 	}
 	return nil
 }

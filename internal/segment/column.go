@@ -66,6 +66,13 @@ func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32,
 	if width*n > len(b) {
 		return nil, nil, malformed(what)
 	}
+	out, err := mergeUints(dst, width, b[:width*n], n, limit, what)
+	return out, b[width*n:], err
+}
+
+// mergeUints merges n values from their width byte planes into dst
+// (reused when large enough); each must be below limit.
+func mergeUints(dst []uint32, width int, b []byte, n int, limit int, what string) ([]uint32, error) {
 	out := grow(dst, n)
 	// Specialised loops for the common widths: this merge runs for every
 	// row of every index and id column a search reads.
@@ -101,11 +108,73 @@ func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32,
 	if uint64(or) >= uint64(limit) {
 		for _, v := range out {
 			if uint64(v) >= uint64(limit) {
-				return nil, nil, malformed(what + " out of range")
+				return nil, malformed(what + " out of range")
 			}
 		}
 	}
-	return out, b[width*n:], nil
+	return out, nil
+}
+
+// uintCol is a stream of byte-transposed uints kept as its planes, so
+// that a few rows are read in O(width) each and the whole column is merged
+// (and validated) only when asked. A search returning a handful of rows of
+// a block reads their ids this way instead of merging 8192 of them.
+type uintCol struct {
+	what   string
+	width  int
+	n      int
+	limit  int
+	planes []byte
+	all    []uint32 // the merged values, once merged is set
+	merged bool
+}
+
+// set points u at the stream at the start of b and returns the bytes after
+// it.
+func (u *uintCol) set(b []byte, what string, n, limit int) ([]byte, error) {
+	if len(b) < 1 || b[0] > 4 {
+		return nil, malformed(what + " width")
+	}
+	width := int(b[0])
+	if width*n > len(b)-1 {
+		return nil, malformed(what)
+	}
+	u.what, u.width, u.n, u.limit, u.merged = what, width, n, limit, false
+	u.planes = b[1 : 1+width*n]
+	return b[1+width*n:], nil
+}
+
+// preset makes u hold already decoded values (format-1 columns).
+func (u *uintCol) preset(vals []uint32, what string) {
+	u.what, u.n, u.all, u.merged = what, len(vals), vals, true
+}
+
+// at returns value i, checked against the limit.
+func (u *uintCol) at(i int) (uint32, error) {
+	if u.merged {
+		return u.all[i], nil
+	}
+	var v uint32
+	for p := 0; p < u.width; p++ {
+		v = v<<8 | uint32(u.planes[p*u.n+i])
+	}
+	if uint64(v) >= uint64(u.limit) {
+		return 0, malformed(u.what + " out of range")
+	}
+	return v, nil
+}
+
+// values merges and validates every value once.
+func (u *uintCol) values() ([]uint32, error) {
+	if u.merged {
+		return u.all, nil
+	}
+	all, err := mergeUints(u.all, u.width, u.planes, u.n, u.limit, u.what)
+	if err != nil {
+		return nil, err
+	}
+	u.all, u.merged = all, true
+	return all, nil
 }
 
 // grow returns s resized to n elements, reusing its array when it is large
@@ -268,17 +337,17 @@ func appendIDs(p *parts, ids []uint32) {
 	p.cut()
 }
 
-// decodeIDs decodes a dictionary-id column (domain or user agent) into dst
-// (reused when large enough); every id must be below n.
-func decodeIDs(dst []uint32, raw []byte, rows int, n int, what string) ([]uint32, error) {
-	out, rest, err := readUints(dst, raw, what+" id", rows, n)
+// decodeIDs points u at a dictionary-id column (domain or user agent);
+// every id must be below n.
+func decodeIDs(u *uintCol, raw []byte, rows int, n int, what string) error {
+	rest, err := u.set(raw, what+" id", rows, n)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(rest) != 0 {
-		return nil, malformed(what + " column (trailing bytes)")
+		return malformed(what + " column (trailing bytes)")
 	}
-	return out, nil
+	return nil
 }
 
 // appendPaths writes a per-block dictionary of the distinct paths, sorted and
@@ -350,7 +419,7 @@ type pathDict struct {
 	shared   []int  // per path: bytes shared with the previous path
 	suffix   []int  // per path: length of its own bytes
 	suffixes []byte // every path's own bytes, concatenated
-	idx      []uint32
+	idx      uintCol
 	arena    []byte // every path, when built
 	ends     []int  // path j is arena[ends[j-1]:ends[j]] (ends[-1] = 0)
 	built    bool   // arena and ends are valid
@@ -403,14 +472,13 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 		return malformed("path bytes")
 	}
 	p.suffixes = d.b[pos : pos+total]
-	idx, rest, err := readUints(p.idx, d.b[pos+total:], "path index", rows, n)
+	rest, err := p.idx.set(d.b[pos+total:], "path index", rows, n)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 0 {
 		return malformed("path column (trailing bytes)")
 	}
-	p.idx = idx
 	return nil
 }
 

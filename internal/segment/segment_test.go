@@ -520,10 +520,35 @@ func TestDecodeBlockView(t *testing.T) {
 		if v.Block != b || v.Rows != len(want.Times) || v.Have != ColAll {
 			t.Fatalf("block %d: view says block %d, %d rows, columns %b", b, v.Block, v.Rows, v.Have)
 		}
+		doms, err1 := v.DomainIDs()
+		uas, err2 := v.UserAgentIDs()
+		pidx, err3 := v.PathIdx()
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		rows := make([]int, len(want.Times))
 		for i := range want.Times {
-			if v.Times[i] != want.Times[i] || v.IP(i) != want.IPs[i] || v.DomainIDs[i] != want.DomainIDs[i] ||
-				v.UserAgentIDs[i] != want.UserAgentIDs[i] || v.Path(int(v.PathIdx[i])) != want.Paths[i] {
+			rows[i] = i
+			d, err1 := v.DomainID(i)
+			u, err2 := v.UserAgentID(i)
+			if err := errors.Join(err1, err2); err != nil {
+				t.Fatal(err)
+			}
+			if v.Times[i] != want.Times[i] || v.IP(i) != want.IPs[i] || doms[i] != want.DomainIDs[i] || d != doms[i] ||
+				uas[i] != want.UserAgentIDs[i] || u != uas[i] || v.Path(int(pidx[i])) != want.Paths[i] {
 				t.Fatalf("block %d row %d differs from ReadBlock", b, i)
+			}
+		}
+		// Rows in a shuffled order, some twice: each gets its own path.
+		rand.New(rand.NewPCG(uint64(b), 3)).Shuffle(len(rows), func(x, y int) { rows[x], rows[y] = rows[y], rows[x] })
+		rows = append(rows, rows[:len(rows)/3]...)
+		paths, err := v.PathsOfRows(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, i := range rows {
+			if paths[k] != want.Paths[i] {
+				t.Fatalf("block %d: PathsOfRows gives row %d %q, want %q", b, i, paths[k], want.Paths[i])
 			}
 		}
 		for j := 1; j < v.NumPaths(); j++ {
@@ -576,8 +601,12 @@ func TestDecodeBlockViewAcrossReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pidx, err := v.PathIdx()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range want.Times {
-		if v.Times[i] != want.Times[i] || v.Path(int(v.PathIdx[i])) != want.Paths[i] {
+		if v.Times[i] != want.Times[i] || v.Path(int(pidx[i])) != want.Paths[i] {
 			t.Fatalf("row %d holds the first segment's values", i)
 		}
 	}

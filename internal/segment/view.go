@@ -23,12 +23,16 @@ type BlockView struct {
 	Block, Rows int
 	Have        Columns
 
-	Times        []int64      // unix milliseconds, per row (ColTime)
-	IPDict       []netip.Addr // distinct addresses: IPv4 ascending, then IPv6 ascending (ColIP)
-	IPIdx        []uint32     // per row, index into IPDict (ColIP)
-	DomainIDs    []uint32     // per row, index into Reader.Domains (ColDomain)
-	UserAgentIDs []uint32     // per row, index into Reader.UserAgents (ColUserAgent)
-	PathIdx      []uint32     // per row, index into the path dictionary (ColPath)
+	Times  []int64      // unix milliseconds, per row (ColTime)
+	IPDict []netip.Addr // distinct addresses: IPv4 ascending, then IPv6 ascending (ColIP)
+	IPIdx  []uint32     // per row, index into IPDict (ColIP)
+
+	// The domain and user-agent id columns and the path index are kept as
+	// byte planes: DomainIDs and friends merge a whole column for a
+	// filter, DomainID and friends read single rows for output.
+	dom, ua uintCol
+	domRaw  []byte
+	uaRaw   []byte
 
 	r       *Reader // the reader whose block the view holds
 	paths   pathDict
@@ -54,10 +58,68 @@ func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }
 // once.
 func (v *BlockView) EachPath(fn func(j int, path []byte)) { v.paths.walk(fn) }
 
-// PathStrings returns the distinct paths with the given indexes as new
-// strings, in the order given, rebuilding only the dictionary up to the
-// largest index (ColPath).
-func (v *BlockView) PathStrings(idx []uint32) []string { return v.paths.strings(idx) }
+// DomainIDs returns every row's domain id, an index into Reader.Domains
+// (ColDomain).
+func (v *BlockView) DomainIDs() ([]uint32, error) { return v.check(ColDomain, v.dom.values) }
+
+// UserAgentIDs returns every row's user-agent id, an index into
+// Reader.UserAgents (ColUserAgent).
+func (v *BlockView) UserAgentIDs() ([]uint32, error) { return v.check(ColUserAgent, v.ua.values) }
+
+// PathIdx returns every row's index into the block's path dictionary
+// (ColPath).
+func (v *BlockView) PathIdx() ([]uint32, error) { return v.check(ColPath, v.paths.idx.values) }
+
+// DomainID returns row i's domain id without merging the column (ColDomain).
+func (v *BlockView) DomainID(i int) (uint32, error) { return v.checkAt(ColDomain, &v.dom, i) }
+
+// UserAgentID returns row i's user-agent id without merging the column
+// (ColUserAgent).
+func (v *BlockView) UserAgentID(i int) (uint32, error) { return v.checkAt(ColUserAgent, &v.ua, i) }
+
+// PathsOfRows returns the paths of the given rows as new strings, reading
+// only those rows' indexes and rebuilding the dictionary only up to the
+// largest of them (ColPath).
+func (v *BlockView) PathsOfRows(rows []int) ([]string, error) {
+	want := make([]uint32, len(rows))
+	for k, i := range rows {
+		j, err := v.checkAt(ColPath, &v.paths.idx, i)
+		if err != nil {
+			return nil, err
+		}
+		want[k] = j
+	}
+	return v.paths.strings(want), nil
+}
+
+// check runs a whole-column accessor and reports its failure as
+// corruption of that column.
+func (v *BlockView) check(col Columns, f func() ([]uint32, error)) ([]uint32, error) {
+	vals, err := f()
+	if err != nil {
+		return nil, v.corrupt(col, err)
+	}
+	return vals, nil
+}
+
+func (v *BlockView) checkAt(col Columns, u *uintCol, i int) (uint32, error) {
+	x, err := u.at(i)
+	if err != nil {
+		return 0, v.corrupt(col, err)
+	}
+	return x, nil
+}
+
+// corrupt reports err as damage in column col of the view's block.
+func (v *BlockView) corrupt(col Columns, err error) error {
+	b := &v.r.blocks[v.Block]
+	off := b.off
+	c := 0
+	for ; Columns(1)<<c != col; c++ {
+		off += int64(b.cols[c].clen)
+	}
+	return v.r.corrupt(off, "block %d %s column: %w", v.Block, columnNames[c], err)
+}
 
 // IP returns row i's address (ColIP).
 func (v *BlockView) IP(i int) netip.Addr { return v.IPDict[v.IPIdx[i]] }
@@ -114,11 +176,16 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
 				i, columnNames[c], ErrChecksum, got, cm.crc)
 		}
-		// The path column keeps its own buffer: its dictionary is rebuilt
-		// lazily from it, after other columns have been decoded.
+		// Columns read lazily keep their own buffers: they are read after
+		// other columns have been decoded.
 		dst := &v.raw
-		if col == ColPath {
+		switch col {
+		case ColPath:
 			dst = &v.paths.raw
+		case ColDomain:
+			dst = &v.domRaw
+		case ColUserAgent:
+			dst = &v.uaRaw
 		}
 		*dst, err = decompressInto(*dst, comp, int(cm.rlen))
 		if err == nil {
@@ -140,10 +207,12 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta)
 			v.Times, err = decodeTimesV1(v.Times, raw, b.rows, b.minT, b.maxT)
 			return err
 		case ColDomain:
-			v.DomainIDs, err = decodeIDsV1(v.DomainIDs, raw, b.rows, len(r.domains), "domain")
+			ids, err := decodeIDsV1(v.dom.all, raw, b.rows, len(r.domains), "domain")
+			v.dom.preset(ids, "domain id")
 			return err
 		case ColUserAgent:
-			v.UserAgentIDs, err = decodeIDsV1(v.UserAgentIDs, raw, b.rows, len(r.uas), "user agent")
+			ids, err := decodeIDsV1(v.ua.all, raw, b.rows, len(r.uas), "user agent")
+			v.ua.preset(ids, "user agent id")
 			return err
 		}
 	}
@@ -153,12 +222,11 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta)
 	case ColIP:
 		v.IPDict, v.IPIdx, err = decodeIPs(v.IPDict, v.IPIdx, raw, b.rows)
 	case ColDomain:
-		v.DomainIDs, err = decodeIDs(v.DomainIDs, raw, b.rows, len(r.domains), "domain")
+		err = decodeIDs(&v.dom, raw, b.rows, len(r.domains), "domain")
 	case ColUserAgent:
-		v.UserAgentIDs, err = decodeIDs(v.UserAgentIDs, raw, b.rows, len(r.uas), "user agent")
+		err = decodeIDs(&v.ua, raw, b.rows, len(r.uas), "user agent")
 	case ColPath:
 		err = v.paths.decode(raw, b.rows)
-		v.PathIdx = v.paths.idx
 	}
 	return err
 }
@@ -172,6 +240,7 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 		return nil, err
 	}
 	out := &Block{}
+	var err error
 	if v.Have&ColTime != 0 {
 		out.Times = v.Times
 	}
@@ -182,17 +251,25 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 		}
 	}
 	if v.Have&ColDomain != 0 {
-		out.DomainIDs = v.DomainIDs
+		if out.DomainIDs, err = v.DomainIDs(); err != nil {
+			return nil, err
+		}
 	}
 	if v.Have&ColUserAgent != 0 {
-		out.UserAgentIDs = v.UserAgentIDs
+		if out.UserAgentIDs, err = v.UserAgentIDs(); err != nil {
+			return nil, err
+		}
 	}
 	if v.Have&ColPath != 0 {
+		idx, err := v.PathIdx()
+		if err != nil {
+			return nil, err
+		}
 		// One string for the whole dictionary; rows share substrings of it.
 		v.paths.build()
 		all := string(v.paths.arena)
 		out.Paths = make([]string, v.Rows)
-		for j, k := range v.PathIdx {
+		for j, k := range idx {
 			start := 0
 			if k > 0 {
 				start = v.paths.ends[k-1]
