@@ -3,9 +3,7 @@ package segment
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 	"iter"
 	"log/slog"
 	"math"
@@ -14,6 +12,7 @@ import (
 	"os"
 	"sort"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
@@ -36,11 +35,13 @@ type Block struct {
 	Paths        []string
 }
 
-// Reader is an open segment file. All its methods are safe for concurrent
-// use; the footer is parsed once by Open and immutable afterwards, and block
-// and index reads use ReadAt.
+// Reader is an open segment file. All its methods except Close are safe
+// for concurrent use; the footer is parsed once by Open and immutable
+// afterwards, and blocks and index pages are read from the read-only
+// mapping of the file. Close must not race with reads (the store closes a
+// segment only once no snapshot holds it).
 type Reader struct {
-	f       *os.File
+	data    []byte // the file, mapped read-only; nil after Close
 	path    string
 	size    int64
 	records int64
@@ -76,14 +77,35 @@ type postingRef struct {
 // Open opens a segment, validating its header, trailer and footer checksum.
 // Block contents are checked by ReadBlock. Damage is reported as a
 // *CorruptionError.
+//
+// The file is mapped read-only into memory and its descriptor closed: a
+// segment is immutable once written, block reads then cost no system call
+// and no copy (a search reads hundreds of columns), and 730 open days hold
+// no file descriptors. A removed file's blocks stay readable through the
+// mapping until Close, exactly as they would through an open descriptor.
 func Open(path string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
-	r := &Reader{f: f, path: path}
+	defer f.Close() // the mapping outlives the descriptor
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("open segment: %w", err)
+	}
+	r := &Reader{path: path, size: fi.Size()}
+	if r.size < headerSize+trailerSize {
+		return nil, r.corrupt(0, "file of %d bytes is too short", r.size)
+	}
+	if r.size > math.MaxInt {
+		return nil, fmt.Errorf("open segment %s: file of %d bytes is too large to map", path, r.size)
+	}
+	r.data, err = syscall.Mmap(int(f.Fd()), 0, int(r.size), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("open segment %s: mmap: %w", path, err)
+	}
 	if err := r.load(); err != nil {
-		f.Close()
+		r.Close()
 		return nil, err
 	}
 	return r, nil
@@ -97,27 +119,20 @@ func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
 	return r.readInto(nil, off, n)
 }
 
-// readInto reads n bytes at off into buf, reusing it when large enough.
-func (r *Reader) readInto(buf []byte, off int64, n int64) ([]byte, error) {
-	buf = grow(buf, int(n))
-	if _, err := r.f.ReadAt(buf, off); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, r.corrupt(off, "truncated: %w", err)
-		}
-		return nil, fmt.Errorf("segment %s: read at %d: %w", r.path, off, err)
+// readInto returns the n bytes at off. They are the mapped file itself,
+// read-only (the capacity is cut so that an append copies); buf is unused
+// and kept for callers that reuse a buffer.
+func (r *Reader) readInto(_ []byte, off int64, n int64) ([]byte, error) {
+	if r.data == nil {
+		return nil, fmt.Errorf("segment %s: read after close", r.path)
 	}
-	return buf, nil
+	if off < 0 || n < 0 || off > int64(len(r.data))-n {
+		return nil, r.corrupt(off, "truncated: %d bytes at %d beyond the end of a %d-byte file", n, off, len(r.data))
+	}
+	return r.data[off : off+n : off+n], nil
 }
 
 func (r *Reader) load() error {
-	fi, err := r.f.Stat()
-	if err != nil {
-		return fmt.Errorf("open segment: %w", err)
-	}
-	r.size = fi.Size()
-	if r.size < headerSize+trailerSize {
-		return r.corrupt(0, "file of %d bytes is too short", r.size)
-	}
 	h, err := r.readAt(0, headerSize)
 	if err != nil {
 		return err
@@ -299,8 +314,18 @@ func (r *Reader) Info() Info {
 	return info
 }
 
-// Close closes the file. Reads after Close fail.
-func (r *Reader) Close() error { return r.f.Close() }
+// Close unmaps the file. Reads after Close fail with an error.
+func (r *Reader) Close() error {
+	if r.data == nil {
+		return nil
+	}
+	data := r.data
+	r.data = nil
+	if err := syscall.Munmap(data); err != nil {
+		return fmt.Errorf("close segment %s: munmap: %w", r.path, err)
+	}
+	return nil
+}
 
 // NumBlocks returns the number of blocks.
 func (r *Reader) NumBlocks() int { return len(r.blocks) }
