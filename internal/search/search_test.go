@@ -2,10 +2,12 @@ package search
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -183,7 +185,7 @@ func TestPropertyAgainstBruteForce(t *testing.T) {
 		}
 		from := start.Add(time.Duration(rng.IntN(4*24)) * time.Hour)
 		to := from.Add(time.Duration(1+rng.IntN(3*24)) * time.Hour)
-		desc, limit := rng.IntN(2) == 0, []int{0, 0, 1, 7}[rng.IntN(4)]
+		desc, limit := rng.IntN(2) == 0, []int{0, 0, 1, 7, 60}[rng.IntN(5)]
 		want := brute(q, all, from, to, desc, limit)
 		var got []record.Record
 		n, err := ex.Run(context.Background(), &Request{Query: q, From: from, To: to, Desc: desc, Limit: limit},
@@ -475,5 +477,153 @@ func TestRunCancelStopsProducers(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > before {
 		t.Fatalf("%d goroutines after the searches, %d before", g, before)
+	}
+}
+
+// TestEveryFormatVersion searches the committed fixture of every segment
+// format version the reader accepts (all hold the same records) and
+// compares each answer, and each count, with brute force: version 1 has no
+// index row counts, so its counts and limited IP searches take the
+// scanning paths that version 2 mostly skips.
+func TestEveryFormatVersion(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "segment", "testdata", "v1.golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []record.Record
+	if err := json.Unmarshal(b, &all); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for v := segment.MinVersion; v <= segment.Version; v++ {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			sr, err := segment.Open(filepath.Join("..", "segment", "testdata", fmt.Sprintf("v%d.seg", v)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sr.Close()
+			if sr.Version() != v {
+				t.Fatalf("fixture is version %d", sr.Version())
+			}
+			ex := &Executor{Source: &fakeSource{days: []*store.DayView{{Day: day, Segments: []*segment.Reader{sr}}}}}
+			rng := rand.New(rand.NewPCG(5, 6))
+			for i := 0; i < 400; i++ {
+				qs := randomQuery(rng, all)
+				q, err := Parse(qs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				from, to := day, day.AddDate(0, 0, 1)
+				if i%2 == 1 { // a range that cuts blocks
+					from = day.Add(time.Duration(rng.IntN(12*60)) * time.Minute)
+					to = from.Add(time.Duration(1+rng.IntN(12*60)) * time.Minute)
+				}
+				desc, limit := rng.IntN(2) == 0, []int{0, 3, 40}[rng.IntN(3)]
+				want := brute(q, all, from, to, desc, limit)
+				var got []record.Record
+				if _, err := ex.Run(context.Background(), &Request{Query: q, From: from, To: to, Desc: desc, Limit: limit},
+					func(r record.Record) error { got = append(got, r); return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("query %q [%s,%s) limit %d: %d records, want %d", qs, from, to, limit, len(got), len(want))
+				}
+				for j := range got {
+					if !got[j].Time.Equal(want[j].Time) || !q.Match(&got[j]) {
+						t.Fatalf("query %q: row %d is %s, want %s", qs, j, key(got[j]), key(want[j]))
+					}
+				}
+				n, err := ex.Count(context.Background(), &Request{Query: q, From: from, To: to})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if wantN := len(brute(q, all, from, to, false, 0)); n != int64(wantN) {
+					t.Fatalf("count %q [%s,%s): %d, want %d", qs, from, to, n, wantN)
+				}
+			}
+		})
+	}
+}
+
+// TestLimitedIPSearchDecodesOnlyWhatItNeeds: an address in every block of
+// three days, searched with a small limit, costs exactly the first block of
+// the first day (newest first: the last block of the last day). The
+// index's row counts say that block alone gives the limit, so no block is
+// filtered ahead and the later days are never decoded. A count of the same
+// address over whole days decodes nothing at all.
+func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
+	target := netip.MustParseAddr("198.51.100.7")
+	src := &fakeSource{}
+	var readers []*segment.Reader
+	for d := 0; d < 3; d++ {
+		day := start.AddDate(0, 0, d)
+		var recs []record.Record
+		for i := 0; i < 1000; i++ {
+			ip := netip.AddrFrom4([4]byte{10, 0, byte(i / 250), byte(i)})
+			if i%10 == 0 {
+				ip = target
+			}
+			recs = append(recs, record.Record{Time: day.Add(time.Duration(i) * time.Minute), Domain: "example.nl",
+				Path: fmt.Sprintf("/p%d", i), UserAgent: "ua", IP: ip})
+		}
+		p := filepath.Join(t.TempDir(), fmt.Sprintf("%d.seg", d))
+		if _, err := segment.Write(p, recs, segment.Options{BlockRows: 100}); err != nil {
+			t.Fatal(err)
+		}
+		sr, err := segment.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sr.Close()
+		readers = append(readers, sr)
+		src.days = append(src.days, &store.DayView{Day: day, Segments: []*segment.Reader{sr}})
+	}
+	decoded := func() (n []int64) {
+		for _, sr := range readers {
+			n = append(n, sr.BlocksDecoded())
+		}
+		return n
+	}
+	q, _ := Parse("ip:" + target.String())
+	for _, desc := range []bool{false, true} {
+		before := decoded()
+		var got []record.Record
+		_, err := (&Executor{Source: src}).Run(context.Background(),
+			&Request{Query: q, From: start, To: start.AddDate(0, 0, 3), Desc: desc, Limit: 5},
+			func(r record.Record) error { got = append(got, r); return nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		after := decoded()
+		want := []int64{1, 0, 0}
+		if desc {
+			want = []int64{0, 0, 1}
+		}
+		for d := range after {
+			if after[d]-before[d] != want[d] {
+				t.Fatalf("desc=%v: day %d decoded %d blocks, want %d (all days: before %v after %v)",
+					desc, d, after[d]-before[d], want[d], before, after)
+			}
+		}
+		if len(got) != 5 {
+			t.Fatalf("desc=%v: %d records, want 5", desc, len(got))
+		}
+		for i, r := range got {
+			first := start.Add(time.Duration(10*i) * time.Minute)
+			if desc {
+				first = start.AddDate(0, 0, 2).Add(time.Duration(990-10*i) * time.Minute)
+			}
+			if r.IP != target || !r.Time.Equal(first) {
+				t.Fatalf("desc=%v: record %d is %s at %s, want %s", desc, i, r.IP, r.Time, first)
+			}
+		}
+	}
+	before := decoded()
+	n, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 300 || !slices.Equal(decoded(), before) {
+		t.Fatalf("count: %d (want 300), blocks decoded before %v after %v (want none)", n, before, decoded())
 	}
 }

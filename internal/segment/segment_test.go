@@ -409,8 +409,10 @@ func TestCorruption(t *testing.T) {
 }
 
 func FuzzOpen(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v1.seg")); err == nil {
-		f.Add(b)
+	for v := MinVersion; v <= Version; v++ {
+		if b, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("v%d.seg", v))); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Add([]byte("RDSG\x01\x00\x00\x00"))
 	dir := f.TempDir()
@@ -424,9 +426,21 @@ func FuzzOpen(f *testing.F) {
 			return
 		}
 		defer r.Close()
+		var v BlockView
 		for i := range r.NumBlocks() {
 			r.ReadBlock(i, ColAll)
 			r.ReadBlock(i, ColTime|ColPath)
+			// The lazy accessors search uses must fail, not panic.
+			if r.DecodeBlock(i, ColAll, &v) == nil {
+				rows := make([]int, v.Rows)
+				for k := range rows {
+					rows[k] = v.Rows - 1 - k
+					v.DomainID(k)
+					v.UserAgentID(k)
+				}
+				v.PathsOfRows(rows)
+				v.EachPath(func(int, []byte) {})
+			}
 		}
 		for _, err := range r.Iter() {
 			if err != nil {
@@ -435,6 +449,7 @@ func FuzzOpen(f *testing.F) {
 		}
 		r.BlocksForIP(netip.MustParseAddr("10.0.0.1"))
 		r.BlocksForPrefix(netip.MustParsePrefix("::/0"))
+		r.BlockRowsForPrefix(netip.MustParsePrefix("0.0.0.0/0"), true)
 		r.BlocksForDomains([]uint32{0, 1, 2})
 	})
 }
