@@ -443,6 +443,29 @@ func (j *blockJob) narrowBy(all bool, ok []bool, idx []uint32) {
 	j.hits = j.hits[:n]
 }
 
+// narrowRange keeps the candidate rows whose dictionary index idx[row]
+// lies in [lo, hi).
+func (j *blockJob) narrowRange(all bool, lo, hi uint32, idx []uint32) {
+	width := hi - lo
+	if all {
+		j.hits = j.hits[:0]
+		for i, k := range idx[:j.rows] {
+			if k-lo < width { // unsigned: also false below lo
+				j.hits = append(j.hits, i)
+			}
+		}
+		return
+	}
+	n := 0
+	for _, i := range j.hits {
+		if idx[i]-lo < width {
+			j.hits[n] = i
+			n++
+		}
+	}
+	j.hits = j.hits[:n]
+}
+
 // narrow keeps the candidate rows for which keep holds. all says that every
 // row of the block is still a candidate (j.hits is then not yet built).
 func (j *blockJob) narrow(all bool, keep func(i int) bool) {
@@ -482,23 +505,35 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 		if err := decode(segment.ColIP); err != nil {
 			return err
 		}
-		j.ipOK = slices.Grow(j.ipOK[:0], len(v.IPDict))[:len(v.IPDict)]
-		any := false
-		for k, a := range v.IPDict {
-			ok := true
-			for _, t := range c.ipTerms {
-				if !t.matchIP(a) {
-					ok = false
-					break
-				}
+		if t := c.ipTerms[0]; len(c.ipTerms) == 1 && !t.Negate {
+			// One prefix: its addresses are one run of the sorted
+			// dictionary, found by binary search without building any.
+			lo, hi := v.IPRange(t.Prefix)
+			if lo == hi {
+				return nil
 			}
-			j.ipOK[k] = ok
-			any = any || ok
+			j.narrowRange(all, uint32(lo), uint32(hi), v.IPIdx)
+		} else {
+			n := v.NumIPs()
+			j.ipOK = slices.Grow(j.ipOK[:0], n)[:n]
+			any := false
+			for k := range n {
+				a := v.IPAt(k)
+				ok := true
+				for _, t := range c.ipTerms {
+					if !t.matchIP(a) {
+						ok = false
+						break
+					}
+				}
+				j.ipOK[k] = ok
+				any = any || ok
+			}
+			if !any {
+				return nil
+			}
+			j.narrowBy(all, j.ipOK, v.IPIdx)
 		}
-		if !any {
-			return nil
-		}
-		j.narrowBy(all, j.ipOK, v.IPIdx)
 		all = false
 		if len(j.hits) == 0 {
 			return nil

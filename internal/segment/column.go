@@ -1,11 +1,13 @@
 package segment
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"net/netip"
 	"slices"
+	"sort"
 )
 
 // Column encodings (before zstd). Each one is chosen so that zstd sees long
@@ -295,37 +297,97 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 	return idx
 }
 
-// decodeIPs decodes an IP column in dictionary form: the block's distinct
-// addresses (IPv4 ascending, then IPv6 ascending) and one index per row,
-// into dict and idx (reused when large enough).
-func decodeIPs(dict []netip.Addr, idx []uint32, raw []byte, rows int) ([]netip.Addr, []uint32, error) {
-	d := dec{b: raw}
-	n4 := d.count("ipv4 count", uint64(rows))
-	n6 := d.count("ipv6 count", uint64(rows))
-	p4 := d.bytes("ipv4 addresses", 4*n4)
-	p6 := d.bytes("ipv6 addresses", 16*n6)
-	if d.err != nil {
-		return nil, nil, d.err
+// ipDict is a decoded IP column: the block's distinct addresses kept as
+// their byte planes (IPv4 ascending, then IPv6 ascending) and one index
+// per row. An address is built only when asked for: a filter by one
+// prefix finds its range of the sorted dictionary by binary search over
+// the planes, and only the returned rows' addresses are built.
+type ipDict struct {
+	raw    []byte // the decompressed column; p4 and p6 point into it
+	n4, n6 int
+	p4, p6 []byte // 4 planes of n4 bytes, 16 planes of n6 bytes
+	idx    []uint32
+	all    []netip.Addr // every address, once built
+	built  bool
+}
+
+// decode parses the column and merges the row indexes.
+func (d *ipDict) decode(raw []byte, rows int) error {
+	r := dec{b: raw}
+	n4 := r.count("ipv4 count", uint64(rows))
+	n6 := r.count("ipv6 count", uint64(rows))
+	p4 := r.bytes("ipv4 addresses", 4*n4)
+	p6 := r.bytes("ipv6 addresses", 16*n6)
+	if r.err != nil {
+		return r.err
 	}
-	dict = grow(dict, n4+n6)
-	for i := 0; i < n4; i++ {
-		dict[i] = netip.AddrFrom4([4]byte{p4[i], p4[n4+i], p4[2*n4+i], p4[3*n4+i]})
-	}
-	for i := 0; i < n6; i++ {
-		var a [16]byte
-		for j := range a {
-			a[j] = p6[j*n6+i]
-		}
-		dict[n4+i] = netip.AddrFrom16(a)
-	}
-	idx, rest, err := readUints(idx, d.b, "ip index", rows, len(dict))
+	idx, rest, err := readUints(d.idx, r.b, "ip index", rows, n4+n6)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if len(rest) != 0 {
-		return nil, nil, malformed("ip column (trailing bytes)")
+		return malformed("ip column (trailing bytes)")
 	}
-	return dict, idx, nil
+	d.n4, d.n6, d.p4, d.p6, d.idx, d.built = n4, n6, p4, p6, idx, false
+	return nil
+}
+
+func (d *ipDict) len() int { return d.n4 + d.n6 }
+
+// at builds address k of the dictionary.
+func (d *ipDict) at(k int) netip.Addr {
+	if k < d.n4 {
+		n := d.n4
+		return netip.AddrFrom4([4]byte{d.p4[k], d.p4[n+k], d.p4[2*n+k], d.p4[3*n+k]})
+	}
+	k -= d.n4
+	var a [16]byte
+	for j := range a {
+		a[j] = d.p6[j*d.n6+k]
+	}
+	return netip.AddrFrom16(a)
+}
+
+// addrs builds every address once.
+func (d *ipDict) addrs() []netip.Addr {
+	if !d.built {
+		d.all = grow(d.all, d.len())
+		for k := range d.all {
+			d.all[k] = d.at(k)
+		}
+		d.built = true
+	}
+	return d.all
+}
+
+// key writes dictionary entry k's index key (family byte and address
+// bytes, see appendKey) into buf.
+func (d *ipDict) key(k int, buf []byte) []byte {
+	if k < d.n4 {
+		n := d.n4
+		return append(buf[:0], 4, d.p4[k], d.p4[n+k], d.p4[2*n+k], d.p4[3*n+k])
+	}
+	k -= d.n4
+	buf = append(buf[:0], 6)
+	for j := 0; j < 16; j++ {
+		buf = append(buf, d.p6[j*d.n6+k])
+	}
+	return buf
+}
+
+// prefixRange returns the dictionary indexes [lo, hi) of the addresses in
+// p (netip.Prefix.Contains semantics): keys sort like the dictionary, so
+// they are one contiguous run.
+func (d *ipDict) prefixRange(p netip.Prefix) (lo, hi int) {
+	if !p.IsValid() {
+		return 0, 0
+	}
+	first, last := prefixBounds(p)
+	var buf [17]byte
+	n := d.len()
+	lo = sort.Search(n, func(k int) bool { return bytes.Compare(d.key(k, buf[:0]), first) >= 0 })
+	hi = sort.Search(n, func(k int) bool { return bytes.Compare(d.key(k, buf[:0]), last) > 0 })
+	return lo, max(lo, hi)
 }
 
 // appendIDs writes dictionary ids (domain or user agent) as byte-transposed

@@ -504,6 +504,11 @@ func TestConcurrentReads(t *testing.T) {
 // would show up as a wrong row here.
 func TestDecodeBlockView(t *testing.T) {
 	recs := genRecords(11, 5000)
+	// IPv4-mapped IPv6 addresses stay IPv6 in a segment: IPRange must put
+	// them under ::ffff:0:0/96 and never under an IPv4 prefix.
+	for i, ip := range []string{"::ffff:192.0.2.1", "::ffff:192.0.2.200", "::ffff:10.0.0.1"} {
+		recs = append(recs, rec(int64(i), ip, "x.nl", "/m", "ua")) // mid-day, inside a full block
+	}
 	p := filepath.Join(t.TempDir(), "v.seg")
 	// Small blocks, and a path budget that closes some early, so blocks
 	// differ in size.
@@ -571,10 +576,29 @@ func TestDecodeBlockView(t *testing.T) {
 				t.Fatalf("block %d: path dictionary not sorted and distinct at %d", b, j)
 			}
 		}
-		for j := 1; j < len(v.IPDict); j++ {
-			a, c := v.IPDict[j-1], v.IPDict[j]
+		for j := 1; j < v.NumIPs(); j++ {
+			a, c := v.IPAt(j-1), v.IPAt(j)
 			if a.Is4() == c.Is4() && a.Compare(c) >= 0 || !a.Is4() && c.Is4() {
 				t.Fatalf("block %d: IP dictionary not IPv4-then-IPv6 ascending at %d", b, j)
+			}
+		}
+		// IPRange is the run of exactly the entries a prefix contains.
+		prefixes := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"),
+			netip.MustParsePrefix("::ffff:0:0/96"), netip.MustParsePrefix("192.0.2.0/24")}
+		for k := 0; k < v.NumIPs(); k += 7 {
+			a := v.IPAt(k)
+			bits := 24
+			if !a.Is4() {
+				bits = 48
+			}
+			prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()), netip.PrefixFrom(a, bits).Masked())
+		}
+		for _, p := range prefixes {
+			lo, hi := v.IPRange(p)
+			for k := 0; k < v.NumIPs(); k++ {
+				if in := k >= lo && k < hi; in != p.Contains(v.IPAt(k)) {
+					t.Fatalf("block %d: IPRange(%s) = [%d,%d) but entry %d (%s) contained: %v", b, p, lo, hi, k, v.IPAt(k), !in)
+				}
 			}
 		}
 	}

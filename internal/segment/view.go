@@ -23,9 +23,12 @@ type BlockView struct {
 	Block, Rows int
 	Have        Columns
 
-	Times  []int64      // unix milliseconds, per row (ColTime)
-	IPDict []netip.Addr // distinct addresses: IPv4 ascending, then IPv6 ascending (ColIP)
-	IPIdx  []uint32     // per row, index into IPDict (ColIP)
+	Times []int64 // unix milliseconds, per row (ColTime)
+	// IPIdx holds per row an index into the block's address dictionary
+	// (ColIP): the distinct addresses, IPv4 ascending then IPv6
+	// ascending, read with NumIPs, IPAt and IPRange.
+	IPIdx []uint32
+	ips   ipDict
 
 	// The domain and user-agent id columns and the path index are kept as
 	// byte planes: DomainIDs and friends merge a whole column for a
@@ -122,7 +125,18 @@ func (v *BlockView) corrupt(col Columns, err error) error {
 }
 
 // IP returns row i's address (ColIP).
-func (v *BlockView) IP(i int) netip.Addr { return v.IPDict[v.IPIdx[i]] }
+func (v *BlockView) IP(i int) netip.Addr { return v.ips.at(int(v.IPIdx[i])) }
+
+// NumIPs returns the number of distinct addresses of the block (ColIP).
+func (v *BlockView) NumIPs() int { return v.ips.len() }
+
+// IPAt returns distinct address k (ColIP).
+func (v *BlockView) IPAt(k int) netip.Addr { return v.ips.at(k) }
+
+// IPRange returns the dictionary indexes [lo, hi) of the block's addresses
+// in p, with netip.Prefix.Contains semantics, by binary search: no address
+// is built (ColIP).
+func (v *BlockView) IPRange(p netip.Prefix) (lo, hi int) { return v.ips.prefixRange(p) }
 
 // DecodeBlock decodes the requested columns of block i into v, keeping the
 // columns v already holds for block i of this reader. Each column's CRC32C is checked
@@ -186,6 +200,8 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			dst = &v.domRaw
 		case ColUserAgent:
 			dst = &v.uaRaw
+		case ColIP:
+			dst = &v.ips.raw
 		}
 		*dst, err = decompressInto(*dst, comp, int(cm.rlen))
 		if err == nil {
@@ -220,7 +236,8 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta)
 	case ColTime:
 		v.Times, v.scratch, err = decodeTimes(v.Times, raw, b.rows, b.minT, b.maxT, v.scratch)
 	case ColIP:
-		v.IPDict, v.IPIdx, err = decodeIPs(v.IPDict, v.IPIdx, raw, b.rows)
+		err = v.ips.decode(raw, b.rows)
+		v.IPIdx = v.ips.idx
 	case ColDomain:
 		err = decodeIDs(&v.dom, raw, b.rows, len(r.domains), "domain")
 	case ColUserAgent:
@@ -246,8 +263,9 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 	}
 	if v.Have&ColIP != 0 {
 		out.IPs = make([]netip.Addr, v.Rows)
+		dict := v.ips.addrs()
 		for j, k := range v.IPIdx {
-			out.IPs[j] = v.IPDict[k]
+			out.IPs[j] = dict[k]
 		}
 	}
 	if v.Have&ColDomain != 0 {
