@@ -22,12 +22,12 @@ import (
 var benchStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // benchData returns a Source with one merged segment per day for a generated
-// dataset. The segment files are cached under os.TempDir() by a name that
+// dataset, written at segment.ArchiveLevel as a closed day's merge is. The segment files are cached under os.TempDir() by a name that
 // encodes the dataset and the segment format version, so only the first run
 // pays for generation and compression.
 func benchData(b *testing.B, days, total int) *fakeSource {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), fmt.Sprintf("retentiond-bench-v%d-s1-%dd-%d", segment.Version, days, total))
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("retentiond-bench-v%d-l%d-s1-%dd-%d", segment.Version, segment.ArchiveLevel, days, total))
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		b.Logf("building benchmark dataset in %s (first run only)", dir)
 		if err := os.RemoveAll(dir); err != nil {
@@ -43,7 +43,8 @@ func benchData(b *testing.B, days, total int) *fakeSource {
 				return
 			}
 			p := filepath.Join(dir, record.DayString(record.Day(cur[0].Time))+".seg")
-			if _, err := segment.Write(p, cur, segment.Options{}); err != nil {
+			// Closed days are stored as the store's final merge writes them.
+			if _, err := segment.Write(p, cur, segment.Options{Level: segment.ArchiveLevel}); err != nil {
 				b.Fatal(err)
 			}
 			cur = cur[:0]

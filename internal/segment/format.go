@@ -36,6 +36,14 @@ const (
 	// written once and read many times, and the level-7 encoder ("better")
 	// measurably shrinks the path column at a modest encode cost.
 	DefaultLevel = 7
+	// ArchiveLevel is the zstd level for a segment that will be read for
+	// years and never rewritten: a closed day's final merge. Levels 11 and
+	// up use the "best" encoder, whose longer matches make files 2%
+	// smaller and, with fewer sequences to execute, 15% faster to decode,
+	// at 1.6 times the encoding CPU (measured on 500,000 loggen records:
+	// 10.19 vs 9.98 bytes/record, 223 vs 192 µs to decode a block's five
+	// columns, 560k vs 368k records/s to encode).
+	ArchiveLevel = 11
 
 	// maxFieldLen bounds one path, user agent or domain. It is far above the
 	// record package's limits; it only guarantees the reader's size limits.

@@ -687,7 +687,15 @@ func (s *Store) MergeDay(d time.Time) error {
 		lo, hi = min(lo, ref.minFlush), max(hi, ref.maxFlush)
 	}
 	path := filepath.Join(dy.dir, segName(lo, hi))
-	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows})
+	// A closed day's merge is, unless late records arrive, the file the
+	// day is searched in for the rest of its retention: it is worth the
+	// slower encoder that makes it smaller and faster to decode. Merges of
+	// a day still filling use the default level, since they are redone.
+	level := 0
+	if !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
+		level = segment.ArchiveLevel
+	}
+	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level})
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
