@@ -17,6 +17,12 @@ import (
 // can read one column, drop the block when no row matches, and read the
 // output columns only for blocks with a match. All slices are valid until
 // the view decodes another block.
+//
+// CRCs are checked when a column is decoded. Values of the id and
+// path-index columns are checked against their dictionaries when they are
+// read (a few rows, or the whole column), so those accessors return errors:
+// a value out of range, which only a forged checksum or a writer bug can
+// produce, is a *CorruptionError naming the column.
 type BlockView struct {
 	// Block is the block number, Rows its row count; Have the columns
 	// decoded so far.
@@ -48,7 +54,7 @@ type BlockView struct {
 func (v *BlockView) NumPaths() int { return v.paths.len() }
 
 // PathBytes returns distinct path j without copying (the first call
-// rebuilds every path of the block; EachPath and PathStrings do not). The
+// rebuilds every path of the block; EachPath and PathsOfRows do not). The
 // bytes are overwritten when the view decodes another block.
 func (v *BlockView) PathBytes(j int) []byte { return v.paths.bytes(j) }
 
