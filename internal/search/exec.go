@@ -921,7 +921,10 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 		return 0, err
 	}
 	defer snap.Release()
-	days := slices.Clone(snap.Days)
+	// Days that certainly hold no match are dropped before any producer
+	// starts: an exact address over two years then costs a filter test per
+	// day, not a goroutine, a plan and a hand-over.
+	days := slices.DeleteFunc(slices.Clone(snap.Days), func(v *store.DayView) bool { return !dayMayMatch(v, req) })
 	if req.Desc {
 		slices.Reverse(days)
 	}
@@ -1037,6 +1040,33 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 	return total.Load(), err
 }
 
+// dayMayMatch reports whether day v may hold a match of req: false when
+// an exact-address term names an address that the day's head does not
+// hold and every segment's address filter rules out. It is a cheap
+// pre-check; the planner still decides what to read.
+func dayMayMatch(v *store.DayView, req *Request) bool {
+	for i := range req.Query.Terms {
+		t := &req.Query.Terms[i]
+		if t.Field != FieldIP || t.Negate || !t.Prefix.IsSingleIP() {
+			continue
+		}
+		if len(v.Head) > 0 {
+			return true // the head is filtered as it is
+		}
+		may := false
+		for _, sr := range v.Segments {
+			if sr.MayHoldIP(t.Prefix.Addr()) {
+				may = true
+				break
+			}
+		}
+		if !may {
+			return false
+		}
+	}
+	return true
+}
+
 // matchHead returns the indexes of the matching records of a day's head.
 func matchHead(v *store.DayView, req *Request) []int {
 	var out []int
@@ -1093,6 +1123,9 @@ func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *s
 		}()
 	}
 	for _, v := range snap.Days {
+		if !dayMayMatch(v, req) {
+			continue
+		}
 		jobs <- job{v: v}
 		for _, sr := range v.Segments {
 			jobs <- job{v: v, sr: sr}

@@ -314,6 +314,22 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 	if read := sr.BlocksDecoded() - before; read != 0 {
 		t.Fatalf("query for an absent IP decoded %d blocks, want 0", read)
 	}
+	// The segment's address filter rules that address out, so neither a
+	// search nor a count reads even an index page for it.
+	if sr.MayHoldIP(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatal("test setup: the address filter does not rule 192.0.2.1 out (a false positive): pick another")
+	}
+	pages := sr.IPPagesRead()
+	if _, err := (&Executor{Source: src}).Run(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)},
+		func(record.Record) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if n := sr.IPPagesRead() - pages; n != 0 {
+		t.Fatalf("an address the filter rules out cost %d index page reads, want 0", n)
+	}
 }
 
 func TestParseErrorsPointAtTheTerm(t *testing.T) {

@@ -715,3 +715,70 @@ func TestBlockRowsForPrefix(t *testing.T) {
 		t.Fatalf("v1 segment: blocks %v, rows %v; want blocks and no rows", b, rows)
 	}
 }
+
+// TestAddressFilter checks the format-2 address filter: never a false
+// negative, about 1% false positives, and an address it rules out costs no
+// index page. A format-1 segment has no filter and rules nothing out.
+func TestAddressFilter(t *testing.T) {
+	recs := genRecords(41, 20000)
+	p := filepath.Join(t.TempDir(), "f.seg")
+	if _, err := Write(p, recs, Options{BlockRows: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	held := map[netip.Addr]bool{}
+	for _, x := range recs {
+		held[x.IP] = true
+		if !r.MayHoldIP(x.IP) {
+			t.Fatalf("filter rules out %s, which the segment holds", x.IP)
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	absent, falsePos := 0, 0
+	for absent < 20000 {
+		var a netip.Addr
+		if absent%2 == 0 {
+			a = netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32())})
+		} else {
+			var b [16]byte
+			for i := range b {
+				b[i] = byte(rng.Uint32())
+			}
+			a = netip.AddrFrom16(b)
+		}
+		if held[a] {
+			continue
+		}
+		absent++
+		before := r.IPPagesRead()
+		blocks := r.BlocksForIP(a)
+		if len(blocks) != 0 {
+			t.Fatalf("absent %s: blocks %v", a, blocks)
+		}
+		if r.MayHoldIP(a) {
+			falsePos++
+		} else if r.IPPagesRead() != before {
+			t.Fatalf("absent %s ruled out by the filter, yet an index page was read", a)
+		}
+	}
+	if rate := float64(falsePos) / float64(absent); rate > 0.03 {
+		t.Fatalf("false-positive rate %.3f (%d of %d), want about 0.01", rate, falsePos, absent)
+	} else {
+		t.Logf("%d distinct addresses; false positives %d of %d absent (%.2f%%)", len(held), falsePos, absent, 100*rate)
+	}
+	if r.MayHoldIP(netip.Addr{}) {
+		t.Fatal("the zero address may be held")
+	}
+	old, err := Open(filepath.Join("testdata", "v1.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if !old.MayHoldIP(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatal("a v1 segment has no filter and must not rule an address out")
+	}
+}

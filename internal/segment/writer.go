@@ -392,6 +392,16 @@ func (w *Writer) writeFooter() {
 			meta = binary.AppendUvarint(meta, n)
 		}
 	}
+	// Version 2: the address filter (see bloom.go), uncompressed in the
+	// footer so that a lookup tests bits of the mapped file in place.
+	filter := make([]byte, bloomBytes(len(w.ipAddrs)))
+	for _, a := range w.ipAddrs {
+		key = appendKey(key[:0], a)
+		bloomAdd(filter, key)
+	}
+	meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
+	meta = binary.AppendUvarint(meta, uint64(len(filter)))
+	w.write(filter)
 
 	metaOff := w.off
 	var hdr [4]byte
