@@ -244,4 +244,11 @@ func BenchmarkSearchTwoYears(b *testing.B) {
 	b.Run("exact_ip_busy", func(b *testing.B) { runSearch(b, src, "ip:"+r.IP.String(), 1000, "search") })
 	b.Run("exact_ip_rare", func(b *testing.B) { runSearch(b, src, "ip:"+rare.String(), 1000, "search") })
 	b.Run("exact_ip_rare_count", func(b *testing.B) { runSearch(b, src, "ip:"+rare.String(), 0, "count") })
+	// A CIDR is not answered by the address filter: every day's index is
+	// consulted (one page per day).
+	net := netip.PrefixFrom(rare, 24).Masked()
+	if !rare.Is4() {
+		net = netip.PrefixFrom(rare, 48).Masked()
+	}
+	b.Run("cidr_of_rare_ip", func(b *testing.B) { runSearch(b, src, "ip:"+net.String(), 1000, "search") })
 }

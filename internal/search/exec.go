@@ -1041,13 +1041,14 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 }
 
 // dayMayMatch reports whether day v may hold a match of req: false when
-// an exact-address term names an address that the day's head does not
-// hold and every segment's address filter rules out. It is a cheap
-// pre-check; the planner still decides what to read.
+// an ip: term names an address or network that the day's head does not
+// hold and every segment's address filter rules out (see
+// segment.Reader.MayHoldPrefix). It is a cheap pre-check; the planner still
+// decides what to read.
 func dayMayMatch(v *store.DayView, req *Request) bool {
 	for i := range req.Query.Terms {
 		t := &req.Query.Terms[i]
-		if t.Field != FieldIP || t.Negate || !t.Prefix.IsSingleIP() {
+		if t.Field != FieldIP || t.Negate {
 			continue
 		}
 		if len(v.Head) > 0 {
@@ -1055,7 +1056,7 @@ func dayMayMatch(v *store.DayView, req *Request) bool {
 		}
 		may := false
 		for _, sr := range v.Segments {
-			if sr.MayHoldIP(t.Prefix.Addr()) {
+			if sr.MayHoldPrefix(t.Prefix) {
 				may = true
 				break
 			}

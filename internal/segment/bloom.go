@@ -1,6 +1,9 @@
 package segment
 
-import "math/bits"
+import (
+	"math/bits"
+	"net/netip"
+)
 
 // The address filter (format 2) is a Bloom filter over the IP index keys
 // of a segment. An exact-address search over two years asks every day's
@@ -10,13 +13,33 @@ import "math/bits"
 //
 // bloomBitsPerKey = 10 and bloomHashes = 7 give about 1% false positives,
 // which then cost the index page as before. The filter adds 1.25 bytes per
-// distinct address (0.02-0.03 bytes per record on loggen data).
+// distinct key (0.05 bytes per record on loggen data).
 const (
 	bloomBitsPerKey = 10
 	bloomHashes     = 7
 	// bloomMaxBytes bounds the filter the reader accepts.
 	bloomMaxBytes = 64 << 20
 )
+
+// Besides every address, the filter holds every address's /24 (IPv4) or
+// /48 (IPv6) network, so that a CIDR query at least that narrow can be
+// ruled out too: a /24 key is the byte 0x84 and the network's first 3
+// bytes, a /48 key 0x86 and its first 6 bytes (address keys start with 4
+// or 6, so the two kinds never collide).
+const (
+	bloomNet4Bits = 24
+	bloomNet6Bits = 48
+)
+
+// appendNetKey appends the filter key of a's /24 or /48 network.
+func appendNetKey(b []byte, a netip.Addr) []byte {
+	if a.Is4() {
+		v := a.As4()
+		return append(b, 0x84, v[0], v[1], v[2])
+	}
+	v := a.As16()
+	return append(append(b, 0x86), v[:6]...)
+}
 
 // bloomHash is 64-bit FNV-1a over an index key, then a final mix so that
 // the two halves used for double hashing are independent enough. It must

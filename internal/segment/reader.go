@@ -414,6 +414,27 @@ func (r *Reader) MayHoldIP(a netip.Addr) bool {
 	return bloomMayContain(r.filter, appendKey(nil, a.WithZone("")))
 }
 
+// MayHoldPrefix reports whether the segment may hold an address in p
+// (netip.Prefix.Contains semantics): false is certain. The filter answers
+// for single addresses, IPv4 prefixes of /24 or longer and IPv6 prefixes
+// of /48 or longer; for wider prefixes, and format-1 segments, the answer
+// is always true.
+func (r *Reader) MayHoldPrefix(p netip.Prefix) bool {
+	if !p.IsValid() {
+		return false
+	}
+	a := p.Addr()
+	switch {
+	case r.filter == nil:
+		return true
+	case p.IsSingleIP():
+		return r.MayHoldIP(a)
+	case a.Is4() && p.Bits() >= bloomNet4Bits, !a.Is4() && p.Bits() >= bloomNet6Bits:
+		return bloomMayContain(r.filter, appendNetKey(nil, a))
+	}
+	return true
+}
+
 // BlocksForIP returns the ascending numbers of the blocks that hold a.
 func (r *Reader) BlocksForIP(a netip.Addr) []int {
 	if !a.IsValid() {
@@ -440,10 +461,10 @@ func (r *Reader) BlockRowsForPrefix(p netip.Prefix, withRows bool) (blocks, rows
 	if !p.IsValid() {
 		return nil, nil
 	}
-	lo, hi := prefixBounds(p)
-	if bytes.Equal(lo, hi) && !bloomMayContain(r.filter, lo) {
-		return nil, nil // an exact address the filter rules out
+	if !r.MayHoldPrefix(p) {
+		return nil, nil // the address filter rules the prefix out
 	}
+	lo, hi := prefixBounds(p)
 	return r.blocksForKeys(lo, hi, withRows && r.version >= 2)
 }
 

@@ -773,12 +773,59 @@ func TestAddressFilter(t *testing.T) {
 	if r.MayHoldIP(netip.Addr{}) {
 		t.Fatal("the zero address may be held")
 	}
+	// Networks: never a false negative for a network holding an address,
+	// whatever its length from /24 (/48) down to the address; few false
+	// positives for networks holding none; no opinion on wider ones.
+	heldNets := map[netip.Prefix]bool{}
+	for a := range held {
+		bits := []int{24, 28, 31}
+		if !a.Is4() {
+			bits = []int{48, 56, 64, 127}
+		}
+		for _, b := range bits {
+			p := netip.PrefixFrom(a, b).Masked()
+			if !r.MayHoldPrefix(p) {
+				t.Fatalf("filter rules out %s, which holds %s", p, a)
+			}
+		}
+		heldNets[netip.PrefixFrom(a, map[bool]int{true: 24, false: 48}[a.Is4()]).Masked()] = true
+	}
+	netsAbsent, netsFP := 0, 0
+	for netsAbsent < 20000 {
+		var p netip.Prefix
+		if netsAbsent%2 == 0 {
+			p = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(rng.Uint32()), byte(rng.Uint32()), byte(rng.Uint32()), 0}), 24)
+		} else {
+			var b [16]byte
+			for i := 0; i < 6; i++ {
+				b[i] = byte(rng.Uint32())
+			}
+			p = netip.PrefixFrom(netip.AddrFrom16(b), 48)
+		}
+		if heldNets[p] {
+			continue
+		}
+		netsAbsent++
+		if r.MayHoldPrefix(p) {
+			netsFP++
+		} else if blocks := r.BlocksForPrefix(p); len(blocks) != 0 {
+			t.Fatalf("%s ruled out by the filter, yet the index has blocks %v", p, blocks)
+		}
+	}
+	if rate := float64(netsFP) / float64(netsAbsent); rate > 0.03 {
+		t.Fatalf("network false-positive rate %.3f, want about 0.01", rate)
+	}
+	for _, wide := range []string{"10.0.0.0/16", "0.0.0.0/0", "2001:db8::/32", "::/0"} {
+		if !r.MayHoldPrefix(netip.MustParsePrefix(wide)) {
+			t.Fatalf("the filter has no opinion on %s, yet ruled it out", wide)
+		}
+	}
 	old, err := Open(filepath.Join("testdata", "v1.seg"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if !old.MayHoldIP(netip.MustParseAddr("192.0.2.1")) {
+	if !old.MayHoldIP(netip.MustParseAddr("192.0.2.1")) || !old.MayHoldPrefix(netip.MustParsePrefix("192.0.2.0/24")) {
 		t.Fatal("a v1 segment has no filter and must not rule an address out")
 	}
 }

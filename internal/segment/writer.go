@@ -394,10 +394,17 @@ func (w *Writer) writeFooter() {
 	}
 	// Version 2: the address filter (see bloom.go), uncompressed in the
 	// footer so that a lookup tests bits of the mapped file in place.
-	filter := make([]byte, bloomBytes(len(w.ipAddrs)))
+	nets := map[string]struct{}{}
+	for _, a := range w.ipAddrs {
+		nets[string(appendNetKey(key[:0], a))] = struct{}{}
+	}
+	filter := make([]byte, bloomBytes(len(w.ipAddrs)+len(nets)))
 	for _, a := range w.ipAddrs {
 		key = appendKey(key[:0], a)
 		bloomAdd(filter, key)
+	}
+	for k := range nets {
+		bloomAdd(filter, []byte(k))
 	}
 	meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
 	meta = binary.AppendUvarint(meta, uint64(len(filter)))
