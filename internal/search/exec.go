@@ -574,29 +574,24 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 			return nil
 		}
 	}
-	if p.domainOK != nil {
-		if err := decode(segment.ColDomain); err != nil {
+	// Domain and user-agent terms were evaluated per dictionary entry when
+	// the segment was planned; rows look their answer up by id.
+	for _, f := range []struct {
+		ok  []bool
+		col segment.Columns
+		ids func() ([]uint32, error)
+	}{{p.domainOK, segment.ColDomain, v.DomainIDs}, {p.uaOK, segment.ColUserAgent, v.UserAgentIDs}} {
+		if f.ok == nil {
+			continue
+		}
+		if err := decode(f.col); err != nil {
 			return err
 		}
-		ids, err := v.DomainIDs()
+		ids, err := f.ids()
 		if err != nil {
 			return err
 		}
-		j.narrowBy(all, p.domainOK, ids)
-		all = false
-		if len(j.hits) == 0 {
-			return nil
-		}
-	}
-	if p.uaOK != nil {
-		if err := decode(segment.ColUserAgent); err != nil {
-			return err
-		}
-		ids, err := v.UserAgentIDs()
-		if err != nil {
-			return err
-		}
-		j.narrowBy(all, p.uaOK, ids)
+		j.narrowBy(all, f.ok, ids)
 		all = false
 		if len(j.hits) == 0 {
 			return nil

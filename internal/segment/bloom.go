@@ -66,29 +66,30 @@ func bloomBytes(n int) int {
 }
 
 // bloomAdd sets key's bits in filter.
-func bloomAdd(filter []byte, key []byte) {
-	m := uint64(len(filter)) * 8
-	h := bloomHash(key)
-	h1, h2 := h, bits.RotateLeft64(h, 32)|1
-	for i := uint64(0); i < bloomHashes; i++ {
-		b := (h1 + i*h2) % m
-		filter[b/8] |= 1 << (b % 8)
-	}
-}
+func bloomAdd(filter []byte, key []byte) { bloomProbe(filter, key, true) }
 
 // bloomMayContain reports whether key may be in filter; false is certain.
+// An empty filter (format 1 has none) rules nothing out.
 func bloomMayContain(filter []byte, key []byte) bool {
-	if len(filter) == 0 {
-		return true
-	}
+	return len(filter) == 0 || bloomProbe(filter, key, false)
+}
+
+// bloomProbe visits key's bloomHashes probe bits (double hashing: probe i
+// is h1 + i·h2 modulo the filter's bits), setting each when set is true,
+// and reports whether all of them were set.
+func bloomProbe(filter []byte, key []byte, set bool) bool {
 	m := uint64(len(filter)) * 8
 	h := bloomHash(key)
 	h1, h2 := h, bits.RotateLeft64(h, 32)|1
+	all := true
 	for i := uint64(0); i < bloomHashes; i++ {
 		b := (h1 + i*h2) % m
-		if filter[b/8]&(1<<(b%8)) == 0 {
-			return false
+		if set {
+			filter[b/8] |= 1 << (b % 8)
+		} else if filter[b/8]&(1<<(b%8)) == 0 {
+			all = false
+			break
 		}
 	}
-	return true
+	return all
 }

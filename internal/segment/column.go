@@ -499,32 +499,23 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 	if d.err != nil {
 		return d.err
 	}
-	p.shared = grow(p.shared, n)
-	pos := 0
-	for i := range p.shared {
-		var v uint64
-		v, pos = uvarintAt(d.b, pos)
-		if pos < 0 || v > maxFieldLen {
-			return malformed("path prefix length")
-		}
-		p.shared[i] = int(v)
+	var pos int
+	var err error
+	if p.shared, pos, err = readLengths(p.shared, d.b, 0, n, "path prefix length"); err != nil {
+		return err
 	}
-	p.suffix = grow(p.suffix, n)
+	if p.suffix, pos, err = readLengths(p.suffix, d.b, pos, n, "path suffix length"); err != nil {
+		return err
+	}
 	total, prevLen, arena := 0, 0, 0
-	for i := range p.suffix {
-		var v uint64
-		v, pos = uvarintAt(d.b, pos)
-		if pos < 0 || v > maxFieldLen {
-			return malformed("path suffix length")
-		}
-		p.suffix[i] = int(v)
-		total += int(v)
+	for i, sh := range p.shared {
+		total += p.suffix[i]
 		// A path shares at most the whole previous path, and no path is
 		// longer than maxFieldLen.
-		if p.shared[i] > prevLen || p.shared[i]+int(v) > maxFieldLen || total > len(d.b)-pos {
+		if sh > prevLen || sh+p.suffix[i] > maxFieldLen || total > len(d.b)-pos {
 			return malformed("path prefix length")
 		}
-		prevLen = p.shared[i] + int(v)
+		prevLen = sh + p.suffix[i]
 		// The rebuilt dictionary must fit the reader's column limit too.
 		if arena += prevLen; arena > maxRawColumn {
 			return malformed("path dictionary size")
@@ -542,6 +533,22 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 		return malformed("path column (trailing bytes)")
 	}
 	return nil
+}
+
+// readLengths reads n uvarint lengths, each at most maxFieldLen, from b at
+// pos into dst (reused when large enough), and returns the position after
+// them.
+func readLengths(dst []int, b []byte, pos, n int, what string) ([]int, int, error) {
+	dst = grow(dst, n)
+	for i := range dst {
+		var v uint64
+		v, pos = uvarintAt(b, pos)
+		if pos < 0 || v > maxFieldLen {
+			return nil, 0, malformed(what)
+		}
+		dst[i] = int(v)
+	}
+	return dst, pos, nil
 }
 
 // walk calls fn with each path in dictionary order; the bytes are valid

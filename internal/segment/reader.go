@@ -119,14 +119,9 @@ func (r *Reader) corrupt(off int64, format string, args ...any) error {
 	return &CorruptionError{File: r.path, Offset: off, Err: fmt.Errorf(format, args...)}
 }
 
+// readAt returns the n bytes at off. They are the mapped file itself,
+// read-only (the capacity is cut so that an append copies).
 func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
-	return r.readInto(nil, off, n)
-}
-
-// readInto returns the n bytes at off. They are the mapped file itself,
-// read-only (the capacity is cut so that an append copies); buf is unused
-// and kept for callers that reuse a buffer.
-func (r *Reader) readInto(_ []byte, off int64, n int64) ([]byte, error) {
 	if r.data == nil {
 		return nil, fmt.Errorf("segment %s: read after close", r.path)
 	}

@@ -45,7 +45,6 @@ type BlockView struct {
 
 	r       *Reader // the reader whose block the view holds
 	paths   pathDict
-	comp    []byte // compressed column bytes
 	raw     []byte // decompressed column bytes
 	scratch []uint32
 }
@@ -179,8 +178,7 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			last = c
 		}
 	}
-	var err error
-	v.comp, err = r.readInto(v.comp, colOff[first], colOff[last+1]-colOff[first])
+	span, err := r.readAt(colOff[first], colOff[last+1]-colOff[first])
 	if err != nil {
 		return err
 	}
@@ -190,7 +188,7 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			continue
 		}
 		cm, off := b.cols[c], colOff[c]
-		comp := v.comp[off-colOff[first] : colOff[c+1]-colOff[first]]
+		comp := span[off-colOff[first] : colOff[c+1]-colOff[first]]
 		if got := crc(comp); got != cm.crc {
 			v.Have = 0
 			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
