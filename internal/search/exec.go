@@ -105,48 +105,34 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 			uTerms = append(uTerms, t)
 		case FieldPath:
 			// The path column is read as a dictionary instead (see
-			// segCursor.loadBlock), so it is not among p.cols.
+			// segCursor.filterBlock), so it is not among p.cols.
 			p.pathTerm = append(p.pathTerm, t)
 		}
 	}
 	// Each dictionary entry is tested once, not once per row.
 	if len(dTerms) > 0 {
 		doms := sr.Domains()
-		p.domainOK = make([]bool, len(doms))
+		var any bool
+		p.domainOK, any = markEntries(nil, len(doms), func(id int) bool {
+			return allHold(dTerms, func(t *Term) bool { return t.matchString(doms[id]) })
+		})
+		if !any {
+			return nil
+		}
 		var ids []uint32
-		for id, d := range doms {
-			ok := true
-			for _, t := range dTerms {
-				if !t.matchString(d) {
-					ok = false
-					break
-				}
-			}
-			p.domainOK[id] = ok
+		for id, ok := range p.domainOK {
 			if ok {
 				ids = append(ids, uint32(id))
 			}
-		}
-		if len(ids) == 0 {
-			return nil
 		}
 		restrict(sr.BlocksForDomains(ids))
 	}
 	if len(uTerms) > 0 {
 		uas := sr.UserAgents()
-		p.uaOK = make([]bool, len(uas))
-		any := false
-		for id, u := range uas {
-			ok := true
-			for _, t := range uTerms {
-				if !t.matchString(u) {
-					ok = false
-					break
-				}
-			}
-			p.uaOK[id] = ok
-			any = any || ok
-		}
+		var any bool
+		p.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
+			return allHold(uTerms, func(t *Term) bool { return t.matchString(uas[id]) })
+		})
 		if !any {
 			return nil
 		}
@@ -177,6 +163,29 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 		return nil
 	}
 	return p
+}
+
+// markEntries sets ok[k] (ok is reused when large enough) to match(k) for
+// each of n dictionary entries and reports whether any holds: a term is
+// evaluated once per distinct value, and rows then look their answer up.
+func markEntries(ok []bool, n int, match func(k int) bool) ([]bool, bool) {
+	ok = slices.Grow(ok[:0], n)[:n]
+	any := false
+	for k := range ok {
+		ok[k] = match(k)
+		any = any || ok[k]
+	}
+	return ok, any
+}
+
+// allHold reports whether match holds for every term.
+func allHold(terms []*Term, match func(t *Term) bool) bool {
+	for _, t := range terms {
+		if !match(t) {
+			return false
+		}
+	}
+	return true
 }
 
 func intersect(a, b []int) []int {
@@ -514,21 +523,11 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 			}
 			j.narrowRange(all, uint32(lo), uint32(hi), v.IPIdx)
 		} else {
-			n := v.NumIPs()
-			j.ipOK = slices.Grow(j.ipOK[:0], n)[:n]
-			any := false
-			for k := range n {
+			var any bool
+			j.ipOK, any = markEntries(j.ipOK, v.NumIPs(), func(k int) bool {
 				a := v.IPAt(k)
-				ok := true
-				for _, t := range c.ipTerms {
-					if !t.matchIP(a) {
-						ok = false
-						break
-					}
-				}
-				j.ipOK[k] = ok
-				any = any || ok
-			}
+				return allHold(c.ipTerms, func(t *Term) bool { return t.matchIP(a) })
+			})
 			if !any {
 				return nil
 			}
