@@ -25,13 +25,39 @@ var (
 	ErrLocked = errors.New("data directory is locked by another process")
 )
 
+// CorruptSuffix is appended to the name of a segment file found damaged
+// (quarantine). The file stays in its day directory, so the damage stays
+// visible (metrics, retentiond verify) across restarts and a purge of the
+// day destroys it with the rest, but it is never read again.
+const CorruptSuffix = ".corrupt"
+
+// CorruptFile is a damaged segment file of a day: found at start-up (its
+// footer does not verify) or by a reader (a block does not). Its records are
+// not searchable, and since the WAL checkpoint already covered them they
+// exist nowhere else in the data directory: they are lost unless the file
+// is restored from a backup.
+type CorruptFile struct {
+	// Path is where the file is now: its name ends in CorruptSuffix once
+	// it has been quarantined (at once at start-up, within a second at run
+	// time).
+	Path  string
+	Bytes int64
+	// Err is what was found, with the file's original name and the offset
+	// of the damage.
+	Err *segment.CorruptionError
+}
+
 // DayInfo describes one stored UTC day.
 type DayInfo struct {
 	Day     time.Time // midnight UTC
 	Records int64     // records in segments and head
-	Bytes   int64     // bytes on disk (segment files)
+	Bytes   int64     // bytes on disk (segment files, damaged ones included)
 	MinTime time.Time // oldest record; zero if the day holds none
 	MaxTime time.Time // newest record; zero if the day holds none
+	// CorruptFiles counts the day's damaged segment files, whose records
+	// are not in Records (see CorruptFile). A day holding only damaged
+	// files is still listed, so that a purge destroys it.
+	CorruptFiles int
 }
 
 // DayView is what a search sees of one day: its immutable segment files and a
@@ -45,6 +71,10 @@ type DayView struct {
 	// Head holds the day's records that are only in the WAL and in memory. It
 	// is read-only and in arrival order, not sorted by time.
 	Head []record.Record
+	// Corrupt are the day's damaged segment files, known when the snapshot
+	// was taken: their records are missing from Segments, and a search must
+	// say so.
+	Corrupt []CorruptFile
 }
 
 // Snapshot is a consistent, reference-counted view over a range of days.
@@ -53,6 +83,18 @@ type Snapshot struct {
 	// Days are the days that overlap the requested range, oldest first.
 	Days    []*DayView
 	release func()
+	report  func(*segment.CorruptionError)
+}
+
+// ReportCorrupt tells the store that a reader of this snapshot found damage
+// in one of its segment files: the store logs and counts it, keeps the file
+// out of later snapshots and quarantines it. The snapshot's own view is not
+// changed. Reporting a file twice, or a file the store no longer holds, is
+// harmless.
+func (s *Snapshot) ReportCorrupt(err *segment.CorruptionError) {
+	if s.report != nil && err != nil {
+		s.report(err)
+	}
 }
 
 // Release gives the snapshot's days back; a day deleted meanwhile is removed

@@ -14,6 +14,7 @@ type metrics struct {
 	deletedDays     prometheus.Counter
 	replayed        prometheus.Counter
 	recoveryRemoved prometheus.Counter
+	corruptFound    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -55,12 +56,16 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Name: "retentiond_store_recovery_removed_files_total",
 			Help: "Files removed at start-up as debris of an interrupted flush, merge or deletion.",
 		}),
+		corruptFound: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_corrupt_file_detections_total",
+			Help: "Damaged segment files found (footer at start-up, block when read) and quarantined.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration,
-		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved,
+		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_bytes",
 			Help: "Estimated memory of unflushed records (head and head being flushed).",
@@ -82,6 +87,18 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			n := 0
 			for _, dy := range s.days {
 				n += len(dy.segs)
+			}
+			return float64(n)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_corrupt_files",
+			Help: "Damaged segment files in the data directory (quarantined as *.corrupt or about to be): their records are missing from searches until restored or purged.",
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n := 0
+			for _, dy := range s.days {
+				n += len(dy.corrupt)
 			}
 			return float64(n)
 		}),

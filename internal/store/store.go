@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -147,6 +148,7 @@ type day struct {
 	start   time.Time
 	dir     string
 	segs    []*segRef
+	corrupt []CorruptFile // damaged files, not in segs (see CorruptFile)
 	refs    int           // snapshots holding the day
 	drained chan struct{} // closed when refs drops to zero after deletion began
 	deleted bool
@@ -335,8 +337,15 @@ func (s *Store) recover() error {
 // openDay registers a day directory found at start-up: it removes part files
 // of a flush that never reached its checkpoint (their records are still in the
 // WAL) and files made redundant by a merge that finished writing but not
-// removing its sources, then opens the rest.
-func (s *Store) openDay(d time.Time) error {
+// removing its sources, quarantines damaged files, and opens the rest.
+//
+// A damaged file (its header, trailer or footer does not verify) does not
+// stop the start: it is renamed to CorruptSuffix, logged with its offset,
+// counted, and kept in the day's registry, so the day stays listed for
+// purge and searches name the file they cannot read. Files are opened
+// before redundant ones are removed, so a damaged merge output never costs
+// the good parts it would have replaced.
+func (s *Store) openDay(d time.Time) (err error) {
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
 	if _, err := fsutil.SweepLeftovers(dir); err != nil {
 		return err
@@ -348,54 +357,213 @@ func (s *Store) openDay(d time.Time) error {
 	type file struct {
 		name     string
 		min, max int64
+		r        *segment.Reader          // nil when damaged or removed
+		bad      *segment.CorruptionError // why it could not be opened
 	}
-	var files []file
+	var files []*file
+	defer func() {
+		if err != nil {
+			for _, f := range files {
+				if f.r != nil {
+					f.r.Close()
+				}
+			}
+		}
+	}()
+	dy := &day{start: d, dir: dir}
 	for _, e := range entries {
-		var lo, hi int64
-		if _, err := fmt.Sscanf(e.Name(), "seg-%d-%d.seg", &lo, &hi); err != nil || e.Name() != segName(lo, hi) {
-			s.log.Warn("ignoring unexpected file in day directory", "day", record.DayString(d), "name", e.Name())
+		name := e.Name()
+		if orig, ok := strings.CutSuffix(name, CorruptSuffix); ok {
+			if _, _, ok := parseSegName(orig); ok {
+				dy.corrupt = append(dy.corrupt, quarantinedEarlier(filepath.Join(dir, name)))
+				continue
+			}
+		}
+		lo, hi, ok := parseSegName(name)
+		if !ok {
+			s.log.Warn("ignoring unexpected file in day directory", "day", record.DayString(d), "name", name)
 			continue
 		}
 		if hi > s.cp.Flush {
 			// Written by a flush that crashed before its checkpoint.
-			if err := fsutil.RemoveFile(filepath.Join(dir, e.Name())); err != nil {
+			if err := fsutil.RemoveFile(filepath.Join(dir, name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
 			continue
 		}
-		files = append(files, file{e.Name(), lo, hi})
+		f := &file{name: name, min: lo, max: hi}
+		r, err := segment.Open(filepath.Join(dir, name))
+		if err != nil && !errors.As(err, &f.bad) {
+			// Not damage but an I/O or resource error: retrying later
+			// may work, so the start fails instead of setting data aside.
+			return fmt.Errorf("open day %s: %w", record.DayString(d), err)
+		}
+		f.r = r
+		files = append(files, f)
 	}
-	var keep []file
-	for i, f := range files {
+	// A file is redundant when a readable file's flush range strictly
+	// contains its own: a merge wrote that file from it (merges leave
+	// damaged files out only once they are quarantined, so the name is
+	// never a false claim about a plain .seg file).
+	for _, f := range files {
 		covered := false
-		for j, g := range files {
-			if i != j && g.min <= f.min && f.max <= g.max && (g.min != f.min || g.max != f.max) {
+		for _, g := range files {
+			if g != f && g.r != nil && g.min <= f.min && f.max <= g.max && (g.min != f.min || g.max != f.max) {
 				covered = true
 				break
 			}
 		}
 		if covered {
+			if f.r != nil {
+				f.r.Close()
+				f.r = nil
+			}
 			if err := fsutil.RemoveFile(filepath.Join(dir, f.name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
-			continue
 		}
-		keep = append(keep, f)
 	}
-	dy := &day{start: d, dir: dir}
-	for _, f := range keep {
-		r, err := segment.Open(filepath.Join(dir, f.name))
-		if err != nil {
-			return fmt.Errorf("open day %s: %w", record.DayString(d), err)
+	for _, f := range files {
+		switch {
+		case f.bad != nil:
+			path := filepath.Join(dir, f.name)
+			s.noteCorrupt(f.bad, "start-up")
+			dst, err := quarantine(path)
+			if err != nil {
+				return err
+			}
+			dy.corrupt = append(dy.corrupt, CorruptFile{Path: dst, Bytes: fileSize(dst), Err: f.bad})
+		case f.r != nil:
+			ref := &segRef{r: f.r, minFlush: f.min, maxFlush: f.max}
+			ref.refs.Store(1)
+			dy.segs = append(dy.segs, ref)
 		}
-		ref := &segRef{r: r, minFlush: f.min, maxFlush: f.max}
-		ref.refs.Store(1)
-		dy.segs = append(dy.segs, ref)
 	}
 	s.days[d.Unix()] = dy
 	return nil
+}
+
+// parseSegName returns the flush range of a segment file name.
+func parseSegName(name string) (lo, hi int64, ok bool) {
+	if _, err := fmt.Sscanf(name, "seg-%d-%d.seg", &lo, &hi); err != nil || name != segName(lo, hi) {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+// quarantine renames the damaged segment file path to path+CorruptSuffix,
+// durably (both names' directory is fsynced), and returns the new name.
+func quarantine(path string) (string, error) {
+	dst := path + CorruptSuffix
+	if err := fsutil.Rename(path, dst); err != nil {
+		return path, fmt.Errorf("quarantine damaged segment %s: %w", path, err)
+	}
+	return dst, nil
+}
+
+// quarantinedEarlier describes a file quarantined by an earlier run. Opening
+// it again names the damage when it is in the footer; damage in a block is
+// not searched for again (that reads the whole file): retentiond verify
+// names its offset.
+func quarantinedEarlier(path string) CorruptFile {
+	orig := strings.TrimSuffix(path, CorruptSuffix)
+	cf := CorruptFile{Path: path, Bytes: fileSize(path)}
+	r, err := segment.Open(path)
+	if err == nil {
+		r.Close()
+	}
+	if errors.As(err, &cf.Err) {
+		cf.Err.File = orig
+		return cf
+	}
+	cf.Err = &segment.CorruptionError{File: orig, Offset: -1,
+		Err: errors.New("quarantined by an earlier run (retentiond verify names the offset)")}
+	return cf
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// noteCorrupt logs and counts a damaged segment file. The log names the
+// file and the offset of the damage, never record contents.
+func (s *Store) noteCorrupt(ce *segment.CorruptionError, foundBy string) {
+	s.m.corruptFound.Inc()
+	s.log.Error("segment file damaged: quarantined, its records are left out of searches until it is restored from a backup or its day is purged",
+		"file", ce.File, "offset", ce.Offset, "err", ce.Err, "found_by", foundBy)
+}
+
+// reportCorrupt takes a segment file that a reader found damaged out of
+// its day's readable files: later snapshots skip it and name it, merges
+// leave it out, and the background loop quarantines it.
+func (s *Store) reportCorrupt(ce *segment.CorruptionError) {
+	var found *segRef
+	s.mu.Lock()
+	for _, dy := range s.days {
+		if dy.deleted {
+			continue
+		}
+		for _, ref := range dy.segs {
+			if ref.r.Path() == ce.File {
+				found = ref
+				break
+			}
+		}
+		if found != nil {
+			dy.segs = slices.DeleteFunc(dy.segs, func(ref *segRef) bool { return ref == found })
+			dy.corrupt = append(dy.corrupt, CorruptFile{Path: ce.File, Bytes: found.r.Info().Bytes, Err: ce})
+			break
+		}
+	}
+	s.mu.Unlock()
+	if found == nil {
+		return // already reported, merged away or deleted
+	}
+	s.noteCorrupt(ce, "read")
+	found.release() // the registry's reference; snapshots keep theirs
+	s.kickFlush()   // the loop quarantines it
+}
+
+// quarantineReported renames the files reported damaged since the last
+// call (see reportCorrupt). It runs under maintMu, so it never races a
+// merge or a day deletion.
+func (s *Store) quarantineReported() error {
+	var todo []string
+	s.mu.Lock()
+	for _, dy := range s.days {
+		for _, c := range dy.corrupt {
+			if !strings.HasSuffix(c.Path, CorruptSuffix) {
+				todo = append(todo, c.Path)
+			}
+		}
+	}
+	s.mu.Unlock()
+	var errs []error
+	for _, path := range todo {
+		dst, err := quarantine(path)
+		gone := errors.Is(err, fs.ErrNotExist) // removed by hand meanwhile
+		if err != nil && !gone {
+			errs = append(errs, err)
+			continue
+		}
+		s.mu.Lock()
+		for _, dy := range s.days {
+			dy.corrupt = slices.DeleteFunc(dy.corrupt, func(c CorruptFile) bool { return gone && c.Path == path })
+			for i := range dy.corrupt {
+				if dy.corrupt[i].Path == path {
+					dy.corrupt[i].Path = dst
+				}
+			}
+		}
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 func segName(minFlush, maxFlush int64) string {
@@ -504,6 +672,9 @@ func (s *Store) loop() {
 		case <-s.kick:
 		case <-tick.C:
 		}
+		if err := s.quarantineDue(); err != nil {
+			s.log.Error("quarantine failed", "err", err)
+		}
 		if s.flushDue() {
 			if err := s.Flush(); err != nil {
 				s.log.Error("flush failed", "err", err)
@@ -513,6 +684,24 @@ func (s *Store) loop() {
 			s.log.Error("merge failed", "err", err)
 		}
 	}
+}
+
+// quarantineDue renames files reported damaged, if there are any.
+func (s *Store) quarantineDue() error {
+	s.mu.Lock()
+	due := false
+	for _, dy := range s.days {
+		for _, c := range dy.corrupt {
+			due = due || !strings.HasSuffix(c.Path, CorruptSuffix)
+		}
+	}
+	s.mu.Unlock()
+	if !due {
+		return nil
+	}
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	return s.quarantineReported()
 }
 
 func (s *Store) flushDue() bool {
@@ -672,6 +861,12 @@ func (s *Store) MergeDay(d time.Time) error {
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
 	start := time.Now()
+	// A file reported damaged is renamed before a merge leaves it out:
+	// the merged file's name claims its flush range, and at start-up a
+	// plain segment file inside that range is removed as merged.
+	if err := s.quarantineReported(); err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
 	key := record.Day(d).Unix()
 	s.mu.Lock()
 	dy := s.days[key]
@@ -705,6 +900,12 @@ func (s *Store) MergeDay(d time.Time) error {
 	}
 	if err := mergeInto(w, readers); err != nil {
 		w.Abort()
+		// A damaged source is set aside, so the next merge goes ahead
+		// without it instead of failing forever.
+		var ce *segment.CorruptionError
+		if errors.As(err, &ce) {
+			s.reportCorrupt(ce)
+		}
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
 	if _, err := w.Close(); err != nil {
@@ -763,7 +964,7 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 	}
 	slices.Sort(sorted)
 
-	snap := &Snapshot{}
+	snap := &Snapshot{report: s.reportCorrupt}
 	var held []*day
 	var refs []*segRef
 	for _, k := range sorted {
@@ -776,6 +977,7 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 				refs = append(refs, ref)
 				v.Segments = append(v.Segments, ref.r)
 			}
+			v.Corrupt = slices.Clone(dy.corrupt)
 		}
 		f, h := s.frozen[k], s.heads[k]
 		switch {
@@ -839,6 +1041,10 @@ func (s *Store) Days() []DayInfo {
 			if si.Records > 0 {
 				widen(in, si.MinTime, si.MaxTime)
 			}
+		}
+		for _, c := range dy.corrupt {
+			in.CorruptFiles++
+			in.Bytes += c.Bytes
 		}
 	}
 	for _, m := range []map[int64]*head{s.frozen, s.heads} {
