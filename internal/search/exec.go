@@ -27,6 +27,9 @@ type Request struct {
 	To    time.Time
 	Desc  bool // newest first
 	Limit int  // 0: no limit
+	// Skipped, when set, makes damaged segment files be left out of the
+	// answer and named here; when nil, damage fails the search.
+	Skipped *Skipped
 }
 
 // Executor runs requests against a Source.
@@ -242,6 +245,7 @@ type segCursor struct {
 	hi      int         // next index into cur.hits
 	pending sync.WaitGroup
 	err     error
+	skipped bool // the file was found damaged and is left out
 	// budget, when above zero, is how many matches the consumer can still
 	// use; the cursor stops scheduling blocks once the exact row counts of
 	// those scheduled (plan.exact) guarantee that many.
@@ -341,6 +345,12 @@ func (c *segCursor) advance() (ok bool, err error) {
 		}
 		c.cur, c.hi = j, 0
 		if j.err != nil {
+			if c.req.Skipped.skip(j.err) {
+				// The rest of the file is left out (see Skipped). Jobs
+				// in flight still read c.p; close waits for them.
+				c.skipped, c.queue, c.free = true, nil, append(c.free, c.queue...)
+				return false, nil
+			}
 			c.err = j.err
 			return false, j.err
 		}
@@ -354,7 +364,7 @@ func (c *segCursor) advance() (ok bool, err error) {
 // queued (one, run inline, without a semaphore).
 func (c *segCursor) schedule() {
 	depth := max(c.opts.depth, 1)
-	for c.p != nil && len(c.queue) < depth && c.bi < len(c.p.blocks) {
+	for c.p != nil && !c.skipped && len(c.queue) < depth && c.bi < len(c.p.blocks) {
 		if c.budget > 0 && c.sure >= c.budget {
 			break // the blocks scheduled already give every match needed
 		}
@@ -915,6 +925,9 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 		return 0, err
 	}
 	defer snap.Release()
+	if err := req.begin(snap); err != nil {
+		return 0, err
+	}
 	// Days that certainly hold no match are dropped before any producer
 	// starts: an exact address over two years then costs a filter test per
 	// day, not a goroutine, a plan and a hand-over.
@@ -1095,6 +1108,9 @@ func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *s
 		return err
 	}
 	defer snap.Release()
+	if err := req.begin(snap); err != nil {
+		return err
+	}
 	type job struct {
 		v  *store.DayView
 		sr *segment.Reader // nil: the head

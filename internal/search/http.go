@@ -40,17 +40,29 @@ type Options struct {
 	// auth or audit layer that wraps the handlers learns from it what was
 	// asked and how much was disclosed.
 	OnDone func(r *http.Request, q *Query, count int64, err error)
-	Now    func() time.Time
-	Logger *slog.Logger
+	// OnSkipped, if set, is told when an answer left out damaged segment
+	// files (see SkippedHeader); the audit log records the answer as
+	// partial.
+	OnSkipped func(ctx context.Context, files []SkippedFile)
+	Now       func() time.Time
+	Logger    *slog.Logger
 	// Registerer receives the search metrics; nil means none.
 	Registerer prometheus.Registerer
 }
+
+// SkippedHeader names, one value per file, the damaged segment files an
+// answer left out: each value is a SkippedFile as JSON. Files known before
+// the first record is sent come as a header; files found later in a
+// streamed search come as a trailer of the same name (read it after the
+// body). Count and stats answers also list them in their "skipped" field.
+const SkippedHeader = "Retentiond-Skipped"
 
 // Handler serves /api/v1/search, /count and /stats.
 type Handler struct {
 	opts     Options
 	exec     *Executor
 	duration *prometheus.HistogramVec
+	partial  *prometheus.CounterVec
 }
 
 // NewHandler builds the search handlers.
@@ -66,9 +78,13 @@ func NewHandler(opts Options) *Handler {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "retentiond_search_duration_seconds", Help: "Time to answer a search, count or stats request.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
+		}, []string{"endpoint"}),
+		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_search_partial_results_total",
+			Help: "Search, count and stats answers that left out damaged segment files (named in the answer).",
 		}, []string{"endpoint"})}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(h.duration)
+		opts.Registerer.MustRegister(h.duration, h.partial)
 	}
 	return h
 }
@@ -84,6 +100,33 @@ func (h *Handler) done(r *http.Request, req *Request, n int64, err error) {
 			q = req.Query
 		}
 		h.opts.OnDone(r, q, n, err)
+	}
+}
+
+// skipped returns the files req's answer left out, and counts, logs and
+// reports a partial answer.
+func (h *Handler) skipped(r *http.Request, endpoint string, req *Request) []SkippedFile {
+	files := req.Skipped.Files()
+	if len(files) == 0 {
+		return nil
+	}
+	h.partial.WithLabelValues(endpoint).Inc()
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.File
+	}
+	h.opts.Logger.Warn("answer left out damaged segment files", "endpoint", endpoint, "files", names)
+	if h.opts.OnSkipped != nil {
+		h.opts.OnSkipped(r.Context(), files)
+	}
+	return files
+}
+
+// setSkipped adds a SkippedHeader value to hdr for each file.
+func setSkipped(hdr http.Header, key string, files []SkippedFile) {
+	for _, f := range files {
+		b, _ := json.Marshal(f)
+		hdr.Add(key, string(b))
 	}
 }
 
@@ -177,6 +220,8 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
+	req.Skipped = &Skipped{}
+	var inHeader int // skipped files already named in the header
 	bw := bufio.NewWriterSize(w, 64<<10)
 	started := false
 	var buf []byte
@@ -185,6 +230,9 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	n, err := h.exec.Run(ctx, req, func(rec record.Record) error {
 		if !started {
 			w.Header().Set("Content-Type", ctype)
+			known := req.Skipped.Files()
+			setSkipped(w.Header(), SkippedHeader, known)
+			inHeader = len(known)
 			w.WriteHeader(http.StatusOK)
 			if format == "csv" {
 				bw.WriteString("time,domain,path,user_agent,ip\n")
@@ -202,13 +250,19 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	files := h.skipped(r, "search", req)
 	h.done(r, req, n, err)
 	if err != nil && !started {
 		h.fail(w, err)
 		return
 	}
+	if started && len(files) > inHeader {
+		// Found after the header was sent: a trailer names every file.
+		setSkipped(w.Header(), http.TrailerPrefix+SkippedHeader, files)
+	}
 	if !started {
 		w.Header().Set("Content-Type", ctype)
+		setSkipped(w.Header(), SkippedHeader, files)
 		w.WriteHeader(http.StatusOK)
 		if format == "csv" {
 			bw.WriteString("time,domain,path,user_agent,ip\n")
@@ -241,14 +295,21 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
+	req.Skipped = &Skipped{}
 	n, err := h.exec.Count(ctx, req)
+	files := h.skipped(r, "count", req)
 	h.done(r, req, n, err)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"count": n, "query": req.Query.Text,
-		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)})
+	out := map[string]any{"count": n, "query": req.Query.Text,
+		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)}
+	if files != nil {
+		out["skipped"] = files
+		setSkipped(w.Header(), SkippedHeader, files)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // ServeStats answers the top values of a field among the matches.
@@ -276,7 +337,9 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
+	req.Skipped = &Skipped{}
 	buckets, total, err := h.exec.Stats(ctx, req, by, top)
+	files := h.skipped(r, "stats", req)
 	h.done(r, req, total, err)
 	if err != nil {
 		h.fail(w, err)
@@ -285,8 +348,13 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	for i := range buckets {
 		buckets[i].Key = string(appendEscaped(nil, buckets[i].Key))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"by": by, "total": total, "top": buckets, "query": req.Query.Text,
-		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)})
+	out := map[string]any{"by": by, "total": total, "top": buckets, "query": req.Query.Text,
+		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)}
+	if files != nil {
+		out["skipped"] = files
+		setSkipped(w.Header(), SkippedHeader, files)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 type encodeFunc func(b []byte, r *record.Record) []byte
