@@ -389,6 +389,36 @@ func TestVerify(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), filepath.Base(segs[0])) {
 		t.Fatalf("verify after a flipped byte: %v\n%s", err, out)
 	}
+
+	// A damaged footer no longer keeps the daemon from starting: it
+	// quarantines the file, says so in its log and metrics, and verify
+	// keeps naming the file and the offset.
+	b[len(b)-29] ^= 0xff
+	os.WriteFile(segs[0], b, 0o644)
+	d = startDaemon(t, dir, addr)
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "\nretentiond_store_corrupt_files 1\n") {
+		t.Errorf("metrics after a damaged footer lack retentiond_store_corrupt_files 1")
+	}
+	if err := d.stop(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if logs := d.logs(); !strings.Contains(logs, filepath.Base(segs[0])) || !strings.Contains(logs, "offset=") {
+		t.Errorf("the daemon's log does not name the damaged file and offset:\n%s", logs)
+	}
+	if _, err := os.Stat(segs[0] + ".corrupt"); err != nil {
+		t.Errorf("damaged file not quarantined: %v", err)
+	}
+	out, err = exec.Command(binary(t), "verify", "--data-dir", data).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "quarantined segment "+segs[0]+".corrupt") ||
+		!strings.Contains(string(out), "corrupt at offset") {
+		t.Fatalf("verify after quarantine: %v\n%s", err, out)
+	}
 }
 
 // TestStartupCatchUpBeforeReady: after downtime, every day past retention is

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/retentiond/retentiond/internal/search"
 )
 
 func init() { register(newSearchCmd) }
@@ -49,7 +52,7 @@ The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
   retentiond search --case INC-42 --reason "leak report" --stats-by user_agent 'path:/wp-login.php'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSearch(cmd.OutOrStdout(), &c, &f, args[0])
+			return runSearch(cmd.OutOrStdout(), cmd.ErrOrStderr(), &c, &f, args[0])
 		},
 	}
 	addClientFlags(cmd, &c)
@@ -67,7 +70,7 @@ The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
 	return cmd
 }
 
-func runSearch(out io.Writer, c *apiClient, f *searchFlags, query string) error {
+func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string) error {
 	if strings.TrimSpace(f.caseID) == "" || strings.TrimSpace(f.reason) == "" {
 		return &exitError{code: 2, err: fmt.Errorf("--case and --reason are required: every search is audited with the incident it serves and why")}
 	}
@@ -80,13 +83,13 @@ func runSearch(out io.Writer, c *apiClient, f *searchFlags, query string) error 
 	}
 	switch {
 	case f.count:
-		return searchJSON(out, c, "/api/v1/count", q, func(v map[string]any) {
+		return searchJSON(out, errOut, c, "/api/v1/count", q, func(v map[string]any) {
 			fmt.Fprintln(out, jsonNumber(v["count"]))
 		})
 	case f.statsBy != "":
 		q.Set("by", f.statsBy)
 		q.Set("top", strconv.Itoa(f.top))
-		return searchJSON(out, c, "/api/v1/stats", q, func(v map[string]any) {
+		return searchJSON(out, errOut, c, "/api/v1/stats", q, func(v map[string]any) {
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "COUNT\t%s\n", strings.ToUpper(f.statsBy))
 			rows, _ := v["top"].([]any)
@@ -119,6 +122,7 @@ func runSearch(out io.Writer, c *apiClient, f *searchFlags, query string) error 
 	defer resp.Body.Close()
 	if format != "table" {
 		_, err := io.Copy(out, resp.Body)
+		warnSkipped(errOut, resp.Header, resp.Trailer) // trailers are read with the body
 		return err
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -137,11 +141,37 @@ func runSearch(out io.Writer, c *apiClient, f *searchFlags, query string) error 
 		n++
 	}
 	tw.Flush()
-	fmt.Fprintf(os.Stderr, "%d records\n", n)
-	return sc.Err()
+	fmt.Fprintf(errOut, "%d records\n", n)
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body) // reach the trailers
+	warnSkipped(errOut, resp.Header, resp.Trailer)
+	return nil
 }
 
-func searchJSON(out io.Writer, c *apiClient, path string, q url.Values, show func(map[string]any)) error {
+// warnSkipped prints a warning for every damaged segment file the answer
+// left out (the search.SkippedHeader values of its header and trailer), so
+// that an investigator never takes a partial answer for a complete one.
+func warnSkipped(w io.Writer, hdrs ...http.Header) {
+	seen := map[string]bool{}
+	for _, h := range hdrs {
+		for _, v := range h.Values(search.SkippedHeader) {
+			var f search.SkippedFile
+			if err := json.Unmarshal([]byte(v), &f); err != nil {
+				f = search.SkippedFile{File: v, Offset: -1}
+			}
+			if seen[f.File] {
+				continue
+			}
+			seen[f.File] = true
+			fmt.Fprintf(w, "warning: damaged segment file %s (offset %d: %s) was skipped: its records are missing from this answer\n",
+				f.File, f.Offset, printable(f.Reason))
+		}
+	}
+}
+
+func searchJSON(out, errOut io.Writer, c *apiClient, path string, q url.Values, show func(map[string]any)) error {
 	resp, err := c.do("GET", path, q, nil, "")
 	if err != nil {
 		return err
@@ -154,6 +184,7 @@ func searchJSON(out io.Writer, c *apiClient, path string, q url.Values, show fun
 		return fmt.Errorf("read answer: %w", err)
 	}
 	show(v)
+	warnSkipped(errOut, resp.Header)
 	return nil
 }
 

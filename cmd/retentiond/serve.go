@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"log/slog"
 	"net/http"
 	"os"
@@ -140,8 +141,15 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		DefaultLimit:   cfg.Search.DefaultLimit,
 		Retention:      policy.Oldest,
 		OnCount:        audit.ReportCount,
-		Logger:         log.With("component", "search"),
-		Registerer:     reg,
+		OnSkipped: func(ctx context.Context, files []search.SkippedFile) {
+			names := make([]string, len(files))
+			for i, f := range files {
+				names[i] = f.File
+			}
+			audit.ReportPartial(ctx, fmt.Sprintf("%d damaged segment file(s) skipped: %s", len(files), strings.Join(names, ", ")))
+		},
+		Logger:     log.With("component", "search"),
+		Registerer: reg,
 	})
 
 	auditPolicy := purge.Policy{Retention: auditRetention}

@@ -11,6 +11,7 @@ import (
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/config"
 	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/store"
 	"github.com/retentiond/retentiond/internal/wal"
 )
 
@@ -24,8 +25,10 @@ func newVerifyCmd() *cobra.Command {
 		Long: `Verify reads every segment file and decodes every block (checking its CRC32C), checks every
 WAL frame, and verifies the audit log's hash chain. It changes nothing, so it is safe to run
 beside a running daemon (a file being written may show as a torn WAL tail, which the daemon
-repairs on its next start). Exit status: 0 all good, 1 damage found (each problem is named
-with file and offset), 2 the directory could not be read.`,
+repairs on its next start). Segment files the daemon quarantined (*.seg.corrupt) are damage
+too and are reported every time, with the offset when the damage can still be found.
+Exit status: 0 all good, 1 damage found (each problem is named with file and offset),
+2 the directory could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if dataDir == "" {
@@ -60,6 +63,17 @@ func runVerify(cmd *cobra.Command, dir string) error {
 		}
 	}
 	fmt.Fprintf(out, "segments: %d files, %d records\n", len(segs), records)
+	// Quarantined files (see docs/storage.md) are damage whose records are
+	// missing from every search: name them with what is wrong, every time.
+	quarantined, _ := filepath.Glob(filepath.Join(dir, "days", "*", "*.seg"+store.CorruptSuffix))
+	slices.Sort(quarantined)
+	for _, p := range quarantined {
+		why := "its blocks verify now; restore the original from a backup or remove it"
+		if _, err := verifySegment(p); err != nil {
+			why = err.Error()
+		}
+		problems = append(problems, fmt.Sprintf("quarantined segment %s: its records are not searchable: %s", p, why))
+	}
 	wals, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
 	slices.Sort(wals)
 	frames := 0

@@ -90,6 +90,9 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 		}
 		e.Outcome, e.Ref, e.Status = OutcomeDone, seq, status
 		e.Count, e.Bytes, e.Duration = rc.n.Load(), sw.bytes, l.now().Sub(start)
+		if p := rc.partial.Load(); p != nil && e.Error == "" {
+			e.Error = "partial answer: " + *p
+		}
 		result := resultCompleted
 		if status >= 400 {
 			e.Outcome, result = OutcomeError, resultFailed
@@ -170,7 +173,10 @@ func cut(s string, n int) string {
 
 type counterKey struct{}
 
-type resultCounter struct{ n atomic.Int64 }
+type resultCounter struct {
+	n       atomic.Int64
+	partial atomic.Pointer[string]
+}
 
 // ReportCount records the number of results a guarded handler returned, for
 // the done line. Handlers call it once they know the count (a streaming
@@ -178,6 +184,16 @@ type resultCounter struct{ n atomic.Int64 }
 func ReportCount(ctx context.Context, n int64) {
 	if rc, ok := ctx.Value(counterKey{}).(*resultCounter); ok {
 		rc.n.Store(n)
+	}
+}
+
+// ReportPartial records that a guarded handler's answer is incomplete and
+// why (damaged segment files it left out): the done line carries it in its
+// error field, with the outcome still done, so that the audit trail shows
+// which disclosures were partial. Outside a guarded request it does nothing.
+func ReportPartial(ctx context.Context, why string) {
+	if rc, ok := ctx.Value(counterKey{}).(*resultCounter); ok {
+		rc.partial.Store(&why)
 	}
 }
 

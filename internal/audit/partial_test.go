@@ -1,0 +1,50 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestPartialAnswerIsAudited: a handler that reports a partial answer
+// (damaged files left out) gets a done line that says so.
+func TestPartialAnswerIsAudited(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := RequireCase(l, "search", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ReportCount(r.Context(), 3)
+		ReportPartial(r.Context(), "1 damaged segment file skipped: seg-00000002-00000002.seg")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?case=INC-1&reason=test&q=ip:192.0.2.1", nil))
+	ReportPartial(context.Background(), "outside a guarded request: ignored")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var done map[string]any
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["outcome"] == OutcomeDone {
+				done = m
+			}
+		}
+		fh.Close()
+	}
+	if done == nil || done["error"] != "partial answer: 1 damaged segment file skipped: seg-00000002-00000002.seg" {
+		t.Fatalf("done line %v, want it to record the partial answer", done)
+	}
+}
