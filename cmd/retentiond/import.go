@@ -93,8 +93,8 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 		return fmt.Errorf("unknown --format %q: want auto, combined, vhost_combined or json", f.format)
 	}
 	if f.domain != "" {
-		if d := record.NormalizeDomain(f.domain); d == "" || strings.ContainsAny(d, " /\"") {
-			return fmt.Errorf("--domain %q is not a host name", f.domain)
+		if _, err := record.NormalizeDomain(f.domain); err != nil {
+			return fmt.Errorf("--domain: %w", err)
 		}
 	}
 	cfg, err := config.Load(f.configPath)

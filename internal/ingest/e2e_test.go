@@ -158,7 +158,11 @@ http {
 			t.Fatalf("request %d: %v", i, err)
 		}
 		resp.Body.Close()
-		want = append(want, record.Record{Domain: record.NormalizeDomain(r.host), Path: r.target, UserAgent: r.ua, IP: netip.MustParseAddr(ip)})
+		host, herr := record.NormalizeDomain(r.host)
+		if herr != nil {
+			t.Fatal(herr)
+		}
+		want = append(want, record.Record{Domain: host, Path: r.target, UserAgent: r.ua, IP: netip.MustParseAddr(ip)})
 		// Sequential: nginx's UDP syslog gives no back-pressure, a burst
 		// could overflow the socket buffer.
 		waitFor(t, func() bool { return len(sink.all()) == len(want) })

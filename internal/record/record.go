@@ -30,7 +30,8 @@ const (
 type Record struct {
 	// Time is when the request was served, in UTC, truncated to the millisecond.
 	Time time.Time
-	// Domain is the virtual host, lower-cased, without port or trailing dot.
+	// Domain is the virtual host in the form NormalizeDomain gives it:
+	// lower-cased, without port or trailing dot.
 	Domain string
 	// Path is the request target (path and query) exactly as the server logged it.
 	Path string
@@ -72,38 +73,96 @@ func fieldErr(field, value, reason string) error {
 	return &FieldError{Field: field, Value: Shorten(value), Reason: reason}
 }
 
-// NormalizeDomain lower-cases a host name and strips a port and a trailing dot.
-// It accepts the bracketed IPv6 literal form ("[2001:db8::1]:443") that a
-// Host header may carry.
-func NormalizeDomain(d string) string {
+// NormalizeDomain is the one rule for host names, shared by every input and
+// by the query parser, so that what is stored is exactly what a query looks
+// for. It trims surrounding space, removes the brackets of an IPv6 literal
+// ("[2001:db8::1]:443") and a numeric port, removes one trailing dot (the
+// DNS root) and lower-cases with LowerDomain. It refuses, with a
+// *FieldError for "domain", what is not a host name instead of silently
+// altering it: an empty or "-" name, invalid UTF-8, a port that is not a
+// number ("victim.nl:evil"), an empty label ("shop.example.nl..",
+// "a..b", ".a"), a colon outside an IPv6 literal, spaces, control
+// characters, '/' and '"', and names longer than MaxDomainLen bytes.
+func NormalizeDomain(d string) (string, error) {
 	d = strings.TrimSpace(d)
+	if d == "" || d == "-" {
+		return "", fieldErr("domain", d, "missing")
+	}
+	if !utf8.ValidString(d) {
+		return "", fieldErr("domain", strings.ToValidUTF8(d, "\ufffd"), "not valid UTF-8")
+	}
+	orig := d
+	var port string
+	hasPort, literal := false, false
 	if strings.HasPrefix(d, "[") {
-		if i := strings.IndexByte(d, ']'); i > 0 {
-			d = d[1:i]
+		i := strings.IndexByte(d, ']')
+		if i < 0 {
+			return "", fieldErr("domain", orig, "unclosed '[' of an IPv6 literal")
 		}
-	} else if i := strings.LastIndexByte(d, ':'); i >= 0 && strings.Count(d, ":") == 1 {
-		// Exactly one colon: host:port. More than one colon is a bare IPv6 literal.
-		d = d[:i]
+		rest := d[i+1:]
+		d, literal = d[1:i], true
+		if rest != "" {
+			var ok bool
+			if port, ok = strings.CutPrefix(rest, ":"); !ok {
+				return "", fieldErr("domain", orig, "unexpected text after an IPv6 literal")
+			}
+			hasPort = true
+		}
+	} else if n := strings.Count(d, ":"); n == 1 {
+		// Exactly one colon: host:port. More than one is a bare IPv6 literal.
+		i := strings.IndexByte(d, ':')
+		d, port, hasPort = d[:i], d[i+1:], true
+	} else if n > 1 {
+		literal = true
+	}
+	if hasPort && !validPort(port) {
+		return "", fieldErr("domain", orig, "the port after ':' is not a number from 0 to 65535")
+	}
+	if literal {
+		if a, err := netip.ParseAddr(d); err != nil || !a.Is6() {
+			return "", fieldErr("domain", orig, "not a host name or an IPv6 literal")
+		}
 	}
 	d = strings.TrimSuffix(d, ".")
-	return toLowerASCII(d)
-}
-
-// toLowerASCII lower-cases ASCII letters only: host names are ASCII (IDNs
-// arrive punycoded), and strings.ToLower would rewrite invalid UTF-8 bytes.
-func toLowerASCII(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; 'A' <= c && c <= 'Z' {
-			b := []byte(s)
-			for j := i; j < len(b); j++ {
-				if 'A' <= b[j] && b[j] <= 'Z' {
-					b[j] += 'a' - 'A'
-				}
-			}
-			return string(b)
+	if d == "" {
+		return "", fieldErr("domain", orig, "missing")
+	}
+	if !literal && (strings.HasPrefix(d, ".") || strings.HasSuffix(d, ".") || strings.Contains(d, "..")) {
+		return "", fieldErr("domain", orig, "empty label (two dots in a row, or a leading dot)")
+	}
+	for i := 0; i < len(d); i++ {
+		if c := d[i]; c <= ' ' || c == 0x7f || c == '/' || c == '"' || (c == ':' && !literal) {
+			return "", fieldErr("domain", orig, fmt.Sprintf("invalid byte 0x%02x at %d", c, i))
 		}
 	}
-	return s
+	d = LowerDomain(d)
+	if len(d) > MaxDomainLen {
+		return "", fieldErr("domain", orig, fmt.Sprintf("longer than %d bytes", MaxDomainLen))
+	}
+	return d, nil
+}
+
+// LowerDomain is the case rule for host names: Unicode lower-casing, so
+// that "BÜCHER.example" and "bücher.example" are one name (IDNs may arrive
+// in Unicode as well as punycoded). For ASCII it is plain ASCII
+// lower-casing, so names stored before this rule are unchanged. The search
+// applies it to stored names too, which makes non-ASCII names stored by the
+// older ASCII-only rule findable.
+func LowerDomain(s string) string { return strings.ToLower(s) }
+
+// validPort reports whether p is a decimal port number, 0 to 65535.
+func validPort(p string) bool {
+	if p == "" || len(p) > 5 {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if p[i] < '0' || p[i] > '9' {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n <= 65535
 }
 
 // Normalize brings r into its stored form and validates it. It returns a
@@ -117,18 +176,11 @@ func (r *Record) Normalize() error {
 		return fieldErr("time", r.Time.Format(time.RFC3339), "year out of range 1970-9999")
 	}
 
-	r.Domain = NormalizeDomain(r.Domain)
-	switch {
-	case r.Domain == "" || r.Domain == "-":
-		return fieldErr("domain", r.Domain, "missing")
-	case len(r.Domain) > MaxDomainLen:
-		return fieldErr("domain", r.Domain, fmt.Sprintf("longer than %d bytes", MaxDomainLen))
+	d, err := NormalizeDomain(r.Domain)
+	if err != nil {
+		return err
 	}
-	for i := 0; i < len(r.Domain); i++ {
-		if c := r.Domain[i]; c <= ' ' || c == 0x7f || c == '/' || c == '"' {
-			return fieldErr("domain", r.Domain, fmt.Sprintf("invalid byte 0x%02x at %d", c, i))
-		}
-	}
+	r.Domain = d
 
 	switch {
 	case r.Path == "" || r.Path == "-":

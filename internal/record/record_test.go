@@ -161,3 +161,68 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestNormalizeDomain pins the one host-name rule that ingest and the query
+// parser share: Unicode lower-casing, a numeric port and one root dot
+// removed, and everything else that is not a host name refused rather than
+// silently altered.
+func TestNormalizeDomain(t *testing.T) {
+	tests := []struct {
+		in, want string // want "" means refused
+	}{
+		{"Shop.Example.NL", "shop.example.nl"},
+		{"shop.example.nl.", "shop.example.nl"},
+		{" example.nl:8443 ", "example.nl"},
+		{"BÜCHER.example", "bücher.example"},
+		{"bücher.example", "bücher.example"},
+		{"xn--bcher-kva.example", "xn--bcher-kva.example"},
+		{"[2001:DB8::1]:443", "2001:db8::1"},
+		{"[2001:db8::1]", "2001:db8::1"},
+		{"2001:DB8::1", "2001:db8::1"},
+		{"192.0.2.1:80", "192.0.2.1"},
+		{"localhost", "localhost"},
+		{"shop.example.nl..", ""},
+		{"a..b", ""},
+		{".example.nl", ""},
+		{".", ""},
+		{"victim.nl:evil", ""},
+		{"victim.nl:", ""},
+		{"victim.nl:99999", ""},
+		{"[2001:db8::1]evil", ""},
+		{"[2001:db8::1]:x", ""},
+		{"[victim.nl]", ""},
+		{"[2001:db8::1", ""},
+		{"a:b:c", ""},
+		{"bad\xffhost", ""},
+		{"a b", ""},
+		{"a/b", ""},
+		{"", ""},
+		{"-", ""},
+		{strings.Repeat("a", 254), ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			// Through Record.Normalize, the path every input takes.
+			norm := func(d string) (string, error) {
+				r := Record{Time: time.Unix(1e9, 0), Domain: d, Path: "/", IP: netip.MustParseAddr("192.0.2.1")}
+				err := r.Normalize()
+				return r.Domain, err
+			}
+			got, err := norm(tc.in)
+			if tc.want == "" {
+				var fe *FieldError
+				if !errors.As(err, &fe) || fe.Field != "domain" {
+					t.Fatalf("domain %q stored as %q (err %v); want a domain FieldError", tc.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("domain %q stored as %q (err %v); want %q", tc.in, got, err, tc.want)
+			}
+			// Normalising a normalised name changes nothing.
+			if again, err := norm(got); err != nil || again != got {
+				t.Errorf("not idempotent: %q -> %q, %v", got, again, err)
+			}
+		})
+	}
+}

@@ -184,7 +184,7 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 		t.Prefix, t.Op = netip.PrefixFrom(a, a.BitLen()), OpPrefixNet
 		return t, nil
 	case FieldDomain:
-		val = strings.ToLower(val)
+		val = record.LowerDomain(val)
 		if strings.HasPrefix(val, "*.") {
 			t.Op, t.Value = OpSuffix, val[1:] // ".example.nl": any subdomain, not the apex
 			return t, nil
@@ -192,7 +192,11 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 		if strings.Contains(val, "*") {
 			return t, fmt.Errorf("domain takes an exact name or *.suffix")
 		}
-		t.Op, t.Value = OpExact, record.NormalizeDomain(val)
+		d, err := record.NormalizeDomain(val)
+		if err != nil {
+			return t, err
+		}
+		t.Op, t.Value = OpExact, d
 		return t, nil
 	}
 	// path and ua: exact, prefix*, *substring*; ua is case-insensitive.
@@ -222,6 +226,11 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 func (t *Term) matchString(v string) bool {
 	if t.Field == FieldUserAgent && t.Op != OpRegexp {
 		v = strings.ToLower(v)
+	}
+	if t.Field == FieldDomain && t.Op != OpRegexp {
+		// Stored names are already lower-cased; this finds non-ASCII names
+		// an older ASCII-only rule stored ("bÜcher.example").
+		v = record.LowerDomain(v)
 	}
 	var ok bool
 	switch t.Op {
