@@ -1,9 +1,12 @@
 // Package auth decides who may call retentiond's HTTP API. Callers present a
 // bearer token; the daemon keeps only the SHA-256 of each token, with a name
 // (a person, never shared) and roles. Failed attempts are rate-limited per
-// source address. With no tokens configured the API serves loopback clients
-// only (development mode). Ingest may alternatively be authorised by an
-// allow-list of source networks, which is also what the syslog listeners use.
+// source address; a request with a valid token is never refused because of
+// someone else's failures. With no tokens configured the API serves loopback
+// clients only (development mode). HTTP ingest may alternatively be
+// authorised by an allow-list of source networks, which is also what the
+// syslog listeners use. The token list and the allow-list can be replaced
+// while the daemon runs (Reload).
 package auth
 
 import (
@@ -17,9 +20,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +62,7 @@ type TokenConfig struct {
 // Options configure an Authenticator.
 type Options struct {
 	Tokens      []TokenConfig
-	IngestAllow []netip.Prefix // sources that may ingest without a token; empty: loopback only
+	IngestAllow []netip.Prefix // sources that may ingest without a token (see RequireIngest and SourceAllowed)
 	Logger      *slog.Logger
 	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
 	// FailuresPerMinute is how many failed authentications one source may
@@ -111,10 +116,19 @@ type tokenEntry struct {
 	roles []Role
 }
 
+// state is what Reload replaces as a whole: a request reads it once, so it
+// never sees half of an old and half of a new configuration.
+type state struct {
+	tokens []tokenEntry
+	allow  []netip.Prefix
+}
+
+// devMode reports whether no tokens are configured.
+func (s *state) devMode() bool { return len(s.tokens) == 0 }
+
 // Authenticator checks tokens and roles. It is safe for concurrent use.
 type Authenticator struct {
-	tokens  []tokenEntry
-	allow   []netip.Prefix
+	state   atomic.Pointer[state]
 	log     *slog.Logger
 	now     func() time.Time
 	perMin  int
@@ -142,7 +156,6 @@ const MaxTokenLength = 256
 // must carry at least one known role.
 func New(opts Options) (*Authenticator, error) {
 	a := &Authenticator{
-		allow:   make([]netip.Prefix, 0, len(opts.IngestAllow)),
 		log:     cmp.Or(opts.Logger, slog.Default()),
 		now:     opts.Now,
 		perMin:  opts.FailuresPerMinute,
@@ -154,9 +167,26 @@ func New(opts Options) (*Authenticator, error) {
 	if a.perMin <= 0 {
 		a.perMin = 10
 	}
+	st, err := newState(opts.Tokens, opts.IngestAllow)
+	if err != nil {
+		return nil, err
+	}
+	a.state.Store(st)
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	a.metrics = m
+	return a, nil
+}
+
+// newState validates a token list and an allow-list; New and Reload share
+// it, so a reload accepts exactly what a start accepts.
+func newState(tokens []TokenConfig, allow []netip.Prefix) (*state, error) {
+	st := &state{allow: make([]netip.Prefix, 0, len(allow))}
 	names := map[string]bool{}
 	sums := map[[sha256.Size]byte]bool{}
-	for i, tc := range opts.Tokens {
+	for i, tc := range tokens {
 		if err := ValidName(tc.Name); err != nil {
 			return nil, fmt.Errorf("auth.tokens[%d]: %w", i, err)
 		}
@@ -185,46 +215,111 @@ func New(opts Options) (*Authenticator, error) {
 			}
 			e.roles = append(e.roles, r)
 		}
-		a.tokens = append(a.tokens, e)
+		st.tokens = append(st.tokens, e)
 	}
-	for _, p := range opts.IngestAllow {
+	for _, p := range allow {
 		if !p.IsValid() {
 			return nil, fmt.Errorf("ingest.allow: invalid prefix")
 		}
-		a.allow = append(a.allow, unmapPrefix(p).Masked())
+		st.allow = append(st.allow, unmapPrefix(p).Masked())
 	}
-	m, err := newMetrics(opts.Registerer)
+	return st, nil
+}
+
+// Changes says what a Reload changed. It names tokens, never their hashes,
+// so it can be logged.
+type Changes struct {
+	Added, Removed, Changed []string // token names; Changed: new hash or roles
+	AllowChanged            bool     // ingest.allow differs
+	DevModeBefore, DevMode  bool     // development mode before and after
+}
+
+// Any reports whether anything changed.
+func (c Changes) Any() bool {
+	return len(c.Added)+len(c.Removed)+len(c.Changed) > 0 || c.AllowChanged
+}
+
+// Reload validates a new token list and allow-list as New does and, only if
+// both are valid, replaces the current ones in one step: each request sees
+// either the old or the new configuration, never a mix. On an error nothing
+// changes. The failure budgets of sources are kept.
+func (a *Authenticator) Reload(tokens []TokenConfig, allow []netip.Prefix) (Changes, error) {
+	st, err := newState(tokens, allow)
 	if err != nil {
-		return nil, err
+		return Changes{}, err
 	}
-	a.metrics = m
-	return a, nil
+	old := a.state.Swap(st)
+	c := Changes{DevModeBefore: old.devMode(), DevMode: st.devMode(), AllowChanged: !slices.Equal(old.allow, st.allow)}
+	before := map[string]tokenEntry{}
+	for _, e := range old.tokens {
+		before[e.name] = e
+	}
+	for _, e := range st.tokens {
+		o, ok := before[e.name]
+		switch {
+		case !ok:
+			c.Added = append(c.Added, e.name)
+		case o.sum != e.sum || !slices.Equal(o.roles, e.roles):
+			c.Changed = append(c.Changed, e.name)
+		}
+		delete(before, e.name)
+	}
+	for _, e := range old.tokens {
+		if _, gone := before[e.name]; gone {
+			c.Removed = append(c.Removed, e.name)
+		}
+	}
+	return c, nil
 }
 
 // DevMode reports whether no tokens are configured. The API then serves
 // loopback clients only, and the daemon should warn about it at start.
-func (a *Authenticator) DevMode() bool { return len(a.tokens) == 0 }
+func (a *Authenticator) DevMode() bool { return a.state.Load().devMode() }
 
-// SourceAllowed reports whether a client at addr may send records without a
-// token (syslog listeners, and HTTP ingest without a token). With an empty
-// ingest.allow only loopback addresses are allowed; with a non-empty one only
-// the listed networks are, and loopback only if it is listed: on a shared
-// webhosting machine every local user can reach loopback, so once the
-// operator names the shippers nothing else is trusted implicitly.
+// SourceAllowed reports whether a client at addr may send syslog (which
+// carries no token). With an empty ingest.allow only loopback addresses are
+// allowed; with a non-empty one only the listed networks are, and loopback
+// only if it is listed: on a shared webhosting machine every local user can
+// reach loopback, so once the operator names the shippers nothing else is
+// trusted implicitly. HTTP ingest has the stricter rule of RequireIngest.
 func (a *Authenticator) SourceAllowed(addr netip.Addr) bool {
+	return a.state.Load().sourceAllowed(addr)
+}
+
+func (s *state) sourceAllowed(addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	if len(s.allow) == 0 {
+		return addr.Unmap().IsLoopback()
+	}
+	return s.listed(addr)
+}
+
+// listed reports whether addr lies in a network of ingest.allow.
+func (s *state) listed(addr netip.Addr) bool {
 	if !addr.IsValid() {
 		return false
 	}
 	addr = addr.Unmap()
-	if len(a.allow) == 0 {
-		return addr.IsLoopback()
-	}
-	for _, p := range a.allow {
+	for _, p := range s.allow {
 		if p.Contains(addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// httpIngestAllowed reports whether HTTP ingest without a token is allowed
+// from addr. Once tokens exist, only sources listed in ingest.allow are:
+// loopback is never implied, because any local process could then plant
+// records (fake evidence against an address). In development mode the
+// syslog rule applies, as it always did.
+func (s *state) httpIngestAllowed(addr netip.Addr) bool {
+	if s.devMode() {
+		return s.sourceAllowed(addr)
+	}
+	return s.listed(addr)
 }
 
 type principalKey struct{}
@@ -259,7 +354,9 @@ func SourceAddr(r *http.Request) netip.Addr {
 // Require returns a handler that lets a request through to next only when
 // it carries a valid token with role (or, in development mode, comes from
 // loopback). It answers 401 without or with a bad token, 403 when the role
-// is missing, and 429 when the source has failed too often.
+// is missing, and 429 instead of 401 or 403 while the source has failed too
+// often. A valid token is never throttled: every local process shares the
+// loopback source, and one process guessing must not lock out the others.
 func (a *Authenticator) Require(role Role, next http.Handler) http.Handler {
 	return a.RequireWith(role, next, nil)
 }
@@ -271,11 +368,8 @@ func (a *Authenticator) Require(role Role, next http.Handler) http.Handler {
 func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := SourceAddr(r)
-		if a.throttled(src) {
-			a.deny(w, r, Denial{Status: http.StatusTooManyRequests, Reason: ReasonThrottled, Who: Principal{Source: src}}, nil)
-			return
-		}
-		if a.DevMode() {
+		st := a.state.Load()
+		if st.devMode() {
 			if !src.IsLoopback() {
 				a.fail(w, r, src, Denial{Status: http.StatusForbidden, Reason: ReasonNotLoopback, Who: Principal{Source: src}}, onDeny)
 				return
@@ -284,7 +378,7 @@ func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*h
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 			return
 		}
-		p, reason := a.authenticate(r, src)
+		p, reason := authenticate(st, r, src)
 		if reason != "" {
 			a.fail(w, r, src, Denial{Status: http.StatusUnauthorized, Reason: reason, Who: Principal{Source: src}}, onDeny)
 			return
@@ -301,10 +395,12 @@ func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*h
 }
 
 // RequireIngest lets a request through when it carries a valid token with
-// the ingest role, or carries no token and comes from an allowed source (see
-// SourceAllowed). A request that presents a token is judged by the token
-// alone: a bad token is refused even from an allowed source, so a
-// misconfigured shipper is noticed.
+// the ingest role, or carries no token and is allowed by source: once
+// tokens exist only a source listed in ingest.allow is (loopback is not
+// implied); in development mode the syslog rule of SourceAllowed applies. A
+// request that presents a token is judged by the token alone: a bad token
+// is refused even from an allowed source, so a misconfigured shipper is
+// noticed.
 func (a *Authenticator) RequireIngest(next http.Handler) http.Handler {
 	tokenRequired := a.Require(RoleIngest, next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -313,16 +409,13 @@ func (a *Authenticator) RequireIngest(next http.Handler) http.Handler {
 			return
 		}
 		src := SourceAddr(r)
-		if a.throttled(src) {
-			a.deny(w, r, Denial{Status: http.StatusTooManyRequests, Reason: ReasonThrottled, Who: Principal{Source: src}}, nil)
-			return
-		}
-		if a.SourceAllowed(src) {
+		st := a.state.Load()
+		if st.httpIngestAllowed(src) {
 			p := Principal{Roles: []Role{RoleIngest}, Source: src}
 			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 			return
 		}
-		if a.DevMode() {
+		if st.devMode() {
 			a.fail(w, r, src, Denial{Status: http.StatusForbidden, Reason: ReasonNotLoopback, Who: Principal{Source: src}}, nil)
 			return
 		}
@@ -332,7 +425,7 @@ func (a *Authenticator) RequireIngest(next http.Handler) http.Handler {
 
 // authenticate checks the bearer token and returns the principal, or a
 // failure reason.
-func (a *Authenticator) authenticate(r *http.Request, src netip.Addr) (Principal, string) {
+func authenticate(st *state, r *http.Request, src netip.Addr) (Principal, string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return Principal{}, ReasonMissing
@@ -345,7 +438,7 @@ func (a *Authenticator) authenticate(r *http.Request, src netip.Addr) (Principal
 	if tok == "" || len(tok) > MaxTokenLength {
 		return Principal{}, ReasonMalformed
 	}
-	e := a.lookup(tok)
+	e := st.lookup(tok)
 	if e == nil {
 		return Principal{}, ReasonInvalid
 	}
@@ -357,25 +450,26 @@ func (a *Authenticator) authenticate(r *http.Request, src netip.Addr) (Principal
 // subtle.ConstantTimeCompare never short-cuts on a length difference, and
 // looping over all entries without an early exit keeps the time independent
 // of which entry matched.
-func (a *Authenticator) lookup(tok string) *tokenEntry {
+func (s *state) lookup(tok string) *tokenEntry {
 	sum := sha256.Sum256([]byte(tok))
 	var found *tokenEntry
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].sum[:]) == 1 {
-			found = &a.tokens[i]
+	for i := range s.tokens {
+		if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 {
+			found = &s.tokens[i]
 		}
 	}
 	return found
 }
 
-// fail records an authentication failure against src's budget and refuses
-// the request (with 429 instead when this failure exhausted the budget).
+// fail spends one failure from src's budget and refuses the request with d;
+// when the budget is exhausted it answers 429 instead, counted as
+// rate_limited only (not as d's reason) and without calling onDeny.
 func (a *Authenticator) fail(w http.ResponseWriter, r *http.Request, src netip.Addr, d Denial, onDeny func(*http.Request, Denial)) {
-	a.metrics.failures.WithLabelValues(d.Reason).Inc()
 	if !a.spend(src) {
-		d = Denial{Status: http.StatusTooManyRequests, Reason: ReasonThrottled, Who: d.Who}
-		onDeny = nil
+		a.deny(w, r, Denial{Status: http.StatusTooManyRequests, Reason: ReasonThrottled, Who: d.Who}, nil)
+		return
 	}
+	a.metrics.failures.WithLabelValues(d.Reason).Inc()
 	a.deny(w, r, d, onDeny)
 }
 
@@ -457,17 +551,6 @@ func (a *Authenticator) sweep(now time.Time) {
 			delete(a.sources, k)
 		}
 	}
-}
-
-// throttled reports whether src has no failure budget left. It does not
-// spend any: a throttled source is refused before its token is even looked
-// at, so a brute-forcer learns nothing while throttled.
-func (a *Authenticator) throttled(src netip.Addr) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	s := a.sources[sourceKey(src)]
-	return s != nil && s.lim.TokensAt(now) < 1
 }
 
 // spend consumes one failure from src's budget and reports whether there

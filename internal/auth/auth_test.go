@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -282,10 +283,11 @@ func TestFailureRateLimit(t *testing.T) {
 	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("4th failure: status %d Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	// While throttled even a valid token is refused: a brute-forcer must not
-	// learn that a guess was right.
-	if got := do(t, srv, "/search", "Bearer "+tt.search, attacker).StatusCode; got != 429 {
-		t.Errorf("valid token from throttled source: %d, want 429", got)
+	// A valid token is never throttled: the source may be shared (loopback),
+	// and with 256-bit tokens telling a right guess from a wrong one gives
+	// a brute-forcer nothing.
+	if got := do(t, srv, "/search", "Bearer "+tt.search, attacker).StatusCode; got != 200 {
+		t.Errorf("valid token from throttled source: %d, want 200", got)
 	}
 	if got := do(t, srv, "/ingest", "", attacker).StatusCode; got != 429 {
 		t.Errorf("ingest from throttled source: %d, want 429", got)
@@ -298,7 +300,7 @@ func TestFailureRateLimit(t *testing.T) {
 	for i := range 3 {
 		do(t, srv, "/search", "", "2001:db8:1:2::"+string(rune('a'+i)))
 	}
-	if got := do(t, srv, "/search", "Bearer "+tt.search, "2001:db8:1:2::ff").StatusCode; got != 429 {
+	if got := do(t, srv, "/search", "Bearer rtd_guess", "2001:db8:1:2::ff").StatusCode; got != 429 {
 		t.Errorf("same /64 after 3 failures: %d, want 429", got)
 	}
 	// A valid token with a missing role is not a guess and costs nothing.
@@ -308,11 +310,11 @@ func TestFailureRateLimit(t *testing.T) {
 		}
 	}
 	clock.Add(20 * time.Second) // refills one failure (3 per minute)
-	if got := do(t, srv, "/search", "Bearer "+tt.search, attacker).StatusCode; got != 200 {
-		t.Errorf("after refill: %d, want 200", got)
+	if got := do(t, srv, "/search", "Bearer rtd_guess", attacker).StatusCode; got != 401 {
+		t.Errorf("after refill: %d, want 401", got)
 	}
-	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonInvalid)); got != 3 {
-		t.Errorf("invalid_token failures = %v, want 3", got)
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonInvalid)); got != 4 {
+		t.Errorf("invalid_token failures = %v, want 4", got)
 	}
 	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonMissingRole)); got != 5 {
 		t.Errorf("missing_role failures = %v, want 5", got)
@@ -433,5 +435,181 @@ func TestNewToken(t *testing.T) {
 	// (value from: printf %s rtd_example | sha256sum).
 	if got := HashToken("rtd_example"); got != "2e207445e776febe9c6d1f9554672e23d698f89afb7fc2024fb6511db303cd73" {
 		t.Fatalf("HashToken = %s", got)
+	}
+}
+
+// TestValidTokenNotThrottledByOthersFailures: every local process shares
+// the loopback source, so a flood of bad tokens from 127.0.0.1 must not lock
+// out the shippers and investigators on the same host. Failures are still
+// counted and throttled.
+func TestValidTokenNotThrottledByOthersFailures(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	clock := &fakeClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 10, Now: clock.Now,
+		IngestAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, a)
+	statuses := map[int]int{}
+	for range 30 {
+		statuses[do(t, srv, "/search", "Bearer rtd_guess", "127.0.0.1").StatusCode]++
+	}
+	if statuses[401] != 10 || statuses[429] != 20 {
+		t.Fatalf("30 bad tokens from loopback: %v, want 10×401 then 20×429", statuses)
+	}
+	tests := []struct {
+		name, path, authz, peer string
+		want                    int
+	}{
+		{"valid search token", "/search", "Bearer " + tt.search, "127.0.0.1", 200},
+		{"valid ingest token", "/ingest", "Bearer " + tt.ingest, "127.0.0.1", 200},
+		{"valid admin token", "/admin", "Bearer " + tt.admin, "127.0.0.1", 200},
+		{"valid token lacking the role", "/admin", "Bearer " + tt.search, "127.0.0.1", 403},
+		{"bad token still throttled", "/search", "Bearer rtd_guess2", "127.0.0.1", 429},
+		{"no token still throttled", "/search", "", "127.0.0.1", 429},
+		{"ingest without token from an unlisted source", "/ingest", "", "127.0.0.1", 429},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := do(t, srv, tc.path, tc.authz, tc.peer).StatusCode; got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonInvalid)); got != 10 {
+		t.Errorf("invalid_token failures = %v, want 10", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.failures.WithLabelValues(ReasonThrottled)); got != 23 {
+		t.Errorf("rate_limited = %v, want 23 (20 + 3 after the valid requests)", got)
+	}
+}
+
+// TestHTTPIngestNeedsTokenOnceTokensExist: with tokens configured, HTTP
+// ingest without a token is allowed only from sources listed in
+// ingest.allow, never implicitly from loopback (any local process could
+// plant records). Syslog keeps its own rule (SourceAllowed: loopback when
+// the list is empty), and development mode is unchanged.
+func TestHTTPIngestNeedsTokenOnceTokensExist(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	tests := []struct {
+		name         string
+		tokens       []TokenConfig
+		allow        []string
+		peer, authz  string
+		want         int
+		syslogAllows bool
+	}{
+		{"tokens, empty allow, loopback without token", cfg, nil, "127.0.0.1", "", 401, true},
+		{"tokens, empty allow, ::1 without token", cfg, nil, "::1", "", 401, true},
+		{"tokens, empty allow, loopback with ingest token", cfg, nil, "127.0.0.1", "Bearer " + tt.ingest, 200, true},
+		{"tokens, loopback listed", cfg, []string{"127.0.0.0/8"}, "127.0.0.1", "", 200, true},
+		{"tokens, other source listed", cfg, []string{"192.0.2.0/24"}, "192.0.2.1", "", 200, true},
+		{"tokens, other source listed, loopback", cfg, []string{"192.0.2.0/24"}, "127.0.0.1", "", 401, false},
+		{"dev mode, loopback", nil, nil, "127.0.0.1", "", 200, true},
+		{"dev mode, remote", nil, nil, "198.51.100.1", "", 403, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var allow []netip.Prefix
+			for _, s := range tc.allow {
+				allow = append(allow, netip.MustParsePrefix(s))
+			}
+			a, err := New(Options{Tokens: tc.tokens, IngestAllow: allow, FailuresPerMinute: 1000, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := newServer(t, a)
+			if got := do(t, srv, "/ingest", tc.authz, tc.peer).StatusCode; got != tc.want {
+				t.Errorf("HTTP ingest: status %d, want %d", got, tc.want)
+			}
+			if got := a.SourceAllowed(netip.MustParseAddr(tc.peer)); got != tc.syslogAllows {
+				t.Errorf("SourceAllowed (syslog) = %v, want %v", got, tc.syslogAllows)
+			}
+		})
+	}
+}
+
+// TestReload: a reload replaces tokens and ingest.allow in one step, reports
+// what changed by name, and leaves everything as it was when the new list
+// is invalid. Requests run concurrently with the reloads (for -race).
+func TestReload(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	a, err := New(Options{Tokens: cfg[:2], FailuresPerMinute: 1000, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, a)
+	if got := do(t, srv, "/admin", "Bearer "+tt.admin, "").StatusCode; got != 401 {
+		t.Fatalf("admin token before reload: %d, want 401", got)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a valid search token keeps working through every reload
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req, _ := http.NewRequest("GET", srv.URL+"/search", nil)
+			req.Header.Set("Authorization", "Bearer "+tt.search)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Errorf("search token during reloads: %d", resp.StatusCode)
+				return
+			}
+		}
+	}()
+	changedAlice := TokenConfig{Name: "alice", SHA256: cfg[1].SHA256, Roles: []string{"search", "admin"}}
+	for range 20 {
+		if _, err := a.Reload([]TokenConfig{cfg[0], cfg[1], cfg[2]}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Reload(cfg[:2], nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := a.Reload([]TokenConfig{changedAlice, cfg[2]}, []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")})
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Changes{Added: []string{"ops"}, Removed: []string{"shipper1"}, Changed: []string{"alice"}, AllowChanged: true}
+	if !reflect.DeepEqual(c, want) || !c.Any() {
+		t.Errorf("changes %+v, want %+v", c, want)
+	}
+	for _, x := range []struct {
+		path, authz, peer string
+		want              int
+	}{
+		{"/admin", "Bearer " + tt.admin, "", 200},
+		{"/admin", "Bearer " + tt.search, "", 200},
+		{"/ingest", "Bearer " + tt.ingest, "", 401},
+		{"/ingest", "", "192.0.2.1", 200},
+	} {
+		if got := do(t, srv, x.path, x.authz, x.peer).StatusCode; got != x.want {
+			t.Errorf("%s after reload: %d, want %d", x.path, got, x.want)
+		}
+	}
+	// An invalid list changes nothing.
+	if _, err := a.Reload([]TokenConfig{{Name: "x", SHA256: "nope", Roles: []string{"search"}}}, nil); err == nil {
+		t.Fatal("invalid token list accepted")
+	}
+	if got := do(t, srv, "/admin", "Bearer "+tt.admin, "").StatusCode; got != 200 {
+		t.Errorf("after a refused reload: %d, want 200 (old list kept)", got)
+	}
+	// Removing every token returns to development mode.
+	c, err = a.Reload(nil, nil)
+	if err != nil || !c.DevMode || c.DevModeBefore || !a.DevMode() {
+		t.Errorf("reload to no tokens: %+v %v", c, err)
 	}
 }

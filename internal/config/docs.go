@@ -32,7 +32,9 @@ var keyDocs = map[string]string{
 	"ingest.max_line_bytes": "Longest single line or syslog message; longer ones are rejected.",
 	"ingest.max_future":     "Records timestamped further than this in the future are rejected.",
 	"ingest.allow": "CIDRs that may ingest over HTTP without a token and may send syslog, e.g. [\"10.0.0.0/8\", \"2001:db8::/32\"]. " +
-		"Empty: every HTTP ingest needs a token with the ingest role. When set, syslog from other addresses is dropped. In the environment: comma-separated.",
+		"Once auth.tokens has an entry, HTTP ingest without a token is accepted only from these networks (loopback only if listed); " +
+		"empty: every HTTP ingest needs a token with the ingest role. Syslog: empty means loopback only; when set, syslog from other addresses is dropped. " +
+		"Reloaded on SIGHUP. In the environment: comma-separated.",
 	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections.",
 
 	"storage":                   "Tuning of the data directory.",
@@ -65,7 +67,7 @@ var keyDocs = map[string]string{
 	"auth": "API tokens.",
 	"auth.tokens": "Tokens as a list of {name, sha256, roles}. sha256 is the SHA-256 (64 lower-case hex digits) of the token, so the file holds no usable secret: " +
 		"printf %s \"$TOKEN\" | sha256sum. roles: search, ingest, admin. In the environment: a JSON list, e.g. " +
-		`[{"name":"alice","sha256":"…","roles":["search"]}].`,
+		`[{"name":"alice","sha256":"…","roles":["search"]}]. Reloaded on SIGHUP (systemctl reload retentiond).`,
 
 	"audit":           "The tamper-evident log of every search.",
 	"audit.path":      "Audit log directory; empty means <data_dir>/audit.",
