@@ -50,7 +50,9 @@ edited, deleted, inserted, reordered or truncated. Exit status: 0 intact, 1 brok
 
 The chain alone cannot show that lines were cut off its end or that the whole log was
 rewritten. Give --expect-head with a head recorded elsewhere (the daemon logs
-"audit line written seq=N hash=H" for every line) to check that too.`,
+"audit line written seq=N hash=H" for every line) to check that too. A witnessed
+head that is not found is a failure (exit 1), also when it lies in files a purge
+removed: it then cannot be confirmed, so record a new witness after each purge.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var opts audit.VerifyOptions
@@ -75,8 +77,8 @@ rewritten. Give --expect-head with a head recorded elsewhere (the daemon logs
 			for _, p := range res.Pending {
 				fmt.Fprintf(out, "note: %s is older than the anchor (an interrupted purge); not verified\n", p)
 			}
-			if res.Note != "" {
-				fmt.Fprintln(out, "note:", res.Note)
+			if res.FirstBad != nil && res.FirstBad.Witness {
+				return &exitError{code: 1, err: fmt.Errorf("witnessed head not confirmed (%d lines verified): %s", res.Lines, res.FirstBad)}
 			}
 			if res.FirstBad != nil {
 				return &exitError{code: 1, err: fmt.Errorf("audit chain broken after %d intact lines: %s", res.Lines, res.FirstBad)}

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/retentiond/retentiond/internal/auth"
@@ -58,7 +61,7 @@ func Guard(a *auth.Authenticator, l *Log, endpoint string, next http.Handler) ht
 func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		if msg := checkJustification(q); msg != "" {
+		if msg := checkRequest(q); msg != "" {
 			e := requestEntry(r, endpoint, true)
 			e.Outcome = OutcomeRefused
 			e.Status = http.StatusBadRequest
@@ -106,8 +109,31 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 	})
 }
 
-// checkJustification returns why case or reason is unacceptable, or "".
-func checkJustification(q url.Values) string {
+// checkRequest returns why a search request cannot be run and audited, or
+// "". Every parameter must be valid UTF-8: the audit line is JSON, which
+// would store U+FFFD instead of the bytes, and then the log would not say
+// exactly what ran. Case and reason must be present, bounded, and free of
+// control characters and of invisible format characters (Unicode Cf: bidi
+// overrides and isolates, zero-width characters), which would make the
+// log read differently from what it holds (Trojan Source).
+func checkRequest(q url.Values) string {
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range q {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, k := range keys {
+		if !utf8.ValidString(k) {
+			return "a parameter name is not valid UTF-8"
+		}
+		for _, v := range q[k] {
+			if !utf8.ValidString(v) {
+				return fmt.Sprintf("parameter %q is not valid UTF-8", k)
+			}
+		}
+	}
 	for _, p := range []struct {
 		name string
 		max  int
@@ -116,13 +142,61 @@ func checkJustification(q url.Values) string {
 		switch {
 		case strings.TrimSpace(v) == "":
 			return fmt.Sprintf("every search must name the incident it serves and why: parameter %q is required", p.name)
-		case !utf8.ValidString(v) || strings.IndexFunc(v, isControl) >= 0:
-			return fmt.Sprintf("parameter %q contains control characters or invalid UTF-8", p.name)
+		case strings.IndexFunc(v, isControl) >= 0:
+			return fmt.Sprintf("parameter %q contains control characters", p.name)
+		case strings.IndexFunc(v, isFormat) >= 0:
+			return fmt.Sprintf("parameter %q contains invisible format characters (bidi controls, zero-width characters)", p.name)
 		case utf8.RuneCountInString(v) > p.max:
 			return fmt.Sprintf("parameter %q is longer than %d characters", p.name, p.max)
 		}
 	}
 	return ""
+}
+
+// isFormat reports whether r is an invisible format character (Unicode
+// category Cf), which includes every bidi control.
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// secretParam reports whether a parameter name suggests a credential. Such
+// a value is never written to the audit log, whatever it holds.
+func secretParam(name string) bool {
+	n := strings.ToLower(name)
+	for _, s := range []string{"token", "key", "secret", "pass", "auth", "credential", "session", "cookie"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// tokenRE matches a retentiond token, or a piece of one long enough to
+// matter, wherever it appears.
+var tokenRE = regexp.MustCompile(auth.TokenPrefix + `[A-Za-z0-9_-]{8,}`)
+
+// redactedToken replaces a token-shaped string in an audit line.
+const redactedToken = auth.TokenPrefix + "[redacted]"
+
+// clean prepares a client-supplied string for the audit line: tokens are
+// redacted, and bytes that are not UTF-8 (possible only on refused lines)
+// are shown as \xNN instead of being turned into U+FFFD by JSON.
+func clean(s string) string {
+	if strings.Contains(s, auth.TokenPrefix) {
+		s = tokenRE.ReplaceAllLiteralString(s, redactedToken)
+	}
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		} else {
+			b.WriteString(s[:n])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
 
 // requestEntry fills the parts of a line that come from the request. For a
@@ -141,14 +215,20 @@ func requestEntry(r *http.Request, endpoint string, refused bool) Entry {
 			e.Source = a.String()
 		}
 	}
-	e.Case, e.Reason, e.Query = q.Get(ParamCase), q.Get(ParamReason), q.Get("q")
-	e.From, e.To = q.Get("from"), q.Get("to")
+	e.Case, e.Reason, e.Query = clean(q.Get(ParamCase)), clean(q.Get(ParamReason)), clean(q.Get("q"))
+	e.From, e.To = clean(q.Get("from")), clean(q.Get("to"))
 	rest := url.Values{}
-	for k, v := range q {
+	for k, vs := range q {
 		switch k {
-		case ParamCase, ParamReason, "q", "from", "to", "token", "access_token":
-		default:
-			rest[k] = v
+		case ParamCase, ParamReason, "q", "from", "to":
+			continue
+		}
+		k = clean(k)
+		for _, v := range vs {
+			if secretParam(k) {
+				v = "[redacted]"
+			}
+			rest[k] = append(rest[k], clean(v))
 		}
 	}
 	e.Params = rest.Encode()

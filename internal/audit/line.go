@@ -142,18 +142,23 @@ func isLowerHex(s string) bool {
 
 // sanitize makes an untrusted string safe to print on a terminal: control
 // characters (including ESC, which starts terminal escape sequences) are
-// shown as \xNN.
+// shown as \xNN, and invisible format characters (bidi overrides, zero-width
+// characters, which older lines may hold) as \uNNNN, so that what is shown
+// reads as what is stored.
 func sanitize(s string) string {
-	if strings.IndexFunc(s, isControl) < 0 {
+	if strings.IndexFunc(s, func(r rune) bool { return isControl(r) || isFormat(r) }) < 0 {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if isControl(r) {
+		switch {
+		case isControl(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
-			continue
+		case isFormat(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
 		}
-		b.WriteRune(r)
 	}
 	return b.String()
 }

@@ -8,6 +8,7 @@
 package audit
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -295,11 +296,15 @@ func (l *Log) Close() error {
 	return err
 }
 
-// Purge removes audit files whose whole day lies before before (UTC), never
-// the file being written. It first appends a purge line naming the new chain
-// start (the anchor), then writes anchor.json, then removes the files oldest
-// first, so that a crash at any point leaves a verifiable log: files older
-// than the anchor are reported as pending and removed by the next purge.
+// Purge removes audit files whose lines all lie before before (UTC), never
+// the file being written. Expiry is decided by the newest line inside a
+// file, not by its name: a file renamed to an older date while the daemon
+// was stopped is kept and reported, not destroyed early. Only a run of the
+// oldest files is removed, so the chain keeps a single start. It first
+// appends a purge line naming the new chain start (the anchor), then writes
+// anchor.json, then removes the files oldest first, so that a crash at any
+// point leaves a verifiable log: files older than the anchor are reported
+// as pending and removed by the next purge.
 func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -312,13 +317,26 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	}
 	cutDay := dayOf(before)
 	target := max(l.day, dayOf(l.now()))
-	var victims, remaining []string
-	for _, f := range files {
+	victims, remaining := files, []string(nil)
+	for i, f := range files {
 		d := fileRE.FindStringSubmatch(f)[1]
-		if d < cutDay && d < target {
-			victims = append(victims, f)
-		} else {
-			remaining = append(remaining, f)
+		expired := d < cutDay && d < target
+		if d < target {
+			newest, ok, err := newestLineDay(filepath.Join(l.dir, f))
+			if err != nil {
+				return 0, err
+			}
+			if ok {
+				if expired && newest >= cutDay {
+					l.log.Warn("audit file holds lines newer than its name says; not purged (was it renamed?)",
+						"file", f, "name_day", d, "newest_line_day", newest)
+				}
+				expired = newest < cutDay
+			}
+		}
+		if !expired {
+			victims, remaining = files[:i], files[i:]
+			break
 		}
 	}
 	if len(victims) == 0 {
@@ -404,6 +422,45 @@ func firstLine(path string) (*line, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read audit file: %w", err)
 		}
+	}
+}
+
+// newestLineDay returns the UTC day of the last line of an audit file, read
+// from its end, and false for a file without a complete line.
+func newestLineDay(path string) (string, bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", false, fmt.Errorf("read audit file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", false, fmt.Errorf("read audit file: %w", err)
+	}
+	size := fi.Size()
+	for n := int64(64 << 10); ; n *= 4 {
+		start := max(size-n, 0)
+		buf := make([]byte, size-start)
+		if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
+			return "", false, fmt.Errorf("read audit file %s: %w", path, err)
+		}
+		end := bytes.LastIndexByte(buf, '\n')
+		if end < 0 {
+			if start == 0 {
+				return "", false, nil
+			}
+			continue
+		}
+		begin := bytes.LastIndexByte(buf[:end], '\n') + 1
+		if begin == 0 && start > 0 {
+			continue // the line starts before what was read
+		}
+		ln, _, err := parseLine(buf[begin:end])
+		if err != nil {
+			return "", false, fmt.Errorf("%s offset %d: %w", path, start+int64(begin), err)
+		}
+		t, _ := time.Parse(time.RFC3339Nano, ln.Time) // parseLine checked it
+		return dayOf(t), true, nil
 	}
 }
 

@@ -90,7 +90,10 @@ type BadLine struct {
 	Offset int64  // byte offset of that line in File
 	Seq    int64  // the line's seq when it could be read, else 0
 	Reason string
-	torn   bool // an incomplete last line of the newest file: the trace of a crash mid-write
+	// Witness is set when the lines are intact but the witnessed head
+	// (VerifyOptions.ExpectSeq) was not found or did not match.
+	Witness bool
+	torn    bool // an incomplete last line of the newest file: the trace of a crash mid-write
 }
 
 func (b *BadLine) String() string {
@@ -108,8 +111,7 @@ type Result struct {
 	HeadHash string   // hash of the last intact line (the anchor's prev, or Genesis, if none)
 	Anchored bool     // the chain starts at an anchor left by a purge
 	Pending  []string // files older than the anchor, left by an interrupted purge; not verified
-	Note     string   // information that is not a failure (for example a witnessed head that was purged)
-	FirstBad *BadLine // nil when the chain is intact
+	FirstBad *BadLine // nil when the chain is intact (and the witnessed head, if any, was found)
 }
 
 // VerifyOptions add checks to Verify.
@@ -212,6 +214,7 @@ func VerifyFS(fsys fs.FS, opts VerifyOptions) (Result, error) {
 			}
 			if opts.ExpectSeq == l.Seq && opts.ExpectHash != "" && !strings.EqualFold(opts.ExpectHash, hashOf(raw)) {
 				bad(l.Seq, "hash differs from the witnessed head for seq %d: the chain was rewritten up to here", l.Seq)
+				res.FirstBad.Witness = true
 				return res, nil
 			}
 			if l.Event == EventPurge && a != nil && l.AnchorFile == a.File && l.AnchorSeq == a.Seq && l.AnchorPrev == a.Prev {
@@ -231,8 +234,13 @@ func VerifyFS(fsys fs.FS, opts VerifyOptions) (Result, error) {
 	}
 	if opts.ExpectSeq > 0 {
 		switch {
-		case opts.ExpectSeq < expectSeq && res.Anchored && a != nil && opts.ExpectSeq < a.Seq:
-			res.Note = fmt.Sprintf("witnessed head seq %d lies in purged files; it could not be checked", opts.ExpectSeq)
+		case a != nil && opts.ExpectSeq < a.Seq:
+			// A witness exists to prove the chain was not rewritten; one
+			// that cannot be found proves nothing, so it is a failure
+			// even when a purge explains why it is gone.
+			res.FirstBad = &BadLine{File: AnchorName, Witness: true, Reason: fmt.Sprintf(
+				"witnessed head seq %d was not found: it lies in purged files (the chain now starts at seq %d, purged before %s), so it cannot be confirmed; use a witness recorded after the purge",
+				opts.ExpectSeq, a.Seq, a.PurgedBefore)}
 		case opts.ExpectSeq >= expectSeq:
 			name := AnchorName
 			line := 0
@@ -240,8 +248,8 @@ func VerifyFS(fsys fs.FS, opts VerifyOptions) (Result, error) {
 				name = files[len(files)-1]
 				line = lineCount(fsys, name) + 1
 			}
-			res.FirstBad = &BadLine{File: name, Line: line, Reason: fmt.Sprintf(
-				"the chain ends at seq %d but the witnessed head is seq %d: lines were removed from the end", expectSeq-1, opts.ExpectSeq)}
+			res.FirstBad = &BadLine{File: name, Line: line, Witness: true, Reason: fmt.Sprintf(
+				"witnessed head seq %d was not found: the chain ends at seq %d, so lines were removed from the end", opts.ExpectSeq, expectSeq-1)}
 		}
 	}
 	return res, nil
