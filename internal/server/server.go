@@ -95,7 +95,7 @@ func New(opts Options) (*Server, error) {
 		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       cmp.Or(opts.IdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          newErrorLog(s.log), // without client addresses
 	}
 	ln, err := net.Listen("tcp", opts.Addr)
 	if err != nil {
