@@ -44,7 +44,9 @@ retention 2y. Every key can be overridden with a RETENTIOND_* environment variab
 
 Start-up order: take the data directory lock, recover (WAL replay), run the start-up purge,
 then report ready (/readyz 200, systemd READY=1). SIGTERM or SIGINT stops accepting input,
-finishes in-flight batches, flushes, fsyncs and exits 0.`,
+finishes in-flight batches, flushes, fsyncs and exits 0. SIGHUP (systemctl reload) re-reads the
+configuration and applies auth.tokens and ingest.allow; other changed keys are logged as needing
+a restart.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgFile)
@@ -63,6 +65,11 @@ finishes in-flight batches, flushes, fsyncs and exits 0.`,
 // runDaemon runs until ctx is cancelled (a signal), then shuts down in the
 // reverse order of start-up so that nothing accepted is lost.
 func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
+	// Catch SIGHUP first: its default action kills the process. A reload
+	// asked for during start-up is applied once the daemon is ready.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	log := cfg.Log.NewLogger(logOut)
 	slog.SetDefault(log)
 	log.Info("starting retentiond", "version", buildinfo.Get().Version, "config", cfg.Source(),
@@ -97,12 +104,8 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		}
 	}()
 
-	var tokens []auth.TokenConfig
-	for _, t := range cfg.Auth.Tokens {
-		tokens = append(tokens, auth.TokenConfig{Name: t.Name, SHA256: t.SHA256, Roles: t.Roles})
-	}
 	authn, err := auth.New(auth.Options{
-		Tokens:      tokens,
+		Tokens:      authTokens(cfg),
 		IngestAllow: cfg.Ingest.AllowPrefixes(),
 		Logger:      log.With("component", "auth"),
 		Registerer:  reg,
@@ -233,11 +236,19 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 	stopWatchdog := watchdog(log)
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case runErr = <-serveErr:
-		log.Error("http server failed", "err", runErr)
+	running := cfg
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down")
+			break wait
+		case runErr = <-serveErr:
+			log.Error("http server failed", "err", runErr)
+			break wait
+		case <-hup:
+			running = reloadConfig(running, authn, log)
+		}
 	}
 	stopWatchdog()
 	daemon.SdNotify(false, daemon.SdNotifyStopping)

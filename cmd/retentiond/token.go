@@ -59,7 +59,7 @@ ingest (send records), search (search, count, stats, export), admin (administrat
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			fmt.Fprintf(errOut, "Token for %s (shown only now; give it to %s over a safe channel):\n", name, name)
 			fmt.Fprintln(out, tok)
-			fmt.Fprintln(errOut, "Add this entry under auth.tokens in the config file, then restart or reload the daemon:")
+			fmt.Fprintln(errOut, "Add this entry under auth.tokens in the config file, then reload the daemon (systemctl reload retentiond, or SIGHUP):")
 			fmt.Fprintf(out, "  - {name: %s, sha256: %s, roles: [%s]}\n", name, sum, strings.Join(rs, ", "))
 			return nil
 		},
