@@ -99,6 +99,7 @@ func (c *Config) Validate() error {
 	v.duration("http.write_timeout", c.HTTP.WriteTimeout, false)
 	v.duration("http.idle_timeout", c.HTTP.IdleTimeout, false)
 	v.duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, false)
+	v.positive("http.max_connections", c.HTTP.MaxConnections, "512")
 
 	switch {
 	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":

@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/retentiond/retentiond/internal/connlimit"
 )
 
 // Routes are the API handlers to mount; a nil handler is not mounted (the
@@ -40,10 +42,19 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration // 0: none, searches stream for as long as they need
 	IdleTimeout       time.Duration
-	Routes            Routes
-	Gatherer          prometheus.Gatherer
-	Logger            *slog.Logger
+	// MaxConnections caps the connections held open (http.max_connections);
+	// 0 means DefaultMaxConnections. See internal/connlimit for what
+	// happens at the cap.
+	MaxConnections int
+	Routes         Routes
+	Gatherer       prometheus.Gatherer
+	// Registerer receives the connection metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
+
+// DefaultMaxConnections is the connection cap when Options leave it 0.
+const DefaultMaxConnections = 512
 
 // Server is the HTTP server. It starts unready; call SetReady once recovery
 // and the start-up purge are done.
@@ -51,6 +62,7 @@ type Server struct {
 	opts  Options
 	http  *http.Server
 	ln    net.Listener
+	conns *connlimit.Listener
 	ready atomic.Bool
 	log   *slog.Logger
 }
@@ -101,7 +113,21 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", opts.Addr, err)
 	}
-	s.ln = ln
+	// Every connection counts against the cap from accept to close; the
+	// server says which ones sit idle (a fresh connection that has not sent
+	// its request yet, a keep-alive between requests), so that at the cap
+	// the longest-idle one makes room instead of a real client being
+	// refused. Active ones (a request being read or answered) are never cut.
+	s.conns = connlimit.Wrap(ln, connlimit.Options{
+		Max:        cmp.Or(opts.MaxConnections, DefaultMaxConnections),
+		Subsystem:  "http",
+		Registerer: opts.Registerer,
+		Logger:     s.log,
+	})
+	s.http.ConnState = func(c net.Conn, st http.ConnState) {
+		s.conns.SetIdle(c, st == http.StateNew || st == http.StateIdle)
+	}
+	s.ln = s.conns
 	return s, nil
 }
 

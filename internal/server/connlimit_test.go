@@ -1,0 +1,151 @@
+package server
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/retentiond/retentiond/internal/connlimit"
+)
+
+// gathered returns the value of an unlabelled counter or gauge in reg.
+func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("metric %s not registered", name)
+	return 0
+}
+
+// openFDs counts the test process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count file descriptors: %v", err)
+	}
+	return len(ents)
+}
+
+// startServer runs a server whose ingest route reads the body and answers
+// 200, and stops it at the end of the test.
+func startServer(t *testing.T, opts Options) *Server {
+	t.Helper()
+	opts.Addr = "127.0.0.1:0"
+	opts.Routes.Ingest = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			WriteError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]int{"accepted": strings.Count(string(b), "\n")})
+	})
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve() }()
+	t.Cleanup(func() {
+		s.Shutdown(t.Context())
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return s
+}
+
+func ingestOnce(addr string) error {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := c.Post("http://"+addr+"/api/v1/ingest", "application/x-ndjson", strings.NewReader("{}\n"))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return &net.AddrError{Err: resp.Status, Addr: addr}
+	}
+	return nil
+}
+
+// TestConnectionFlood: a flood of connections that send nothing, far beyond
+// http.max_connections, holds at most the cap's worth of descriptors (the
+// rest are refused and counted), and a real ingest request succeeds once
+// the idle ones are old enough to be reaped for it.
+func TestConnectionFlood(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("counts /proc/self/fd")
+	}
+	const max, flood = 8, 40
+	reg := prometheus.NewRegistry()
+	s := startServer(t, Options{MaxConnections: max, Registerer: reg, Gatherer: reg})
+	addr := s.Addr().String()
+	if err := ingestOnce(addr); err != nil { // warm up: the server's own descriptors exist
+		t.Fatal(err)
+	}
+	before := openFDs(t)
+	var conns []net.Conn
+	for range flood {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	// Each client end is one descriptor of this process; the server's ends
+	// of the flood may add at most the cap (plus one being refused).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		grown := openFDs(t) - before - flood
+		st := s.conns.Stats()
+		handled := st.Refused + st.Evicted + st.Open
+		if grown > max+1 {
+			t.Fatalf("the server holds %d descriptors for %d idle connections at http.max_connections %d", grown, flood, max)
+		}
+		if handled >= flood {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server handled %v of %d connections in 10s", handled, flood)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := s.conns.Stats(); st.Open != max || st.Refused == 0 {
+		t.Errorf("after the flood: %+v, want %d open and refusals counted", st, max)
+	}
+	if got := gathered(t, reg, "retentiond_http_connections_refused_total"); got != float64(s.conns.Stats().Refused) {
+		t.Errorf("refusal metric %v, want %d", got, s.conns.Stats().Refused)
+	}
+	// Once they are idle past the minimum, a real request reaps one.
+	time.Sleep(connlimit.DefaultMinIdle + 200*time.Millisecond)
+	evicted := s.conns.Stats().Evicted
+	if err := ingestOnce(addr); err != nil {
+		t.Fatalf("real ingest request behind %d idle connections: %v", flood, err)
+	}
+	if got := s.conns.Stats().Evicted; got != evicted+1 {
+		t.Errorf("evictions %v, want %v", got, evicted+1)
+	}
+	if grown := openFDs(t) - before - flood; grown > max+1 {
+		t.Errorf("after the request the server holds %d descriptors, cap %d", grown, max)
+	}
+}
