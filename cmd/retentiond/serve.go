@@ -184,6 +184,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
 		MaxConnections:    httpMax,
+		MinBodyRate:       int64(cfg.HTTP.MinBodyRate),
 		Gatherer:          reg,
 		Registerer:        reg,
 		Logger:            log.With("component", "http"),

@@ -95,6 +95,7 @@ type HTTP struct {
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
 	MaxConnections    int           `mapstructure:"max_connections" yaml:"max_connections"`
+	MinBodyRate       ByteSize      `mapstructure:"min_body_rate" yaml:"min_body_rate"`
 }
 
 // TLS enables HTTPS when both files are set.
@@ -163,6 +164,7 @@ func Default() *Config {
 			IdleTimeout:       2 * time.Minute,
 			ShutdownTimeout:   30 * time.Second,
 			MaxConnections:    512,
+			MinBodyRate:       4 << 10,
 		},
 		Auth:  Auth{Tokens: []Token{}},
 		Audit: Audit{Retention: "2y"},

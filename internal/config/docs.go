@@ -65,6 +65,9 @@ var keyDocs = map[string]string{
 		"when every connection is busy the new one is closed at once. Both are counted (retentiond_http_connections_evicted_total, _refused_total). " +
 		"At start-up, if http.max_connections plus ingest.syslog_max_connections exceed half of the open-file limit (RLIMIT_NOFILE: 65536 under the systemd unit; " +
 		"often 1024 soft, raised by the daemon to the hard limit, when run by hand), both are lowered in proportion, with a warning.",
+	"http.min_body_rate": "Slowest a request body may arrive, in bytes per second, averaged over the time the server waits for it, after a grace of http.read_header_timeout; " +
+		"a slower body is cut (so a client trickling bytes cannot hold a connection for all of http.read_timeout). Pauses of the server itself (store back-pressure) do not count. " +
+		"0 means only http.read_timeout bounds a body.",
 
 	"tls":           "Serve the HTTP API over HTTPS when both files are set.",
 	"tls.cert_file": "PEM certificate chain.",

@@ -1,6 +1,9 @@
 package server
 
 import (
+	"bufio"
+	"cmp"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,14 +53,14 @@ func openFDs(t *testing.T) int {
 func startServer(t *testing.T, opts Options) *Server {
 	t.Helper()
 	opts.Addr = "127.0.0.1:0"
-	opts.Routes.Ingest = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	opts.Routes.Ingest = cmp.Or[http.Handler](opts.Routes.Ingest, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
 			WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		WriteJSON(w, http.StatusOK, map[string]int{"accepted": strings.Count(string(b), "\n")})
-	})
+	}))
 	s, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -148,4 +151,101 @@ func TestConnectionFlood(t *testing.T) {
 	if grown := openFDs(t) - before - flood; grown > max+1 {
 		t.Errorf("after the request the server holds %d descriptors, cap %d", grown, max)
 	}
+}
+
+// TestSlowBody: a body trickled below http.min_body_rate is cut after the
+// grace, long before http.read_timeout, freeing its connection; a handler
+// that pauses between reads (store back-pressure) does not use up the
+// client's allowance.
+func TestSlowBody(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	t.Run("trickle cut", func(t *testing.T) {
+		s := startServer(t, Options{ReadHeaderTimeout: grace, ReadTimeout: time.Minute, MinBodyRate: 1000})
+		c, err := net.Dial("tcp", s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprint(c, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				if _, err := c.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+		}()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		start := time.Now()
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				t.Fatal("a trickled body was accepted")
+			}
+		} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("a body trickled at 10 bytes/s still held its connection after %s (read_timeout 1m)", time.Since(start).Round(time.Second))
+		}
+	})
+	t.Run("server pauses do not count", func(t *testing.T) {
+		paused := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			first := make([]byte, 100)
+			if _, err := io.ReadFull(r.Body, first); err != nil {
+				WriteError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			time.Sleep(3 * grace) // as if waiting for the store
+			rest, err := io.ReadAll(r.Body)
+			if err != nil {
+				WriteError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			WriteJSON(w, http.StatusOK, map[string]int{"bytes": len(first) + len(rest)})
+		})
+		s := startServer(t, Options{ReadHeaderTimeout: grace, ReadTimeout: time.Minute, MinBodyRate: 1000,
+			Routes: Routes{Ingest: paused}})
+		resp, err := http.Post("http://"+s.Addr().String()+"/api/v1/ingest", "text/plain", strings.NewReader(strings.Repeat("y", 64<<10)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+	})
+	t.Run("context kept after the body", func(t *testing.T) {
+		// The allowance left when the body ends is short; a handler that
+		// works longer (an fsync) must not lose its request context to the
+		// server's background read hitting that deadline.
+		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, err := io.ReadAll(r.Body); err != nil {
+				WriteError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			time.Sleep(3 * grace)
+			if err := r.Context().Err(); err != nil {
+				WriteError(w, http.StatusInternalServerError, "request context: "+err.Error())
+				return
+			}
+			WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		})
+		s := startServer(t, Options{ReadHeaderTimeout: grace, ReadTimeout: time.Minute, MinBodyRate: 1000,
+			Routes: Routes{Ingest: slow}})
+		resp, err := http.Post("http://"+s.Addr().String()+"/api/v1/ingest", "text/plain", strings.NewReader("short body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+	})
 }

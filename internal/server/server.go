@@ -46,8 +46,12 @@ type Options struct {
 	// 0 means DefaultMaxConnections. See internal/connlimit for what
 	// happens at the cap.
 	MaxConnections int
-	Routes         Routes
-	Gatherer       prometheus.Gatherer
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second on average over the time spent waiting for it, after a grace
+	// of ReadHeaderTimeout (http.min_body_rate); 0: only ReadTimeout.
+	MinBodyRate int64
+	Routes      Routes
+	Gatherer    prometheus.Gatherer
 	// Registerer receives the connection metrics; nil: not registered.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -100,10 +104,12 @@ func New(opts Options) (*Server, error) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 
+	readHeaderTimeout := cmp.Or(opts.ReadHeaderTimeout, 10*time.Second)
+	readTimeout := cmp.Or(opts.ReadTimeout, 5*time.Minute)
 	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: cmp.Or(opts.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       cmp.Or(opts.ReadTimeout, 5*time.Minute),
+		Handler:           minRateBody(mux, opts.MinBodyRate, readHeaderTimeout, readTimeout),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       cmp.Or(opts.IdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
