@@ -3,11 +3,20 @@ package server
 import (
 	"bufio"
 	"cmp"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -248,4 +257,88 @@ func TestSlowBody(t *testing.T) {
 			t.Fatalf("status %d: %s", resp.StatusCode, b)
 		}
 	})
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key into dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestConnectionCapTLS: over TLS the server still knows which connections
+// are busy (through *tls.Conn), so a request in progress is never evicted
+// for a newcomer, however long it takes; the newcomer is refused instead.
+func TestConnectionCapTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t, t.TempDir())
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	blocking := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		close(entered)
+		<-release
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	s := startServer(t, Options{CertFile: certFile, KeyFile: keyFile, MaxConnections: 1, Routes: Routes{Ingest: blocking}})
+	// The client offers HTTP/2 as curl does; net/http would not report
+	// an HTTP/2 connection's requests to ConnState, so the server must
+	// answer in HTTP/1.1.
+	client := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}}
+	url := "https://" + s.Addr().String() + "/api/v1/ingest"
+	done := make(chan error, 1)
+	go func() {
+		resp, err := client.Post(url, "text/plain", strings.NewReader("x\n"))
+		if err == nil {
+			if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 {
+				err = fmt.Errorf("status %d over %s", resp.StatusCode, resp.Proto)
+			}
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-entered
+	time.Sleep(connlimit.DefaultMinIdle + 200*time.Millisecond) // past the eviction minimum
+	c, err := tls.Dial("tcp", s.Addr().String(), &tls.Config{RootCAs: pool})
+	if err == nil {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		c.Close()
+	}
+	if err == nil {
+		t.Fatal("a second TLS connection was served at a cap of 1")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatalf("the request in progress: %v", err)
+	}
+	if st := s.conns.Stats(); st.Evicted != 0 || st.Refused != 1 {
+		t.Fatalf("connections %+v, want 1 refused and nothing evicted", st)
+	}
 }

@@ -130,6 +130,11 @@ func New(opts Options) (*Server, error) {
 		Registerer: opts.Registerer,
 		Logger:     s.log,
 	})
+	// HTTP/1.1 only, over TLS too: net/http does not report an HTTP/2
+	// connection's requests to ConnState, so an HTTP/2 connection with a
+	// long search running would look idle and could be evicted.
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
 	s.http.ConnState = func(c net.Conn, st http.ConnState) {
 		s.conns.SetIdle(c, st == http.StateNew || st == http.StateIdle)
 	}
