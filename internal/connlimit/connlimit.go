@@ -127,9 +127,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		now := time.Now()
-		c := &Conn{Conn: nc, l: l, since: now}
+		c := &Conn{Conn: nc, l: l}
 		c.lastRead.Store(now.UnixNano())
-		c.idle = true // until the protocol says otherwise: nothing was sent yet
+		c.since.Store(now.UnixNano())
+		c.idle.Store(true) // until the protocol says otherwise: nothing was sent yet
 		l.mu.Lock()
 		if len(l.conns) >= l.opts.Max {
 			victim := l.longestIdle(now)
@@ -167,10 +168,10 @@ func (l *Listener) longestIdle(now time.Time) *Conn {
 	var best *Conn
 	var bestAt time.Time
 	for c := range l.conns {
-		if !c.idle {
+		if !c.idle.Load() {
 			continue
 		}
-		at := max(c.since.UnixNano(), c.lastRead.Load())
+		at := max(c.since.Load(), c.lastRead.Load())
 		t := time.Unix(0, at)
 		if now.Sub(t) < l.opts.MinIdle {
 			continue
@@ -185,18 +186,15 @@ func (l *Listener) longestIdle(now time.Time) *Conn {
 // SetIdle tells the listener whether c sits between messages (evictable
 // once silent for MinIdle) or is busy (never evicted). c is a *Conn from
 // Accept or a wrapper around one with a NetConn method (*tls.Conn); other
-// connections are ignored.
+// connections are ignored. Only c's owner calls it (the syslog reader once
+// per frame), so it takes no lock: one atomic load when nothing changes.
 func (l *Listener) SetIdle(c net.Conn, idle bool) {
 	lc := unwrap(c)
-	if lc == nil || lc.l != l {
+	if lc == nil || lc.l != l || lc.idle.Load() == idle {
 		return
 	}
-	l.mu.Lock()
-	if lc.idle != idle {
-		lc.idle = idle
-		lc.since = time.Now()
-	}
-	l.mu.Unlock()
+	lc.since.Store(time.Now().UnixNano())
+	lc.idle.Store(idle)
 }
 
 // InterruptAll makes every open connection's reads fail at once (writes
@@ -229,10 +227,8 @@ type Conn struct {
 	l           *Listener
 	lastRead    atomic.Int64 // unix nanoseconds of the last byte received
 	interrupted atomic.Bool
-
-	// Guarded by l.mu.
-	idle  bool
-	since time.Time // when idle last changed (or accept)
+	idle        atomic.Bool  // between messages, as the owner last said
+	since       atomic.Int64 // unix nanoseconds when idle last changed (or accept)
 }
 
 // Read reads from the connection, unless it was interrupted.

@@ -170,7 +170,7 @@ func TestAdmitWrapAndInterrupt(t *testing.T) {
 		Admit: func(net.Conn) bool { admitted++; return admitted == 1 }})
 	_, first := h.dial(t)
 	h.l.SetIdle(wrapped{first}, false)
-	if first.idle {
+	if first.idle.Load() {
 		t.Fatal("SetIdle through a NetConn wrapper was ignored")
 	}
 	h.l.SetIdle(wrapped{first}, true)
