@@ -145,7 +145,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 				l.mu.Unlock()
 				nc.Close()
 				if logNow {
-					l.log.Warn("connection refused: the connection cap is reached and every connection is busy",
+					l.log.Warn("connection refused: the connection cap is reached and no connection has been idle long enough to make room",
 						"max", l.opts.Max, "refused_total", refused)
 				}
 				continue
