@@ -177,6 +177,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 	guard := func(endpoint string, h http.HandlerFunc) http.Handler {
 		return audit.Guard(authn, auditLog, endpoint, h)
 	}
+	httpMax, syslogMax := limitConnections(log, cfg.HTTP.MaxConnections, cfg.Ingest.SyslogMaxConnections)
 	srv, err := server.New(server.Options{
 		Addr:              cfg.Listen.HTTP,
 		CertFile:          cfg.TLS.CertFile,
@@ -185,7 +186,10 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		ReadTimeout:       cfg.HTTP.ReadTimeout,
 		WriteTimeout:      cfg.HTTP.WriteTimeout,
 		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxConnections:    httpMax,
+		MinBodyRate:       int64(cfg.HTTP.MinBodyRate),
 		Gatherer:          reg,
+		Registerer:        reg,
 		Logger:            log.With("component", "http"),
 		Routes: server.Routes{
 			Ingest:      authn.RequireIngest(http.HandlerFunc(ingestH.ServeIngest)),
@@ -216,7 +220,8 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		log.Info("syslog udp listening", "addr", udp.Addr().String())
 	}
 	if cfg.Listen.SyslogTCP != "" {
-		if tcp, err = ingest.ListenSyslogTCP(ctx, cfg.Listen.SyslogTCP, syslogOpts); err != nil {
+		if tcp, err = ingest.ListenSyslogTCP(ctx, cfg.Listen.SyslogTCP,
+			ingest.TCPOptions{Options: syslogOpts, MaxConnections: syslogMax}); err != nil {
 			return err
 		}
 		log.Info("syslog tcp listening", "addr", tcp.Addr().String())

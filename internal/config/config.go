@@ -87,13 +87,15 @@ type Log struct {
 	Format string `mapstructure:"format" yaml:"format"`
 }
 
-// HTTP holds the HTTP server's timeouts.
+// HTTP holds the HTTP server's timeouts and connection cap.
 type HTTP struct {
 	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" yaml:"read_header_timeout"`
 	ReadTimeout       time.Duration `mapstructure:"read_timeout" yaml:"read_timeout"`
 	WriteTimeout      time.Duration `mapstructure:"write_timeout" yaml:"write_timeout"`
 	IdleTimeout       time.Duration `mapstructure:"idle_timeout" yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `mapstructure:"shutdown_timeout" yaml:"shutdown_timeout"`
+	MaxConnections    int           `mapstructure:"max_connections" yaml:"max_connections"`
+	MinBodyRate       ByteSize      `mapstructure:"min_body_rate" yaml:"min_body_rate"`
 }
 
 // TLS enables HTTPS when both files are set.
@@ -161,6 +163,8 @@ func Default() *Config {
 			ReadTimeout:       5 * time.Minute,
 			IdleTimeout:       2 * time.Minute,
 			ShutdownTimeout:   30 * time.Second,
+			MaxConnections:    512,
+			MinBodyRate:       4 << 10,
 		},
 		Auth:  Auth{Tokens: []Token{}},
 		Audit: Audit{Retention: "2y"},

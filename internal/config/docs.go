@@ -35,7 +35,10 @@ var keyDocs = map[string]string{
 		"Once auth.tokens has an entry, HTTP ingest without a token is accepted only from these networks (loopback only if listed); " +
 		"empty: every HTTP ingest needs a token with the ingest role. Syslog: empty means loopback only; when set, syslog from other addresses is dropped. " +
 		"Reloaded on SIGHUP. In the environment: comma-separated.",
-	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections.",
+	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections. At the cap, the connection that has sent nothing for longest " +
+		"(at least 1s, waiting for its next message) is closed to make room; when every connection is busy the new one is closed at once. " +
+		"Both are counted (retentiond_ingest_syslog_tcp_connections_evicted_total, _refused_total). " +
+		"Lowered at start-up, with a warning, if the listeners' caps would take more than half of the open-file limit (see http.max_connections).",
 
 	"storage":                   "Tuning of the data directory.",
 	"storage.head_max_bytes":    "Bound on the memory of records not yet flushed to part files; a flush starts at half of it, and ingest answers 429 (retry later) rather than exceed it.",
@@ -53,12 +56,20 @@ var keyDocs = map[string]string{
 	"log.level":  "debug, info, warn or error.",
 	"log.format": "text (logfmt-style) or json.",
 
-	"http":                     "HTTP server timeouts (0 means none).",
+	"http":                     "HTTP server timeouts (0 means none) and connection cap.",
 	"http.read_header_timeout": "Time allowed to send the request headers (protects against slow clients).",
 	"http.read_timeout":        "Time allowed to read a whole request, including an ingest body.",
 	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need.",
 	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
 	"http.shutdown_timeout":    "On SIGTERM, how long running requests may finish before they are cut.",
+	"http.max_connections": "Maximum concurrent HTTP connections (TLS included), so that a flood of idle or slow clients cannot exhaust the file descriptors the store needs. " +
+		"At the cap, the connection idle longest (a keep-alive between requests, or one that has not sent its request yet, silent for at least 1s) is closed to make room; " +
+		"when every connection is busy the new one is closed at once. Both are counted (retentiond_http_connections_evicted_total, _refused_total). " +
+		"At start-up, if http.max_connections plus ingest.syslog_max_connections exceed half of the open-file limit (RLIMIT_NOFILE: 65536 under the systemd unit; " +
+		"often 1024 soft, raised by the daemon to the hard limit, when run by hand), both are lowered in proportion, with a warning.",
+	"http.min_body_rate": "Slowest a request body may arrive, in bytes per second, averaged over the time the server waits for it, after a grace of http.read_header_timeout; " +
+		"a slower body is cut (so a client trickling bytes cannot hold a connection for all of http.read_timeout). Pauses of the server itself (store back-pressure) do not count. " +
+		"0 means only http.read_timeout bounds a body.",
 
 	"tls":           "Serve the HTTP API over HTTPS when both files are set.",
 	"tls.cert_file": "PEM certificate chain.",

@@ -99,6 +99,8 @@ func (c *Config) Validate() error {
 	v.duration("http.write_timeout", c.HTTP.WriteTimeout, false)
 	v.duration("http.idle_timeout", c.HTTP.IdleTimeout, false)
 	v.duration("http.shutdown_timeout", c.HTTP.ShutdownTimeout, false)
+	v.positive("http.max_connections", c.HTTP.MaxConnections, "512")
+	v.nonNegative("http.min_body_rate", int(c.HTTP.MinBodyRate), "bytes per second, e.g. 4KiB; 0 means only http.read_timeout bounds a body")
 
 	switch {
 	case c.TLS.CertFile != "" && c.TLS.KeyFile == "":

@@ -213,7 +213,7 @@ http {
 func TestLoggerOctetCountTCP(t *testing.T) {
 	logger := needTool(t, "logger")
 	sink := &memSink{}
-	l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: prometheus.NewRegistry()})
+	l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", TCPOptions{Options: Options{Sink: sink, Registerer: prometheus.NewRegistry()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/connlimit"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -21,8 +23,10 @@ const (
 	maxDatagram    = 64 << 10
 	batchRecords   = 1000
 	batchWait      = 50 * time.Millisecond
-	maxTCPConns    = 512
 	tcpIdleTimeout = 10 * time.Minute
+	// DefaultSyslogMaxConnections is the syslog TCP connection cap when
+	// TCPOptions leave it 0 (the default of ingest.syslog_max_connections).
+	DefaultSyslogMaxConnections = 1024
 )
 
 // UDPListener receives syslog datagrams. UDP has no acknowledgement, so
@@ -162,31 +166,63 @@ func (h *Handler) store(ctx context.Context, input string, batch []record.Record
 	}
 }
 
+// TCPOptions configure the syslog TCP listener.
+type TCPOptions struct {
+	Options
+	// MaxConnections caps the connections held open
+	// (ingest.syslog_max_connections); 0 means DefaultSyslogMaxConnections.
+	// At the cap the connection idle longest is closed to make room, so
+	// idle connections cannot lock real shippers out (internal/connlimit).
+	MaxConnections int
+	// EvictAfter is how long a connection must have sent nothing before it
+	// may be closed for a newcomer; 0 means connlimit.DefaultMinIdle.
+	EvictAfter time.Duration
+}
+
 // TCPListener receives syslog over TCP, octet-counted or LF-framed
 // (detected per connection from the first byte).
 type TCPListener struct {
-	ln     net.Listener
+	ln     *connlimit.Listener
 	h      *Handler
 	ctx    context.Context
 	cancel context.CancelFunc
-	sem    chan struct{}
 	wg     sync.WaitGroup
 	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
 	closed bool
 }
 
 // ListenSyslogTCP listens on addr and serves connections until Close or ctx
 // ends. A record read from a connection is stored (fsynced) before the next
 // batch is read, so TCP flow control carries back-pressure to the sender.
-func ListenSyslogTCP(ctx context.Context, addr string, opts Options) (*TCPListener, error) {
+func ListenSyslogTCP(ctx context.Context, addr string, opts TCPOptions) (*TCPListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("syslog tcp: %w", err)
 	}
+	h := NewHandler(opts.Options)
+	var admit func(net.Conn) bool
+	if allow := h.opts.SourceAllowed; allow != nil {
+		// Checked before the cap, so that a refused source never evicts an
+		// allowed shipper's idle connection.
+		admit = func(c net.Conn) bool {
+			ap, err := netip.ParseAddrPort(c.RemoteAddr().String())
+			if err != nil || !allow(ap.Addr().Unmap()) {
+				h.m.records.WithLabelValues("syslog_tcp", "refused").Inc()
+				return false
+			}
+			return true
+		}
+	}
+	lim := connlimit.Wrap(ln, connlimit.Options{
+		Max:        cmp.Or(opts.MaxConnections, DefaultSyslogMaxConnections),
+		MinIdle:    opts.EvictAfter,
+		Admit:      admit,
+		Subsystem:  "ingest_syslog_tcp",
+		Registerer: opts.Registerer,
+		Logger:     h.opts.Logger,
+	})
 	ctx, cancel := context.WithCancel(ctx)
-	l := &TCPListener{ln: ln, h: NewHandler(opts), ctx: ctx, cancel: cancel,
-		sem: make(chan struct{}, maxTCPConns), conns: map[net.Conn]struct{}{}}
+	l := &TCPListener{ln: lim, h: h, ctx: ctx, cancel: cancel}
 	l.wg.Add(1)
 	go l.accept()
 	go func() { <-ctx.Done(); l.Close() }()
@@ -196,6 +232,9 @@ func ListenSyslogTCP(ctx context.Context, addr string, opts Options) (*TCPListen
 // Addr is the address actually bound.
 func (l *TCPListener) Addr() net.Addr { return l.ln.Addr() }
 
+// Connections reports the open, refused and evicted connections.
+func (l *TCPListener) Connections() connlimit.Stats { return l.ln.Stats() }
+
 // Close stops accepting, ends every connection's reading and waits until
 // each has stored the batch it holds.
 func (l *TCPListener) Close() error {
@@ -203,59 +242,44 @@ func (l *TCPListener) Close() error {
 	if !l.closed {
 		l.closed = true
 		l.ln.Close()
-		for c := range l.conns {
-			_ = c.SetReadDeadline(time.Now()) // unblocks the reader; its batch is still stored
-		}
+		l.ln.InterruptAll() // reads fail; each connection still stores its batch
 	}
 	l.mu.Unlock()
 	l.wg.Wait()
 	return nil
 }
 
+// accept serves connections until the listener is closed. Accept errors
+// (EMFILE while descriptors are short, ECONNABORTED) are retried with a
+// back-off, as net/http does, so the loop neither spins nor dies.
 func (l *TCPListener) accept() {
 	defer l.wg.Done()
+	var wait time.Duration
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		if allow := l.h.opts.SourceAllowed; allow != nil {
-			if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err != nil || !allow(ap.Addr().Unmap()) {
-				l.h.m.records.WithLabelValues("syslog_tcp", "refused").Inc()
-				c.Close()
-				continue
+			if wait == 0 {
+				l.h.opts.Logger.Warn("ingest: syslog tcp accept failed; retrying", "err", err)
 			}
-		}
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.h.opts.Logger.Warn("ingest: syslog tcp connection refused: too many connections", "max", maxTCPConns)
-			c.Close()
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			time.Sleep(wait)
 			continue
 		}
+		wait = 0
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
 			c.Close()
-			<-l.sem
 			return
 		}
-		l.conns[c] = struct{}{}
 		l.wg.Add(1)
 		l.mu.Unlock()
 		go func() {
-			defer func() {
-				c.Close()
-				l.mu.Lock()
-				delete(l.conns, c)
-				l.mu.Unlock()
-				<-l.sem
-				l.wg.Done()
-			}()
+			defer l.wg.Done()
+			defer c.Close()
 			l.serve(c)
 		}()
 	}
@@ -283,8 +307,13 @@ func (l *TCPListener) serve(c net.Conn) {
 				return
 			}
 			_ = c.SetReadDeadline(time.Now().Add(tcpIdleTimeout))
+			// Waiting for the next frame with nothing buffered or being
+			// stored: the one state in which closing the connection for a
+			// newcomer loses nothing already received.
+			l.ln.SetIdle(c, true)
 		}
 		frame, n, err := fr.next()
+		l.ln.SetIdle(c, false)
 		h.m.bytes.WithLabelValues(input).Add(float64(n))
 		if err != nil {
 			if errors.Is(err, errTooLong) {

@@ -142,7 +142,7 @@ func TestTCPListener(t *testing.T) {
 		t.Run(fmt.Sprintf("octet=%v", octet), func(t *testing.T) {
 			sink := &memSink{}
 			reg := prometheus.NewRegistry()
-			l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: reg, MaxLineBytes: 1024})
+			l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", TCPOptions{Options: Options{Sink: sink, Registerer: reg, MaxLineBytes: 1024}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -279,7 +279,7 @@ func (s *busySink) Append(ctx context.Context, recs []record.Record) error {
 // meanwhile), so no record sent over TCP is lost.
 func TestTCPBackPressure(t *testing.T) {
 	sink := &busySink{busy: 3}
-	l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", Options{Sink: sink, Registerer: prometheus.NewRegistry()})
+	l, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", TCPOptions{Options: Options{Sink: sink, Registerer: prometheus.NewRegistry()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,7 +317,7 @@ func TestSyslogSourceAllowList(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tcp, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", opts)
+			tcp, err := ListenSyslogTCP(t.Context(), "127.0.0.1:0", TCPOptions{Options: opts})
 			if err != nil {
 				t.Fatal(err)
 			}

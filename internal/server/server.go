@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/retentiond/retentiond/internal/connlimit"
 )
 
 // Routes are the API handlers to mount; a nil handler is not mounted (the
@@ -40,10 +42,23 @@ type Options struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration // 0: none, searches stream for as long as they need
 	IdleTimeout       time.Duration
-	Routes            Routes
-	Gatherer          prometheus.Gatherer
-	Logger            *slog.Logger
+	// MaxConnections caps the connections held open (http.max_connections);
+	// 0 means DefaultMaxConnections. See internal/connlimit for what
+	// happens at the cap.
+	MaxConnections int
+	// MinBodyRate is the slowest a request body may arrive, in bytes per
+	// second on average over the time spent waiting for it, after a grace
+	// of ReadHeaderTimeout (http.min_body_rate); 0: only ReadTimeout.
+	MinBodyRate int64
+	Routes      Routes
+	Gatherer    prometheus.Gatherer
+	// Registerer receives the connection metrics; nil: not registered.
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
+
+// DefaultMaxConnections is the connection cap when Options leave it 0.
+const DefaultMaxConnections = 512
 
 // Server is the HTTP server. It starts unready; call SetReady once recovery
 // and the start-up purge are done.
@@ -51,6 +66,7 @@ type Server struct {
 	opts  Options
 	http  *http.Server
 	ln    net.Listener
+	conns *connlimit.Listener
 	ready atomic.Bool
 	log   *slog.Logger
 }
@@ -88,10 +104,12 @@ func New(opts Options) (*Server, error) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 
+	readHeaderTimeout := cmp.Or(opts.ReadHeaderTimeout, 10*time.Second)
+	readTimeout := cmp.Or(opts.ReadTimeout, 5*time.Minute)
 	s.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: cmp.Or(opts.ReadHeaderTimeout, 10*time.Second),
-		ReadTimeout:       cmp.Or(opts.ReadTimeout, 5*time.Minute),
+		Handler:           minRateBody(mux, opts.MinBodyRate, readHeaderTimeout, readTimeout),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      opts.WriteTimeout,
 		IdleTimeout:       cmp.Or(opts.IdleTimeout, 2*time.Minute),
 		MaxHeaderBytes:    64 << 10,
@@ -101,7 +119,26 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", opts.Addr, err)
 	}
-	s.ln = ln
+	// Every connection counts against the cap from accept to close; the
+	// server says which ones sit idle (a fresh connection that has not sent
+	// its request yet, a keep-alive between requests), so that at the cap
+	// the longest-idle one makes room instead of a real client being
+	// refused. Active ones (a request being read or answered) are never cut.
+	s.conns = connlimit.Wrap(ln, connlimit.Options{
+		Max:        cmp.Or(opts.MaxConnections, DefaultMaxConnections),
+		Subsystem:  "http",
+		Registerer: opts.Registerer,
+		Logger:     s.log,
+	})
+	// HTTP/1.1 only, over TLS too: net/http does not report an HTTP/2
+	// connection's requests to ConnState, so an HTTP/2 connection with a
+	// long search running would look idle and could be evicted.
+	s.http.Protocols = new(http.Protocols)
+	s.http.Protocols.SetHTTP1(true)
+	s.http.ConnState = func(c net.Conn, st http.ConnState) {
+		s.conns.SetIdle(c, st == http.StateNew || st == http.StateIdle)
+	}
+	s.ln = s.conns
 	return s, nil
 }
 
