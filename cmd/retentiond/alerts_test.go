@@ -30,7 +30,8 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	d := startDaemon(t, dir, freePort(t))
+	// Every listener runs, so that each one's metrics are registered.
+	d := startDaemon(t, dir, freePort(t), "RETENTIOND_LISTEN_SYSLOG_TCP="+freePort(t))
 	defer d.stop(syscall.SIGTERM)
 	// The oldest-record gauges exist only while something is stored.
 	if _, err := ingestBatch(d.addr, []string{line(1)}); err != nil {
