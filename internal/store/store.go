@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +58,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's and the WAL's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// FS performs every file-system effect of the store, its WAL and its
+	// segment writers; the zero value is the real file system, tests inject
+	// faults through it.
+	FS fsutil.FS
 }
 
 func (o *Options) withDefaults() {
@@ -161,7 +164,8 @@ type Store struct {
 	log  *slog.Logger
 	m    *metrics
 
-	lockFile *os.File
+	fs       fsutil.FS
+	lockFile *fsutil.Lock
 	wal      *wal.WAL
 
 	// appendMu orders WAL appends against flushes: appenders hold it shared
@@ -198,6 +202,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	s := &Store{
 		dir:    dir,
 		opts:   opts,
+		fs:     opts.FS,
 		log:    opts.Logger,
 		days:   make(map[int64]*day),
 		heads:  make(map[int64]*head),
@@ -207,7 +212,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		done:   make(chan struct{}),
 	}
 	s.m = newMetrics(opts.Registerer, s)
-	if err := fsutil.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
+	if err := s.fs.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := s.lock(); err != nil {
@@ -224,47 +229,28 @@ func Open(dir string, opts Options) (*Store, error) {
 // lock takes an exclusive advisory lock on dir/LOCK. The lock dies with the
 // process, so a crash never leaves a stale lock behind.
 func (s *Store) lock() error {
-	path := filepath.Join(s.dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	l, err := s.fs.Lock(filepath.Join(s.dir, lockName))
+	var held *fsutil.HeldError
+	if errors.As(err, &held) {
+		return fmt.Errorf("%w (%s, held by pid %s): stop the other retentiond first", ErrLocked, s.dir, held.Holder)
+	}
 	if err != nil {
-		return fmt.Errorf("open lock file: %w", err)
+		return err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("%w (%s, held by pid %s): stop the other retentiond first",
-				ErrLocked, s.dir, trimPID(holder))
-		}
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	// The pid is only a hint for the error message above.
-	f.Truncate(0)
-	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
-	s.lockFile = f
+	s.lockFile = l
 	return nil
-}
-
-func trimPID(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 12 {
-		return "unknown"
-	}
-	return string(b)
 }
 
 // recover brings the directory to a consistent state after any crash.
 func (s *Store) recover() error {
 	start := time.Now()
-	if swept, err := fsutil.SweepLeftovers(s.dir); err != nil {
+	if swept, err := s.fs.SweepLeftovers(s.dir); err != nil {
 		return err
 	} else if len(swept) > 0 {
 		s.log.Info("removed leftovers of an interrupted write", "count", len(swept))
 	}
 	daysDir := filepath.Join(s.dir, daysDirName)
-	swept, err := fsutil.SweepLeftovers(daysDir)
+	swept, err := s.fs.SweepLeftovers(daysDir)
 	if err != nil {
 		return err
 	}
@@ -303,6 +289,7 @@ func (s *Store) recover() error {
 		SegmentSize: s.opts.WALSegmentBytes,
 		Logger:      s.log,
 		Registerer:  s.opts.Registerer,
+		FS:          s.fs,
 	})
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
@@ -347,7 +334,7 @@ func (s *Store) recover() error {
 // the good parts it would have replaced.
 func (s *Store) openDay(d time.Time) (err error) {
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+	if _, err := s.fs.SweepLeftovers(dir); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(dir)
@@ -386,7 +373,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 		}
 		if hi > s.cp.Flush {
 			// Written by a flush that crashed before its checkpoint.
-			if err := fsutil.RemoveFile(filepath.Join(dir, name)); err != nil {
+			if err := s.fs.RemoveFile(filepath.Join(dir, name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
@@ -419,7 +406,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 				f.r.Close()
 				f.r = nil
 			}
-			if err := fsutil.RemoveFile(filepath.Join(dir, f.name)); err != nil {
+			if err := s.fs.RemoveFile(filepath.Join(dir, f.name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
@@ -781,11 +768,11 @@ func (s *Store) flushLocked() error {
 	for key, h := range frozen {
 		d := time.Unix(key, 0).UTC()
 		dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-		if err := fsutil.MkdirAll(dir, 0o750); err != nil {
+		if err := s.fs.MkdirAll(dir, 0o750); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		path := filepath.Join(dir, segName(flushID, flushID))
-		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows}); err != nil {
+		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows, FS: s.fs}); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		r, err := segment.Open(path)
@@ -799,7 +786,7 @@ func (s *Store) flushLocked() error {
 	}
 	cp := checkpoint{Version: 1, WAL: walSeg, Flush: flushID}
 	b, _ := json.Marshal(cp)
-	if err := fsutil.WriteFile(filepath.Join(s.dir, checkpointName), b, 0o640); err != nil {
+	if err := s.fs.WriteFile(filepath.Join(s.dir, checkpointName), b, 0o640); err != nil {
 		return abort(fmt.Errorf("write checkpoint: %w", err))
 	}
 
@@ -890,7 +877,7 @@ func (s *Store) MergeDay(d time.Time) error {
 	if !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
 		level = segment.ArchiveLevel
 	}
-	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level})
+	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs})
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
@@ -925,7 +912,7 @@ func (s *Store) MergeDay(d time.Time) error {
 	for _, ref := range srcs {
 		// Unlinking an open file is safe on Unix: a search still holding the
 		// reader keeps reading the old bytes until it releases it.
-		if err := fsutil.RemoveFile(ref.r.Path()); err != nil {
+		if err := s.fs.RemoveFile(ref.r.Path()); err != nil {
 			s.log.Warn("could not remove merged part", "err", err)
 		}
 		ref.release()
@@ -1105,7 +1092,7 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 		}
 	}
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-	if err := fsutil.Remove(dir); err != nil {
+	if err := s.fs.Remove(dir); err != nil {
 		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
 	}
 	s.mu.Lock()
