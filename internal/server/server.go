@@ -43,6 +43,11 @@ type Options struct {
 	Routes            Routes
 	Gatherer          prometheus.Gatherer
 	Logger            *slog.Logger
+	// Health, when set, is asked at every /readyz once the server is ready:
+	// an error (the store failed, or is degraded and retrying) turns /readyz
+	// into 503 with the error as the reason, so a load balancer or monitor
+	// sees that ingest cannot be stored.
+	Health func() error
 }
 
 // Server is the HTTP server. It starts unready; call SetReady once recovery
@@ -67,6 +72,12 @@ func New(opts Options) (*Server, error) {
 		if !s.ready.Load() {
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
+		}
+		if opts.Health != nil {
+			if err := opts.Health(); err != nil {
+				WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+				return
+			}
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
