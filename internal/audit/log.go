@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -235,16 +234,16 @@ func (l *Log) rotate(now time.Time) error {
 		day = l.day
 	}
 	path := filepath.Join(l.dir, fileName(day))
-	_, statErr := os.Stat(path)
 	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit file: %w", err)
 	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		if err := l.fs.SyncDir(l.dir); err != nil {
-			f.Close()
-			return err
-		}
+	// Always, not only when the file is new: an earlier attempt may have
+	// created it and then failed this very fsync, and lines must never go
+	// into a file whose name may not survive a crash.
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		f.Close()
+		return err
 	}
 	if l.f != nil {
 		l.f.Close()
