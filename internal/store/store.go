@@ -1141,10 +1141,10 @@ func (s *Store) Days() []DayInfo {
 			in.MaxTime = hi
 		}
 	}
+	// A day whose deletion began but failed (or is waiting for searches) is
+	// still on disk: it is listed, so that the next purge run finishes it
+	// instead of forgetting it until a restart. Searches no longer see it.
 	for k, dy := range s.days {
-		if dy.deleted {
-			continue
-		}
 		in := get(k)
 		for _, ref := range dy.segs {
 			si := ref.r.Info()
