@@ -189,7 +189,6 @@ func TestRemoveFinishesEarlierFailedRemove(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-
 func absent(t *testing.T, p string) {
 	t.Helper()
 	if _, err := os.Lstat(p); !os.IsNotExist(err) {
