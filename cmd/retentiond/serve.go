@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/retentiond/retentiond/internal/auth"
 	"github.com/retentiond/retentiond/internal/buildinfo"
 	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/search"
@@ -46,7 +48,8 @@ Start-up order: take the data directory lock, recover (WAL replay), run the star
 then report ready (/readyz 200, systemd READY=1). SIGTERM or SIGINT stops accepting input,
 finishes in-flight batches, flushes, fsyncs and exits 0. SIGHUP (systemctl reload) re-reads the
 configuration and applies auth.tokens and ingest.allow; other changed keys are logged as needing
-a restart.`,
+a restart. If a WAL write or fsync fails, /readyz answers 503 and the daemon exits non-zero
+10 seconds later, to be restarted (the WAL replays).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := config.Load(cfgFile)
@@ -62,9 +65,30 @@ a restart.`,
 	return cmd
 }
 
+// storeFailedExitDelay is how long the daemon keeps running after its store
+// failed before it exits non-zero for the service manager to restart it (the
+// restart replays the WAL, the only safe recovery after a failed fsync).
+// Meanwhile ingest gets 503, /readyz says why and a scrape can see
+// retentiond_store_failed; longer would only lengthen the outage.
+const storeFailedExitDelay = 10 * time.Second
+
+// daemonHooks are what tests change about a daemon; the zero value is
+// production.
+type daemonHooks struct {
+	fs              fsutil.FS     // file system of the store and the audit log
+	failedExitDelay time.Duration // 0: storeFailedExitDelay
+}
+
 // runDaemon runs until ctx is cancelled (a signal), then shuts down in the
-// reverse order of start-up so that nothing accepted is lost.
+// reverse order of start-up so that nothing accepted is lost. If the store
+// fails (a WAL write or fsync error) it returns an error after
+// storeFailedExitDelay, so the process exits non-zero and systemd's
+// Restart=on-failure restarts it.
 func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
+	return runDaemonWith(ctx, cfg, logOut, daemonHooks{})
+}
+
+func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hooks daemonHooks) error {
 	// Catch SIGHUP first: its default action kills the process. A reload
 	// asked for during start-up is applied once the daemon is ready.
 	hup := make(chan os.Signal, 1)
@@ -93,6 +117,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		BlockRows:       cfg.Storage.BlockRows,
 		Logger:          log.With("component", "store"),
 		Registerer:      reg,
+		FS:              hooks.fs,
 	})
 	if err != nil {
 		return err
@@ -120,7 +145,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 	if err != nil {
 		return fmt.Errorf("config audit.retention: %w", err)
 	}
-	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg})
+	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg, FS: hooks.fs})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
@@ -190,6 +215,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, logOut *os.File) error {
 		MinBodyRate:       int64(cfg.HTTP.MinBodyRate),
 		Gatherer:          reg,
 		Registerer:        reg,
+		Health:            st.Health,
 		Logger:            log.With("component", "http"),
 		Routes: server.Routes{
 			Ingest:      authn.RequireIngest(http.HandlerFunc(ingestH.ServeIngest)),
@@ -253,6 +279,16 @@ wait:
 			break wait
 		case <-hup:
 			running = reloadConfig(running, authn, log)
+		case <-st.Failed():
+			delay := cmp.Or(hooks.failedExitDelay, storeFailedExitDelay)
+			log.Error("store failed; exiting so that the service manager restarts the daemon and the WAL is replayed",
+				"err", st.Health(), "exit_in", delay)
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+			}
+			runErr = st.Health()
+			break wait
 		}
 	}
 	stopWatchdog()

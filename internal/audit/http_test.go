@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/fsutil"
 )
 
 // lockedBuffer is a log sink safe for the server's goroutines.
@@ -55,6 +56,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvFS(t, fsutil.FS{})
+}
+
+// newEnvFS is newEnv with the audit log on fsys (tests inject faults).
+func newEnvFS(t *testing.T, fsys fsutil.FS) *env {
+	t.Helper()
 	e := &env{dir: t.TempDir(), reg: prometheus.NewRegistry(), logs: &lockedBuffer{}}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tok, sum, err := auth.NewToken()
@@ -67,7 +74,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.log, err = Open(filepath.Join(e.dir, "audit"), Options{Logger: logger, Registerer: e.reg})
+	e.log, err = Open(filepath.Join(e.dir, "audit"), Options{Logger: logger, Registerer: e.reg, FS: fsys})
 	if err != nil {
 		t.Fatal(err)
 	}

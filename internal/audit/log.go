@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,6 +29,9 @@ type Options struct {
 	Now        func() time.Time // clock, for tests; nil: time.Now
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+	// FS performs every file-system effect; the zero value is the real file
+	// system, tests inject faults through it.
+	FS fsutil.FS
 }
 
 // Entry is what a caller records. Empty strings are left out of the line.
@@ -66,12 +68,13 @@ var ErrChainBroken = errors.New("audit chain is broken")
 // serialised because every line depends on the previous one.
 type Log struct {
 	dir     string
+	fs      fsutil.FS
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *metrics
 
 	mu     sync.Mutex
-	f      *os.File
+	f      *fsutil.Handle
 	day    string // day of the newest file (the one appended to)
 	seq    int64  // seq of the last line
 	head   string // hash of the last line
@@ -85,7 +88,7 @@ type Log struct {
 // break makes Open fail with ErrChainBroken, so that nobody appends to a
 // log that may have been tampered with before an operator looks at it.
 func Open(dir string, opts Options) (*Log, error) {
-	l := &Log{dir: dir, now: opts.Now, log: cmp.Or(opts.Logger, slog.Default())}
+	l := &Log{dir: dir, fs: opts.FS, now: opts.Now, log: cmp.Or(opts.Logger, slog.Default())}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -94,10 +97,10 @@ func Open(dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.metrics = m
-	if err := fsutil.MkdirAll(dir, 0o700); err != nil {
+	if err := l.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit dir: %w", err)
 	}
-	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+	if _, err := l.fs.SweepLeftovers(dir); err != nil {
 		return nil, err
 	}
 	res, err := Verify(dir)
@@ -112,7 +115,7 @@ func Open(dir string, opts Options) (*Log, error) {
 			return nil, fmt.Errorf("repair audit tail: %w", err)
 		}
 		cut := fi.Size() - res.FirstBad.Offset
-		if err := truncate(path, res.FirstBad.Offset); err != nil {
+		if err := truncate(l.fs, path, res.FirstBad.Offset); err != nil {
 			return nil, err
 		}
 		repaired = fmt.Sprintf("cut an incomplete last line of %d bytes at %s offset %d", cut, res.FirstBad.File, res.FirstBad.Offset)
@@ -137,8 +140,8 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
-func truncate(path string, size int64) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+func truncate(fsys fsutil.FS, path string, size int64) error {
+	f, err := fsys.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("repair audit tail: %w", err)
 	}
@@ -231,16 +234,16 @@ func (l *Log) rotate(now time.Time) error {
 		day = l.day
 	}
 	path := filepath.Join(l.dir, fileName(day))
-	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open audit file: %w", err)
 	}
-	if errors.Is(statErr, fs.ErrNotExist) {
-		if err := fsutil.SyncDir(l.dir); err != nil {
-			f.Close()
-			return err
-		}
+	// Always, not only when the file is new: an earlier attempt may have
+	// created it and then failed this very fsync, and lines must never go
+	// into a file whose name may not survive a crash.
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		f.Close()
+		return err
 	}
 	if l.f != nil {
 		l.f.Close()
@@ -375,7 +378,7 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := fsutil.WriteFile(filepath.Join(l.dir, AnchorName), ab, 0o600); err != nil {
+	if err := l.fs.WriteFile(filepath.Join(l.dir, AnchorName), ab, 0o600); err != nil {
 		return 0, fmt.Errorf("write audit anchor: %w", err)
 	}
 	n := 0
@@ -383,7 +386,7 @@ func (l *Log) Purge(ctx context.Context, before time.Time) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		if err := fsutil.RemoveFile(filepath.Join(l.dir, f)); err != nil {
+		if err := l.fs.RemoveFile(filepath.Join(l.dir, f)); err != nil {
 			return n, fmt.Errorf("purge audit file %s: %w", f, err)
 		}
 		n++

@@ -64,3 +64,45 @@ func TestAbortAndSweep(t *testing.T) {
 		t.Fatalf("sweep removed a live file: %v", err)
 	}
 }
+
+func TestRenameAcrossDirsAndRemoveFile(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	if err := MkdirAll(a, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := MkdirAll(b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(filepath.Join(a, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Rename(filepath.Join(a, "f"), filepath.Join(b, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveFile(filepath.Join(b, "f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveFile(filepath.Join(b, "f")); err != nil {
+		t.Fatalf("removing a missing file: %v", err)
+	}
+	if err := SyncDir(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("SyncDir of a missing directory succeeded")
+	}
+	if err := MkdirAll(filepath.Join(b, "f2", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(b, "plain"), nil, 0o644)
+	if err := MkdirAll(filepath.Join(b, "plain"), 0o755); err == nil {
+		t.Fatal("MkdirAll over a file succeeded")
+	}
+	f, _ := Create(filepath.Join(b, "c"), 0o644)
+	f.Commit()
+	if err := f.Commit(); err == nil {
+		t.Fatal("second Commit succeeded")
+	}
+	held := &HeldError{Path: "LOCK", Holder: "7"}
+	if held.Error() != "LOCK: lock held by another process (pid 7)" || trimPID([]byte(" \n")) != "unknown" {
+		t.Fatalf("held error %q", held.Error())
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/fsutil"
@@ -58,7 +57,7 @@ type ledgerFile struct {
 // lock on a sibling ".lock" file keeps two imports from racing on it.
 type Ledger struct {
 	path    string
-	lock    *os.File
+	lock    *fsutil.Lock
 	entries []*Entry
 }
 
@@ -68,15 +67,11 @@ func OpenLedger(path string) (*Ledger, error) {
 	if err := fsutil.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create ledger directory: %w", err)
 	}
-	lf, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open ledger lock: %w", err)
+	lf, err := fsutil.FS{}.Lock(path + ".lock")
+	if errors.Is(err, fsutil.ErrLockHeld) {
+		return nil, fmt.Errorf("ledger %s is in use by another import; wait for it to finish", path)
 	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lf.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("ledger %s is in use by another import; wait for it to finish", path)
-		}
+	if err != nil {
 		return nil, fmt.Errorf("lock ledger %s: %w", path, err)
 	}
 	l := &Ledger{path: path, lock: lf}

@@ -219,6 +219,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 			case errors.Is(err, store.ErrBusy):
 				w.Header().Set("Retry-After", "1")
 				writeError(w, http.StatusTooManyRequests, "write path saturated; retry later")
+			case errors.Is(err, store.ErrTooLarge):
+				// Retrying the same batch can never succeed: it alone
+				// exceeds storage.head_max_bytes.
+				writeError(w, http.StatusRequestEntityTooLarge, "batch too large for storage.head_max_bytes; send it in smaller requests; nothing was stored")
 			default:
 				w.Header().Set("Retry-After", "5")
 				h.opts.Logger.Error("ingest: store append failed", "input", input, "err", err)

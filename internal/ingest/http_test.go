@@ -129,6 +129,7 @@ func TestHandlerMalformed(t *testing.T) {
 		{name: "too new", body: jl("2027-01-01T00:00:00Z", "a.example", "/x", "u", "192.0.2.1"), status: 400, rejected: 1, firstAt: 1, want: []string{"too far in the future"}},
 		{name: "store busy", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrBusy), status: 429, want: []string{"retry"}},
 		{name: "store failed", body: goodLine, sinkErr: errors.New("fsync: EIO"), status: 503, want: []string{"retry"}},
+		{name: "batch above the head bound", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrTooLarge), status: 413, want: []string{"smaller"}},
 		{name: "lines combined", path: "/api/v1/ingest/lines?format=combined&domain=L.example",
 			body: `192.0.2.1 - - [21/Nov/2026:16:27:08 +0000] "GET /l HTTP/1.1" 200 3 "-" "ua"` + "\n", status: 200, accepted: 1},
 		{name: "lines vhost_combined gzip", path: "/api/v1/ingest/lines?format=vhost_combined", encoding: "gzip",

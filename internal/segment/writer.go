@@ -25,6 +25,9 @@ type Options struct {
 	BlockRows int
 	// Level is the zstd compression level, 1–22 (default DefaultLevel).
 	Level int
+	// FS creates and commits the file; the zero value is the real file
+	// system, tests inject faults through it.
+	FS fsutil.FS
 }
 
 // Info summarises a segment file.
@@ -111,7 +114,7 @@ func NewWriter(path string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := fsutil.Create(path, 0o640)
+	f, err := opts.FS.Create(path, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("segment writer: %w", err)
 	}

@@ -55,6 +55,11 @@ type Options struct {
 	// Registerer receives the connection metrics; nil: not registered.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Health, when set, is asked at every /readyz once the server is ready:
+	// an error (the store failed, or is degraded and retrying) turns /readyz
+	// into 503 with the error as the reason, so a load balancer or monitor
+	// sees that ingest cannot be stored.
+	Health func() error
 }
 
 // DefaultMaxConnections is the connection cap when Options leave it 0.
@@ -83,6 +88,12 @@ func New(opts Options) (*Server, error) {
 		if !s.ready.Load() {
 			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
+		}
+		if opts.Health != nil {
+			if err := opts.Health(); err != nil {
+				WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+				return
+			}
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})

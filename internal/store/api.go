@@ -105,3 +105,19 @@ func (s *Snapshot) Release() {
 		s.release = nil
 	}
 }
+
+// Errors of the failure states (see docs/storage.md).
+var (
+	// ErrTooLarge means one batch is larger than the store can ever hold at
+	// once (its estimate exceeds head_max_bytes). It is the request's error:
+	// nothing was written and retrying the same batch cannot succeed (HTTP
+	// 413); smaller batches can.
+	ErrTooLarge = errors.New("batch larger than the head memory bound")
+	// ErrFailed means a write or fsync of the WAL failed. The store refuses
+	// every write until the daemon restarts and replays the WAL from disk.
+	ErrFailed = errors.New("store failed")
+	// ErrDegraded, from Health, means a WAL rotation or a flush failed
+	// (EMFILE, ENOSPC, ...) and is being retried. Appends are still
+	// acknowledged, until the head reaches its bound (then ErrBusy).
+	ErrDegraded = errors.New("store degraded")
+)

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"errors"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,6 +12,7 @@ type metrics struct {
 	flushes         prometheus.Counter
 	flushedRecords  prometheus.Counter
 	flushDuration   prometheus.Histogram
+	flushErrors     prometheus.Counter
 	merges          prometheus.Counter
 	deletedDays     prometheus.Counter
 	replayed        prometheus.Counter
@@ -40,6 +43,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help:    "Time to flush the head into part files.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
 		}),
+		flushErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_flush_errors_total",
+			Help: "Failed flushes (retried with backoff; the records stay in the WAL and the head).",
+		}),
 		merges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_store_merges_total",
 			Help: "Merges of a day's segment files into one.",
@@ -64,7 +71,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration,
+	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
 		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_bytes",
@@ -74,6 +81,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			defer s.mu.Unlock()
 			return float64(s.headBytes + s.frozenBytes)
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_failed",
+			Help: "1 when a WAL write or fsync failed: ingest is refused until the daemon restarts (it exits to be restarted).",
+		}, func() float64 { return boolGauge(errors.Is(s.Health(), ErrFailed)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_degraded",
+			Help: "1 while a flush or WAL rotation fails and is retried (EMFILE, ENOSPC); appends continue until the head is full.",
+		}, func() float64 { return boolGauge(errors.Is(s.Health(), ErrDegraded)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_max_bytes",
 			Help: "Configured bound on the memory of unflushed records.",
@@ -104,4 +119,11 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		}),
 	)
 	return m
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,6 +59,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the store's and the WAL's metrics; nil means none.
 	Registerer prometheus.Registerer
+	// FS performs every file-system effect of the store, its WAL and its
+	// segment writers; the zero value is the real file system, tests inject
+	// faults through it.
+	FS fsutil.FS
 }
 
 func (o *Options) withDefaults() {
@@ -161,7 +165,8 @@ type Store struct {
 	log  *slog.Logger
 	m    *metrics
 
-	lockFile *os.File
+	fs       fsutil.FS
+	lockFile *fsutil.Lock
 	wal      *wal.WAL
 
 	// appendMu orders WAL appends against flushes: appenders hold it shared
@@ -183,7 +188,11 @@ type Store struct {
 	oldestHead  time.Time // arrival time of the oldest unflushed record
 	cp          checkpoint
 	closed      bool
-	failed      error
+	failed      error         // the WAL write or fsync error that failed the store, for good
+	failedCh    chan struct{} // closed when failed is set
+	flushErr    error         // why the last flush failed; nil after one succeeds
+	flushRetry  time.Time     // no background flush before this (backoff after failures)
+	flushWait   time.Duration // the current backoff
 
 	kick chan struct{}
 	stop chan struct{}
@@ -196,18 +205,20 @@ type Store struct {
 func Open(dir string, opts Options) (*Store, error) {
 	opts.withDefaults()
 	s := &Store{
-		dir:    dir,
-		opts:   opts,
-		log:    opts.Logger,
-		days:   make(map[int64]*day),
-		heads:  make(map[int64]*head),
-		frozen: make(map[int64]*head),
-		kick:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		dir:      dir,
+		opts:     opts,
+		fs:       opts.FS,
+		log:      opts.Logger,
+		days:     make(map[int64]*day),
+		heads:    make(map[int64]*head),
+		frozen:   make(map[int64]*head),
+		kick:     make(chan struct{}, 1),
+		failedCh: make(chan struct{}),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	s.m = newMetrics(opts.Registerer, s)
-	if err := fsutil.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
+	if err := s.fs.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	if err := s.lock(); err != nil {
@@ -224,47 +235,28 @@ func Open(dir string, opts Options) (*Store, error) {
 // lock takes an exclusive advisory lock on dir/LOCK. The lock dies with the
 // process, so a crash never leaves a stale lock behind.
 func (s *Store) lock() error {
-	path := filepath.Join(s.dir, lockName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	l, err := s.fs.Lock(filepath.Join(s.dir, lockName))
+	var held *fsutil.HeldError
+	if errors.As(err, &held) {
+		return fmt.Errorf("%w (%s, held by pid %s): stop the other retentiond first", ErrLocked, s.dir, held.Holder)
+	}
 	if err != nil {
-		return fmt.Errorf("open lock file: %w", err)
+		return err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("%w (%s, held by pid %s): stop the other retentiond first",
-				ErrLocked, s.dir, trimPID(holder))
-		}
-		return fmt.Errorf("lock %s: %w", path, err)
-	}
-	// The pid is only a hint for the error message above.
-	f.Truncate(0)
-	f.WriteAt([]byte(fmt.Sprintf("%d\n", os.Getpid())), 0)
-	s.lockFile = f
+	s.lockFile = l
 	return nil
-}
-
-func trimPID(b []byte) string {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ') {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 12 {
-		return "unknown"
-	}
-	return string(b)
 }
 
 // recover brings the directory to a consistent state after any crash.
 func (s *Store) recover() error {
 	start := time.Now()
-	if swept, err := fsutil.SweepLeftovers(s.dir); err != nil {
+	if swept, err := s.fs.SweepLeftovers(s.dir); err != nil {
 		return err
 	} else if len(swept) > 0 {
 		s.log.Info("removed leftovers of an interrupted write", "count", len(swept))
 	}
 	daysDir := filepath.Join(s.dir, daysDirName)
-	swept, err := fsutil.SweepLeftovers(daysDir)
+	swept, err := s.fs.SweepLeftovers(daysDir)
 	if err != nil {
 		return err
 	}
@@ -303,6 +295,7 @@ func (s *Store) recover() error {
 		SegmentSize: s.opts.WALSegmentBytes,
 		Logger:      s.log,
 		Registerer:  s.opts.Registerer,
+		FS:          s.fs,
 	})
 	if err != nil {
 		return fmt.Errorf("open wal: %w", err)
@@ -347,7 +340,7 @@ func (s *Store) recover() error {
 // the good parts it would have replaced.
 func (s *Store) openDay(d time.Time) (err error) {
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+	if _, err := s.fs.SweepLeftovers(dir); err != nil {
 		return err
 	}
 	entries, err := os.ReadDir(dir)
@@ -386,7 +379,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 		}
 		if hi > s.cp.Flush {
 			// Written by a flush that crashed before its checkpoint.
-			if err := fsutil.RemoveFile(filepath.Join(dir, name)); err != nil {
+			if err := s.fs.RemoveFile(filepath.Join(dir, name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
@@ -419,7 +412,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 				f.r.Close()
 				f.r = nil
 			}
-			if err := fsutil.RemoveFile(filepath.Join(dir, f.name)); err != nil {
+			if err := s.fs.RemoveFile(filepath.Join(dir, f.name)); err != nil {
 				return err
 			}
 			s.m.recoveryRemoved.Inc()
@@ -586,15 +579,22 @@ func (s *Store) insertLocked(r record.Record) {
 
 // Append stores recs durably: it returns nil only after their WAL record is
 // fsynced, so the caller may acknowledge them. Records must already be
-// normalised (record.Normalize). It returns ErrBusy, having stored nothing,
-// when unflushed records exceed their memory bound, and a wrapped WAL error
-// (the batch is not stored) if the write or fsync failed.
+// normalised (record.Normalize). Having stored nothing, it returns ErrBusy
+// when unflushed records exceed their memory bound, ErrTooLarge when the
+// batch alone exceeds it, and an error wrapping ErrFailed if the WAL write or
+// fsync failed (that batch is not replayed later either; see docs/wal.md).
+// A batch of any size is accepted: one larger than a WAL frame is written as
+// several frames in one write and one fsync.
 func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	est := estimate(recs)
+	if est > s.opts.HeadMaxBytes {
+		return fmt.Errorf("%w: %d records need about %d bytes, the bound is %d", ErrTooLarge, len(recs), est, s.opts.HeadMaxBytes)
 	}
 	s.mu.Lock()
 	switch {
@@ -604,9 +604,8 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 	case s.failed != nil:
 		err := s.failed
 		s.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrClosed, err)
+		return fmt.Errorf("%w: %w", ErrFailed, err)
 	}
-	est := estimate(recs)
 	if s.headBytes+s.frozenBytes+s.reserved+est > s.opts.HeadMaxBytes {
 		s.mu.Unlock()
 		s.m.busy.Inc()
@@ -621,11 +620,16 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 		s.mu.Unlock()
 	}()
 
-	payload := record.AppendBatch(make([]byte, 0, 64+len(recs)*160), recs)
+	frames := encodeFrames(recs, wal.MaxPayload)
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
-	if _, err := s.wal.Append(payload); err != nil {
-		s.fail(err)
+	if _, err := s.wal.AppendAll(frames); err != nil {
+		// Only a real write or fsync failure fails the store; anything else
+		// (the WAL closing under a shutdown) is this request's error.
+		if errors.Is(err, wal.ErrFailed) {
+			s.fail(err)
+			return fmt.Errorf("%w: append to wal: %w", ErrFailed, err)
+		}
 		return fmt.Errorf("append to wal: %w", err)
 	}
 	s.mu.Lock()
@@ -641,15 +645,96 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 	return nil
 }
 
+// encodeFrames encodes recs as WAL payloads of at most max bytes each, in
+// order. A record's encoding is far below a frame (its fields are bounded by
+// record's limits), so every payload holds at least one record.
+func encodeFrames(recs []record.Record, max int) [][]byte {
+	// The upper bound of one record's encoding: uvarint time, IP, and three
+	// uvarint lengths.
+	bound := func(r *record.Record) int {
+		return binary.MaxVarintLen64 + 17 + 3*binary.MaxVarintLen32 + len(r.Domain) + len(r.Path) + len(r.UserAgent)
+	}
+	var frames [][]byte
+	start, size := 0, binary.MaxVarintLen64
+	for i := range recs {
+		n := bound(&recs[i])
+		if i > start && size+n > max {
+			frames = append(frames, record.AppendBatch(make([]byte, 0, size), recs[start:i]))
+			start, size = i, binary.MaxVarintLen64
+		}
+		size += n
+	}
+	return append(frames, record.AppendBatch(make([]byte, 0, size), recs[start:]))
+}
+
 // fail records a fatal write error: the WAL can no longer promise
 // durability, so the store refuses further writes instead of acknowledging
-// records it may lose.
+// records it may lose. Health then reports it, and the daemon restarts so
+// that the WAL is recovered from disk (docs/storage.md).
 func (s *Store) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.failed == nil {
 		s.failed = err
+		close(s.failedCh)
 		s.log.Error("write path failed; refusing further writes until restart", "err", err)
+	}
+}
+
+// Failed is closed when the store enters its failed state (a WAL write or
+// fsync failed). The daemon watches it to exit and be restarted.
+func (s *Store) Failed() <-chan struct{} { return s.failedCh }
+
+// Health says whether ingest can be stored: nil when it can; an error
+// wrapping ErrFailed when a WAL write or fsync failed (permanent until
+// restart); an error wrapping ErrDegraded while a flush or WAL rotation fails
+// and is retried (appends still succeed until the head is full). /readyz
+// reports it.
+func (s *Store) Health() error {
+	s.mu.Lock()
+	failed, flushErr := s.failed, s.flushErr
+	s.mu.Unlock()
+	switch {
+	case failed != nil:
+		return fmt.Errorf("%w: %w", ErrFailed, failed)
+	case flushErr != nil:
+		return fmt.Errorf("%w: flush: %w", ErrDegraded, flushErr)
+	}
+	if s.wal != nil {
+		if err := s.wal.Degraded(); err != nil {
+			return fmt.Errorf("%w: wal rotation: %w", ErrDegraded, err)
+		}
+	}
+	return nil
+}
+
+// Flush backoff after a failed flush: from flushRetryMin, doubling up to
+// flushRetryMax. The data is safe in the WAL meanwhile; the backoff only
+// keeps a full disk from being hammered with part writes.
+const (
+	flushRetryMin = time.Second
+	flushRetryMax = 30 * time.Second
+)
+
+// flushDone records the outcome of a flush for Health and the backoff, and
+// logs once per change of state.
+func (s *Store) flushDone(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.flushErr
+	s.flushErr = err
+	if err == nil {
+		s.flushWait, s.flushRetry = 0, time.Time{}
+		if was != nil {
+			s.log.Info("flush succeeded again after failures")
+		}
+		return
+	}
+	s.m.flushErrors.Inc()
+	s.flushWait = min(max(2*s.flushWait, flushRetryMin), flushRetryMax)
+	s.flushRetry = time.Now().Add(s.flushWait)
+	if was == nil {
+		s.log.Warn("flush failed; records stay in the WAL and the head, retrying with backoff", "err", err)
 	}
 }
 
@@ -676,9 +761,8 @@ func (s *Store) loop() {
 			s.log.Error("quarantine failed", "err", err)
 		}
 		if s.flushDue() {
-			if err := s.Flush(); err != nil {
-				s.log.Error("flush failed", "err", err)
-			}
+			// flushDone logs failures, once per change of state.
+			s.Flush()
 		}
 		if err := s.mergeDue(); err != nil {
 			s.log.Error("merge failed", "err", err)
@@ -707,7 +791,7 @@ func (s *Store) quarantineDue() error {
 func (s *Store) flushDue() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.headBytes == 0 || s.closed || s.failed != nil {
+	if s.headBytes == 0 || s.closed || s.failed != nil || time.Now().Before(s.flushRetry) {
 		return false
 	}
 	return s.headBytes >= s.opts.HeadMaxBytes/2 || s.opts.Now().Sub(s.oldestHead) >= s.opts.FlushInterval
@@ -726,6 +810,11 @@ func estimate(recs []record.Record) int64 {
 // Flush writes every unflushed record into part files, records the
 // checkpoint and removes the WAL files it covers. Searches keep seeing the
 // records throughout: first in the frozen heads, then in the parts.
+//
+// A flush that fails (EMFILE, ENOSPC, ...) changes nothing that matters: the
+// records stay in the WAL and in the head, Health reports the store degraded,
+// and the background loop retries with backoff. Only a failed WAL write or
+// fsync fails the store.
 func (s *Store) Flush() error {
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
@@ -733,9 +822,25 @@ func (s *Store) Flush() error {
 }
 
 func (s *Store) flushLocked() error {
+	err := s.flushOnce()
+	if !errors.Is(err, ErrFailed) {
+		s.flushDone(err)
+	}
+	return err
+}
+
+func (s *Store) flushOnce() error {
 	start := time.Now()
 	s.appendMu.Lock()
 	s.mu.Lock()
+	if s.failed != nil {
+		// The WAL is unusable; the records are safe in its files and the
+		// restart replays them.
+		err := s.failed
+		s.mu.Unlock()
+		s.appendMu.Unlock()
+		return fmt.Errorf("%w: %w", ErrFailed, err)
+	}
 	if len(s.heads) == 0 {
 		s.mu.Unlock()
 		s.appendMu.Unlock()
@@ -745,7 +850,10 @@ func (s *Store) flushLocked() error {
 	if err != nil {
 		s.mu.Unlock()
 		s.appendMu.Unlock()
-		s.fail(err)
+		if errors.Is(err, wal.ErrFailed) {
+			s.fail(err)
+			return fmt.Errorf("%w: rotate wal: %w", ErrFailed, err)
+		}
 		return fmt.Errorf("rotate wal: %w", err)
 	}
 	frozen := s.heads
@@ -762,6 +870,10 @@ func (s *Store) flushLocked() error {
 	abort := func(err error) error {
 		for _, ref := range written {
 			ref.r.Close()
+			// Best effort: a part left behind has a flush number above the
+			// checkpoint, so the next flush (same number) replaces it and
+			// start-up recovery removes it.
+			s.fs.RemoveFile(ref.r.Path())
 		}
 		// The frozen records are still in the WAL; put them back in the head
 		// so they stay searchable and the next flush retries them.
@@ -781,11 +893,11 @@ func (s *Store) flushLocked() error {
 	for key, h := range frozen {
 		d := time.Unix(key, 0).UTC()
 		dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-		if err := fsutil.MkdirAll(dir, 0o750); err != nil {
+		if err := s.fs.MkdirAll(dir, 0o750); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		path := filepath.Join(dir, segName(flushID, flushID))
-		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows}); err != nil {
+		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows, FS: s.fs}); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		r, err := segment.Open(path)
@@ -799,7 +911,7 @@ func (s *Store) flushLocked() error {
 	}
 	cp := checkpoint{Version: 1, WAL: walSeg, Flush: flushID}
 	b, _ := json.Marshal(cp)
-	if err := fsutil.WriteFile(filepath.Join(s.dir, checkpointName), b, 0o640); err != nil {
+	if err := s.fs.WriteFile(filepath.Join(s.dir, checkpointName), b, 0o640); err != nil {
 		return abort(fmt.Errorf("write checkpoint: %w", err))
 	}
 
@@ -890,7 +1002,7 @@ func (s *Store) MergeDay(d time.Time) error {
 	if !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
 		level = segment.ArchiveLevel
 	}
-	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level})
+	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs})
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
@@ -925,7 +1037,7 @@ func (s *Store) MergeDay(d time.Time) error {
 	for _, ref := range srcs {
 		// Unlinking an open file is safe on Unix: a search still holding the
 		// reader keeps reading the old bytes until it releases it.
-		if err := fsutil.RemoveFile(ref.r.Path()); err != nil {
+		if err := s.fs.RemoveFile(ref.r.Path()); err != nil {
 			s.log.Warn("could not remove merged part", "err", err)
 		}
 		ref.release()
@@ -1029,10 +1141,10 @@ func (s *Store) Days() []DayInfo {
 			in.MaxTime = hi
 		}
 	}
+	// A day whose deletion began but failed (or is waiting for searches) is
+	// still on disk: it is listed, so that the next purge run finishes it
+	// instead of forgetting it until a restart. Searches no longer see it.
 	for k, dy := range s.days {
-		if dy.deleted {
-			continue
-		}
 		in := get(k)
 		for _, ref := range dy.segs {
 			si := ref.r.Info()
@@ -1105,7 +1217,7 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 		}
 	}
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
-	if err := fsutil.Remove(dir); err != nil {
+	if err := s.fs.Remove(dir); err != nil {
 		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
 	}
 	s.mu.Lock()

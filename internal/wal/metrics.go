@@ -8,12 +8,13 @@ import (
 )
 
 type metrics struct {
-	fsyncDuration prometheus.Histogram
-	appends       prometheus.Counter
-	bytes         prometheus.Counter
-	fsyncs        prometheus.Counter
-	repairs       prometheus.Counter
-	segments      prometheus.Gauge
+	fsyncDuration  prometheus.Histogram
+	appends        prometheus.Counter
+	bytes          prometheus.Counter
+	fsyncs         prometheus.Counter
+	repairs        prometheus.Counter
+	rotationErrors prometheus.Counter
+	segments       prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -35,6 +36,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_wal_torn_tail_repairs_total", Help: "Torn tails cut from the last WAL file at start-up.",
 		}),
+		rotationErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_wal_rotation_errors_total",
+			Help: "Failed attempts to start the next WAL file (retried; appends continue in the current file).",
+		}),
 		segments: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "retentiond_wal_segments", Help: "WAL files present.",
 		}),
@@ -45,6 +50,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.bytes = register(reg, m.bytes)
 		m.fsyncs = register(reg, m.fsyncs)
 		m.repairs = register(reg, m.repairs)
+		m.rotationErrors = register(reg, m.rotationErrors)
 		m.segments = register(reg, m.segments)
 	}
 	return m

@@ -74,12 +74,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the WAL metrics; nil means none.
 	Registerer prometheus.Registerer
+	// FS performs every file-system effect; the zero value is the real file
+	// system, tests inject faults through it.
+	FS fsutil.FS
 }
 
 type request struct {
-	payload []byte
-	rotate  bool
-	done    chan result
+	payloads [][]byte
+	size     int
+	rotate   bool
+	done     chan result
 }
 
 type result struct {
@@ -98,21 +102,21 @@ type WAL struct {
 	// complete (or repaired) when the log was opened.
 	firstNew int
 
-	mu      sync.Mutex // guards closed and files
-	closed  bool
-	files   []int
-	reqs    chan request
-	stopped chan struct{}
+	mu        sync.Mutex // guards closed, files and rotateErr
+	closed    bool
+	files     []int
+	rotateErr error // why the last attempt to start a new file failed; nil once one succeeds
+	reqs      chan request
+	stopped   chan struct{}
+
+	fs fsutil.FS
 
 	// Owned by the writer goroutine.
-	cur     *os.File
+	cur     *fsutil.Handle
 	curIdx  int
 	curSize int64
 	err     error
 	buf     []byte
-
-	// syncFn syncs a file; tests replace it to inject fsync failures.
-	syncFn func(*os.File) error
 }
 
 // Open opens the log in dir (creating it), repairs a torn tail of the last
@@ -126,12 +130,12 @@ func Open(dir string, opts Options) (*WAL, error) {
 		m:       newMetrics(opts.Registerer),
 		reqs:    make(chan request, 1024),
 		stopped: make(chan struct{}),
-		syncFn:  (*os.File).Sync,
+		fs:      opts.FS,
 	}
-	if err := fsutil.MkdirAll(dir, 0o750); err != nil {
+	if err := w.fs.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create wal dir: %w", err)
 	}
-	if _, err := fsutil.SweepLeftovers(dir); err != nil {
+	if _, err := w.fs.SweepLeftovers(dir); err != nil {
 		return nil, err
 	}
 	files, err := listFiles(dir)
@@ -254,7 +258,7 @@ func (w *WAL) repair(idx int) error {
 	w.log.Warn("wal: cut torn tail of last file", "file", fileName(idx), "offset", end,
 		"dropped_bytes", int64(len(b))-end, "reason", why.Error())
 	w.m.repairs.Inc()
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := w.fs.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("repair wal file: %w", err)
 	}
@@ -281,24 +285,29 @@ func header() []byte {
 }
 
 // newFile creates file idx with its header and makes it durable. Called from
-// Open and from the writer goroutine.
+// Open and from the writer goroutine. On failure nothing changes: the
+// half-made file is removed (or, if even that fails, truncated by the next
+// attempt, which may reuse the name because no file with a higher index than
+// the current one holds data).
 func (w *WAL) newFile(idx int) error {
 	path := filepath.Join(w.dir, fileName(idx))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := w.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("create wal file: %w", err)
 	}
-	if _, err := f.Write(header()); err != nil {
+	undo := func(err error) error {
 		f.Close()
-		return fmt.Errorf("write wal header: %w", err)
-	}
-	if err := w.syncFn(f); err != nil {
-		f.Close()
-		return fmt.Errorf("sync new wal file: %w", err)
-	}
-	if err := fsutil.SyncDir(w.dir); err != nil {
-		f.Close()
+		w.fs.RemoveFile(path)
 		return err
+	}
+	if _, err := f.Write(header()); err != nil {
+		return undo(fmt.Errorf("write wal header: %w", err))
+	}
+	if err := f.Sync(); err != nil {
+		return undo(fmt.Errorf("sync new wal file: %w", err))
+	}
+	if err := w.fs.SyncDir(w.dir); err != nil {
+		return undo(err)
 	}
 	if w.cur != nil {
 		w.cur.Close()
@@ -310,6 +319,40 @@ func (w *WAL) newFile(idx int) error {
 	w.mu.Unlock()
 	w.m.segments.Set(float64(n))
 	return nil
+}
+
+// rotate starts the next file from the writer goroutine. A failure here
+// (EMFILE, ENOSPC, a failed fsync of the new file or the directory) puts no
+// acknowledged byte at risk, since the current file stays open and intact, so
+// it is not fatal: appends go on into the current file, the WAL reports
+// itself degraded (Degraded), and the next group commit tries again. The
+// state change is logged once each way.
+func (w *WAL) rotate() error {
+	err := w.newFile(w.curIdx + 1)
+	w.mu.Lock()
+	was := w.rotateErr
+	w.rotateErr = err
+	w.mu.Unlock()
+	switch {
+	case err != nil:
+		w.m.rotationErrors.Inc()
+		if was == nil {
+			w.log.Warn("wal: cannot start the next file; appending to the current one and retrying",
+				"file", fileName(w.curIdx), "err", err)
+		}
+	case was != nil:
+		w.log.Info("wal: started the next file again after failures", "file", fileName(w.curIdx))
+	}
+	return err
+}
+
+// Degraded returns why the WAL could not start its next file the last time
+// it tried, or nil. Appends still succeed while it is degraded; only the
+// current file grows past its size and flushes cannot rotate.
+func (w *WAL) Degraded() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.rotateErr
 }
 
 // Replay calls fn with every payload in files with index >= from, in order.
@@ -349,15 +392,34 @@ func (w *WAL) Replay(from int, fn func(seg int, payload []byte) error) error {
 // Append writes payload and returns once it is fsynced, with the index of
 // the file that holds it.
 func (w *WAL) Append(payload []byte) (int, error) {
-	if len(payload) == 0 || len(payload) > MaxPayload {
-		return 0, fmt.Errorf("wal append: payload of %d bytes (must be 1..%d)", len(payload), MaxPayload)
+	return w.AppendAll([][]byte{payload})
+}
+
+// AppendAll writes each payload as its own frame, all in one write and one
+// fsync, and returns once they are fsynced. A write or fsync failure fails
+// them together and none of them is replayed later (see Append's failure
+// contract in docs/wal.md); only a crash in the middle of the write can keep
+// a prefix of them, which the caller never acknowledged. A payload that is
+// empty or larger than MaxPayload is refused without touching the log.
+func (w *WAL) AppendAll(payloads [][]byte) (int, error) {
+	size := 0
+	for _, p := range payloads {
+		if len(p) == 0 || len(p) > MaxPayload {
+			return 0, fmt.Errorf("wal append: payload of %d bytes (must be 1..%d)", len(p), MaxPayload)
+		}
+		size += len(p)
 	}
-	return w.send(request{payload: payload})
+	if len(payloads) == 0 {
+		return 0, errors.New("wal append: no payload")
+	}
+	return w.send(request{payloads: payloads, size: size})
 }
 
 // Rotate finishes the current file and starts a new one. Every payload
 // appended before Rotate returns is in a file with a smaller index than the
-// one it returns.
+// one it returns. When the new file cannot be made (EMFILE, ENOSPC) Rotate
+// returns that error, not ErrFailed: the log keeps working in the current
+// file and the caller may try again.
 func (w *WAL) Rotate() (int, error) { return w.send(request{rotate: true}) }
 
 func (w *WAL) send(r request) (int, error) {
@@ -381,7 +443,7 @@ func (w *WAL) run() {
 	var group []request
 	for first := range w.reqs {
 		group = append(group[:0], first)
-		size := len(first.payload)
+		size := first.size
 	gather:
 		for size < maxGroupBytes && !first.rotate {
 			select {
@@ -390,7 +452,7 @@ func (w *WAL) run() {
 					break gather
 				}
 				group = append(group, r)
-				size += len(r.payload)
+				size += r.size
 				if r.rotate {
 					break gather
 				}
@@ -416,11 +478,9 @@ func (w *WAL) commit(group []request) {
 		return
 	}
 	if w.curSize >= w.opts.SegmentSize {
-		if err := w.newFile(w.curIdx + 1); err != nil {
-			w.err = err
-			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
-			return
-		}
+		// On failure the group goes into the current file; the next group
+		// commit tries again.
+		w.rotate()
 	}
 	w.buf = w.buf[:0]
 	n := 0
@@ -430,23 +490,32 @@ func (w *WAL) commit(group []request) {
 			rotate = true
 			continue
 		}
-		var hdr [frameSize]byte
-		binary.LittleEndian.PutUint32(hdr[:4], uint32(len(r.payload)))
-		binary.LittleEndian.PutUint32(hdr[4:], frameCRC(hdr[:4], r.payload))
-		w.buf = append(append(w.buf, hdr[:]...), r.payload...)
-		n++
+		for _, p := range r.payloads {
+			var hdr [frameSize]byte
+			binary.LittleEndian.PutUint32(hdr[:4], uint32(len(p)))
+			binary.LittleEndian.PutUint32(hdr[4:], frameCRC(hdr[:4], p))
+			w.buf = append(append(w.buf, hdr[:]...), p...)
+			n++
+		}
 	}
 	if len(w.buf) > 0 {
 		start := time.Now()
 		_, err := w.cur.Write(w.buf)
 		if err == nil {
-			err = w.syncFn(w.cur)
+			err = w.cur.Sync()
 		}
 		w.m.fsyncDuration.Observe(time.Since(start).Seconds())
 		if err != nil {
-			// The state of the file is unknown now; never write to it again.
+			// The state of the file past the last acknowledged byte is
+			// unknown now; never write to it again, and cut what this group
+			// may have put there, so that a restart does not replay batches
+			// whose callers were told they failed.
 			w.err = err
 			w.log.Error("wal write failed; refusing further appends", "file", fileName(w.curIdx), "err", err)
+			if derr := w.discard(w.curSize); derr != nil {
+				w.log.Error("wal: could not cut the failed write off the file; its batches may be replayed after a restart",
+					"file", fileName(w.curIdx), "offset", w.curSize, "err", derr)
+			}
 			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
 			return
 		}
@@ -456,24 +525,34 @@ func (w *WAL) commit(group []request) {
 		w.m.bytes.Add(float64(len(w.buf)))
 	}
 	seg := w.curIdx
-	if rotate {
-		if err := w.newFile(w.curIdx + 1); err != nil {
-			w.err = err
-			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
-			return
-		}
-		// Appends in this group went to the old file; a rotation answers
-		// with the new one. Answer them separately.
-		for _, r := range group {
-			if r.rotate {
-				r.done <- result{w.curIdx, nil}
-			} else {
-				r.done <- result{seg, nil}
-			}
-		}
+	if !rotate {
+		answer(seg, nil)
 		return
 	}
-	answer(seg, nil)
+	rerr := w.rotate()
+	// Appends in this group went to the old file; a rotation answers with
+	// the new one, or with why there is none.
+	for _, r := range group {
+		switch {
+		case !r.rotate:
+			r.done <- result{seg, nil}
+		case rerr != nil:
+			r.done <- result{0, fmt.Errorf("rotate wal: %w", rerr)}
+		default:
+			r.done <- result{w.curIdx, nil}
+		}
+	}
+}
+
+// discard truncates the current file back to good, the end of the last
+// acknowledged group, and fsyncs the truncation. It runs after a failed
+// write or fsync: the size change is durable even when the failed data pages
+// were dropped, so the failed group's frames are gone from the file.
+func (w *WAL) discard(good int64) error {
+	if err := w.cur.Truncate(good); err != nil {
+		return err
+	}
+	return w.cur.Sync()
 }
 
 // Truncate removes files with an index below before, except the one being
@@ -496,14 +575,11 @@ func (w *WAL) Truncate(before int) error {
 	w.files = keep
 	n := len(keep)
 	w.mu.Unlock()
+	w.m.segments.Set(float64(n))
 	for _, idx := range doomed {
-		if err := os.Remove(filepath.Join(w.dir, fileName(idx))); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := w.fs.RemoveFile(filepath.Join(w.dir, fileName(idx))); err != nil {
 			return fmt.Errorf("remove wal file: %w", err)
 		}
-	}
-	w.m.segments.Set(float64(n))
-	if len(doomed) > 0 {
-		return fsutil.SyncDir(w.dir)
 	}
 	return nil
 }

@@ -252,22 +252,6 @@ func TestGroupCommitConcurrent(t *testing.T) {
 	}
 }
 
-func TestFsyncFailureIsFatal(t *testing.T) {
-	w := openT(t, t.TempDir(), Options{})
-	defer w.Close()
-	if _, err := w.Append([]byte("ok")); err != nil {
-		t.Fatal(err)
-	}
-	w.syncFn = func(*os.File) error { return errors.New("EIO") }
-	if _, err := w.Append([]byte("lost")); !errors.Is(err, ErrFailed) {
-		t.Fatalf("append with failing fsync: %v, want ErrFailed", err)
-	}
-	w.syncFn = (*os.File).Sync // the disk "recovers": the WAL must not
-	if _, err := w.Append([]byte("later")); !errors.Is(err, ErrFailed) {
-		t.Fatalf("append after a failed fsync: %v, want ErrFailed", err)
-	}
-}
-
 func TestRejectsBadPayloadSizes(t *testing.T) {
 	w := openT(t, t.TempDir(), Options{})
 	defer w.Close()
