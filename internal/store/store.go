@@ -423,7 +423,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 		case f.bad != nil:
 			path := filepath.Join(dir, f.name)
 			s.noteCorrupt(f.bad, "start-up")
-			dst, err := quarantine(path)
+			dst, err := s.quarantine(path)
 			if err != nil {
 				return err
 			}
@@ -447,10 +447,11 @@ func parseSegName(name string) (lo, hi int64, ok bool) {
 }
 
 // quarantine renames the damaged segment file path to path+CorruptSuffix,
-// durably (both names' directory is fsynced), and returns the new name.
-func quarantine(path string) (string, error) {
+// durably (both names' directory is fsynced), and returns the new name. It
+// goes through the store's FS so that fault-injection tests reach it too.
+func (s *Store) quarantine(path string) (string, error) {
 	dst := path + CorruptSuffix
-	if err := fsutil.Rename(path, dst); err != nil {
+	if err := s.fs.Rename(path, dst); err != nil {
 		return path, fmt.Errorf("quarantine damaged segment %s: %w", path, err)
 	}
 	return dst, nil
@@ -539,7 +540,7 @@ func (s *Store) quarantineReported() error {
 	s.mu.Unlock()
 	var errs []error
 	for _, path := range todo {
-		dst, err := quarantine(path)
+		dst, err := s.quarantine(path)
 		gone := errors.Is(err, fs.ErrNotExist) // removed by hand meanwhile
 		if err != nil && !gone {
 			errs = append(errs, err)
