@@ -298,7 +298,8 @@ func TestSecondDaemonRefused(t *testing.T) {
 func TestSearchCLI(t *testing.T) {
 	dir := t.TempDir()
 	addr := freePort(t)
-	d := startDaemon(t, dir, addr)
+	// 30 distinct paths against a bound of 10: stats by path is approximate.
+	d := startDaemon(t, dir, addr, "RETENTIOND_SEARCH_STATS_MAX_GROUPS=10")
 	defer d.stop(syscall.SIGTERM)
 	var lines []string
 	for i := 0; i < 30; i++ {
@@ -326,6 +327,14 @@ func TestSearchCLI(t *testing.T) {
 		{"stats", []string{"--case", "T-1", "--reason", "test", "--stats-by", "domain", "--top", "2", "ua:E2E"},
 			func(out string) bool {
 				return strings.Join(strings.Fields(out), " ") == "COUNT DOMAIN 6 shop0.example.nl 6 shop1.example.nl 30 (total)"
+			}},
+		{"stats approximate", []string{"--case", "T-1", "--reason", "test", "--stats-by", "path", "--top", "0", "ua:E2E"},
+			func(out string) bool {
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				return strings.Join(strings.Fields(lines[0]), " ") == "COUNT ERROR PATH" && len(lines) == 1+10+3 &&
+					strings.Join(strings.Fields(lines[11]), " ") == "30 (total, exact)" &&
+					strings.HasPrefix(lines[12], "approximate: too many distinct values to count exactly (search.stats_max_groups is 10)") &&
+					lines[13] == "truncated: only the 10 most frequent values are listed"
 			}},
 		{"csv", []string{"--case", "T-1", "--reason", "test", "--format", "csv", "--limit", "1", "--order", "desc", "ua:e2e"},
 			func(out string) bool {

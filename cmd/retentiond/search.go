@@ -90,15 +90,43 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 		q.Set("by", f.statsBy)
 		q.Set("top", strconv.Itoa(f.top))
 		return searchJSON(out, errOut, c, "/api/v1/stats", q, func(v map[string]any) {
+			// An approximate answer shows each count's error in its own
+			// column and says so below the table: an investigator must
+			// never take an upper bound for an exact count.
+			approx, _ := v["approximate"].(bool)
+			truncated, _ := v["truncated"].(bool)
 			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "COUNT\t%s\n", strings.ToUpper(f.statsBy))
+			if approx {
+				fmt.Fprintf(tw, "COUNT\tERROR\t%s\n", strings.ToUpper(f.statsBy))
+			} else {
+				fmt.Fprintf(tw, "COUNT\t%s\n", strings.ToUpper(f.statsBy))
+			}
 			rows, _ := v["top"].([]any)
 			for _, r := range rows {
 				m, _ := r.(map[string]any)
+				if approx {
+					e := jsonNumber(m["error"])
+					if m["error"] == nil {
+						e = "0"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", jsonNumber(m["count"]), e, printable(fmt.Sprint(m["key"])))
+					continue
+				}
 				fmt.Fprintf(tw, "%s\t%s\n", jsonNumber(m["count"]), printable(fmt.Sprint(m["key"])))
 			}
-			fmt.Fprintf(tw, "%s\t(total)\n", jsonNumber(v["total"]))
+			if approx {
+				fmt.Fprintf(tw, "%s\t\t(total, exact)\n", jsonNumber(v["total"]))
+			} else {
+				fmt.Fprintf(tw, "%s\t(total)\n", jsonNumber(v["total"]))
+			}
 			tw.Flush()
+			if approx {
+				fmt.Fprintf(out, "approximate: too many distinct values to count exactly (search.stats_max_groups is %s); "+
+					"each true count lies between COUNT-ERROR and COUNT\n", jsonNumber(v["max_groups"]))
+			}
+			if truncated {
+				fmt.Fprintf(out, "truncated: only the %d most frequent values are listed\n", len(rows))
+			}
 		})
 	}
 	format := f.format

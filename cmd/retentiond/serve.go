@@ -178,6 +178,8 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		},
 		Logger:     log.With("component", "search"),
 		Registerer: reg,
+
+		StatsMaxGroups: cfg.Search.StatsMaxGroups, StatsMaxKeyBytes: int(cfg.Search.StatsMaxKeyBytes),
 	})
 
 	auditPolicy := purge.Policy{Retention: auditRetention}

@@ -79,6 +79,10 @@ type Search struct {
 	MaxConcurrency int           `mapstructure:"max_concurrency" yaml:"max_concurrency"`
 	Timeout        time.Duration `mapstructure:"timeout" yaml:"timeout"`
 	DefaultLimit   int           `mapstructure:"default_limit" yaml:"default_limit"`
+	// StatsMaxGroups and StatsMaxKeyBytes bound the memory of one stats
+	// request (search.Executor.Stats).
+	StatsMaxGroups   int      `mapstructure:"stats_max_groups" yaml:"stats_max_groups"`
+	StatsMaxKeyBytes ByteSize `mapstructure:"stats_max_key_bytes" yaml:"stats_max_key_bytes"`
 }
 
 // Log configures the daemon's own log on stderr (journald captures it).
@@ -156,7 +160,7 @@ func Default() *Config {
 			WALSegmentBytes: 64 << 20,
 			BlockRows:       8192,
 		},
-		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000},
+		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000, StatsMaxGroups: 100_000, StatsMaxKeyBytes: 64 << 20},
 		Log:    Log{Level: "info", Format: "text"},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 10 * time.Second,

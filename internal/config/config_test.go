@@ -263,6 +263,8 @@ func TestBadConfigs(t *testing.T) {
 		{"empty data dir", "data_dir: \"\"\n", nil, "data_dir", "set the data directory"},
 		{"negative concurrency", "search:\n  max_concurrency: -2\n", nil, "search.max_concurrency", "GOMAXPROCS"},
 		{"zero default limit", "search:\n  default_limit: 0\n", nil, "search.default_limit", "above 0"},
+		{"zero stats groups", "search:\n  stats_max_groups: 0\n", nil, "search.stats_max_groups", "100000"},
+		{"stats key bytes below a path", "search:\n  stats_max_key_bytes: 64KiB\n", nil, "search.stats_max_key_bytes", "at least 1MiB"},
 		{"bad bool", "purge:\n  on_start: maybe\n", nil, "on_start", "true or false"},
 		{"not YAML", "listen: [\n", nil, "YAML", "line"},
 		{"env unknown variable", "", map[string]string{"RETENTIOND_LISTEN_HTPP": "x"}, "RETENTIOND_LISTEN_HTPP", "did you mean RETENTIOND_LISTEN_HTTP?"},

@@ -51,6 +51,9 @@ var keyDocs = map[string]string{
 	"search.max_concurrency": "Parallel workers per search; 0 means one per CPU (GOMAXPROCS).",
 	"search.timeout":         "A search running longer than this is cancelled; 0 means no limit.",
 	"search.default_limit":   "Rows returned when a search gives no limit.",
+	"search.stats_max_groups": "Distinct values one stats request counts exactly; beyond it the answer is approximate " +
+		"(a Space-Saving summary of this many values, each count with its error bound) and says so. Hour and day are always exact.",
+	"search.stats_max_key_bytes": "Bytes of distinct values one stats request holds (long paths count more); beyond it the answer is approximate as above.",
 
 	"log":        "The daemon's own log, written to stderr (journald keeps it). It never contains record contents.",
 	"log.level":  "debug, info, warn or error.",

@@ -86,6 +86,11 @@ func (c *Config) Validate() error {
 	v.nonNegative("search.max_concurrency", c.Search.MaxConcurrency, "0 means one worker per CPU (GOMAXPROCS)")
 	v.duration("search.timeout", c.Search.Timeout, false)
 	v.positive("search.default_limit", c.Search.DefaultLimit, "1000")
+	v.positive("search.stats_max_groups", c.Search.StatsMaxGroups, "100000")
+	if c.Search.StatsMaxKeyBytes < 1<<20 {
+		v.add("search.stats_max_key_bytes", fmt.Sprintf("%s is less than 1MiB", c.Search.StatsMaxKeyBytes),
+			"use at least 1MiB (a single path may be 64KiB); 64MiB is the default")
+	}
 
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.add("log.level", fmt.Sprintf("%q is not a log level", c.Log.Level), "write debug, info, warn or error")

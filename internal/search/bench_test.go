@@ -154,9 +154,9 @@ func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) 
 		case "count":
 			n, err = e.Count(context.Background(), req)
 		case "stats":
-			var bs []Bucket
-			bs, n, err = e.Stats(context.Background(), req, ByDomain, 10)
-			_ = bs
+			var res StatsResult
+			res, err = e.Stats(context.Background(), req, ByDomain, 10)
+			n = res.Total
 		default:
 			n, err = e.Run(context.Background(), req, func(record.Record) error { return nil })
 		}

@@ -36,6 +36,9 @@ type Request struct {
 type Executor struct {
 	Source      Source
 	Concurrency int // days scanned at once; 0 means GOMAXPROCS
+	// StatsMaxGroups and StatsMaxKeyBytes bound the distinct values one
+	// stats request counts exactly (see Stats); 0 means the defaults.
+	StatsMaxGroups, StatsMaxKeyBytes int
 
 	// Unexported knobs for tests: zero means the defaults.
 	batchSize, chanBatches int

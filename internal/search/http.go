@@ -28,6 +28,10 @@ type Options struct {
 	// DefaultLimit applies to /search when no limit is given; limit=0 asks
 	// for everything.
 	DefaultLimit int
+	// StatsMaxGroups and StatsMaxKeyBytes bound the distinct values a stats
+	// request counts exactly; beyond them its answer is approximate (see
+	// Executor.Stats). 0 means the defaults.
+	StatsMaxGroups, StatsMaxKeyBytes int
 	// Retention returns the oldest time that may be returned at now: a day
 	// past retention is never served, even while a purge is late.
 	Retention func(now time.Time) time.Time
@@ -74,7 +78,8 @@ func NewHandler(opts Options) *Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	h := &Handler{opts: opts, exec: &Executor{Source: opts.Source, Concurrency: opts.MaxConcurrency},
+	h := &Handler{opts: opts, exec: &Executor{Source: opts.Source, Concurrency: opts.MaxConcurrency,
+		StatsMaxGroups: opts.StatsMaxGroups, StatsMaxKeyBytes: opts.StatsMaxKeyBytes},
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "retentiond_search_duration_seconds", Help: "Time to answer a search, count or stats request.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
@@ -338,18 +343,26 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
 	defer cancel()
 	req.Skipped = &Skipped{}
-	buckets, total, err := h.exec.Stats(ctx, req, by, top)
+	res, err := h.exec.Stats(ctx, req, by, top)
 	files := h.skipped(r, "stats", req)
-	h.done(r, req, total, err)
+	h.done(r, req, res.Total, err)
 	if err != nil {
 		h.fail(w, err)
 		return
 	}
-	for i := range buckets {
-		buckets[i].Key = string(appendEscaped(nil, buckets[i].Key))
+	for i := range res.Buckets {
+		res.Buckets[i].Key = string(appendEscaped(nil, res.Buckets[i].Key))
 	}
-	out := map[string]any{"by": by, "total": total, "top": buckets, "query": req.Query.Text,
-		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano)}
+	// approximate and truncated are always present, so that a reader who
+	// checks for them never mistakes a missing field for an exact answer.
+	out := map[string]any{"by": by, "total": res.Total, "top": res.Buckets, "query": req.Query.Text,
+		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano),
+		"approximate": res.Approximate, "truncated": res.Truncated}
+	if res.Approximate {
+		out["max_groups"] = res.MaxGroups
+	} else {
+		out["groups"] = res.Groups
+	}
 	if files != nil {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)

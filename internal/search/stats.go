@@ -24,17 +24,73 @@ const (
 	ByDay       StatsBy = "day"
 )
 
+// Default bounds on what one stats request holds in memory. A scanner
+// requesting random URLs makes millions of distinct paths in a day; without
+// a bound, stats by path over a few weeks needed gigabytes and answered
+// hundreds of megabytes.
+const (
+	// DefaultStatsMaxGroups is the number of distinct values counted
+	// exactly before stats switches to an approximate summary of that
+	// many values.
+	DefaultStatsMaxGroups = 100_000
+	// DefaultStatsMaxKeyBytes bounds the bytes of the values held, so that
+	// long values (a path may be 64 KiB) cannot multiply the group bound.
+	DefaultStatsMaxKeyBytes = 64 << 20
+)
+
 // Bucket is one row of statistics.
 type Bucket struct {
 	Key   string `json:"key"`
 	Count int64  `json:"count"`
+	// Error is non-zero only in an approximate answer: the true count lies
+	// in [Count-Error, Count].
+	Error int64 `json:"error,omitempty"`
+}
+
+// StatsResult is the answer to a stats request.
+type StatsResult struct {
+	Buckets []Bucket
+	// Total is the exact number of matches, whatever the grouping.
+	Total int64
+	// Groups is the number of distinct values; it is known only when the
+	// answer is exact (0 otherwise).
+	Groups int64
+	// Approximate is set when more distinct values matched than the bounds
+	// allow to count exactly: the buckets then come from a Space-Saving
+	// summary (Metwally et al., 2005) and carry their Error. Every value
+	// that matched more often than the smallest count held is in the
+	// summary; when the group bound (not the byte bound) is what limits,
+	// that count is at most Total / MaxGroups.
+	Approximate bool
+	// Truncated is set when the buckets are not every value that matched
+	// although the request asked for all of them (or for more than the
+	// summary holds).
+	Truncated bool
+	// MaxGroups is the bound on distinct values the answer was computed
+	// with.
+	MaxGroups int
 }
 
 // Stats counts matches per value of by and returns the top n (by count,
-// then key), and the total.
-func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) ([]Bucket, int64, error) {
+// then key; hour and day in time order), n = 0 meaning all. The memory it
+// holds is bounded by the Executor's StatsMaxGroups and StatsMaxKeyBytes,
+// except for hour and day, whose values are bounded by the retention.
+func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (StatsResult, error) {
+	res, _, err := e.groupStats(ctx, req, by, n, cmp.Or(e.StatsMaxGroups, DefaultStatsMaxGroups),
+		cmp.Or(e.StatsMaxKeyBytes, DefaultStatsMaxKeyBytes))
+	return res, err
+}
+
+// groupStats is Stats with explicit bounds; it also returns the counter, whose
+// peak the tests inspect.
+func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, maxGroups, maxKeyBytes int) (StatsResult, *groupCounter, error) {
+	if by == ByHour || by == ByDay {
+		// Two years hold 17,544 hours: exact counts cost little, and an
+		// approximate timeline would be no evidence at all.
+		maxGroups, maxKeyBytes = int(^uint(0)>>1), int(^uint(0)>>1)
+	}
 	var mu sync.Mutex
-	counts := map[string]int64{}
+	gc := newGroupCounter(maxGroups, maxKeyBytes)
 	var total int64
 	key := func(r *record.Record) string {
 		switch by {
@@ -57,23 +113,198 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 	err := e.each(ctx, req, need, func(r record.Record) bool {
 		k := key(&r)
 		mu.Lock()
-		counts[k]++
+		gc.add(k)
 		total++
 		mu.Unlock()
 		return true
 	})
-	out := make([]Bucket, 0, len(counts))
-	for k, c := range counts {
-		out = append(out, Bucket{k, c})
-	}
+	out := gc.buckets()
 	slices.SortFunc(out, func(a, b Bucket) int {
 		if by == ByHour || by == ByDay {
 			return cmp.Compare(a.Key, b.Key)
 		}
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Key, b.Key))
 	})
+	res := StatsResult{Total: total, Approximate: gc.approximate(), MaxGroups: maxGroups}
+	if !res.Approximate {
+		res.Groups = int64(len(out))
+	} else {
+		res.Truncated = n == 0 || n > len(out)
+	}
 	if n > 0 && len(out) > n {
 		out = out[:n]
 	}
-	return out, total, err
+	res.Buckets = out
+	return res, gc, err
+}
+
+// groupCounter counts values exactly while they fit in its bounds, then
+// switches to Space-Saving: it keeps the values it holds with their counts,
+// and a new value replaces the least counted one, inheriting that count as
+// its error. It never holds more than maxGroups values, nor more than
+// maxKeyBytes of them (save a single value longer than that).
+type groupCounter struct {
+	maxGroups, maxKeyBytes int
+	keyBytes               int
+	exact                  map[string]int64 // nil once approximate
+	summary                ssHeap           // the approximate counts, least first
+	// floor is the most any value not held may have occurred: the count of
+	// the last value evicted (evictions take the least count held, so it
+	// never decreases).
+	floor int64
+	peak  int // most values held at once
+}
+
+func newGroupCounter(maxGroups, maxKeyBytes int) *groupCounter {
+	return &groupCounter{maxGroups: maxGroups, maxKeyBytes: maxKeyBytes, exact: map[string]int64{}}
+}
+
+func (g *groupCounter) approximate() bool { return g.exact == nil }
+
+// held is the number of values held.
+func (g *groupCounter) held() int {
+	if g.exact != nil {
+		return len(g.exact)
+	}
+	return len(g.summary.e)
+}
+
+func (g *groupCounter) full(k string) bool {
+	return g.held() >= g.maxGroups || g.keyBytes+len(k) > g.maxKeyBytes
+}
+
+// add counts one occurrence of k.
+func (g *groupCounter) add(k string) {
+	if g.exact != nil {
+		if _, ok := g.exact[k]; ok || !g.full(k) {
+			if !ok {
+				g.keyBytes += len(k)
+			}
+			g.exact[k]++
+			g.peak = max(g.peak, len(g.exact))
+			return
+		}
+		g.toSummary()
+	}
+	if i, ok := g.summary.pos[k]; ok {
+		g.summary.e[i].count++
+		g.summary.down(i)
+		return
+	}
+	// Evict the least counted values until k fits. k may have been held
+	// and evicted before: it occurred at most floor times so far, so it
+	// enters with count floor+1 and error floor. (The byte bound may evict
+	// several values, leaving room later for a value that evicts none: it
+	// still enters above the floor.)
+	for len(g.summary.e) > 0 && g.full(k) {
+		old := g.summary.popMin()
+		g.keyBytes -= len(old.key)
+		g.floor = old.count
+	}
+	g.summary.push(ssEntry{key: k, count: g.floor + 1, err: g.floor})
+	g.keyBytes += len(k)
+	g.peak = max(g.peak, len(g.summary.e))
+}
+
+// toSummary turns the exact counts into a Space-Saving summary (error 0).
+func (g *groupCounter) toSummary() {
+	g.summary = ssHeap{e: make([]ssEntry, 0, len(g.exact))}
+	g.summary.pos = make(map[string]int, len(g.exact))
+	for k, c := range g.exact {
+		g.summary.e = append(g.summary.e, ssEntry{key: k, count: c})
+		g.summary.pos[k] = len(g.summary.e) - 1
+	}
+	g.summary.init()
+	g.exact = nil
+}
+
+// buckets returns every value held, unsorted.
+func (g *groupCounter) buckets() []Bucket {
+	if g.exact != nil {
+		out := make([]Bucket, 0, len(g.exact))
+		for k, c := range g.exact {
+			out = append(out, Bucket{Key: k, Count: c})
+		}
+		return out
+	}
+	out := make([]Bucket, 0, len(g.summary.e))
+	for _, s := range g.summary.e {
+		out = append(out, Bucket{Key: s.key, Count: s.count, Error: s.err})
+	}
+	return out
+}
+
+// ssEntry is one value of a Space-Saving summary: its true count lies in
+// [count-err, count].
+type ssEntry struct {
+	key        string
+	count, err int64
+}
+
+// ssHeap is a min-heap of entries by count that keeps pos (value -> index)
+// up to date, so that a held value's count can be raised in O(log n). It
+// is written out rather than built on container/heap, whose interface
+// boxing cost an allocation per eviction.
+type ssHeap struct {
+	e   []ssEntry
+	pos map[string]int
+}
+
+func (h *ssHeap) swap(i, j int) {
+	h.e[i], h.e[j] = h.e[j], h.e[i]
+	h.pos[h.e[i].key], h.pos[h.e[j].key] = i, j
+}
+
+// up moves entry i towards the root while it is less than its parent.
+func (h *ssHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.e[p].count <= h.e[i].count {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+// down moves entry i towards the leaves while a child is less than it.
+func (h *ssHeap) down(i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h.e) {
+			return
+		}
+		if c+1 < len(h.e) && h.e[c+1].count < h.e[c].count {
+			c++
+		}
+		if h.e[i].count <= h.e[c].count {
+			return
+		}
+		h.swap(i, c)
+		i = c
+	}
+}
+
+// init orders entries that were appended without ordering.
+func (h *ssHeap) init() {
+	for i := len(h.e)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *ssHeap) push(s ssEntry) {
+	h.pos[s.key] = len(h.e)
+	h.e = append(h.e, s)
+	h.up(len(h.e) - 1)
+}
+
+// popMin removes and returns the least counted entry.
+func (h *ssHeap) popMin() ssEntry {
+	last := len(h.e) - 1
+	h.swap(0, last)
+	s := h.e[last]
+	h.e = h.e[:last]
+	delete(h.pos, s.key)
+	h.down(0)
+	return s
 }
