@@ -7,6 +7,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
@@ -21,6 +22,10 @@ var (
 	ErrBusy = errors.New("store busy: write path saturated")
 	// ErrClosed means the store is shutting down or has failed.
 	ErrClosed = errors.New("store closed")
+	// ErrDayDestroyed is the cause a search's context carries when a purge
+	// destroyed a day it was reading; test for it with errors.Is. The error
+	// itself is a *DayDestroyedError naming the day.
+	ErrDayDestroyed = errors.New("day destroyed by the retention purge")
 	// ErrLocked means another process holds the data directory.
 	ErrLocked = errors.New("data directory is locked by another process")
 )
@@ -77,13 +82,28 @@ type DayView struct {
 	Corrupt []CorruptFile
 }
 
+// DayDestroyedError ends a search that still held a day when the purge
+// destroyed it after its reader grace (Options.ReaderGrace).
+type DayDestroyedError struct {
+	Day time.Time
+}
+
+func (e *DayDestroyedError) Error() string {
+	return fmt.Sprintf("day %s was destroyed by the retention purge while this search read it", record.DayString(e.Day))
+}
+
+// Is makes errors.Is(err, ErrDayDestroyed) true.
+func (e *DayDestroyedError) Is(target error) bool { return target == ErrDayDestroyed }
+
 // Snapshot is a consistent, reference-counted view over a range of days.
-// Release must be called exactly once; a purge waits for it.
+// Release must be called exactly once; a purge waits for it, at most for
+// its reader grace, and then cancels the contexts made by Context.
 type Snapshot struct {
 	// Days are the days that overlap the requested range, oldest first.
 	Days    []*DayView
 	release func()
 	report  func(*segment.CorruptionError)
+	rd      *reader // nil for a snapshot not made by a Store
 }
 
 // ReportCorrupt tells the store that a reader of this snapshot found damage

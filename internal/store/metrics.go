@@ -18,6 +18,8 @@ type metrics struct {
 	replayed        prometheus.Counter
 	recoveryRemoved prometheus.Counter
 	corruptFound    prometheus.Counter
+	// cancelledSearches counts searches a purge cancelled.
+	cancelledSearches prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -67,12 +69,16 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Name: "retentiond_store_corrupt_file_detections_total",
 			Help: "Damaged segment files found (footer at start-up, block when read) and quarantined.",
 		}),
+		cancelledSearches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_purge_cancelled_searches_total",
+			Help: "Searches cancelled because they still held a day the purge destroyed after purge.reader_grace (a client that stopped reading, or a search slower than the grace).",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
-		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound,
+		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_bytes",
 			Help: "Estimated memory of unflushed records (head and head being flushed).",

@@ -53,6 +53,11 @@ type Options struct {
 	WALSegmentBytes int64
 	// BlockRows is the number of records per segment block (0: segment default).
 	BlockRows int
+	// ReaderGrace is how long DeleteDay lets running searches finish with a
+	// day it is destroying; after it, it cancels them (their error says the
+	// day was destroyed) and waits at most one more grace for them to let
+	// go, so a stuck search can never hold an expired day. Default 30s.
+	ReaderGrace time.Duration
 	// Now is the clock (tests inject one). Default time.Now.
 	Now func() time.Time
 	// Logger receives the store's logs; never record contents.
@@ -71,6 +76,7 @@ func (o *Options) withDefaults() {
 	o.MergeGrace = cmp.Or(o.MergeGrace, time.Hour)
 	o.MaxParts = cmp.Or(o.MaxParts, 16)
 	o.WALSegmentBytes = cmp.Or(o.WALSegmentBytes, 64<<20)
+	o.ReaderGrace = cmp.Or(o.ReaderGrace, 30*time.Second)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -153,9 +159,6 @@ type day struct {
 	dir     string
 	segs    []*segRef
 	corrupt []CorruptFile // damaged files, not in segs (see CorruptFile)
-	refs    int           // snapshots holding the day
-	drained chan struct{} // closed when refs drops to zero after deletion began
-	deleted bool
 }
 
 // Store is an open data directory. All methods are safe for concurrent use.
@@ -186,13 +189,21 @@ type Store struct {
 	frozenBytes int64
 	reserved    int64     // admitted by Append, not yet in the head
 	oldestHead  time.Time // arrival time of the oldest unflushed record
-	cp          checkpoint
-	closed      bool
-	failed      error         // the WAL write or fsync error that failed the store, for good
-	failedCh    chan struct{} // closed when failed is set
-	flushErr    error         // why the last flush failed; nil after one succeeds
-	flushRetry  time.Time     // no background flush before this (backoff after failures)
-	flushWait   time.Duration // the current backoff
+	// walDirty says that WAL files after the checkpoint hold records, even
+	// if DeleteDay has dropped them from the head: the next flush must
+	// then rotate and checkpoint so that those files are removed.
+	walDirty bool
+	// deleting are the days DeleteDay has hidden from new snapshots.
+	deleting map[int64]bool
+	// readers are the unreleased snapshots (see readers.go).
+	readers    map[*reader]struct{}
+	cp         checkpoint
+	closed     bool
+	failed     error         // the WAL write or fsync error that failed the store, for good
+	failedCh   chan struct{} // closed when failed is set
+	flushErr   error         // why the last flush failed; nil after one succeeds
+	flushRetry time.Time     // no background flush before this (backoff after failures)
+	flushWait  time.Duration // the current backoff
 
 	kick chan struct{}
 	stop chan struct{}
@@ -214,6 +225,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		frozen:   make(map[int64]*head),
 		kick:     make(chan struct{}, 1),
 		failedCh: make(chan struct{}),
+		deleting: make(map[int64]bool),
+		readers:  make(map[*reader]struct{}),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
@@ -499,8 +512,8 @@ func (s *Store) noteCorrupt(ce *segment.CorruptionError, foundBy string) {
 func (s *Store) reportCorrupt(ce *segment.CorruptionError) {
 	var found *segRef
 	s.mu.Lock()
-	for _, dy := range s.days {
-		if dy.deleted {
+	for key, dy := range s.days {
+		if s.deleting[key] {
 			continue
 		}
 		for _, ref := range dy.segs {
@@ -576,6 +589,7 @@ func (s *Store) insertLocked(r record.Record) {
 		s.oldestHead = s.opts.Now()
 	}
 	s.headBytes += h.add(r)
+	s.walDirty = true
 }
 
 // Append stores recs durably: it returns nil only after their WAL record is
@@ -842,7 +856,7 @@ func (s *Store) flushOnce() error {
 		s.appendMu.Unlock()
 		return fmt.Errorf("%w: %w", ErrFailed, err)
 	}
-	if len(s.heads) == 0 {
+	if len(s.heads) == 0 && !s.walDirty {
 		s.mu.Unlock()
 		s.appendMu.Unlock()
 		return nil
@@ -857,6 +871,7 @@ func (s *Store) flushOnce() error {
 		}
 		return fmt.Errorf("rotate wal: %w", err)
 	}
+	s.walDirty = false
 	frozen := s.heads
 	s.frozen = frozen
 	s.frozenBytes = s.headBytes
@@ -887,6 +902,9 @@ func (s *Store) flushOnce() error {
 		}
 		s.frozen = make(map[int64]*head)
 		s.frozenBytes = 0
+		// Without a new checkpoint the WAL files before the rotation stay,
+		// holding records (perhaps only of a day DeleteDay dropped).
+		s.walDirty = true
 		s.mu.Unlock()
 		return err
 	}
@@ -950,7 +968,7 @@ func (s *Store) mergeDue() error {
 	s.mu.Lock()
 	var due []int64
 	for key, dy := range s.days {
-		if dy.deleted || len(dy.segs) < 2 {
+		if s.deleting[key] || len(dy.segs) < 2 {
 			continue
 		}
 		closed := !now.Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace))
@@ -983,7 +1001,7 @@ func (s *Store) MergeDay(d time.Time) error {
 	key := record.Day(d).Unix()
 	s.mu.Lock()
 	dy := s.days[key]
-	if dy == nil || dy.deleted || len(dy.segs) < 2 {
+	if dy == nil || s.deleting[key] || len(dy.segs) < 2 {
 		s.mu.Unlock()
 		return nil
 	}
@@ -1049,7 +1067,9 @@ func (s *Store) MergeDay(d time.Time) error {
 }
 
 // Snapshot returns a view of every day that overlaps [from, to). Its
-// segment readers stay open and its days stay on disk until Release.
+// segment readers stay open and its days stay on disk until Release, or
+// until a purge that has waited its reader grace destroys one of them (see
+// Snapshot.Context).
 func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1058,33 +1078,28 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 	}
 	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
 	keys := make(map[int64]bool)
-	for k, dy := range s.days {
-		if !dy.deleted {
+	for _, m := range []map[int64]*head{s.heads, s.frozen} {
+		for k := range m {
 			keys[k] = true
 		}
 	}
-	for k := range s.heads {
-		keys[k] = true
-	}
-	for k := range s.frozen {
+	for k := range s.days {
 		keys[k] = true
 	}
 	var sorted []int64
 	for k := range keys {
-		if k >= lo && k < hi {
+		if k >= lo && k < hi && !s.deleting[k] {
 			sorted = append(sorted, k)
 		}
 	}
 	slices.Sort(sorted)
 
-	snap := &Snapshot{report: s.reportCorrupt}
-	var held []*day
+	rd := &reader{s: s, keys: sorted, done: make(chan struct{})}
+	snap := &Snapshot{report: s.reportCorrupt, rd: rd}
 	var refs []*segRef
 	for _, k := range sorted {
 		v := &DayView{Day: time.Unix(k, 0).UTC()}
-		if dy := s.days[k]; dy != nil && !dy.deleted {
-			dy.refs++
-			held = append(held, dy)
+		if dy := s.days[k]; dy != nil {
 			for _, ref := range dy.segs {
 				ref.acquire()
 				refs = append(refs, ref)
@@ -1104,19 +1119,15 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 		}
 		snap.Days = append(snap.Days, v)
 	}
+	s.readers[rd] = struct{}{}
 	snap.release = func() {
 		for _, ref := range refs {
 			ref.release()
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		for _, dy := range held {
-			dy.refs--
-			if dy.refs == 0 && dy.drained != nil {
-				close(dy.drained)
-				dy.drained = nil
-			}
-		}
+		delete(s.readers, rd)
+		s.mu.Unlock()
+		close(rd.done)
 	}
 	return snap, nil
 }
@@ -1176,10 +1187,12 @@ func (s *Store) Days() []DayInfo {
 }
 
 // DeleteDay destroys every copy of a day: it hides the day from new
-// searches, waits until running searches release it, removes its directory
-// crash-safely (rename to *.deleting, remove, fsync), drops its unflushed
-// records from memory, and then flushes so that the WAL files that held them
-// are removed too. It returns what was deleted. Deleting a day that does not
+// searches, waits for running searches to release it (at most
+// Options.ReaderGrace, then it cancels them, see awaitReaders), removes its
+// directory crash-safely (rename to *.deleting, remove, fsync), drops its
+// unflushed records from memory, and then flushes and checkpoints, even when
+// no other record is unflushed, so that the WAL files that held them are
+// removed too. It returns what was deleted. Deleting a day that does not
 // exist returns a zero DayInfo and no error.
 func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 	d = record.Day(d)
@@ -1190,52 +1203,59 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 			info = in
 		}
 	}
-	s.maintMu.Lock()
-	defer s.maintMu.Unlock()
-
 	s.mu.Lock()
-	dy := s.days[key]
-	var drained chan struct{}
-	if dy != nil {
-		dy.deleted = true
-		if dy.refs > 0 {
-			dy.drained = make(chan struct{})
-			drained = dy.drained
-		}
-	}
-	if h := s.heads[key]; h != nil {
-		s.headBytes -= h.bytes
-		delete(s.heads, key)
-	}
+	s.deleting[key] = true
+	s.dropHeadLocked(key)
 	s.mu.Unlock()
 
-	if drained != nil {
-		select {
-		case <-drained:
-		case <-ctx.Done():
-			// The day stays hidden; the next run finishes it.
-			return DayInfo{}, fmt.Errorf("delete day %s: waiting for searches: %w", record.DayString(d), ctx.Err())
-		}
+	// The wait happens before taking maintMu, so that flushes (and with
+	// them ingest) go on while a search finishes with the day.
+	if err := s.awaitReaders(ctx, d); err != nil {
+		// The day stays hidden; the next run finishes it.
+		return DayInfo{}, fmt.Errorf("delete day %s: waiting for searches: %w", record.DayString(d), err)
 	}
+
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
 	if err := s.fs.Remove(dir); err != nil {
 		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
 	}
 	s.mu.Lock()
-	if dy != nil {
+	// A flush that ran during the wait may have added parts to the day.
+	if dy := s.days[key]; dy != nil {
 		for _, ref := range dy.segs {
 			ref.release()
 		}
 		delete(s.days, key)
 	}
+	s.dropHeadLocked(key)
+	delete(s.deleting, key)
 	s.mu.Unlock()
 	// Records of the day may still sit in WAL files; a flush moves every
-	// other unflushed record into parts and removes those files.
+	// other unflushed record into parts, checkpoints and removes those
+	// files. The flush only warns when the removal fails; the purge must
+	// know, so it is repeated here (a no-op when the files are gone).
 	if err := s.flushLocked(); err != nil {
 		return info, fmt.Errorf("delete day %s: flush wal: %w", record.DayString(d), err)
 	}
+	s.mu.Lock()
+	walFrom := s.cp.WAL
+	s.mu.Unlock()
+	if err := s.wal.Truncate(walFrom); err != nil {
+		return info, fmt.Errorf("delete day %s: remove wal files: %w", record.DayString(d), err)
+	}
 	s.m.deletedDays.Inc()
 	return info, nil
+}
+
+// dropHeadLocked forgets the unflushed records of day key. They stay in the
+// WAL until the next flush, which walDirty forces. s.mu must be held.
+func (s *Store) dropHeadLocked(key int64) {
+	if h := s.heads[key]; h != nil {
+		s.headBytes -= h.bytes
+		delete(s.heads, key)
+	}
 }
 
 // Dir returns the data directory.
