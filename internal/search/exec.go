@@ -3,6 +3,7 @@ package search
 import (
 	"cmp"
 	"context"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -921,13 +922,17 @@ type runStats struct {
 // an emit error or when ctx is cancelled. Days are scanned in parallel, a
 // bounded window ahead of the one being emitted; each day's producer
 // streams through a bounded channel. Run returns only after every producer
-// it started has stopped.
-func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Record) error) (int64, error) {
+// it started has stopped. A purge that destroys a day of the search's
+// snapshot after its reader grace ends it with a store.DayDestroyedError.
+func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Record) error) (_ int64, err error) {
 	snap, err := e.Source.Snapshot(req.From, req.To)
 	if err != nil {
 		return 0, err
 	}
 	defer snap.Release()
+	ctx, stop := snap.Context(ctx)
+	defer stop()
+	defer func() { err = destroyedCause(ctx, err) }()
 	if err := req.begin(snap); err != nil {
 		return 0, err
 	}
@@ -1008,6 +1013,12 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 	for i := range days {
 		s := streams[i]
 		for batch := range s.ch {
+			// Batches already made are not emitted once the search is
+			// cancelled: a purge may have destroyed their day.
+			if err := ctx.Err(); err != nil {
+				e.inflight(-int64(len(batch)))
+				return n, err
+			}
 			for j, r := range batch {
 				if err := emit(r); err != nil {
 					e.inflight(-int64(len(batch) - j))
@@ -1036,7 +1047,7 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 // their footer (see segCursor.count).
 func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 	var total atomic.Int64
-	err := e.forEachSource(ctx, req, func(v *store.DayView, sr *segment.Reader) error {
+	err := e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
 		if sr == nil {
 			total.Add(int64(len(matchHead(v, req))))
 			return nil
@@ -1092,7 +1103,7 @@ func matchHead(v *store.DayView, req *Request) []int {
 
 // each calls fn (concurrently, from several goroutines) for every match.
 func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns, fn func(record.Record) bool) error {
-	return e.forEachSource(ctx, req, func(v *store.DayView, sr *segment.Reader) error {
+	return e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
 		if sr == nil {
 			for _, i := range matchHead(v, req) {
 				fn(v.Head[i])
@@ -1105,12 +1116,16 @@ func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns,
 
 // forEachSource calls fn for every day's head (sr nil) and every segment
 // of the snapshot, from Concurrency goroutines, and returns the first error.
-func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *store.DayView, sr *segment.Reader) error) error {
+// fn must stop when the ctx it is given ends: a purge that destroys a day of
+// the snapshot cancels it (see Run).
+func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(ctx context.Context, v *store.DayView, sr *segment.Reader) error) error {
 	snap, err := e.Source.Snapshot(req.From, req.To)
 	if err != nil {
 		return err
 	}
 	defer snap.Release()
+	ctx, stop := snap.Context(ctx)
+	defer stop()
 	if err := req.begin(snap); err != nil {
 		return err
 	}
@@ -1130,7 +1145,7 @@ func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *s
 				if ctx.Err() != nil {
 					continue
 				}
-				if err := fn(j.v, j.sr); err != nil {
+				if err := fn(ctx, j.v, j.sr); err != nil {
 					errOnce.Do(func() { firstErr = err })
 				}
 			}
@@ -1147,5 +1162,19 @@ func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(v *s
 	}
 	close(jobs)
 	wg.Wait()
-	return cmp.Or(firstErr, ctx.Err())
+	return destroyedCause(ctx, cmp.Or(firstErr, ctx.Err()))
+}
+
+// destroyedCause returns, in place of err, the error of a purge that
+// cancelled ctx because it destroyed a day the search read, so that the
+// client learns why its answer is incomplete rather than a bare
+// "context canceled".
+func destroyedCause(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	if c := context.Cause(ctx); errors.Is(c, store.ErrDayDestroyed) {
+		return c
+	}
+	return err
 }

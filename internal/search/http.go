@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Options configure the HTTP handlers.
@@ -25,6 +27,13 @@ type Options struct {
 	MaxConcurrency int
 	// Timeout bounds one request's scan.
 	Timeout time.Duration
+	// WriteStallTimeout bounds how long one write of a response may make no
+	// progress. A client that stops reading (its TCP window at zero) would
+	// otherwise block the handler, and with it the search's snapshot, for
+	// ever; after this long the response is abandoned and the snapshot
+	// released. A slow client that keeps reading is never cut off. Default
+	// 30s.
+	WriteStallTimeout time.Duration
 	// DefaultLimit applies to /search when no limit is given; limit=0 asks
 	// for everything.
 	DefaultLimit int
@@ -61,17 +70,26 @@ type Options struct {
 // body). Count and stats answers also list them in their "skipped" field.
 const SkippedHeader = "Retentiond-Skipped"
 
+// ErrorTrailer is the HTTP trailer that carries the error which ended a
+// search response after its first row, when the status 200 is already sent
+// (for example a day destroyed by the purge while the search read it).
+// NDJSON responses also end with a line {"error": "..."} then. A response
+// without it is complete.
+const ErrorTrailer = "Retentiond-Error"
+
 // Handler serves /api/v1/search, /count and /stats.
 type Handler struct {
 	opts     Options
 	exec     *Executor
 	duration *prometheus.HistogramVec
 	partial  *prometheus.CounterVec
+	stalled  prometheus.Counter
 }
 
 // NewHandler builds the search handlers.
 func NewHandler(opts Options) *Handler {
 	opts.Timeout = cmp.Or(opts.Timeout, 5*time.Minute)
+	opts.WriteStallTimeout = cmp.Or(opts.WriteStallTimeout, 30*time.Second)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -87,9 +105,13 @@ func NewHandler(opts Options) *Handler {
 		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_search_partial_results_total",
 			Help: "Search, count and stats answers that left out damaged segment files (named in the answer).",
-		}, []string{"endpoint"})}
+		}, []string{"endpoint"}),
+		stalled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_search_stalled_responses_total",
+			Help: "Search, count and stats responses abandoned because the client stopped reading for search.write_stall_timeout.",
+		})}
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(h.duration, h.partial)
+		opts.Registerer.MustRegister(h.duration, h.partial, h.stalled)
 	}
 	return h
 }
@@ -227,10 +249,10 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	req.Skipped = &Skipped{}
 	var inHeader int // skipped files already named in the header
-	bw := bufio.NewWriterSize(w, 64<<10)
+	sw := h.stallWriter(ctx, w)
+	bw := bufio.NewWriterSize(sw, 64<<10)
 	started := false
 	var buf []byte
-	flusher, _ := w.(http.Flusher)
 	var rows int64
 	n, err := h.exec.Run(ctx, req, func(rec record.Record) error {
 		if !started {
@@ -249,16 +271,18 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		rows++
-		if rows%1024 == 0 && flusher != nil {
-			bw.Flush()
-			flusher.Flush()
+		if rows%1024 == 0 {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			return sw.Flush()
 		}
 		return nil
 	})
 	files := h.skipped(r, "search", req)
 	h.done(r, req, n, err)
 	if err != nil && !started {
-		h.fail(w, err)
+		h.fail(sw, err)
 		return
 	}
 	if started && len(files) > inHeader {
@@ -273,21 +297,136 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 			bw.WriteString("time,domain,path,user_agent,ip\n")
 		}
 	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err != nil {
+		h.failStream(sw, bw, format, err)
+	}
+	if err := bw.Flush(); err == nil {
+		sw.Flush()
+	}
+	sw.stalledCheck(err)
+}
+
+// failStream ends a response whose status line is already sent: the client
+// learns the error from a last NDJSON line and from ErrorTrailer, since
+// otherwise a truncated answer would look complete.
+func (h *Handler) failStream(sw *stallWriter, bw *bufio.Writer, format string, err error) {
+	_, msg, internal := describe(err)
+	switch {
+	case msg == "", sw.stalled(err):
+		return // the client is gone or stopped reading: nobody to tell
+	case internal:
 		// Headers are gone; the truncated stream and the log must say it.
 		h.opts.Logger.Error("search aborted mid-stream", "err", err)
 	}
+	if format == "ndjson" || format == "json" {
+		line, _ := json.Marshal(map[string]string{"error": msg})
+		bw.Write(append(line, '\n'))
+	}
 	bw.Flush()
+	sw.Header().Set(http.TrailerPrefix+ErrorTrailer, msg)
+}
+
+// describe says how an error that ended a request is answered: the status
+// before any output, the message for the client ("" when the client went
+// away and nothing is to be said), and whether it is an internal failure
+// worth an error log line.
+func describe(err error) (status int, msg string, internal bool) {
+	switch {
+	case errors.Is(err, store.ErrDayDestroyed):
+		// Asking again answers without the destroyed day.
+		return http.StatusServiceUnavailable, err.Error(), false
+	case errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "search timed out; narrow the time range or the query", false
+	case errors.Is(err, context.Canceled):
+		return 0, "", false
+	}
+	return http.StatusInternalServerError, "search failed: " + err.Error(), true
 }
 
 func (h *Handler) fail(w http.ResponseWriter, err error) {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusServiceUnavailable, "search timed out; narrow the time range or the query")
-	case errors.Is(err, context.Canceled):
-	default:
+	status, msg, internal := describe(err)
+	if msg == "" {
+		return
+	}
+	if internal {
 		h.opts.Logger.Error("search failed", "err", err)
-		writeError(w, http.StatusInternalServerError, "search failed: "+err.Error())
+	}
+	writeError(w, status, msg)
+}
+
+// stallWriter writes a response in pieces of at most stallChunk bytes, each
+// with its own write deadline (http.ResponseController): a client that
+// stops reading fails the write after the stall limit instead of blocking
+// the handler, its search and its snapshot for ever, while a slow client
+// that keeps reading is never cut off. No deadline lies beyond the
+// request's own (search.timeout), so that bounds the response too.
+type stallWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	limit   time.Duration
+	end     time.Time // the context's deadline; zero if none
+	counter prometheus.Counter
+	log     *slog.Logger
+}
+
+// stallChunk is the most written under one deadline.
+const stallChunk = 64 << 10
+
+func (h *Handler) stallWriter(ctx context.Context, w http.ResponseWriter) *stallWriter {
+	end, _ := ctx.Deadline()
+	return &stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), limit: h.opts.WriteStallTimeout,
+		end: end, counter: h.stalled, log: h.opts.Logger}
+}
+
+// deadline arms the deadline of the next write. A writer without deadlines
+// (an in-memory recorder in tests) cannot stall, so that is not an error.
+func (s *stallWriter) deadline() error {
+	d := time.Now().Add(s.limit)
+	if !s.end.IsZero() && s.end.Before(d) {
+		d = s.end
+	}
+	if err := s.rc.SetWriteDeadline(d); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+func (s *stallWriter) Write(p []byte) (int, error) {
+	var n int
+	for len(p) > 0 {
+		if err := s.deadline(); err != nil {
+			return n, err
+		}
+		m, err := s.ResponseWriter.Write(p[:min(len(p), stallChunk)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
+// Flush sends what the server buffered, under a deadline.
+func (s *stallWriter) Flush() error {
+	if err := s.deadline(); err != nil {
+		return err
+	}
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
+}
+
+// stalled reports whether err is a write that hit its deadline.
+func (s *stallWriter) stalled(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+// stalledCheck counts and logs a response abandoned because its client
+// stopped reading.
+func (s *stallWriter) stalledCheck(err error) {
+	if s.stalled(err) {
+		s.counter.Inc()
+		s.log.Warn("search response abandoned: the client stopped reading", "stall_limit", s.limit)
 	}
 }
 
@@ -304,8 +443,9 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 	n, err := h.exec.Count(ctx, req)
 	files := h.skipped(r, "count", req)
 	h.done(r, req, n, err)
+	sw := h.stallWriter(ctx, w)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(sw, err)
 		return
 	}
 	out := map[string]any{"count": n, "query": req.Query.Text,
@@ -314,7 +454,7 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
-	writeJSON(w, http.StatusOK, out)
+	sw.stalledCheck(writeJSON(sw, http.StatusOK, out))
 }
 
 // ServeStats answers the top values of a field among the matches.
@@ -346,8 +486,9 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	res, err := h.exec.Stats(ctx, req, by, top)
 	files := h.skipped(r, "stats", req)
 	h.done(r, req, res.Total, err)
+	sw := h.stallWriter(ctx, w)
 	if err != nil {
-		h.fail(w, err)
+		h.fail(sw, err)
 		return
 	}
 	for i := range res.Buckets {
@@ -367,7 +508,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
-	writeJSON(w, http.StatusOK, out)
+	sw.stalledCheck(writeJSON(sw, http.StatusOK, out))
 }
 
 type encodeFunc func(b []byte, r *record.Record) []byte
@@ -474,10 +615,11 @@ func appendCombinedField(b []byte, s string) []byte {
 	return b
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON answers v with status; its error is the client's write error.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	return json.NewEncoder(w).Encode(v)
 }
 
 func writeError(w http.ResponseWriter, status int, msg string) {
