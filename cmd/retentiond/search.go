@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,7 +152,7 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 	if format != "table" {
 		_, err := io.Copy(out, resp.Body)
 		warnSkipped(errOut, resp.Header, resp.Trailer) // trailers are read with the body
-		return err
+		return cmp.Or(err, endedByError(resp.Trailer))
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tIP\tDOMAIN\tPATH\tUSER AGENT")
@@ -164,6 +165,9 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 		if err := json.Unmarshal(sc.Bytes(), &raw); err != nil {
 			return fmt.Errorf("read result row %d: %w", n+1, err)
 		}
+		if raw["error"] != "" && raw["time"] == "" {
+			continue // the answer ended early; the trailer says why
+		}
 		r.Time, r.Domain, r.Path, r.UserAgent, r.IP = raw["time"], raw["domain"], raw["path"], raw["user_agent"], raw["ip"]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Time, r.IP, printable(r.Domain), printable(r.Path), printable(r.UserAgent))
 		n++
@@ -175,6 +179,16 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 	}
 	io.Copy(io.Discard, resp.Body) // reach the trailers
 	warnSkipped(errOut, resp.Header, resp.Trailer)
+	return endedByError(resp.Trailer)
+}
+
+// endedByError returns the error that ended a search answer early (the
+// daemon's search.ErrorTrailer), so that the command fails instead of
+// presenting the rows before it as the whole answer. Read the body first.
+func endedByError(trailer http.Header) error {
+	if msg := trailer.Get(search.ErrorTrailer); msg != "" {
+		return fmt.Errorf("the answer is incomplete: %s", msg)
+	}
 	return nil
 }
 

@@ -115,6 +115,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		MergeGrace:      cfg.Storage.MergeGrace,
 		WALSegmentBytes: int64(cfg.Storage.WALSegmentBytes),
 		BlockRows:       cfg.Storage.BlockRows,
+		ReaderGrace:     cfg.Purge.ReaderGrace,
 		Logger:          log.With("component", "store"),
 		Registerer:      reg,
 		FS:              hooks.fs,
@@ -163,12 +164,13 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	}
 	ingestH := ingest.NewHandler(ingestOpts)
 	searchH := search.NewHandler(search.Options{
-		Source:         st,
-		MaxConcurrency: cfg.Search.Concurrency(),
-		Timeout:        cfg.Search.Timeout,
-		DefaultLimit:   cfg.Search.DefaultLimit,
-		Retention:      policy.Oldest,
-		OnCount:        audit.ReportCount,
+		Source:            st,
+		MaxConcurrency:    cfg.Search.Concurrency(),
+		Timeout:           cfg.Search.Timeout,
+		WriteStallTimeout: cfg.Search.WriteStallTimeout,
+		DefaultLimit:      cfg.Search.DefaultLimit,
+		Retention:         policy.Oldest,
+		OnCount:           audit.ReportCount,
 		OnSkipped: func(ctx context.Context, files []search.SkippedFile) {
 			names := make([]string, len(files))
 			for i, f := range files {

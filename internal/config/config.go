@@ -54,6 +54,9 @@ type Purge struct {
 	Schedule      string `mapstructure:"schedule" yaml:"schedule"`
 	OnStart       bool   `mapstructure:"on_start" yaml:"on_start"`
 	MaxDaysPerRun int    `mapstructure:"max_days_per_run" yaml:"max_days_per_run"`
+	// ReaderGrace is how long the purge lets a running search finish with
+	// a day it destroys before it cancels the search.
+	ReaderGrace time.Duration `mapstructure:"reader_grace" yaml:"reader_grace"`
 }
 
 // Ingest bounds what clients may send.
@@ -83,6 +86,8 @@ type Search struct {
 	// request (search.Executor.Stats).
 	StatsMaxGroups   int      `mapstructure:"stats_max_groups" yaml:"stats_max_groups"`
 	StatsMaxKeyBytes ByteSize `mapstructure:"stats_max_key_bytes" yaml:"stats_max_key_bytes"`
+	// WriteStallTimeout abandons a response whose client stops reading.
+	WriteStallTimeout time.Duration `mapstructure:"write_stall_timeout" yaml:"write_stall_timeout"`
 }
 
 // Log configures the daemon's own log on stderr (journald captures it).
@@ -145,7 +150,7 @@ func Default() *Config {
 			SyslogUDP: "127.0.0.1:5514",
 			SyslogTCP: "127.0.0.1:5514",
 		},
-		Purge: Purge{Schedule: "CRON_TZ=UTC 5 0 * * *", OnStart: true},
+		Purge: Purge{Schedule: "CRON_TZ=UTC 5 0 * * *", OnStart: true, ReaderGrace: 30 * time.Second},
 		Ingest: Ingest{
 			MaxBodyBytes:         64 << 20,
 			MaxLineBytes:         64 << 10,
@@ -160,7 +165,7 @@ func Default() *Config {
 			WALSegmentBytes: 64 << 20,
 			BlockRows:       8192,
 		},
-		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000, StatsMaxGroups: 100_000, StatsMaxKeyBytes: 64 << 20},
+		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000, StatsMaxGroups: 100_000, StatsMaxKeyBytes: 64 << 20, WriteStallTimeout: 30 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 10 * time.Second,

@@ -26,6 +26,8 @@ var keyDocs = map[string]string{
 	"purge.schedule":         "Cron schedule: five fields (minute hour day-of-month month day-of-week) or a descriptor such as @daily, with an optional CRON_TZ= prefix.",
 	"purge.on_start":         "Also purge once at start-up, to catch up after downtime.",
 	"purge.max_days_per_run": "Refuse to destroy more than this many days in one scheduled run (a guard against a wrong clock); 0 means no limit.",
+	"purge.reader_grace": "How long the purge of a day waits for running searches that read it. After it, it cancels them (their answer ends with an error saying the day was destroyed) " +
+		"and destroys the day after at most one more grace, so no search, not even one whose client stopped reading, keeps an expired day.",
 
 	"ingest":                "Limits on what clients may send.",
 	"ingest.max_body_bytes": "Largest HTTP ingest request body, after decompression (413 above it).",
@@ -54,6 +56,8 @@ var keyDocs = map[string]string{
 	"search.stats_max_groups": "Distinct values one stats request counts exactly; beyond it the answer is approximate " +
 		"(a Space-Saving summary of this many values, each count with its error bound) and says so. Hour and day are always exact.",
 	"search.stats_max_key_bytes": "Bytes of distinct values one stats request holds (long paths count more); beyond it the answer is approximate as above.",
+	"search.write_stall_timeout": "A search, count or stats response whose client accepts no data for this long (it stopped reading) is abandoned and its snapshot released. " +
+		"A slow client that keeps reading is never cut off.",
 
 	"log":        "The daemon's own log, written to stderr (journald keeps it). It never contains record contents.",
 	"log.level":  "debug, info, warn or error.",
@@ -62,7 +66,7 @@ var keyDocs = map[string]string{
 	"http":                     "HTTP server timeouts (0 means none) and connection cap.",
 	"http.read_header_timeout": "Time allowed to send the request headers (protects against slow clients).",
 	"http.read_timeout":        "Time allowed to read a whole request, including an ingest body.",
-	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need.",
+	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need. Search responses instead give each write search.write_stall_timeout and end at search.timeout.",
 	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
 	"http.shutdown_timeout":    "On SIGTERM, how long running requests may finish before they are cut.",
 	"http.max_connections": "Maximum concurrent HTTP connections (TLS included), so that a flood of idle or slow clients cannot exhaust the file descriptors the store needs. " +

@@ -53,6 +53,7 @@ func (c *Config) Validate() error {
 			`write five fields "minute hour day-of-month month day-of-week" with an optional CRON_TZ= prefix, e.g. "CRON_TZ=UTC 5 0 * * *", or a descriptor such as "@daily"`)
 	}
 	v.nonNegative("purge.max_days_per_run", c.Purge.MaxDaysPerRun, "0 means no limit")
+	v.duration("purge.reader_grace", c.Purge.ReaderGrace, true)
 
 	v.positiveSize("ingest.max_body_bytes", c.Ingest.MaxBodyBytes, "64MiB")
 	v.positiveSize("ingest.max_line_bytes", c.Ingest.MaxLineBytes, "64KiB")
@@ -91,6 +92,7 @@ func (c *Config) Validate() error {
 		v.add("search.stats_max_key_bytes", fmt.Sprintf("%s is less than 1MiB", c.Search.StatsMaxKeyBytes),
 			"use at least 1MiB (a single path may be 64KiB); 64MiB is the default")
 	}
+	v.duration("search.write_stall_timeout", c.Search.WriteStallTimeout, true)
 
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
 		v.add("log.level", fmt.Sprintf("%q is not a log level", c.Log.Level), "write debug, info, warn or error")
