@@ -249,7 +249,7 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	req.Skipped = &Skipped{}
 	var inHeader int // skipped files already named in the header
-	sw := h.stallWriter(ctx, w)
+	sw := h.stallWriter(w)
 	bw := bufio.NewWriterSize(sw, 64<<10)
 	started := false
 	var buf []byte
@@ -358,13 +358,13 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 // with its own write deadline (http.ResponseController): a client that
 // stops reading fails the write after the stall limit instead of blocking
 // the handler, its search and its snapshot for ever, while a slow client
-// that keeps reading is never cut off. No deadline lies beyond the
-// request's own (search.timeout), so that bounds the response too.
+// that keeps reading is never cut off. (The deadline is not capped at
+// search.timeout: a search ended by it still gets to write the error that
+// says so.)
 type stallWriter struct {
 	http.ResponseWriter
 	rc      *http.ResponseController
 	limit   time.Duration
-	end     time.Time // the context's deadline; zero if none
 	counter prometheus.Counter
 	log     *slog.Logger
 }
@@ -372,20 +372,15 @@ type stallWriter struct {
 // stallChunk is the most written under one deadline.
 const stallChunk = 64 << 10
 
-func (h *Handler) stallWriter(ctx context.Context, w http.ResponseWriter) *stallWriter {
-	end, _ := ctx.Deadline()
+func (h *Handler) stallWriter(w http.ResponseWriter) *stallWriter {
 	return &stallWriter{ResponseWriter: w, rc: http.NewResponseController(w), limit: h.opts.WriteStallTimeout,
-		end: end, counter: h.stalled, log: h.opts.Logger}
+		counter: h.stalled, log: h.opts.Logger}
 }
 
 // deadline arms the deadline of the next write. A writer without deadlines
 // (an in-memory recorder in tests) cannot stall, so that is not an error.
 func (s *stallWriter) deadline() error {
-	d := time.Now().Add(s.limit)
-	if !s.end.IsZero() && s.end.Before(d) {
-		d = s.end
-	}
-	if err := s.rc.SetWriteDeadline(d); err != nil && !errors.Is(err, http.ErrNotSupported) {
+	if err := s.rc.SetWriteDeadline(time.Now().Add(s.limit)); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return err
 	}
 	return nil
@@ -443,7 +438,7 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 	n, err := h.exec.Count(ctx, req)
 	files := h.skipped(r, "count", req)
 	h.done(r, req, n, err)
-	sw := h.stallWriter(ctx, w)
+	sw := h.stallWriter(w)
 	if err != nil {
 		h.fail(sw, err)
 		return
@@ -486,7 +481,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	res, err := h.exec.Stats(ctx, req, by, top)
 	files := h.skipped(r, "stats", req)
 	h.done(r, req, res.Total, err)
-	sw := h.stallWriter(ctx, w)
+	sw := h.stallWriter(w)
 	if err != nil {
 		h.fail(sw, err)
 		return
