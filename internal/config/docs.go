@@ -66,7 +66,7 @@ var keyDocs = map[string]string{
 	"http":                     "HTTP server timeouts (0 means none) and connection cap.",
 	"http.read_header_timeout": "Time allowed to send the request headers (protects against slow clients).",
 	"http.read_timeout":        "Time allowed to read a whole request, including an ingest body.",
-	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need. Search responses instead give each write search.write_stall_timeout and end at search.timeout.",
+	"http.write_timeout":       "Time allowed to write a response; 0 lets large exports stream as long as they need. Search, count and stats responses do not use it: each of their writes gets search.write_stall_timeout instead.",
 	"http.idle_timeout":        "How long an idle keep-alive connection stays open.",
 	"http.shutdown_timeout":    "On SIGTERM, how long running requests may finish before they are cut.",
 	"http.max_connections": "Maximum concurrent HTTP connections (TLS included), so that a flood of idle or slow clients cannot exhaust the file descriptors the store needs. " +
