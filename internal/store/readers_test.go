@@ -9,11 +9,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -217,4 +219,35 @@ func containsAnywhere(t *testing.T, dir string, needle []byte) bool {
 		t.Fatal(err)
 	}
 	return found
+}
+
+// TestDeleteDayWALCleanupSurvivesAFailedCheckpoint: the purge of a day whose
+// only record is in the WAL fails to write its checkpoint (ENOSPC). The
+// purge reports the failure, and the next flush, once the disk has room
+// again, still removes the WAL file holding the record, although the head
+// is empty.
+func TestDeleteDayWALCleanupSurvivesAFailedCheckpoint(t *testing.T) {
+	const canary = "CANARY-ckpt-3b70"
+	dir := t.TempDir()
+	var in fsutil.Injector
+	s := openFaulty(t, dir, &in, prometheus.NewRegistry(), nil)
+	defer s.Close()
+	ctx := context.Background()
+	c := rec(base.Add(time.Hour), 1)
+	c.Path = "/seq/1?canary=" + canary
+	if err := s.Append(ctx, []record.Record{c}); err != nil {
+		t.Fatal(err)
+	}
+	in.Add(fsutil.Rule{Op: fsutil.OpOpen, Path: checkpointName, Err: syscall.ENOSPC})
+	if _, err := s.DeleteDay(ctx, base); err == nil {
+		t.Fatal("DeleteDay reported success although its checkpoint could not be written")
+	}
+	if !containsAnywhere(t, dir, []byte(canary)) {
+		t.Fatal("the canary is gone although the checkpoint failed; the test proves nothing")
+	}
+	in.Clear()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	scanFor(t, dir, []byte(canary))
 }
