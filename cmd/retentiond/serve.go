@@ -171,6 +171,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		DefaultLimit:      cfg.Search.DefaultLimit,
 		Retention:         policy.Oldest,
 		OnCount:           audit.ReportCount,
+		OnAborted:         audit.ReportAborted,
 		OnSkipped: func(ctx context.Context, files []search.SkippedFile) {
 			names := make([]string, len(files))
 			for i, f := range files {

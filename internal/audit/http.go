@@ -100,6 +100,15 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 		if status >= 400 {
 			e.Outcome, result = OutcomeError, resultFailed
 		}
+		if a := rc.aborted.Load(); a != nil {
+			// The status line may say 200, but the answer was cut short.
+			e.Outcome, result = OutcomeError, resultFailed
+			if e.Error == "" {
+				e.Error = *a
+			} else {
+				e.Error += "; " + *a
+			}
+		}
 		l.metrics.searches.WithLabelValues(endpoint, result).Inc()
 		if _, err := l.Append(e); err != nil {
 			// The allowed line is already durable; this only loses the
@@ -256,6 +265,7 @@ type counterKey struct{}
 type resultCounter struct {
 	n       atomic.Int64
 	partial atomic.Pointer[string]
+	aborted atomic.Pointer[string]
 }
 
 // ReportCount records the number of results a guarded handler returned, for
@@ -274,6 +284,17 @@ func ReportCount(ctx context.Context, n int64) {
 func ReportPartial(ctx context.Context, why string) {
 	if rc, ok := ctx.Value(counterKey{}).(*resultCounter); ok {
 		rc.partial.Store(&why)
+	}
+}
+
+// ReportAborted records that a guarded handler's answer ended in an error
+// (a failed or timed-out search, a client that stopped reading or went
+// away), perhaps after a 200 status line and some rows: the done line's
+// outcome is then error, with why, so the audit trail never shows a cut-short
+// disclosure as complete. Outside a guarded request it does nothing.
+func ReportAborted(ctx context.Context, why string) {
+	if rc, ok := ctx.Value(counterKey{}).(*resultCounter); ok {
+		rc.aborted.Store(&why)
 	}
 }
 

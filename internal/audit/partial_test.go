@@ -48,3 +48,42 @@ func TestPartialAnswerIsAudited(t *testing.T) {
 		t.Fatalf("done line %v, want it to record the partial answer", done)
 	}
 }
+
+// TestAbortedAnswerIsAudited: a handler that sent a 200 status line and then
+// ended in an error (a stalled client, a destroyed day) gets a done line
+// whose outcome is error, with the reason, not a completed disclosure.
+func TestAbortedAnswerIsAudited(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, Options{Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := RequireCase(l, "search", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("{}\n"))
+		ReportCount(r.Context(), 1)
+		ReportAborted(r.Context(), "the client stopped reading")
+	}))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?case=INC-1&reason=test&q=ip:192.0.2.1", nil))
+	ReportAborted(context.Background(), "outside a guarded request: ignored")
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var last map[string]any
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil && m["ref"] != nil {
+				last = m
+			}
+		}
+		fh.Close()
+	}
+	if last == nil || last["outcome"] != OutcomeError || last["error"] != "the client stopped reading" {
+		t.Fatalf("completion line %v, want outcome %q with the reason", last, OutcomeError)
+	}
+}

@@ -25,7 +25,9 @@ import (
 type Options struct {
 	Source         Source
 	MaxConcurrency int
-	// Timeout bounds one request's scan.
+	// Timeout bounds one request's scan; 0 means no limit (search.timeout),
+	// which is safe because a stalled client is cut off by
+	// WriteStallTimeout and a purge cancels searches after its grace.
 	Timeout time.Duration
 	// WriteStallTimeout bounds how long one write of a response may make no
 	// progress. A client that stops reading (its TCP window at zero) would
@@ -57,6 +59,11 @@ type Options struct {
 	// files (see SkippedHeader); the audit log records the answer as
 	// partial.
 	OnSkipped func(ctx context.Context, files []SkippedFile)
+	// OnAborted, if set, is told why a request ended in an error: a failed
+	// or timed-out search, a destroyed day, a client that stopped reading or
+	// went away. Its status line may already say 200, so without this the
+	// audit log would record a cut-short disclosure as complete.
+	OnAborted func(ctx context.Context, why string)
 	Now       func() time.Time
 	Logger    *slog.Logger
 	// Registerer receives the search metrics; nil means none.
@@ -88,7 +95,6 @@ type Handler struct {
 
 // NewHandler builds the search handlers.
 func NewHandler(opts Options) *Handler {
-	opts.Timeout = cmp.Or(opts.Timeout, 5*time.Minute)
 	opts.WriteStallTimeout = cmp.Or(opts.WriteStallTimeout, 30*time.Second)
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -116,10 +122,13 @@ func NewHandler(opts Options) *Handler {
 	return h
 }
 
-// done reports a finished request to OnCount and OnDone.
+// done reports a finished request to OnCount, OnAborted and OnDone.
 func (h *Handler) done(r *http.Request, req *Request, n int64, err error) {
 	if req != nil && h.opts.OnCount != nil {
 		h.opts.OnCount(r.Context(), n)
+	}
+	if err != nil && h.opts.OnAborted != nil {
+		h.opts.OnAborted(r.Context(), abortReason(err))
 	}
 	if h.opts.OnDone != nil {
 		var q *Query
@@ -245,7 +254,7 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, req, err.Error())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Skipped = &Skipped{}
 	var inHeader int // skipped files already named in the header
@@ -343,6 +352,28 @@ func describe(err error) (status int, msg string, internal bool) {
 	return http.StatusInternalServerError, "search failed: " + err.Error(), true
 }
 
+// scanContext bounds a request's scan by Options.Timeout, if any.
+func (h *Handler) scanContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if h.opts.Timeout <= 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithTimeout(parent, h.opts.Timeout)
+}
+
+// abortReason says in a few words why a request ended in err, for the
+// audit log: describe's message where the client was told one, otherwise
+// what happened to the client.
+func abortReason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "the client stopped reading; the answer was abandoned after search.write_stall_timeout"
+	case errors.Is(err, context.Canceled):
+		return "the client went away before the answer was complete"
+	}
+	_, msg, _ := describe(err)
+	return msg
+}
+
 func (h *Handler) fail(w http.ResponseWriter, err error) {
 	status, msg, internal := describe(err)
 	if msg == "" {
@@ -432,7 +463,7 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 	if req == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Skipped = &Skipped{}
 	n, err := h.exec.Count(ctx, req)
@@ -475,7 +506,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Skipped = &Skipped{}
 	res, err := h.exec.Stats(ctx, req, by, top)

@@ -32,6 +32,8 @@ const testBound = 20 * time.Second
 type hookSource struct {
 	*store.Store
 	took chan struct{}
+	// aborted is what the handler told OnAborted (the audit hook).
+	aborted atomic.Pointer[string]
 }
 
 func (h *hookSource) Snapshot(from, to time.Time) (*store.Snapshot, error) {
@@ -84,8 +86,9 @@ func stallSetup(t *testing.T, n int, grace, stall time.Duration) (*store.Store, 
 	done := make(chan struct{})
 	reg := prometheus.NewRegistry()
 	h := NewHandler(Options{Source: src, Timeout: time.Hour, WriteStallTimeout: stall, Registerer: reg,
-		Now:    func() time.Time { return day.AddDate(0, 0, 2) },
-		OnDone: func(r *http.Request, q *Query, n int64, err error) { doneErr.Store(&err); close(done) }})
+		Now:       func() time.Time { return day.AddDate(0, 0, 2) },
+		OnAborted: func(ctx context.Context, why string) { src.aborted.Store(&why) },
+		OnDone:    func(r *http.Request, q *Query, n int64, err error) { doneErr.Store(&err); close(done) }})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +173,9 @@ func TestStalledClientReleasesSnapshot(t *testing.T) {
 				if err := *doneErr.Load(); tt.target == "" && !errors.Is(err, os.ErrDeadlineExceeded) {
 					t.Errorf("the stalled search ended with %v, want a write deadline error", err)
 				}
+				if why := src.aborted.Load(); tt.target == "" && (why == nil || !strings.Contains(*why, "stopped reading")) {
+					t.Errorf("the audit hook was not told that the client stopped reading (OnAborted got %v)", why)
+				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), testBound)
 			defer cancel()
@@ -232,5 +238,8 @@ func TestPurgeCancelsRunningSearch(t *testing.T) {
 	}
 	if tr := resp.Trailer.Get(ErrorTrailer); !strings.Contains(tr, "destroyed") {
 		t.Errorf("trailer %s = %q, want the destroyed-day error", ErrorTrailer, tr)
+	}
+	if why := src.aborted.Load(); why == nil || !strings.Contains(*why, "destroyed") {
+		t.Errorf("the audit hook was not told that the day was destroyed (OnAborted got %v)", why)
 	}
 }
