@@ -19,6 +19,7 @@ import (
 	"github.com/retentiond/retentiond/internal/config"
 	"github.com/retentiond/retentiond/internal/importer"
 	"github.com/retentiond/retentiond/internal/ingest"
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
@@ -101,15 +102,13 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 	if err != nil {
 		return err
 	}
-	retention := cfg.Retention
+	ret := cfg.Retention
 	if f.retention != "" {
-		retention = f.retention
+		if ret, err = policy.ParseRetention(f.retention); err != nil {
+			return fmt.Errorf("--retention: %w", err)
+		}
 	}
-	ret, err := purge.ParseRetention(retention)
-	if err != nil {
-		return fmt.Errorf("retention: %w", err)
-	}
-	policy := purge.Policy{Retention: ret}
+	expiry := purge.Policy{Retention: ret}
 	maxLine := f.maxLineBytes
 	if maxLine <= 0 {
 		maxLine = int(cfg.Ingest.MaxLineBytes)
@@ -129,7 +128,7 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 			return string(fm), err
 		},
 		TimeWindow: func(now time.Time) (time.Time, time.Time) {
-			return policy.IngestWindow(now, cfg.Ingest.MaxFuture)
+			return expiry.IngestWindow(now, cfg.Ingest.MaxFuture)
 		},
 	}
 

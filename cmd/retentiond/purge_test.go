@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -57,7 +58,7 @@ func TestPurgeCommand(t *testing.T) {
 	}
 	now := time.Date(2026, 3, 2, 0, 5, 0, 0, time.UTC)
 	s, err := purge.NewScheduler(purge.Options{
-		Policy: purge.Policy{Retention: purge.MustParseRetention("2y")}, Store: st, MaxDaysPerRun: 2,
+		Policy: purge.Policy{Retention: policy.MustParseRetention("2y")}, Store: st, MaxDaysPerRun: 2,
 		Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {

@@ -103,11 +103,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	buildinfo.Register(reg)
 
-	retention, err := purge.ParseRetention(cfg.Retention)
-	if err != nil {
-		return fmt.Errorf("config retention: %w", err)
-	}
-	policy := purge.Policy{Retention: retention}
+	policy := purge.Policy{Retention: cfg.Retention}
 
 	st, err := store.Open(cfg.DataDir, store.Options{
 		HeadMaxBytes:    int64(cfg.Storage.HeadMaxBytes),
@@ -141,10 +137,6 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	}
 	if authn.DevMode() {
 		log.Warn("no API tokens configured: development mode, the API answers loopback clients only; create tokens with 'retentiond token create'")
-	}
-	auditRetention, err := purge.ParseRetention(cfg.Audit.Retention)
-	if err != nil {
-		return fmt.Errorf("config audit.retention: %w", err)
 	}
 	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg, FS: hooks.fs})
 	if err != nil {
@@ -185,7 +177,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		StatsMaxGroups: cfg.Search.StatsMaxGroups, StatsMaxKeyBytes: int(cfg.Search.StatsMaxKeyBytes),
 	})
 
-	auditPolicy := purge.Policy{Retention: auditRetention}
+	auditPolicy := purge.Policy{Retention: cfg.Audit.Retention}
 	sched, err := purge.NewScheduler(purge.Options{
 		Store:               st,
 		Policy:              policy,

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/spf13/cobra"
 )
 
@@ -34,7 +36,7 @@ keeps only the SHA-256 of the token; retentiond cannot show the token again. Rol
 ingest (send records), search (search, count, stats, export), admin (administrative calls).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := auth.ValidName(name); err != nil {
+			if err := policy.ValidTokenName(name); err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			if len(roles) == 0 {
@@ -56,15 +58,19 @@ ingest (send records), search (search, count, stats, export), admin (administrat
 			if err != nil {
 				return err
 			}
+			entry, err := config.Token{Name: name, SHA256: sum, Roles: rs}.FlowYAML()
+			if err != nil {
+				return err
+			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			fmt.Fprintf(errOut, "Token for %s (shown only now; give it to %s over a safe channel):\n", name, name)
 			fmt.Fprintln(out, tok)
 			fmt.Fprintln(errOut, "Add this entry under auth.tokens in the config file, then reload the daemon (systemctl reload retentiond, or SIGHUP):")
-			fmt.Fprintf(out, "  - {name: %s, sha256: %s, roles: [%s]}\n", name, sum, strings.Join(rs, ", "))
+			fmt.Fprintf(out, "  - %s\n", entry)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&name, "name", "", "who will hold the token (letters, digits, . _ - @)")
+	cmd.Flags().StringVar(&name, "name", "", "who will hold the token: "+policy.TokenNameRule)
 	cmd.Flags().StringArrayVar(&roles, "role", nil, "role to grant: ingest, search or admin (repeatable)")
 	_ = cmd.MarkFlagRequired("name")
 	return cmd

@@ -1,10 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -48,12 +49,11 @@ Exit status: 0 all good, 1 damage found (each problem is named with file and off
 
 func runVerify(cmd *cobra.Command, dir string) error {
 	out := cmd.OutOrStdout()
-	if _, err := os.Stat(filepath.Join(dir, "days")); err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("%s is not a retentiond data directory: %w", dir, err)}
+	segs, quarantined, err := store.SegmentFiles(dir)
+	if err != nil {
+		return &exitError{code: 2, err: err}
 	}
 	var problems []string
-	segs, _ := filepath.Glob(filepath.Join(dir, "days", "*", "*.seg"))
-	slices.Sort(segs)
 	var records int64
 	for _, p := range segs {
 		n, err := verifySegment(p)
@@ -65,8 +65,6 @@ func runVerify(cmd *cobra.Command, dir string) error {
 	fmt.Fprintf(out, "segments: %d files, %d records\n", len(segs), records)
 	// Quarantined files (see docs/storage.md) are damage whose records are
 	// missing from every search: name them with what is wrong, every time.
-	quarantined, _ := filepath.Glob(filepath.Join(dir, "days", "*", "*.seg"+store.CorruptSuffix))
-	slices.Sort(quarantined)
 	for _, p := range quarantined {
 		why := "its blocks verify now; restore the original from a backup or remove it"
 		if _, err := verifySegment(p); err != nil {
@@ -74,8 +72,10 @@ func runVerify(cmd *cobra.Command, dir string) error {
 		}
 		problems = append(problems, fmt.Sprintf("quarantined segment %s: its records are not searchable: %s", p, why))
 	}
-	wals, _ := filepath.Glob(filepath.Join(dir, "wal", "*.wal"))
-	slices.Sort(wals)
+	wals, err := wal.Files(store.WALDir(dir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		problems = append(problems, err.Error())
+	}
 	frames := 0
 	for _, p := range wals {
 		n, err := wal.VerifyFile(p)

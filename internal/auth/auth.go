@@ -29,6 +29,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 // Role is a permission a token carries. Roles are independent: admin does not
@@ -187,7 +189,7 @@ func newState(tokens []TokenConfig, allow []netip.Prefix) (*state, error) {
 	names := map[string]bool{}
 	sums := map[[sha256.Size]byte]bool{}
 	for i, tc := range tokens {
-		if err := ValidName(tc.Name); err != nil {
+		if err := policy.ValidTokenName(tc.Name); err != nil {
 			return nil, fmt.Errorf("auth.tokens[%d]: %w", i, err)
 		}
 		if names[tc.Name] {

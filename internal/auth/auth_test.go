@@ -390,6 +390,10 @@ func TestNewValidation(t *testing.T) {
 	}{
 		{"empty name", []TokenConfig{{Name: "", SHA256: good, Roles: []string{"search"}}}, "1 to 64"},
 		{"bad name", []TokenConfig{{Name: "a b", SHA256: good, Roles: []string{"search"}}}, "letters"},
+		// The config check refuses these too (one rule, in package policy);
+		// the authenticator accepted them before, so a reload could differ.
+		{"name starting with a dot", []TokenConfig{{Name: ".ops", SHA256: good, Roles: []string{"search"}}}, "starting with a letter or digit"},
+		{"name starting with @", []TokenConfig{{Name: "@ops", SHA256: good, Roles: []string{"search"}}}, "starting with a letter or digit"},
 		{"duplicate name", []TokenConfig{{Name: "a", SHA256: good, Roles: []string{"search"}}, {Name: "a", SHA256: HashToken("b"), Roles: []string{"search"}}}, "duplicate name"},
 		{"duplicate hash", []TokenConfig{{Name: "a", SHA256: good, Roles: []string{"search"}}, {Name: "b", SHA256: good, Roles: []string{"admin"}}}, "twice"},
 		{"plaintext token as hash", []TokenConfig{{Name: "a", SHA256: "rtd_abc", Roles: []string{"search"}}}, "64 hex"},

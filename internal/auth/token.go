@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"strings"
 )
 
 // TokenPrefix starts every token NewToken makes, so secret scanners (and
@@ -31,19 +30,4 @@ func NewToken() (token string, sha256hex string, err error) {
 func HashToken(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:])
-}
-
-// ValidName reports whether name is acceptable as a token name: 1 to 64
-// characters from a-z, A-Z, 0-9, '.', '_', '-' and '@'. Names appear in
-// logs, the audit log and YAML, so they are kept plain.
-func ValidName(name string) error {
-	if name == "" || len(name) > 64 {
-		return fmt.Errorf("token name must be 1 to 64 characters")
-	}
-	if strings.IndexFunc(name, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-@", r))
-	}) >= 0 {
-		return fmt.Errorf("token name %q: use only letters, digits and . _ - @", name)
-	}
-	return nil
 }

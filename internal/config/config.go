@@ -19,23 +19,25 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 // Config is the daemon's whole configuration. Field tags name the YAML keys;
 // the environment variable of a key is EnvName(key).
 type Config struct {
-	DataDir   string  `mapstructure:"data_dir" yaml:"data_dir"`
-	Retention string  `mapstructure:"retention" yaml:"retention"`
-	Listen    Listen  `mapstructure:"listen" yaml:"listen"`
-	Purge     Purge   `mapstructure:"purge" yaml:"purge"`
-	Ingest    Ingest  `mapstructure:"ingest" yaml:"ingest"`
-	Storage   Storage `mapstructure:"storage" yaml:"storage"`
-	Search    Search  `mapstructure:"search" yaml:"search"`
-	Log       Log     `mapstructure:"log" yaml:"log"`
-	HTTP      HTTP    `mapstructure:"http" yaml:"http"`
-	TLS       TLS     `mapstructure:"tls" yaml:"tls"`
-	Auth      Auth    `mapstructure:"auth" yaml:"auth"`
-	Audit     Audit   `mapstructure:"audit" yaml:"audit"`
+	DataDir   string           `mapstructure:"data_dir" yaml:"data_dir"`
+	Retention policy.Retention `mapstructure:"retention" yaml:"retention"`
+	Listen    Listen           `mapstructure:"listen" yaml:"listen"`
+	Purge     Purge            `mapstructure:"purge" yaml:"purge"`
+	Ingest    Ingest           `mapstructure:"ingest" yaml:"ingest"`
+	Storage   Storage          `mapstructure:"storage" yaml:"storage"`
+	Search    Search           `mapstructure:"search" yaml:"search"`
+	Log       Log              `mapstructure:"log" yaml:"log"`
+	HTTP      HTTP             `mapstructure:"http" yaml:"http"`
+	TLS       TLS              `mapstructure:"tls" yaml:"tls"`
+	Auth      Auth             `mapstructure:"auth" yaml:"auth"`
+	Audit     Audit            `mapstructure:"audit" yaml:"audit"`
 
 	// File is the configuration file that was read, or "" when only the
 	// embedded defaults (and the environment) were used. It is not a key.
@@ -49,7 +51,9 @@ type Listen struct {
 	SyslogTCP string `mapstructure:"syslog_tcp" yaml:"syslog_tcp"`
 }
 
-// Purge configures the scheduled destruction of expired days.
+// Purge configures the scheduled destruction of expired days. Schedule is
+// kept as written, because the purge scheduler logs it; Validate checks it
+// with policy.ParseSchedule, the dialect the scheduler parses it with.
 type Purge struct {
 	Schedule      string `mapstructure:"schedule" yaml:"schedule"`
 	OnStart       bool   `mapstructure:"on_start" yaml:"on_start"`
@@ -128,8 +132,8 @@ type Token struct {
 
 // Audit configures the search audit log.
 type Audit struct {
-	Path      string `mapstructure:"path" yaml:"path"`
-	Retention string `mapstructure:"retention" yaml:"retention"`
+	Path      string           `mapstructure:"path" yaml:"path"`
+	Retention policy.Retention `mapstructure:"retention" yaml:"retention"`
 }
 
 // Roles are the roles a token may carry.
@@ -144,13 +148,13 @@ var DefaultPaths = []string{"/etc/retentiond/retentiond.yaml", "retentiond.yaml"
 func Default() *Config {
 	return &Config{
 		DataDir:   "./data",
-		Retention: "2y",
+		Retention: policy.Retention{Years: 2},
 		Listen: Listen{
 			HTTP:      "127.0.0.1:8080",
 			SyslogUDP: "127.0.0.1:5514",
 			SyslogTCP: "127.0.0.1:5514",
 		},
-		Purge: Purge{Schedule: "CRON_TZ=UTC 5 0 * * *", OnStart: true, ReaderGrace: 30 * time.Second},
+		Purge: Purge{Schedule: policy.DefaultSchedule, OnStart: true, ReaderGrace: 30 * time.Second},
 		Ingest: Ingest{
 			MaxBodyBytes:         64 << 20,
 			MaxLineBytes:         64 << 10,
@@ -176,7 +180,7 @@ func Default() *Config {
 			MinBodyRate:       4 << 10,
 		},
 		Auth:  Auth{Tokens: []Token{}},
-		Audit: Audit{Retention: "2y"},
+		Audit: Audit{Retention: policy.Retention{Years: 2}},
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -69,8 +70,8 @@ func TestLoadLocations(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.File != second || c.Retention != "400d" {
-			t.Errorf("File = %q, Retention = %q; want %q, 400d", c.File, c.Retention, second)
+		if c.File != second || c.Retention != (policy.Retention{Days: 400}) {
+			t.Errorf("File = %q, Retention = %s; want %q, 400d", c.File, c.Retention, second)
 		}
 	})
 	t.Run("unreadable default path is an error, not a fall-back", func(t *testing.T) {
@@ -112,7 +113,6 @@ func TestLoadLocations(t *testing.T) {
 // TestEnvEveryKey, so it cannot be left untested.
 var envSamples = map[string]string{
 	"data_dir":          "/srv/retentiond",
-	"retention":         "400d",
 	"listen.http":       "[::1]:9090",
 	"listen.syslog_udp": "",
 	"listen.syslog_tcp": "0.0.0.0:6514",
@@ -122,7 +122,6 @@ var envSamples = map[string]string{
 	"tls.cert_file":     "", // set to a real file by the test
 	"tls.key_file":      "",
 	"audit.path":        "/srv/audit",
-	"audit.retention":   "3y",
 }
 
 // TestEnvEveryKey sets RETENTIOND_* for every key of the Config struct (the
@@ -149,6 +148,9 @@ func TestEnvEveryKey(t *testing.T) {
 		case k.Type == byteSizeType:
 			b := cur.(ByteSize) + 1<<20
 			env, val = b.String(), b
+		case k.Type == retentionType:
+			r := policy.Retention{Days: 400 + len(want)} // a different value per key
+			env, val = r.String(), r
 		case k.Type == stringsType:
 			env, val = "10.0.0.0/8, 2001:db8::/32", []string{"10.0.0.0/8", "2001:db8::/32"}
 		case k.Type == tokensType:
@@ -321,7 +323,7 @@ func TestUnknownKeysCarryLineNumbers(t *testing.T) {
 
 func TestValidateJoinsAllProblems(t *testing.T) {
 	c := Default()
-	c.Retention = "forever"
+	c.Retention = policy.Retention{} // set in code: the loader would have refused "forever"
 	c.Log.Level = "loud"
 	c.Storage.BlockRows = -1
 	err := c.Validate()
@@ -355,7 +357,7 @@ func sample(t *testing.T) *Config {
 	t.Helper()
 	c := Default()
 	c.DataDir = "/var/lib/retentiond"
-	c.Retention = "730d"
+	c.Retention = policy.Retention{Days: 730}
 	c.Listen.SyslogUDP = ""
 	c.Purge.MaxDaysPerRun = 3
 	c.Ingest.MaxLineBytes = 1000000
@@ -530,7 +532,7 @@ func TestProductionFixture(t *testing.T) {
 	want := Default()
 	want.File = "testdata/production.yaml"
 	want.DataDir = "/var/lib/retentiond"
-	want.Retention = "730d"
+	want.Retention = policy.Retention{Days: 730}
 	want.Listen = Listen{HTTP: "0.0.0.0:8443", SyslogUDP: "", SyslogTCP: "[::]:5514"}
 	want.Purge.Schedule = "CRON_TZ=Europe/Amsterdam 15 1 * * *"
 	want.Purge.MaxDaysPerRun = 3

@@ -4,6 +4,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 // EnvPrefix is the prefix of every environment variable that sets a key.
@@ -19,6 +21,8 @@ var (
 	byteSizeType = reflect.TypeFor[ByteSize]()
 	tokensType   = reflect.TypeFor[[]Token]()
 	stringsType  = reflect.TypeFor[[]string]()
+	// retentionType is a struct, but one value written as text ("2y").
+	retentionType = reflect.TypeFor[policy.Retention]()
 )
 
 // Key describes one configuration key: its dotted name, its environment
@@ -63,7 +67,7 @@ func Keys() []Key {
 
 // isSection reports whether a field type is a nested group of keys rather
 // than a value.
-func isSection(t reflect.Type) bool { return t.Kind() == reflect.Struct }
+func isSection(t reflect.Type) bool { return t.Kind() == reflect.Struct && t != retentionType }
 
 // Value returns the value of key k inside c (addressable, so tests and the
 // loader can also set it).

@@ -17,6 +17,8 @@ import (
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 // Error is what Load returns when the configuration cannot be used: every
@@ -182,6 +184,9 @@ func decodeHook(from, to reflect.Type, data any) (any, error) {
 			return time.Duration(0), nil
 		}
 		return nil, fmt.Errorf("%v has no unit; write a Go duration such as \"90s\", \"5m\" or \"24h\"", data)
+	case to == retentionType && isNum:
+		// "retention: 730" in YAML: ParseRetention says to add a unit.
+		return convertString(fmt.Sprint(data), to)
 	case to.Kind() == reflect.String && isNum:
 		// Let Validate explain what a retention or address should look
 		// like instead of a bare type error.
@@ -200,6 +205,13 @@ var stringConverters = map[reflect.Type]func(string) (any, error){
 		return d, nil
 	},
 	byteSizeType: func(s string) (any, error) { return ParseByteSize(s) },
+	retentionType: func(s string) (any, error) {
+		r, err := policy.ParseRetention(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w; %s", err, policy.RetentionHint)
+		}
+		return r, nil
+	},
 	stringsType: func(s string) (any, error) {
 		out := []string{}
 		for _, f := range strings.Split(s, ",") {
@@ -321,6 +333,12 @@ func walkYAML(n *yaml.Node, t reflect.Type, prefix string, problems *[]error) {
 		case isSection(ft) && (v.Kind != yaml.ScalarNode || v.Tag != "!!null"):
 			*problems = append(*problems, &KeyError{Line: k.Line, Key: name, Problem: "is a section, not a value",
 				Fix: "indent its keys below it (" + strings.Join(fieldNames(ft), ", ") + ") or remove the line"})
+		case ft == retentionType && v.Kind == yaml.ScalarNode:
+			// Checked here rather than left to the decoder, so that the
+			// message names the key and its line like every other problem.
+			if _, err := policy.ParseRetention(v.Value); err != nil {
+				*problems = append(*problems, &KeyError{Line: v.Line, Key: name, Problem: err.Error(), Fix: policy.RetentionHint})
+			}
 		case ft == tokensType && v.Kind == yaml.SequenceNode:
 			for j, item := range v.Content {
 				if item.Kind == yaml.MappingNode {

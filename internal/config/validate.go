@@ -11,19 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/robfig/cron/v3"
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
-// retentionRE is the accepted retention syntax: calendar years or days. The
-// purge package does the arithmetic; config only checks the form, so that a
-// typo is reported at start-up rather than at the first purge.
-var retentionRE = regexp.MustCompile(`^[1-9][0-9]{0,4}[yd]$`)
-
-// scheduleParser is the cron dialect of purge.schedule: five fields or a
-// descriptor (@daily), with an optional CRON_TZ= or TZ= prefix.
-var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-var tokenNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Validate checks every value and returns all problems joined, each a
@@ -48,9 +38,8 @@ func (c *Config) Validate() error {
 	if c.Purge.Schedule == "" {
 		v.add("purge.schedule", "is empty, so expired days would never be destroyed",
 			`set a cron schedule, e.g. "CRON_TZ=UTC 5 0 * * *" (daily at 00:05 UTC)`)
-	} else if _, err := scheduleParser.Parse(c.Purge.Schedule); err != nil {
-		v.add("purge.schedule", fmt.Sprintf("%q is not a cron schedule (%v)", c.Purge.Schedule, err),
-			`write five fields "minute hour day-of-month month day-of-week" with an optional CRON_TZ= prefix, e.g. "CRON_TZ=UTC 5 0 * * *", or a descriptor such as "@daily"`)
+	} else if _, err := policy.ParseSchedule(c.Purge.Schedule); err != nil {
+		v.add("purge.schedule", err.Error(), policy.ScheduleHint)
 	}
 	v.nonNegative("purge.max_days_per_run", c.Purge.MaxDaysPerRun, "0 means no limit")
 	v.duration("purge.reader_grace", c.Purge.ReaderGrace, true)
@@ -121,9 +110,9 @@ func (c *Config) Validate() error {
 	for i, t := range c.Auth.Tokens {
 		key := fmt.Sprintf("auth.tokens[%d]", i)
 		switch {
-		case !tokenNameRE.MatchString(t.Name):
+		case policy.ValidTokenName(t.Name) != nil:
 			v.add(key+".name", fmt.Sprintf("%q is not a token name", t.Name),
-				"use 1-64 letters, digits, '.', '_', '@' or '-' (it appears in the audit log)")
+				"use "+policy.TokenNameRule+" (it appears in the audit log)")
 		case names[t.Name]:
 			v.add(key+".name", fmt.Sprintf("%q is used by two tokens", t.Name), "give every token its own name")
 		}
@@ -162,10 +151,11 @@ func (v *validator) check(ok bool, key, problem, fix string) {
 	}
 }
 
-func (v *validator) retention(key, s string) {
-	if !retentionRE.MatchString(s) {
-		v.add(key, fmt.Sprintf("%q is not a retention", s),
-			`write whole calendar years or days, e.g. "2y" (two calendar years) or "730d"`)
+// retention checks a value the loader parsed (so it is valid) or one set in
+// code (which may be zero).
+func (v *validator) retention(key string, r policy.Retention) {
+	if err := r.Validate(); err != nil {
+		v.add(key, err.Error(), policy.RetentionHint)
 	}
 }
 

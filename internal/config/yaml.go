@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 // YAML renders the configuration as YAML in the same form an operator
@@ -38,6 +40,8 @@ func encodeNode(v reflect.Value, prefix string, comment func(key string) string)
 	switch {
 	case t == durationType:
 		return scalar("!!str", FormatDuration(time.Duration(v.Int())), 0)
+	case t == retentionType:
+		return scalar("!!str", v.Interface().(policy.Retention).String(), yaml.DoubleQuotedStyle)
 	case t == byteSizeType:
 		s := ByteSize(v.Int()).String()
 		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -94,4 +98,23 @@ func FormatDuration(d time.Duration) string {
 		s = strings.TrimSuffix(s, "0m")
 	}
 	return s
+}
+
+// FlowYAML renders the token as one YAML flow mapping, the entry `token
+// create` prints for an operator to paste under auth.tokens. Every string
+// is double-quoted, so that a name YAML would otherwise read as a number, a
+// boolean or null ("007", "true", "null") loads as written.
+func (t Token) FlowYAML() (string, error) {
+	n := encodeNode(reflect.ValueOf(t), "", nil)
+	n.Style = yaml.FlowStyle
+	for _, c := range n.Content {
+		if c.Kind == yaml.SequenceNode {
+			c.Style = yaml.FlowStyle
+		}
+	}
+	b, err := renderYAML(n)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(b), "\n"), nil
 }

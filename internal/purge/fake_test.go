@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -143,7 +144,7 @@ type harness struct {
 func newHarness(t *testing.T, ret string, opts Options) *harness {
 	t.Helper()
 	h := &harness{store: newFakeStore(), clock: &clock{}, reg: prometheus.NewRegistry()}
-	opts.Policy = Policy{Retention: MustParseRetention(ret)}
+	opts.Policy = Policy{Retention: policy.MustParseRetention(ret)}
 	opts.Store = h.store
 	opts.Now = h.clock.Now
 	opts.Registerer = h.reg

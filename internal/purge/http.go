@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -71,7 +72,7 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	ret, err := ParseRetention(j.Retention)
+	ret, err := policy.ParseRetention(j.Retention)
 	if err != nil {
 		return fmt.Errorf("purge report: %w", err)
 	}

@@ -1,13 +1,13 @@
 package purge
 
 import (
-	"errors"
 	"math/rand/v2"
 	"os"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/retentiond/retentiond/internal/policy"
 )
 
 func ts(t *testing.T, s string) time.Time {
@@ -57,7 +57,7 @@ func TestExpiresAt(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := Policy{Retention: MustParseRetention(c.ret)}
+			p := Policy{Retention: policy.MustParseRetention(c.ret)}
 			got := p.ExpiresAt(ts(t, c.day))
 			if want := ts(t, c.want); !got.Equal(want) || got.Location() != time.UTC {
 				t.Errorf("ExpiresAt(%s) with %s = %s, want %s", c.day, c.ret, got.Format(time.RFC3339Nano), c.want)
@@ -110,7 +110,7 @@ func TestExpired(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := Policy{Retention: MustParseRetention(c.ret)}
+			p := Policy{Retention: policy.MustParseRetention(c.ret)}
 			if got := p.Expired(ts(t, c.day), ts(t, c.now)); got != c.want {
 				t.Errorf("Expired(%s, %s) with %s = %v, want %v (expires at %s)", c.day, c.now, c.ret, got, c.want,
 					p.ExpiresAt(ts(t, c.day)).Format(time.RFC3339Nano))
@@ -130,10 +130,10 @@ func TestRetentionBounds(t *testing.T) {
 	start := ts(t, "2020-01-01").UnixMilli()
 	span := ts(t, "2040-01-01").UnixMilli() - start
 	for _, ret := range []string{"1d", "730d", "1y", "2y", "3y", "4y"} {
-		p := Policy{Retention: MustParseRetention(ret)}
+		p := Policy{Retention: policy.MustParseRetention(ret)}
 		for range 20000 {
 			rec := time.UnixMilli(start + rng.Int64N(span)).UTC()
-			kept := p.Retention.addTo(rec)
+			kept := p.Retention.AddTo(rec)
 			exp := p.ExpiresAt(rec)
 			if exp.Before(kept) || exp.Sub(kept) > 24*time.Hour {
 				t.Fatalf("%s: record %s: kept until %s, destroyed at %s", ret, rec.Format(time.RFC3339Nano),
@@ -150,7 +150,7 @@ func TestRetentionBounds(t *testing.T) {
 // older one, for every day of 2020-2040; the executor and Oldest rely on it.
 func TestExpiryInDayOrder(t *testing.T) {
 	for _, ret := range []string{"1d", "730d", "1y", "2y", "3y", "4y", "100y"} {
-		p := Policy{Retention: MustParseRetention(ret)}
+		p := Policy{Retention: policy.MustParseRetention(ret)}
 		prev := p.ExpiresAt(ts(t, "2019-12-31"))
 		for d := ts(t, "2020-01-01"); d.Year() < 2040; d = d.AddDate(0, 0, 1) {
 			e := p.ExpiresAt(d)
@@ -178,7 +178,7 @@ func TestOldestAndIngestWindow(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := Policy{Retention: MustParseRetention(c.ret)}
+			p := Policy{Retention: policy.MustParseRetention(c.ret)}
 			now := ts(t, c.now)
 			oldest, newest := p.IngestWindow(now, 10*time.Minute)
 			if want := ts(t, c.oldest); !oldest.Equal(want) {
@@ -194,78 +194,13 @@ func TestOldestAndIngestWindow(t *testing.T) {
 	}
 	// The boundary is exact for every hour over four years, for both kinds.
 	for _, ret := range []string{"2y", "730d"} {
-		p := Policy{Retention: MustParseRetention(ret)}
+		p := Policy{Retention: policy.MustParseRetention(ret)}
 		for now := ts(t, "2026-01-01"); now.Year() < 2030; now = now.Add(7 * time.Hour) {
 			o := p.Oldest(now)
 			if p.Expired(o, now) || !p.Expired(o.AddDate(0, 0, -1), now) || !o.Equal(o.Truncate(24*time.Hour)) {
 				t.Fatalf("%s at %s: Oldest = %s is not the first kept day", ret, now, o)
 			}
 		}
-	}
-}
-
-func TestParseRetention(t *testing.T) {
-	ok := []struct {
-		in   string
-		want Retention
-	}{
-		{"2y", Retention{Years: 2}},
-		{"730d", Retention{Days: 730}},
-		{" 1y ", Retention{Years: 1}},
-		{"1d", Retention{Days: 1}},
-		{"99999d", Retention{Days: 99999}},
-	}
-	for _, c := range ok {
-		t.Run("ok "+c.in, func(t *testing.T) {
-			got, err := ParseRetention(c.in)
-			if err != nil || got != c.want {
-				t.Fatalf("ParseRetention(%q) = %v, %v; want %v", c.in, got, err, c.want)
-			}
-			if back, err := ParseRetention(got.String()); err != nil || back != got {
-				t.Errorf("round trip via %q = %v, %v", got.String(), back, err)
-			}
-		})
-	}
-	bad := []struct{ in, msg string }{
-		{"3x", `retention "3x": use a number of years (2y) or days (730d)`},
-		{"", `retention "": use a number of years (2y) or days (730d)`},
-		{"y", "use a number of years"},
-		{"2", "use a number of years"},
-		{"2 y", "use a number of years"},
-		{"-2y", "use a number of years"},
-		{"+2y", "use a number of years"},
-		{"2Y", "use a number of years"},
-		{"02y", "use a number of years"},
-		{"1.5y", "use a number of years"},
-		{"2y3d", "use a number of years"},
-		{"0y", "must be longer than zero"},
-		{"0d", "must be longer than zero"},
-		{"100000d", "at most 99999"},
-		{"99999999999999999999y", "at most 99999"},
-		{"18m", "months are not supported"},
-		{"2h", "use a number of years"},
-	}
-	for _, c := range bad {
-		t.Run("bad "+c.in, func(t *testing.T) {
-			_, err := ParseRetention(c.in)
-			if err == nil || !strings.Contains(err.Error(), c.msg) || !errors.Is(err, ErrRetention) {
-				t.Fatalf("ParseRetention(%q) error = %v, want one containing %q", c.in, err, c.msg)
-			}
-		})
-	}
-}
-
-func TestRetentionText(t *testing.T) {
-	var r Retention
-	if err := r.UnmarshalText([]byte("730d")); err != nil || r != (Retention{Days: 730}) {
-		t.Fatalf("UnmarshalText = %v, %v", r, err)
-	}
-	if err := r.UnmarshalText([]byte("2w")); err == nil {
-		t.Fatal("UnmarshalText accepted 2w")
-	}
-	b, _ := Retention{Years: 2}.MarshalText()
-	if string(b) != "2y" {
-		t.Errorf("MarshalText = %q", b)
 	}
 }
 
@@ -285,39 +220,11 @@ func TestSeconds(t *testing.T) {
 		{"1d", "2026-11-21T05:00:00Z", 1},
 	}
 	for _, c := range cases {
-		p := Policy{Retention: MustParseRetention(c.ret)}
+		p := Policy{Retention: policy.MustParseRetention(c.ret)}
 		if got := p.Seconds(ts(t, c.now)); got != c.days*day {
 			t.Errorf("%s at %s: %v s = %v days, want %v", c.ret, c.now, got, got/day, c.days)
 		}
 	}
-}
-
-func FuzzParseRetention(f *testing.F) {
-	for _, s := range []string{"2y", "730d", "3x", "", "0y", "99999d", "18m", "02y", " 1y"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		r, err := ParseRetention(s)
-		if err != nil {
-			if !errors.Is(err, ErrRetention) {
-				t.Fatalf("error %v does not match ErrRetention", err)
-			}
-			return
-		}
-		if r.IsZero() || r.Years < 0 || r.Days < 0 || (r.Years != 0) == (r.Days != 0) {
-			t.Fatalf("ParseRetention(%q) = %+v", s, r)
-		}
-		back, err := ParseRetention(r.String())
-		if err != nil || back != r {
-			t.Fatalf("round trip of %q via %q = %+v, %v", s, r.String(), back, err)
-		}
-		// The arithmetic stays in range for every accepted value.
-		p := Policy{Retention: r}
-		day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
-		if !p.ExpiresAt(day).After(day) {
-			t.Fatalf("%s: ExpiresAt(%s) = %s", s, day, p.ExpiresAt(day))
-		}
-	})
 }
 
 // TestDocExamples checks the worked examples in docs/retention.md against
@@ -332,7 +239,7 @@ func TestDocExamples(t *testing.T) {
 		t.Fatalf("found %d worked examples in docs/retention.md", len(rows))
 	}
 	for _, r := range rows {
-		p := Policy{Retention: MustParseRetention(r[1])}
+		p := Policy{Retention: policy.MustParseRetention(r[1])}
 		if got := p.ExpiresAt(ts(t, r[2])).Format(time.RFC3339); got != r[3] {
 			t.Errorf("docs say %s + %s is destroyed at %s; the code says %s", r[2], r[1], r[3], got)
 		}

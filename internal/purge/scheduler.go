@@ -13,33 +13,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
-
-// DefaultSchedule runs the purge daily at 00:05 UTC. Days are UTC days and
-// expire at a UTC midnight, so a run shortly after midnight destroys each day
-// within minutes of the moment it expires; the five minutes leave room for a
-// slightly fast clock on this host or on the shippers, and keep the run away
-// from the midnight burst of log rotation. A schedule without CRON_TZ= is
-// also read in UTC.
-const DefaultSchedule = "CRON_TZ=UTC 5 0 * * *"
-
-// scheduleParser is the cron dialect of purge.schedule: five fields (minute
-// hour day-of-month month day-of-week) or a descriptor such as @daily, with
-// an optional CRON_TZ= (or TZ=) prefix. It is the dialect internal/config
-// validates.
-var scheduleParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ParseSchedule parses a purge.schedule value.
-func ParseSchedule(spec string) (cron.Schedule, error) {
-	s, err := scheduleParser.Parse(spec)
-	if err != nil {
-		return nil, fmt.Errorf("purge schedule %q: %w (write five fields \"minute hour day-of-month month day-of-week\", e.g. %q, or a descriptor such as \"@daily\")",
-			spec, err, DefaultSchedule)
-	}
-	return s, nil
-}
 
 // Store is what the purge needs from the data directory; *store.Store
 // satisfies it. DeleteDay must destroy every copy of the day (day files, WAL
@@ -88,8 +65,8 @@ type Options struct {
 	Store Store
 	// Extra are purged after the days in every run (not in dry runs).
 	Extra []Purgeable
-	// Schedule is the cron spec (purge.schedule); empty means
-	// DefaultSchedule.
+	// Schedule is the cron spec (purge.schedule) in policy.ParseSchedule's
+	// dialect; empty means policy.DefaultSchedule.
 	Schedule string
 	// MaxDaysPerRun refuses a run that would destroy more days than this,
 	// because a clock that jumped forward could otherwise destroy a lot of
@@ -185,17 +162,16 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	if opts.Store == nil {
 		return nil, errors.New("purge: no store")
 	}
-	r := opts.Policy.Retention
-	if r.IsZero() || r.Years < 0 || r.Days < 0 {
-		return nil, fmt.Errorf("purge: retention %s: must be positive", r)
+	if err := opts.Policy.Retention.Validate(); err != nil {
+		return nil, fmt.Errorf("purge: %w", err)
 	}
 	if opts.MaxDaysPerRun < 0 {
 		return nil, fmt.Errorf("purge: max days per run %d: must be 0 (no limit) or more", opts.MaxDaysPerRun)
 	}
-	spec := cmp.Or(opts.Schedule, DefaultSchedule)
-	sched, err := ParseSchedule(spec)
+	spec := cmp.Or(opts.Schedule, policy.DefaultSchedule)
+	sched, err := policy.ParseSchedule(spec)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("purge schedule: %w; %s", err, policy.ScheduleHint)
 	}
 	s := &Scheduler{
 		policy:  opts.Policy,
@@ -220,7 +196,7 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 		return nil, fmt.Errorf("purge: register metrics: %w", err)
 	}
 	cl := cronLogger{s.log}
-	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithParser(scheduleParser), cron.WithLogger(cl),
+	s.cron = cron.New(cron.WithLocation(time.UTC), cron.WithLogger(cl),
 		cron.WithChain(cron.SkipIfStillRunning(cl)))
 	s.cron.Schedule(sched, cron.FuncJob(s.scheduledRun))
 	return s, nil

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -488,14 +489,14 @@ func TestStop(t *testing.T) {
 func TestSchedule(t *testing.T) {
 	from := ts(t, "2026-11-21T18:00:00Z")
 	cases := []struct{ spec, next string }{
-		{DefaultSchedule, "2026-11-22T00:05:00Z"},
+		{policy.DefaultSchedule, "2026-11-22T00:05:00Z"},
 		{"@daily", "2026-11-22T00:00:00Z"},
 		{"0 3 * * *", "2026-11-22T03:00:00Z"},
 		{"CRON_TZ=Europe/Amsterdam 30 3 * * *", "2026-11-22T02:30:00Z"}, // CET is UTC+1 in November
 		{"*/15 * * * *", "2026-11-21T18:15:00Z"},
 	}
 	for _, c := range cases {
-		s, err := ParseSchedule(c.spec)
+		s, err := policy.ParseSchedule(c.spec)
 		if err != nil {
 			t.Fatalf("%q: %v", c.spec, err)
 		}
@@ -504,11 +505,8 @@ func TestSchedule(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"5 0 * *", "0 5 0 * * *", "CRON_TZ=Mars/Olympus 5 0 * * *", "@sometimes"} {
-		if _, err := ParseSchedule(bad); err == nil || !strings.Contains(err.Error(), DefaultSchedule) {
-			t.Errorf("%q: err = %v", bad, err)
-		}
-		if _, err := NewScheduler(Options{Policy: Policy{Retention: Retention{Years: 2}}, Store: newFakeStore(), Schedule: bad}); err == nil {
-			t.Errorf("NewScheduler accepted schedule %q", bad)
+		if _, err := NewScheduler(Options{Policy: Policy{Retention: Retention{Years: 2}}, Store: newFakeStore(), Schedule: bad}); err == nil || !strings.Contains(err.Error(), policy.DefaultSchedule) {
+			t.Errorf("NewScheduler with schedule %q: err = %v, want one showing the default as an example", bad, err)
 		}
 	}
 	h := newHarness(t, "2y", Options{})

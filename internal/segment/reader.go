@@ -44,38 +44,16 @@ type Reader struct {
 	data    []byte // the file, mapped read-only; nil after Close
 	path    string
 	size    int64
-	records int64
-	blocks  []blockMeta
 	version byte
-	domains []string
-	uas     []string
-	// Rows per dictionary entry (format v2; nil for v1 files).
-	domainRows, uaRows []uint64
+	// footer is the parsed footer: blocks, dictionaries, index locations,
+	// and (format 2) the rows per dictionary entry.
+	footer
 	// filter is the address filter (format 2; nil for v1 files), a slice
 	// of the mapped footer.
 	filter []byte
 
-	footerOff int64
-	numIPs    int
-	ipPages   []ipPage
-	domPost   []postingRef
-
 	decoded   atomic.Int64
 	pagesRead atomic.Int64
-}
-
-type ipPage struct {
-	entries    int
-	first      []byte // first key of the page
-	off        int64  // file offset
-	clen, rlen int
-	crc        uint32
-}
-
-type postingRef struct {
-	off int64 // file offset
-	n   int
-	crc uint32
 }
 
 // Open opens a segment, validating its header, trailer and footer checksum.
@@ -151,152 +129,38 @@ func (r *Reader) load() error {
 	if err != nil {
 		return err
 	}
-	if string(t[24:]) != magic {
-		return r.corrupt(tOff+24, "bad trailer magic %q", t[24:])
+	tr, bad, err := parseTrailer(t, r.version)
+	if err != nil {
+		return r.corrupt(tOff+int64(bad), "%w", err)
 	}
-	if t[20] != r.version || t[21] != 0 || t[22] != 0 || t[23] != 0 {
-		return r.corrupt(tOff+20, "trailer version %d does not match header", t[20])
-	}
-	footerOff := binary.LittleEndian.Uint64(t[0:])
-	metaOff := binary.LittleEndian.Uint64(t[8:])
+	footerOff, metaOff := tr.footerOff, tr.metaOff
 	if footerOff < headerSize || footerOff > metaOff || metaOff+4 > uint64(tOff) || uint64(tOff)-footerOff > math.MaxInt32 {
 		return r.corrupt(tOff, "footer offsets %d/%d out of range", footerOff, metaOff)
 	}
-	r.footerOff = int64(footerOff)
-	footer, err := r.readAt(r.footerOff, tOff-r.footerOff)
+	footerBytes, err := r.readAt(int64(footerOff), tOff-int64(footerOff))
 	if err != nil {
 		return err
 	}
-	if got, want := crc(footer), binary.LittleEndian.Uint32(t[16:]); got != want {
-		return r.corrupt(r.footerOff, "footer: %w (crc32c %08x, trailer says %08x)", ErrChecksum, got, want)
+	if got, want := crc(footerBytes), tr.footerCRC; got != want {
+		return r.corrupt(int64(footerOff), "footer: %w (crc32c %08x, trailer says %08x)", ErrChecksum, got, want)
 	}
-	metaRel := int64(metaOff) - r.footerOff
-	metaLen := binary.LittleEndian.Uint32(footer[metaRel:])
+	metaRel := int64(metaOff - footerOff)
+	metaLen := binary.LittleEndian.Uint32(footerBytes[metaRel:])
 	if metaLen > maxMetaRaw {
 		return r.corrupt(int64(metaOff), "meta section of %d bytes is too large", metaLen)
 	}
-	meta, err := decompress(footer[metaRel+4:], int(metaLen))
+	meta, err := decompress(footerBytes[metaRel+4:], int(metaLen))
 	if err != nil {
 		return r.corrupt(int64(metaOff), "meta section: %w", err)
 	}
-	if err := r.parseMeta(meta, metaRel); err != nil {
+	if r.footer, err = parseMeta(meta, r.version, int64(footerOff), metaRel); err != nil {
 		return r.corrupt(int64(metaOff), "meta section: %w", err)
 	}
+	if r.version >= 2 {
+		// Covered by the footer CRC checked above; used in place.
+		r.filter = r.data[r.filterOff : r.filterOff+int64(r.filterLen) : r.filterOff+int64(r.filterLen)]
+	}
 	return nil
-}
-
-// parseMeta decodes the meta section and checks that everything it points at
-// lies where it should: blocks tile the bytes between header and footer, index
-// pages and postings lie inside the footer before the meta section.
-func (r *Reader) parseMeta(meta []byte, metaRel int64) error {
-	d := dec{b: meta}
-	r.records = int64(d.uvarint("record count"))
-	nBlocks := d.count("block count", uint64(len(meta)))
-	r.blocks = make([]blockMeta, 0, nBlocks)
-	off := int64(headerSize)
-	var total int64
-	prevMax := int64(0)
-	for i := 0; i < nBlocks && d.err == nil; i++ {
-		b := blockMeta{off: off}
-		b.rows = d.count("block rows", MaxBlockRows)
-		minT := d.uvarint("block min time")
-		span := d.uvarint("block time span")
-		if b.rows == 0 || minT > math.MaxInt64/2 || span > math.MaxInt64/2 {
-			d.fail("block header")
-			break
-		}
-		b.minT, b.maxT = int64(minT), int64(minT+span)
-		if i > 0 && b.minT < prevMax {
-			return fmt.Errorf("%w: block %d starts before block %d ends", errMalformed, i, i-1)
-		}
-		prevMax = b.maxT
-		for c := range b.cols {
-			b.cols[c] = colMeta{
-				clen: uint32(d.count("column length", maxRawColumn)),
-				rlen: uint32(d.count("column raw length", maxRawColumn)),
-				crc:  d.u32("column crc"),
-			}
-			off += int64(b.cols[c].clen)
-		}
-		total += int64(b.rows)
-		r.blocks = append(r.blocks, b)
-	}
-	if d.err == nil && (off != r.footerOff || total != r.records) {
-		return fmt.Errorf("%w: blocks cover %d bytes and %d rows, want %d bytes and %d rows",
-			errMalformed, off-headerSize, total, r.footerOff-headerSize, r.records)
-	}
-	for _, dict := range []*[]string{&r.domains, &r.uas} {
-		n := d.count("dictionary size", uint64(len(meta)))
-		*dict = make([]string, 0, n)
-		for i := 0; i < n && d.err == nil; i++ {
-			*dict = append(*dict, string(d.bytes("dictionary entry", d.count("dictionary entry length", maxFieldLen))))
-		}
-	}
-	r.numIPs = d.count("ip count", uint64(max(r.records, 0))) // distinct IPs <= records; IP pages are outside the meta section
-	nPages := d.count("ip page count", uint64(len(meta)))
-	r.ipPages = make([]ipPage, 0, nPages)
-	entries := 0
-	for i := 0; i < nPages && d.err == nil; i++ {
-		p := ipPage{entries: d.count("ip page entries", ipPageEntries)}
-		p.first = d.bytes("ip page first key", d.count("ip page key length", 17))
-		rel := d.count("ip page offset", uint64(metaRel))
-		p.clen = d.count("ip page length", uint64(metaRel))
-		p.rlen = d.count("ip page raw length", maxRawColumn)
-		p.crc = d.u32("ip page crc")
-		p.off = r.footerOff + int64(rel)
-		if d.err != nil {
-			break
-		}
-		if p.entries == 0 || !validKey(p.first) || int64(rel+p.clen) > metaRel ||
-			(i > 0 && bytes.Compare(r.ipPages[i-1].first, p.first) >= 0) {
-			d.fail("ip page")
-			break
-		}
-		entries += p.entries
-		r.ipPages = append(r.ipPages, p)
-	}
-	if d.err == nil && entries != r.numIPs {
-		d.fail("ip page entry count")
-	}
-	r.domPost = make([]postingRef, 0, len(r.domains))
-	for i := 0; i < len(r.domains) && d.err == nil; i++ {
-		rel := d.count("domain posting offset", uint64(metaRel))
-		n := d.count("domain posting length", uint64(metaRel))
-		c := d.u32("domain posting crc")
-		if d.err == nil && int64(rel+n) > metaRel {
-			d.fail("domain posting range")
-		}
-		r.domPost = append(r.domPost, postingRef{off: r.footerOff + int64(rel), n: n, crc: c})
-	}
-	if r.version >= 2 && d.err == nil {
-		r.domainRows = readCounts(&d, "domain", len(r.domains), r.records)
-		r.uaRows = readCounts(&d, "user agent", len(r.uas), r.records)
-		rel := d.count("address filter offset", uint64(metaRel))
-		n := d.count("address filter length", bloomMaxBytes)
-		if d.err == nil && (int64(rel+n) > metaRel || n < 8 || n%8 != 0) {
-			d.fail("address filter range")
-		}
-		if d.err == nil {
-			// Covered by the footer CRC checked above; used in place.
-			off := r.footerOff + int64(rel)
-			r.filter = r.data[off : off+int64(n) : off+int64(n)]
-		}
-	}
-	return d.done("meta section")
-}
-
-// readCounts reads n row counts that must add up to records.
-func readCounts(d *dec, what string, n int, records int64) []uint64 {
-	out := make([]uint64, n)
-	var sum uint64
-	for i := range out {
-		out[i] = uint64(d.count(what+" row count", uint64(records)))
-		sum += out[i]
-	}
-	if d.err == nil && sum != uint64(records) {
-		d.fail(what + " row counts (sum)")
-	}
-	return out
 }
 
 // Version returns the segment's format version.

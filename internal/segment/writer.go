@@ -309,32 +309,19 @@ func (w *Writer) Abort() {
 	w.f.Abort()
 }
 
+// writeFooter writes the IP index pages, the domain postings and the
+// address filter, then the meta section that locates them (footer.go
+// encodes it) and the trailer.
 func (w *Writer) writeFooter() {
 	if w.err != nil {
 		return
 	}
-	footerOff := w.off
+	f := footer{
+		footerOff: w.off, records: w.records, blocks: w.blocks,
+		domains: w.domains, uas: w.uas, numIPs: len(w.ipAddrs),
+		domainRows: w.domainRows, uaRows: w.uaRows,
+	}
 	w.inFooter = true
-	var meta []byte
-	meta = binary.AppendUvarint(meta, uint64(w.records))
-	meta = binary.AppendUvarint(meta, uint64(len(w.blocks)))
-	for _, b := range w.blocks {
-		meta = binary.AppendUvarint(meta, uint64(b.rows))
-		meta = binary.AppendUvarint(meta, uint64(b.minT))
-		meta = binary.AppendUvarint(meta, uint64(b.maxT-b.minT))
-		for _, c := range b.cols {
-			meta = binary.AppendUvarint(meta, uint64(c.clen))
-			meta = binary.AppendUvarint(meta, uint64(c.rlen))
-			meta = binary.LittleEndian.AppendUint32(meta, c.crc)
-		}
-	}
-	for _, dict := range [][]string{w.domains, w.uas} {
-		meta = binary.AppendUvarint(meta, uint64(len(dict)))
-		for _, s := range dict {
-			meta = binary.AppendUvarint(meta, uint64(len(s)))
-			meta = append(meta, s...)
-		}
-	}
 
 	// IP index: distinct addresses in key order, in compressed pages.
 	order := make([]uint32, len(w.ipAddrs))
@@ -342,8 +329,6 @@ func (w *Writer) writeFooter() {
 		order[i] = uint32(i)
 	}
 	slices.SortFunc(order, func(a, b uint32) int { return w.ipAddrs[a].Compare(w.ipAddrs[b]) })
-	meta = binary.AppendUvarint(meta, uint64(len(order)))
-	meta = binary.AppendUvarint(meta, uint64((len(order)+ipPageEntries-1)/ipPageEntries))
 	var page, prevKey, key []byte
 	for start := 0; start < len(order); start += ipPageEntries {
 		ids := order[start:min(start+ipPageEntries, len(order))]
@@ -368,13 +353,8 @@ func (w *Writer) writeFooter() {
 			prevKey = append(prevKey[:0], key...)
 		}
 		w.comp = w.enc.EncodeAll(page, w.comp[:0])
-		meta = binary.AppendUvarint(meta, uint64(len(ids)))
-		meta = binary.AppendUvarint(meta, uint64(len(first)))
-		meta = append(meta, first...)
-		meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
-		meta = binary.AppendUvarint(meta, uint64(len(w.comp)))
-		meta = binary.AppendUvarint(meta, uint64(len(page)))
-		meta = binary.LittleEndian.AppendUint32(meta, crc(w.comp))
+		f.ipPages = append(f.ipPages, ipPage{entries: len(ids), first: first, off: w.off,
+			clen: len(w.comp), rlen: len(page), crc: crc(w.comp)})
 		w.write(w.comp)
 	}
 
@@ -383,17 +363,8 @@ func (w *Writer) writeFooter() {
 	var post []byte
 	for _, blocks := range w.domainBlocks {
 		post = appendDomainPosting(post[:0], blocks, len(w.blocks))
-		meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
-		meta = binary.AppendUvarint(meta, uint64(len(post)))
-		meta = binary.LittleEndian.AppendUint32(meta, crc(post))
+		f.domPost = append(f.domPost, postingRef{off: w.off, n: len(post), crc: crc(post)})
 		w.write(post)
-	}
-	// Version 2: rows per dictionary entry, so that a count of a domain or
-	// user-agent query over whole days is answered from the footer alone.
-	for _, counts := range [][]uint64{w.domainRows, w.uaRows} {
-		for _, n := range counts {
-			meta = binary.AppendUvarint(meta, n)
-		}
 	}
 	// Version 2: the address filter (see bloom.go), uncompressed in the
 	// footer so that a lookup tests bits of the mapped file in place.
@@ -409,10 +380,10 @@ func (w *Writer) writeFooter() {
 	for k := range nets {
 		bloomAdd(filter, []byte(k))
 	}
-	meta = binary.AppendUvarint(meta, uint64(w.off-footerOff))
-	meta = binary.AppendUvarint(meta, uint64(len(filter)))
+	f.filterOff, f.filterLen = w.off, len(filter)
 	w.write(filter)
 
+	meta := f.appendMeta(nil, Version)
 	metaOff := w.off
 	var hdr [4]byte
 	binary.LittleEndian.PutUint32(hdr[:], uint32(len(meta)))
@@ -424,14 +395,7 @@ func (w *Writer) writeFooter() {
 	w.comp = w.enc.EncodeAll(meta, w.comp[:0])
 	w.write(w.comp)
 
-	footerCRC := w.footerCRC
-	t := make([]byte, 0, trailerSize)
-	t = binary.LittleEndian.AppendUint64(t, uint64(footerOff))
-	t = binary.LittleEndian.AppendUint64(t, uint64(metaOff))
-	t = binary.LittleEndian.AppendUint32(t, footerCRC)
-	t = append(t, Version, 0, 0, 0)
-	t = append(t, magic...)
-	w.write(t)
+	w.write(trailer{footerOff: uint64(f.footerOff), metaOff: uint64(metaOff), footerCRC: w.footerCRC, version: Version}.append(make([]byte, 0, trailerSize)))
 }
 
 // appendPostingList writes ascending block numbers as a uvarint count, the
