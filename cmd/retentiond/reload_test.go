@@ -32,7 +32,7 @@ func TestSighupReloadsTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := func(token string) int {
+	count := func(token string) (int, string) {
 		t.Helper()
 		q := url.Values{"q": {"ip:192.0.2.1"}, "case": {"RELOAD-1"}, "reason": {"reload test"}}
 		req, _ := http.NewRequest("GET", "http://"+d.addr+"/api/v1/count?"+q.Encode(), nil)
@@ -43,11 +43,11 @@ func TestSighupReloadsTokens(t *testing.T) {
 		if err != nil {
 			t.Fatalf("count: %v\n%s", err, d.logs())
 		}
-		io.Copy(io.Discard, resp.Body)
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode
+		return resp.StatusCode, string(b)
 	}
-	if got := count(""); got != 200 {
+	if got, _ := count(""); got != 200 {
 		t.Fatalf("development mode: %d", got)
 	}
 	cfgPath := filepath.Join(dir, "retentiond.yaml")
@@ -71,10 +71,13 @@ func TestSighupReloadsTokens(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if got := count(tok); got != 200 {
-		t.Errorf("new token after SIGHUP: %d, want 200\n%s", got, d.logs())
+	// The new token is accepted, and with tokens configured the case must
+	// now be an approved case of the registry (search.require_case), which
+	// RELOAD-1 is not: 403 from the case check, not 401 from auth.
+	if got, body := count(tok); got != 403 || !strings.Contains(body, "not in the case registry") {
+		t.Errorf("new token after SIGHUP: %d %s, want 403 (authenticated, unregistered case)\n%s", got, body, d.logs())
 	}
-	if got := count(""); got != 401 {
+	if got, _ := count(""); got != 401 {
 		t.Errorf("no token after SIGHUP (tokens now exist): %d, want 401", got)
 	}
 	logs := d.logs()
@@ -100,8 +103,8 @@ func TestSighupReloadsTokens(t *testing.T) {
 	if !strings.Contains(d.logs(), "configuration not reloaded") {
 		t.Errorf("a bad config on SIGHUP is not reported:\n%s", d.logs())
 	}
-	if got := count(tok); got != 200 {
-		t.Errorf("token after a refused reload: %d, want 200 (the old list is kept)", got)
+	if got, body := count(tok); got != 403 || !strings.Contains(body, "not in the case registry") {
+		t.Errorf("token after a refused reload: %d %s, want 403 from the case check (the old list is kept)", got, body)
 	}
 	exited = true
 	if err := d.stop(syscall.SIGTERM); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/auth"
 	"github.com/retentiond/retentiond/internal/buildinfo"
+	"github.com/retentiond/retentiond/internal/cases"
 	"github.com/retentiond/retentiond/internal/config"
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/ingest"
@@ -144,6 +146,32 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	}
 	defer auditLog.Close()
 
+	caseReg, err := cases.Open(cases.Options{
+		Dir:            filepath.Join(cfg.DataDir, "cases"),
+		Log:            auditLog,
+		FS:             hooks.fs,
+		Logger:         log.With("component", "cases"),
+		Registerer:     reg,
+		DefaultExpires: cfg.Cases.DefaultExpires,
+		MaxExpires:     cfg.Cases.MaxExpires,
+		RequireCase:    cfg.Search.RequireCase,
+		DevMode:        authn.DevMode,
+	})
+	if err != nil {
+		return fmt.Errorf("open case registry: %w", err)
+	}
+	// Every guarded endpoint consults the registry before it runs.
+	auditLog.SetCaseCheck(caseReg.Check)
+	switch {
+	case !cfg.Search.RequireCase:
+		log.Warn("search.require_case is false: searches may name any case id as free text; only cases in the registry are enforced")
+	case authn.DevMode():
+		log.Warn("development mode: searches may name any case id as free text; once tokens are configured every search needs an approved case (search.require_case)")
+	}
+	caseCtx, stopCases := context.WithCancel(context.Background())
+	defer stopCases()
+	go caseReg.Run(caseCtx, time.Minute)
+
 	ingestOpts := ingest.Options{
 		Sink:         st,
 		MaxBodyBytes: int64(cfg.Ingest.MaxBodyBytes),
@@ -188,6 +216,9 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Extra: []purge.Purgeable{purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
 			n, err := auditLog.Purge(ctx, auditPolicy.Oldest(now))
 			return purge.PurgeStats{Name: "audit", Items: int64(n)}, err
+		}), purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
+			n, err := caseReg.Purge(ctx, auditPolicy.Oldest(now))
+			return purge.PurgeStats{Name: "cases", Items: int64(n)}, err
 		})},
 		Logger:     log.With("component", "purge"),
 		Registerer: reg,
@@ -221,6 +252,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			Count:       guard("count", searchH.ServeCount),
 			Stats:       guard("stats", searchH.ServeStats),
 			Purge:       authn.Require(auth.RoleAdmin, sched),
+			Cases:       caseReg.Handler(authn),
 		},
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"unicode"
@@ -62,16 +63,16 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if msg := checkRequest(q); msg != "" {
-			e := requestEntry(r, endpoint, true)
-			e.Outcome = OutcomeRefused
-			e.Status = http.StatusBadRequest
-			e.Error = msg
-			l.metrics.searches.WithLabelValues(endpoint, resultRefused).Inc()
-			if _, err := l.Append(e); err != nil {
-				l.log.Error("audit line for a refused request not written", "endpoint", endpoint, "err", err)
-			}
-			writeError(w, http.StatusBadRequest, msg)
+			l.refuse(w, r, endpoint, &Refusal{Status: http.StatusBadRequest, Message: msg})
 			return
+		}
+		if c := l.check.Load(); c != nil {
+			next, ref := (*c)(r, endpoint)
+			if ref != nil {
+				l.refuse(w, r, endpoint, ref)
+				return
+			}
+			r = next
 		}
 		e := requestEntry(r, endpoint, false)
 		e.Outcome = OutcomeAllowed
@@ -118,6 +119,46 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 	})
 }
 
+// Refusal is why a guarded request may not run. The client sees Status and
+// Message; the audit line records both.
+type Refusal struct {
+	Status  int    // 400 for a malformed request, 403 for a case that does not permit it
+	Message string // a sentence for the client and the audit line; never logged
+}
+
+// CaseCheck decides whether a guarded request (authenticated, with a valid
+// case and reason) may run under the case it names. It returns the request
+// to run, possibly rewritten to the case's bounds (its time range and
+// scope), so that the allowed line records exactly what ran; or a refusal.
+// It is called before the allowed line is written.
+type CaseCheck func(r *http.Request, endpoint string) (*http.Request, *Refusal)
+
+// SetCaseCheck makes every guarded endpoint of l (search, count, stats,
+// export, and any later one such as the console's) consult c before it runs
+// a request. The case registry (internal/cases) sets it at start-up, before
+// the server accepts requests; nil removes it. It lives on the Log, not on
+// each Guard, so that no guarded endpoint can be mounted without it.
+func (l *Log) SetCaseCheck(c CaseCheck) {
+	if c == nil {
+		l.check.Store(nil)
+		return
+	}
+	l.check.Store(&c)
+}
+
+// refuse records a refused guarded request and answers it.
+func (l *Log) refuse(w http.ResponseWriter, r *http.Request, endpoint string, ref *Refusal) {
+	e := requestEntry(r, endpoint, true)
+	e.Outcome = OutcomeRefused
+	e.Status = ref.Status
+	e.Error = ref.Message
+	l.metrics.searches.WithLabelValues(endpoint, resultRefused).Inc()
+	if _, err := l.Append(e); err != nil {
+		l.log.Error("audit line for a refused request not written", "endpoint", endpoint, "err", err)
+	}
+	writeError(w, ref.Status, ref.Message)
+}
+
 // checkRequest returns why a search request cannot be run and audited, or
 // "". Every parameter must be valid UTF-8: the audit line is JSON, which
 // would store U+FFFD instead of the bytes, and then the log would not say
@@ -148,16 +189,33 @@ func checkRequest(q url.Values) string {
 		max  int
 	}{{ParamCase, MaxCaseLength}, {ParamReason, MaxReasonLength}} {
 		v := q.Get(p.name)
-		switch {
-		case strings.TrimSpace(v) == "":
+		if strings.TrimSpace(v) == "" {
 			return fmt.Sprintf("every search must name the incident it serves and why: parameter %q is required", p.name)
-		case strings.IndexFunc(v, isControl) >= 0:
-			return fmt.Sprintf("parameter %q contains control characters", p.name)
-		case strings.IndexFunc(v, isFormat) >= 0:
-			return fmt.Sprintf("parameter %q contains invisible format characters (bidi controls, zero-width characters)", p.name)
-		case utf8.RuneCountInString(v) > p.max:
-			return fmt.Sprintf("parameter %q is longer than %d characters", p.name, p.max)
 		}
+		if msg := CheckText("parameter "+strconv.Quote(p.name), v, p.max); msg != "" {
+			return msg
+		}
+	}
+	return ""
+}
+
+// CheckText returns why a client-supplied text (a case id, a reason, a
+// title) cannot go into an audit line, or "": it must be valid UTF-8, at
+// most max characters, and free of control characters and invisible format
+// characters (bidi overrides and isolates, zero-width characters), which
+// would make the log read differently from what it holds (Trojan Source).
+// what names the text in the message. The search parameters and the case
+// registry share this one rule.
+func CheckText(what, v string, max int) string {
+	switch {
+	case !utf8.ValidString(v):
+		return what + " is not valid UTF-8"
+	case strings.IndexFunc(v, isControl) >= 0:
+		return what + " contains control characters"
+	case strings.IndexFunc(v, isFormat) >= 0:
+		return what + " contains invisible format characters (bidi controls, zero-width characters)"
+	case utf8.RuneCountInString(v) > max:
+		return fmt.Sprintf("%s is longer than %d characters", what, max)
 	}
 	return ""
 }

@@ -19,6 +19,18 @@ const (
 	EventSearch   = "search"   // a search, count, stats or export attempt
 	EventPurge    = "purge"    // old audit files were removed; carries the anchor
 	EventRecovery = "recovery" // the log repaired a torn last line at start-up
+	EventCase     = "case"     // a change to the case registry (internal/cases), or a refused attempt at one
+)
+
+// Outcomes of case lines. The endpoint field names the action (open,
+// approve, close, expire); a refused attempt has OutcomeRefused and the
+// reason in the error field.
+const (
+	OutcomeOpened            = "opened"             // a case was registered, awaiting approval
+	OutcomeApproved          = "approved"           // a second admin approved it: searches may run under it
+	OutcomeEmergencyApproved = "emergency_approved" // the opener approved it alone (break-glass), with a justification
+	OutcomeClosed            = "closed"             // closed by an admin: no more searches
+	OutcomeExpired           = "expired"            // its expiry passed: no more searches
 )
 
 // Outcomes of search lines.
@@ -57,6 +69,8 @@ type line struct {
 	AnchorPrev   string   `json:"anchor_prev,omitempty"`
 	PurgedFiles  int      `json:"purged_files,omitempty"`
 	PurgedBefore string   `json:"purged_before,omitempty"`
+	Title        string   `json:"title,omitempty"`
+	Expires      string   `json:"expires,omitempty"`
 	Prev         string   `json:"prev"`
 }
 

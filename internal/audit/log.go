@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,10 @@ type Entry struct {
 	Bytes    int64  // response bytes for done/error lines
 	Duration time.Duration
 	Error    string
+	// Case lines (EventCase) also carry the case's title and expiry; its
+	// time range goes in From and To and its scope in Query.
+	Title   string
+	Expires string
 }
 
 // ErrFailed is returned by Append after a write or fsync of the log failed:
@@ -72,6 +77,10 @@ type Log struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *metrics
+
+	// check, when set, decides whether a request may run under the case it
+	// names (the case registry's rules); see SetCaseCheck.
+	check atomic.Pointer[CaseCheck]
 
 	mu     sync.Mutex
 	f      *fsutil.Handle
@@ -274,6 +283,8 @@ func entryLine(e Entry, now time.Time) *line {
 		Status:   e.Status,
 		Bytes:    e.Bytes,
 		Error:    e.Error,
+		Title:    e.Title,
+		Expires:  e.Expires,
 	}
 	if e.Outcome == OutcomeDone || e.Outcome == OutcomeError {
 		if e.Count >= 0 {

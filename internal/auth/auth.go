@@ -368,6 +368,17 @@ func (a *Authenticator) Require(role Role, next http.Handler) http.Handler {
 // The hook is not called for 429 answers, so a flood of throttled requests
 // cannot be turned into a flood of audit writes.
 func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
+	return a.requireAny([]Role{role}, next, onDeny)
+}
+
+// RequireAny is Require for an endpoint that any one of roles may use: the
+// case registry's read endpoints serve both the admins who manage cases and
+// the investigators who search under them.
+func (a *Authenticator) RequireAny(roles []Role, next http.Handler) http.Handler {
+	return a.requireAny(roles, next, nil)
+}
+
+func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		src := SourceAddr(r)
 		st := a.state.Load()
@@ -385,7 +396,7 @@ func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*h
 			a.fail(w, r, src, Denial{Status: http.StatusUnauthorized, Reason: reason, Who: Principal{Source: src}}, onDeny)
 			return
 		}
-		if !p.Has(role) {
+		if !slices.ContainsFunc(roles, p.Has) {
 			// A valid token lacking a role is not a guessing attempt, so it
 			// does not consume the source's failure budget.
 			a.metrics.failures.WithLabelValues(ReasonMissingRole).Inc()

@@ -38,6 +38,7 @@ type Config struct {
 	TLS       TLS              `mapstructure:"tls" yaml:"tls"`
 	Auth      Auth             `mapstructure:"auth" yaml:"auth"`
 	Audit     Audit            `mapstructure:"audit" yaml:"audit"`
+	Cases     Cases            `mapstructure:"cases" yaml:"cases"`
 
 	// File is the configuration file that was read, or "" when only the
 	// embedded defaults (and the environment) were used. It is not a key.
@@ -92,6 +93,8 @@ type Search struct {
 	StatsMaxKeyBytes ByteSize `mapstructure:"stats_max_key_bytes" yaml:"stats_max_key_bytes"`
 	// WriteStallTimeout abandons a response whose client stops reading.
 	WriteStallTimeout time.Duration `mapstructure:"write_stall_timeout" yaml:"write_stall_timeout"`
+	// RequireCase is search.require_case (internal/cases).
+	RequireCase bool `mapstructure:"require_case" yaml:"require_case"`
 }
 
 // Log configures the daemon's own log on stderr (journald captures it).
@@ -136,6 +139,12 @@ type Audit struct {
 	Retention policy.Retention `mapstructure:"retention" yaml:"retention"`
 }
 
+// Cases bounds the investigations registered in the case registry.
+type Cases struct {
+	DefaultExpires time.Duration `mapstructure:"default_expires" yaml:"default_expires"`
+	MaxExpires     time.Duration `mapstructure:"max_expires" yaml:"max_expires"`
+}
+
 // Roles are the roles a token may carry.
 var Roles = []string{"search", "ingest", "admin"}
 
@@ -169,7 +178,7 @@ func Default() *Config {
 			WALSegmentBytes: 64 << 20,
 			BlockRows:       8192,
 		},
-		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000, StatsMaxGroups: 100_000, StatsMaxKeyBytes: 64 << 20, WriteStallTimeout: 30 * time.Second},
+		Search: Search{Timeout: 5 * time.Minute, DefaultLimit: 1000, StatsMaxGroups: 100_000, StatsMaxKeyBytes: 64 << 20, WriteStallTimeout: 30 * time.Second, RequireCase: true},
 		Log:    Log{Level: "info", Format: "text"},
 		HTTP: HTTP{
 			ReadHeaderTimeout: 10 * time.Second,
@@ -181,6 +190,7 @@ func Default() *Config {
 		},
 		Auth:  Auth{Tokens: []Token{}},
 		Audit: Audit{Retention: policy.Retention{Years: 2}},
+		Cases: Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
 	}
 }
 

@@ -58,6 +58,10 @@ var keyDocs = map[string]string{
 	"search.stats_max_key_bytes": "Bytes of distinct values one stats request holds (long paths count more); beyond it the answer is approximate as above.",
 	"search.write_stall_timeout": "A search, count or stats response whose client accepts no data for this long (it stopped reading) is abandoned and its snapshot released. " +
 		"A slow client that keeps reading is never cut off.",
+	"search.require_case": "Every search, count, stats or export must name a case of the case registry that a second admin approved (or an admin approved alone in an emergency) " +
+		"and that is neither closed nor expired, and stay inside its time range and scope; otherwise 403 with the reason (docs/security.md). " +
+		"Applies once auth.tokens has an entry: in development mode (no tokens) a case id not in the registry is accepted as free text, as the daemon says at start-up. " +
+		"A registered case is enforced in every mode. false turns the requirement off (warned about at start-up).",
 
 	"log":        "The daemon's own log, written to stderr (journald keeps it). It never contains record contents.",
 	"log.level":  "debug, info, warn or error.",
@@ -89,7 +93,11 @@ var keyDocs = map[string]string{
 
 	"audit":           "The tamper-evident log of every search.",
 	"audit.path":      "Audit log directory; empty means <data_dir>/audit.",
-	"audit.retention": "How long audit entries are kept, in the same form as retention.",
+	"audit.retention": "How long audit entries are kept, in the same form as retention. Closed and expired cases leave the case registry once their end is older than this.",
+
+	"cases":                 "The case registry: investigations under which searches may run (retentiond case; docs/security.md).",
+	"cases.default_expires": "How long after it is opened a case expires when retentiond case open gives no --expires.",
+	"cases.max_expires":     "The longest --expires a case may be opened with; an investigation that needs longer is opened again and approved again.",
 }
 
 // exampleHeader opens config.example.yaml.

@@ -136,6 +136,13 @@ func (c *Config) Validate() error {
 	}
 
 	v.retention("audit.retention", c.Audit.Retention)
+
+	v.duration("cases.default_expires", c.Cases.DefaultExpires, true)
+	v.duration("cases.max_expires", c.Cases.MaxExpires, true)
+	if c.Cases.DefaultExpires > c.Cases.MaxExpires {
+		v.add("cases.default_expires", fmt.Sprintf("%s is longer than cases.max_expires (%s)", c.Cases.DefaultExpires, c.Cases.MaxExpires),
+			"make it at most cases.max_expires")
+	}
 	return errors.Join(v.problems...)
 }
 

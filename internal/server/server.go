@@ -32,6 +32,7 @@ type Routes struct {
 	Count       http.Handler // GET /api/v1/count
 	Stats       http.Handler // GET /api/v1/stats
 	Purge       http.Handler // POST /api/v1/admin/purge
+	Cases       http.Handler // /api/v1/cases and everything below it (the case registry's API)
 }
 
 // Options configure the server.
@@ -111,6 +112,8 @@ func New(opts Options) (*Server, error) {
 	mount("GET /api/v1/count", opts.Routes.Count)
 	mount("GET /api/v1/stats", opts.Routes.Stats)
 	mount("POST /api/v1/admin/purge", opts.Routes.Purge)
+	mount("/api/v1/cases", opts.Routes.Cases)
+	mount("/api/v1/cases/", opts.Routes.Cases)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
