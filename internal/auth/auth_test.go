@@ -617,3 +617,38 @@ func TestReload(t *testing.T) {
 		t.Errorf("reload to no tokens: %+v %v", c, err)
 	}
 }
+
+// TestRequireAny: an endpoint open to several roles (the case registry's
+// read endpoints) lets in a token with any of them and refuses the others
+// as Require does.
+func TestRequireAny(t *testing.T) {
+	toks, cfg := makeTokens(t)
+	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/cases", a.RequireAny([]Role{RoleSearch, RoleAdmin}, ok))
+	srv := httptest.NewServer(withPeer(mux))
+	t.Cleanup(srv.Close)
+	for _, tt := range []struct {
+		name, token string
+		want        int
+	}{
+		{"search", toks.search, 200},
+		{"admin", toks.admin, 200},
+		{"both", toks.multi, 200},
+		{"ingest only", toks.ingest, 403},
+		{"no token", "", 401},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			authz := ""
+			if tt.token != "" {
+				authz = "Bearer " + tt.token
+			}
+			if got := do(t, srv, "/cases", authz, "").StatusCode; got != tt.want {
+				t.Fatalf("status %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
