@@ -96,6 +96,14 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "1 while a flush or WAL rotation fails and is retried (EMFILE, ENOSPC); appends continue until the head is full.",
 		}, func() float64 { return boolGauge(errors.Is(s.Health(), ErrDegraded)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_reserved_bytes",
+			Help: "Head memory reserved for records being parsed or appended; with retentiond_store_head_bytes it never exceeds retentiond_store_head_max_bytes.",
+		}, func() float64 {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return float64(s.reserved)
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_max_bytes",
 			Help: "Configured bound on the memory of unflushed records.",
 		}, func() float64 { return float64(s.opts.HeadMaxBytes) }),
