@@ -122,8 +122,13 @@ func encoderFor(level int) (*zstd.Encoder, error) {
 		return e, nil
 	}
 	// Our own CRC32C covers every frame, so zstd's checksum would be 4
-	// wasted bytes per column.
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false))
+	// wasted bytes per column. One encoder state per level, with a 2 MiB
+	// window: the store's flushes and merges write one segment at a time,
+	// a column frame is rarely over a few hundred KiB, and zstd's defaults
+	// (one state per CPU, an 8 MiB window) cost 50 MiB per CPU at the archive
+	// level, memory that storage.head_max_bytes does not bound.
+	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderCRC(false),
+		zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20))
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}

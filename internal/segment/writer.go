@@ -433,19 +433,30 @@ func appendDomainPosting(b []byte, blocks []uint32, numBlocks int) []byte {
 	return append(b, bm...)
 }
 
-// Write sorts a copy of recs by time (stably, so equal times keep their
-// order) and writes them as one segment at path.
+// Write writes recs as one segment at path, in time order (stably, so equal
+// times keep their order); recs itself is not reordered, since the store
+// flushes heads that searches may be reading.
 func Write(path string, recs []record.Record, opts Options) (Info, error) {
-	sorted := slices.Clone(recs)
-	slices.SortStableFunc(sorted, func(a, b record.Record) int {
-		return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli())
+	// Sort (time, position) keys rather than a copy of the records: 16 bytes
+	// per record instead of 96, on the flush of a head of millions of them.
+	// The position makes the order stable.
+	type key struct {
+		ms  int64
+		pos int
+	}
+	keys := make([]key, len(recs))
+	for i := range recs {
+		keys[i] = key{recs[i].Time.UnixMilli(), i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
+		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.pos, b.pos))
 	})
 	w, err := NewWriter(path, opts)
 	if err != nil {
 		return Info{}, err
 	}
-	for i := range sorted {
-		if err := w.Add(&sorted[i]); err != nil {
+	for _, k := range keys {
+		if err := w.Add(&recs[k.pos]); err != nil {
 			w.Abort()
 			return Info{}, err
 		}
