@@ -107,6 +107,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 
 	policy := purge.Policy{Retention: cfg.Retention}
 
+	setMemoryLimit(int64(cfg.Storage.HeadMaxBytes), log)
 	st, err := store.Open(cfg.DataDir, store.Options{
 		HeadMaxBytes:    int64(cfg.Storage.HeadMaxBytes),
 		FlushInterval:   cfg.Storage.FlushInterval,
@@ -182,6 +183,8 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Logger:     log.With("component", "ingest"),
 		Registerer: reg,
 	}
+	ingestOpts.MaxConcurrent = cfg.Ingest.MaxConcurrentRequests
+	ingestOpts.QueueTimeout = cfg.Ingest.QueueTimeout
 	ingestH := ingest.NewHandler(ingestOpts)
 	searchH := search.NewHandler(search.Options{
 		Source:            st,

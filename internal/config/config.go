@@ -71,6 +71,10 @@ type Ingest struct {
 	MaxFuture            time.Duration `mapstructure:"max_future" yaml:"max_future"`
 	Allow                []string      `mapstructure:"allow" yaml:"allow"`
 	SyslogMaxConnections int           `mapstructure:"syslog_max_connections" yaml:"syslog_max_connections"`
+	// MaxConcurrentRequests bounds the HTTP ingest requests served at once;
+	// 0 means twice GOMAXPROCS (at least 4), ingest's default.
+	MaxConcurrentRequests int           `mapstructure:"max_concurrent_requests" yaml:"max_concurrent_requests"`
+	QueueTimeout          time.Duration `mapstructure:"queue_timeout" yaml:"queue_timeout"`
 }
 
 // Storage tunes the data directory.
@@ -170,6 +174,7 @@ func Default() *Config {
 			MaxFuture:            24 * time.Hour,
 			Allow:                []string{},
 			SyslogMaxConnections: 1024,
+			QueueTimeout:         5 * time.Second,
 		},
 		Storage: Storage{
 			HeadMaxBytes:    256 << 20,

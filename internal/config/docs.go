@@ -41,6 +41,9 @@ var keyDocs = map[string]string{
 		"(at least 1s, waiting for its next message) is closed to make room; when every connection is busy the new one is closed at once. " +
 		"Both are counted (retentiond_ingest_syslog_tcp_connections_evicted_total, _refused_total). " +
 		"Lowered at start-up, with a warning, if the listeners' caps would take more than half of the open-file limit (see http.max_connections).",
+	"ingest.max_concurrent_requests": "HTTP ingest requests served at once; 0 means twice the number of CPUs (GOMAXPROCS), at least 4. " +
+		"Each request is read, parsed and stored in chunks of about 1 MiB, with head memory reserved for each chunk before it is parsed (see docs/storage.md).",
+	"ingest.queue_timeout": "How long an HTTP ingest request waits for its turn, and for head memory for its first chunk, before it is answered 429 with nothing stored.",
 
 	"storage":                   "Tuning of the data directory.",
 	"storage.head_max_bytes":    "Bound on the memory of records not yet flushed to part files; a flush starts at half of it, and ingest answers 429 (retry later) rather than exceed it.",

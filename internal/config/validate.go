@@ -62,6 +62,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.positive("ingest.syslog_max_connections", c.Ingest.SyslogMaxConnections, "1024")
+	v.nonNegative("ingest.max_concurrent_requests", c.Ingest.MaxConcurrentRequests, "0 means twice GOMAXPROCS, at least 4")
+	v.duration("ingest.queue_timeout", c.Ingest.QueueTimeout, true)
 
 	v.positiveSize("storage.head_max_bytes", c.Storage.HeadMaxBytes, "256MiB")
 	v.duration("storage.flush_interval", c.Storage.FlushInterval, true)

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"strings"
 	"time"
 
@@ -45,6 +46,23 @@ type Options struct {
 	// dropped and counted as result="refused". HTTP ingest is guarded by
 	// the auth package instead.
 	SourceAllowed func(netip.Addr) bool
+	// MaxConcurrent bounds the HTTP ingest requests served at once; the
+	// others wait up to QueueTimeout for a turn and are then answered 429.
+	// Default: twice GOMAXPROCS, at least 4.
+	MaxConcurrent int
+	// QueueTimeout is how long a request waits for a turn, and for head
+	// memory for its first chunk, before it is answered 429 with nothing
+	// stored. Default 5 seconds.
+	QueueTimeout time.Duration
+	// MidBodyWait is how long a request whose first chunks are stored waits
+	// for head memory for the next one before it is answered 503 (a flush
+	// is far behind). Default 1 minute.
+	MidBodyWait time.Duration
+	// ChunkBytes and ChunkRecords bound one chunk of a body: that much is
+	// read, parsed and stored (fsynced) before the next is read. Defaults
+	// 1 MiB and 8192.
+	ChunkBytes   int
+	ChunkRecords int
 	// Now is the clock; default time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger
@@ -54,6 +72,11 @@ type Options struct {
 func (o *Options) defaults() {
 	o.MaxBodyBytes = cmp.Or(o.MaxBodyBytes, 64<<20)
 	o.MaxLineBytes = cmp.Or(o.MaxLineBytes, 64<<10)
+	o.MaxConcurrent = cmp.Or(o.MaxConcurrent, max(4, 2*runtime.GOMAXPROCS(0)))
+	o.QueueTimeout = cmp.Or(o.QueueTimeout, 5*time.Second)
+	o.MidBodyWait = cmp.Or(o.MidBodyWait, time.Minute)
+	o.ChunkBytes = cmp.Or(o.ChunkBytes, 1<<20)
+	o.ChunkRecords = cmp.Or(o.ChunkRecords, 8192)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -66,12 +89,21 @@ func (o *Options) defaults() {
 type Handler struct {
 	opts Options
 	m    *metrics
+	adm  Admitter      // nil: the Sink does not bound memory
+	turn chan struct{} // one token per request being served
 }
 
 // NewHandler builds the ingest handlers.
 func NewHandler(opts Options) *Handler {
 	opts.defaults()
-	return &Handler{opts: opts, m: newMetrics(opts.Registerer)}
+	h := &Handler{opts: opts, m: newMetrics(opts.Registerer), turn: make(chan struct{}, opts.MaxConcurrent)}
+	switch s := opts.Sink.(type) {
+	case *store.Store:
+		h.adm = storeAdmitter{s}
+	case Admitter:
+		h.adm = s
+	}
+	return h
 }
 
 // LineError is one rejected line in an answer.
@@ -87,6 +119,13 @@ type Answer struct {
 	Errors   []LineError `json:"errors"`
 	// Truncated says that more lines were rejected than are listed.
 	Truncated bool `json:"errors_truncated,omitempty"`
+	// Error says why the request ended before the end of its body (only in
+	// answers other than 200 and 400).
+	Error string `json:"error,omitempty"`
+	// ResumeAt is, after such an error, the first line (or array element)
+	// that was neither stored nor rejected: a client that resends the body
+	// from there stores no record twice. Records before it were stored.
+	ResumeAt int `json:"resume_at_line,omitempty"`
 }
 
 const maxListedErrors = 100
@@ -166,6 +205,19 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	}
 	start := time.Now()
 	defer func() { h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds()) }()
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		// Known too large before anything is read: refused whole.
+		writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("request body exceeds %d bytes; nothing was stored", h.opts.MaxBodyBytes))
+		return
+	}
+	if !h.takeTurn(r.Context()) {
+		h.m.refused.WithLabelValues(input, "concurrency").Inc()
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d ingest requests at once; nothing was stored; retry later", h.opts.MaxConcurrent))
+		return
+	}
+	defer h.doneTurn()
 	// The compressed body is bounded too (it is never larger than what it
 	// inflates to, except for hostile input); the decompressed stream is
 	// bounded by limitReader below.
@@ -183,55 +235,25 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	counted := &countingReader{r: body}
 	limited := &limitReader{r: counted, n: h.opts.MaxBodyBytes}
 
-	var recs []record.Record
 	var ans Answer
-	now := h.opts.Now()
-	add := func(line int, rec record.Record, err error) {
-		if err == nil {
-			err = h.opts.checkWindow(&rec, now)
-		}
-		if err != nil {
-			ans.reject(line, err)
-			h.m.reject(input, err)
-			return
-		}
-		recs = append(recs, rec)
+	c := &chunker{h: h, ctx: r.Context(), input: input, domain: domain, now: h.opts.Now(), ans: &ans, next: 1}
+	if h.adm != nil {
+		c.limit = h.adm.ReserveLimit()
 	}
 	if format == FormatJSON {
-		err = h.readJSON(limited, add)
+		c.parse = func(b []byte) (record.Record, error) { return ParseJSON(b, "") }
+		err = h.readJSON(limited, c.add)
 	} else {
-		err = h.readLines(limited, format, domain, add)
+		c.parse = func(b []byte) (record.Record, error) { return ParseLine(format, b, domain) }
+		err = h.readLines(limited, c.add)
+	}
+	if err == nil {
+		err = c.flush()
 	}
 	h.m.bytes.WithLabelValues(input).Add(float64(counted.n))
 	if err != nil {
-		switch {
-		case errors.Is(err, errBodyTooLarge), errors.Is(err, zstd.ErrDecoderSizeExceeded), isMaxBytes(err):
-			writeError(w, http.StatusRequestEntityTooLarge,
-				fmt.Sprintf("request body exceeds %d bytes after decompression; nothing was stored", h.opts.MaxBodyBytes))
-		default:
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("read body: %v; nothing was stored", err))
-		}
+		h.answerError(w, input, &ans, c.next, err)
 		return
-	}
-	if len(recs) > 0 {
-		if err := h.opts.Sink.Append(r.Context(), recs); err != nil {
-			switch {
-			case errors.Is(err, store.ErrBusy):
-				w.Header().Set("Retry-After", "1")
-				writeError(w, http.StatusTooManyRequests, "write path saturated; retry later")
-			case errors.Is(err, store.ErrTooLarge):
-				// Retrying the same batch can never succeed: it alone
-				// exceeds storage.head_max_bytes.
-				writeError(w, http.StatusRequestEntityTooLarge, "batch too large for storage.head_max_bytes; send it in smaller requests; nothing was stored")
-			default:
-				w.Header().Set("Retry-After", "5")
-				h.opts.Logger.Error("ingest: store append failed", "input", input, "err", err)
-				writeError(w, http.StatusServiceUnavailable, "records could not be stored durably; retry later")
-			}
-			return
-		}
-		ans.Accepted = len(recs)
-		h.m.records.WithLabelValues(input, "accepted").Add(float64(len(recs)))
 	}
 	if ans.Errors == nil {
 		ans.Errors = []LineError{}
@@ -241,6 +263,89 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 		status = http.StatusBadRequest
 	}
 	writeJSON(w, status, ans)
+}
+
+// answerError answers a request that ended before the end of its body.
+// Nothing of it may be stored (the answers of old: 413, 400, 429, 503 with
+// "nothing was stored"), or its first chunks may be: then the answer says
+// how many records and where a client resumes. A shipper that resends the
+// whole body after a 503 stores that prefix twice (at-least-once); 413 and
+// 400 are not retried by shippers, so the stored prefix is all that arrives.
+func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, next int, err error) {
+	var status int
+	var msg string
+	var se *errStore
+	switch {
+	case errors.As(err, &se) && errors.Is(err, store.ErrBusy):
+		status, msg = http.StatusTooManyRequests, "write path saturated"
+		w.Header().Set("Retry-After", "1")
+		if ans.Accepted > 0 {
+			// Only reached after MidBodyWait: the flush is far behind.
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "5")
+		}
+	case errors.As(err, &se) && errors.Is(err, store.ErrTooLarge):
+		// Retrying the same chunk can never succeed: it alone exceeds
+		// storage.head_max_bytes (a Sink that does not reserve memory).
+		status, msg = http.StatusRequestEntityTooLarge, "batch too large for storage.head_max_bytes; send it in smaller requests"
+	case errors.As(err, &se):
+		if isCtxErr(err) {
+			status, msg = http.StatusBadRequest, fmt.Sprintf("request ended: %v", err)
+			break
+		}
+		status, msg = http.StatusServiceUnavailable, "records could not be stored durably"
+		w.Header().Set("Retry-After", "5")
+		h.opts.Logger.Error("ingest: store append failed", "input", input, "err", err)
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, zstd.ErrDecoderSizeExceeded), isMaxBytes(err):
+		status, msg = http.StatusRequestEntityTooLarge, fmt.Sprintf("request body exceeds %d bytes after decompression", h.opts.MaxBodyBytes)
+	default:
+		status, msg = http.StatusBadRequest, fmt.Sprintf("read body: %v", err)
+	}
+	if ans.Accepted == 0 {
+		msg += "; nothing was stored"
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+			msg += "; retry later"
+		}
+		writeError(w, status, msg)
+		return
+	}
+	ans.Error = fmt.Sprintf("%s; the %d records accepted before line %d were stored; resume at that line", msg, ans.Accepted, next)
+	ans.ResumeAt = next
+	if ans.Errors == nil {
+		ans.Errors = []LineError{}
+	}
+	writeJSON(w, status, ans)
+}
+
+// ctxErr reports whether err is the request's context ending (the client
+// went away or the server is shutting down), not a store failure.
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// takeTurn waits up to QueueTimeout for one of MaxConcurrent turns.
+func (h *Handler) takeTurn(ctx context.Context) bool {
+	select {
+	case h.turn <- struct{}{}:
+		h.m.inflight.Inc()
+		return true
+	default:
+	}
+	t := time.NewTimer(h.opts.QueueTimeout)
+	defer t.Stop()
+	select {
+	case h.turn <- struct{}{}:
+		h.m.inflight.Inc()
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
+}
+
+func (h *Handler) doneTurn() {
+	<-h.turn
+	h.m.inflight.Dec()
 }
 
 func isMaxBytes(err error) bool {
@@ -271,10 +376,10 @@ func (h *Handler) decode(r *http.Request) (io.ReadCloser, error) {
 	}
 }
 
-// readJSON reads NDJSON, a JSON array of objects, or concatenated objects.
-// Line numbers in errors are the 1-based positions of the objects, which for
-// NDJSON are the line numbers.
-func (h *Handler) readJSON(body io.Reader, add func(int, record.Record, error)) error {
+// readJSON reads NDJSON, a JSON array of objects, or concatenated objects,
+// handing each object's bytes to emit. Line numbers are the 1-based
+// positions of the objects, which for NDJSON are the line numbers.
+func (h *Handler) readJSON(body io.Reader, emit func(int, []byte, error) error) error {
 	br := bufio.NewReaderSize(body, 64<<10)
 	first, err := peekNonSpace(br)
 	if err == io.EOF {
@@ -284,49 +389,24 @@ func (h *Handler) readJSON(body io.Reader, add func(int, record.Record, error)) 
 		return err
 	}
 	if first == '[' {
-		dec := json.NewDecoder(br)
-		if _, err := dec.Token(); err != nil {
-			return err
-		}
-		for i := 1; dec.More(); i++ {
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				if errors.Is(err, errBodyTooLarge) || isMaxBytes(err) {
-					return err
-				}
-				add(i, record.Record{}, &SyntaxError{Column: int(dec.InputOffset()), Msg: "invalid JSON array element: " + err.Error()})
-				return nil // the rest of a broken array cannot be resynchronised
-			}
-			if len(raw) > h.opts.MaxLineBytes {
-				add(i, record.Record{}, fmt.Errorf("%w: element of %d bytes (max %d)", errTooLong, len(raw), h.opts.MaxLineBytes))
-				continue
-			}
-			rec, err := ParseJSON(raw, "")
-			add(i, rec, err)
-		}
-		return nil
+		return h.eachElement(br, emit)
 	}
-	return h.eachLine(br, func(n int, line []byte) {
-		rec, err := ParseJSON(line, "")
-		add(n, rec, err)
-	}, add)
+	return h.eachLine(br, emit)
 }
 
-func (h *Handler) readLines(body io.Reader, format Format, domain string, add func(int, record.Record, error)) error {
-	br := bufio.NewReaderSize(body, 64<<10)
-	return h.eachLine(br, func(n int, line []byte) {
-		rec, err := ParseLine(format, line, domain)
-		add(n, rec, err)
-	}, add)
+func (h *Handler) readLines(body io.Reader, emit func(int, []byte, error) error) error {
+	return h.eachLine(bufio.NewReaderSize(body, 64<<10), emit)
 }
 
-// eachLine calls fn for every non-empty line; a line over MaxLineBytes is
-// rejected and skipped without costing the lines after it.
-func (h *Handler) eachLine(br *bufio.Reader, fn func(int, []byte), add func(int, record.Record, error)) error {
+// eachLine calls emit for every non-empty line; a line over MaxLineBytes is
+// emitted as an error and skipped without costing the lines after it. The
+// bytes passed to emit are only valid during the call.
+func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error) error {
 	var buf []byte
 	for n := 1; ; n++ {
 		buf = buf[:0]
 		tooLong := false
+		var eof bool
 		for {
 			chunk, err := br.ReadSlice('\n')
 			if !tooLong {
@@ -341,24 +421,22 @@ func (h *Handler) eachLine(br *bufio.Reader, fn func(int, []byte), add func(int,
 				continue
 			}
 			if err == io.EOF {
-				if tooLong {
-					add(n, record.Record{}, fmt.Errorf("%w (max %d bytes)", errTooLong, h.opts.MaxLineBytes))
-				} else if line := bytes.TrimSpace(buf); len(line) > 0 {
-					fn(n, line)
-				}
-				return nil
+				eof = true
+				break
 			}
 			if err != nil {
 				return err
 			}
 			break
 		}
+		var err error
 		if tooLong {
-			add(n, record.Record{}, fmt.Errorf("%w (max %d bytes)", errTooLong, h.opts.MaxLineBytes))
-			continue
+			err = emit(n, nil, fmt.Errorf("%w (max %d bytes)", errTooLong, h.opts.MaxLineBytes))
+		} else if line := bytes.TrimSpace(buf); len(line) > 0 {
+			err = emit(n, line, nil)
 		}
-		if line := bytes.TrimSpace(buf); len(line) > 0 {
-			fn(n, line)
+		if err != nil || eof {
+			return err
 		}
 	}
 }
@@ -421,6 +499,8 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 }
 
 type metrics struct {
+	inflight      prometheus.Gauge       // HTTP ingest requests being served
+	refused       *prometheus.CounterVec // {input, reason}: concurrency, memory
 	records       *prometheus.CounterVec // {input, result}: accepted, rejected, dropped
 	rejected      *prometheus.CounterVec // {input, reason}
 	bytes         *prometheus.CounterVec
@@ -432,6 +512,12 @@ type metrics struct {
 // other input) is reused rather than failing.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "retentiond_ingest_http_inflight_requests", Help: "HTTP ingest requests being served (bounded by ingest.max_concurrent_requests).",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_ingest_http_refused_total", Help: "HTTP ingest requests answered 429/503 for lack of a turn (reason=concurrency) or of head memory (reason=memory).",
+		}, []string{"input", "reason"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_ingest_records_total", Help: "Records received, per input and result (accepted = stored durably, rejected = invalid, dropped = lost to back-pressure on UDP).",
 		}, []string{"input", "result"}),
@@ -447,6 +533,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"input"}),
 	}
 	if reg != nil {
+		m.inflight = registerOrReuse(reg, m.inflight)
+		m.refused = registerOrReuse(reg, m.refused)
 		m.records = registerOrReuse(reg, m.records)
 		m.rejected = registerOrReuse(reg, m.rejected)
 		m.bytes = registerOrReuse(reg, m.bytes)

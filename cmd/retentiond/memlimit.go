@@ -1,0 +1,31 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"runtime/debug"
+)
+
+// setMemoryLimit gives the Go runtime a soft memory limit derived from
+// storage.head_max_bytes, unless the operator set GOMEMLIMIT. The head and
+// everything on its way in (reserved per chunk) stay under head_max_bytes;
+// without a limit the garbage collector lets the heap grow to twice what is
+// live before it collects (GOGC=100), so the process would take about twice
+// the bound. With the limit it collects earlier as the heap nears it, which
+// keeps the resident size near 1.5 × head_max_bytes + 64 MiB (docs/storage.md
+// has the measurement). The limit is soft: a search that needs more memory
+// gets it, at the cost of more frequent collections.
+func setMemoryLimit(headMaxBytes int64, log *slog.Logger) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		log.Info("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
+		return
+	}
+	limit := memoryLimit(headMaxBytes)
+	debug.SetMemoryLimit(limit)
+	log.Debug("memory limit from storage.head_max_bytes", "bytes", limit)
+}
+
+// memoryLimit is the soft limit for a head bound: 1.5 × head_max_bytes for the
+// head, records in flight and the garbage collector's slack, plus 64 MiB for
+// the rest of the process (zstd encoders, buffers, runtime).
+func memoryLimit(headMaxBytes int64) int64 { return headMaxBytes*3/2 + 64<<20 }

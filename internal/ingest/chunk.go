@@ -1,0 +1,305 @@
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// An HTTP body is parsed and stored in chunks rather than whole, so that the
+// memory one request takes is a chunk, not its body. The body is split into
+// items (lines, or the elements of a JSON array); up to ChunkBytes of them are
+// copied into the chunk's buffer; then head memory is reserved for what they
+// can become, they are parsed, and the records are stored (fsynced) before the
+// next chunk is read.
+
+// Reservation is memory set aside for one chunk's records; see Admitter.
+type Reservation interface {
+	// Append stores the records durably within the reservation.
+	Append(ctx context.Context, recs []record.Record) error
+	// Release gives back what the records did not use.
+	Release()
+}
+
+// Admitter is implemented by a Sink that bounds the memory of records on
+// their way in. HTTP ingest reserves memory for each chunk of a body before
+// it parses it, and waits for room rather than failing. A *store.Store Sink
+// is adapted automatically; other Sinks may implement Admitter themselves
+// (tests do), or get their chunks without reservations.
+type Admitter interface {
+	// Reserve sets aside n bytes, waiting until there is room or ctx ends.
+	Reserve(ctx context.Context, n int64) (Reservation, error)
+	// ReserveLimit is the most one Reserve may ask for.
+	ReserveLimit() int64
+}
+
+// storeAdmitter adapts *store.Store to Admitter.
+type storeAdmitter struct{ s *store.Store }
+
+func (a storeAdmitter) Reserve(ctx context.Context, n int64) (Reservation, error) {
+	r, err := a.s.Reserve(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (a storeAdmitter) ReserveLimit() int64 { return a.s.ReserveLimit() }
+
+// item is one line or array element of a chunk: buf[off:end] of the chunk,
+// or an error found while splitting (too long, broken array).
+type item struct {
+	line     int
+	off, end int
+	err      error
+}
+
+// chunker collects items into chunks and parses and stores each full chunk.
+type chunker struct {
+	h      *Handler
+	ctx    context.Context
+	input  string
+	parse  func(line []byte) (record.Record, error)
+	domain string // the default domain, which records may copy
+	now    time.Time
+	limit  int64 // largest reservation; 0 without an Admitter
+
+	buf   []byte
+	items []item
+	recs  []record.Record
+	ans   *Answer
+
+	// started says that some records of the request are stored: from then
+	// on a store that is out of memory is waited for (up to MidBodyWait)
+	// rather than answered with 429, which would make the client resend
+	// what is already stored.
+	started bool
+	// next is the first line not yet stored or rejected: where a client
+	// resumes after an error.
+	next int
+}
+
+// errStore wraps a failure to reserve memory or store a chunk, as opposed
+// to a failure to read the body.
+type errStore struct{ err error }
+
+func (e *errStore) Error() string { return e.err.Error() }
+func (e *errStore) Unwrap() error { return e.err }
+
+// cost is what Reserve is asked for a chunk of n items and b bytes.
+func (c *chunker) cost(n int, b int) int64 {
+	return store.ReserveFor(n, int64(b)+int64(n)*int64(len(c.domain)))
+}
+
+// add copies one item into the chunk, storing the chunk first if the item
+// would not fit.
+func (c *chunker) add(line int, data []byte, err error) error {
+	if err == nil && c.limit > 0 && c.cost(1, len(data)) > c.limit {
+		// One line that alone needs more than a reservation may hold: a
+		// very small storage.head_max_bytes next to a large max_line_bytes.
+		err = fmt.Errorf("%w: %d bytes need more memory than storage.head_max_bytes allows at once", errTooLong, len(data))
+	}
+	if err == nil {
+		full := len(c.buf)+len(data) > c.h.opts.ChunkBytes || len(c.items) >= c.h.opts.ChunkRecords ||
+			(c.limit > 0 && c.cost(len(c.items)+1, len(c.buf)+len(data)) > c.limit)
+		if full && len(c.items) > 0 {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
+		off := len(c.buf)
+		c.buf = append(c.buf, data...)
+		c.items = append(c.items, item{line: line, off: off, end: len(c.buf)})
+		return nil
+	}
+	c.items = append(c.items, item{line: line, err: err})
+	return nil
+}
+
+// flush reserves memory for the chunk, parses it and stores its records.
+func (c *chunker) flush() error {
+	if len(c.items) == 0 {
+		return nil
+	}
+	var res Reservation
+	if c.limit > 0 {
+		wait := c.h.opts.QueueTimeout
+		if c.started {
+			wait = c.h.opts.MidBodyWait
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, wait)
+		var err error
+		res, err = c.h.adm.Reserve(ctx, c.cost(len(c.items), len(c.buf)))
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
+				c.h.m.refused.WithLabelValues(c.input, "memory").Inc()
+				err = fmt.Errorf("%w: no head memory within %s", store.ErrBusy, wait)
+			}
+			return &errStore{err}
+		}
+		defer res.Release()
+	}
+	c.recs = c.recs[:0]
+	for _, it := range c.items {
+		var rec record.Record
+		err := it.err
+		if err == nil {
+			rec, err = c.parse(c.buf[it.off:it.end])
+		}
+		if err == nil {
+			err = c.h.opts.checkWindow(&rec, c.now)
+		}
+		if err != nil {
+			c.ans.reject(it.line, err)
+			c.h.m.reject(c.input, err)
+			continue
+		}
+		c.recs = append(c.recs, rec)
+	}
+	last := c.items[len(c.items)-1].line
+	c.buf, c.items = c.buf[:0], c.items[:0]
+	if len(c.recs) > 0 {
+		var err error
+		if res != nil {
+			err = res.Append(c.ctx, c.recs)
+		} else {
+			err = c.h.opts.Sink.Append(c.ctx, c.recs)
+		}
+		if err != nil {
+			return &errStore{err}
+		}
+		c.started = true
+		c.ans.Accepted += len(c.recs)
+		c.h.m.records.WithLabelValues(c.input, "accepted").Add(float64(len(c.recs)))
+	}
+	c.next = last + 1
+	clear(c.recs) // let the strings go; the store holds its own copies
+	return nil
+}
+
+// eachElement splits a JSON array (br is at its '[') into its elements
+// without decoding them: each one is handed to emit as its bytes, to be
+// parsed with the chunk, so an array is read with the memory of one chunk
+// whatever its length. An element over MaxLineBytes is rejected and skipped
+// without costing the ones after it. Line numbers are the 1-based positions
+// of the elements.
+func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) error) error {
+	if _, err := br.ReadByte(); err != nil { // the '['
+		return err
+	}
+	var buf []byte
+	for i := 1; ; i++ {
+		c, err := nextNonSpace(br)
+		if err == io.EOF || (err == nil && c == ']') {
+			return nil // a missing ']' at the end is forgiven, as a trailing ','
+		}
+		if err != nil {
+			return err
+		}
+		var tooLong bool
+		buf, tooLong, err = h.readElement(br, c, buf[:0])
+		switch {
+		case err == io.ErrUnexpectedEOF:
+			return emit(i, nil, &SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
+		case err != nil:
+			return err
+		case tooLong:
+			err = emit(i, nil, fmt.Errorf("%w: array element of more than %d bytes", errTooLong, h.opts.MaxLineBytes))
+		default:
+			err = emit(i, buf, nil)
+		}
+		if err != nil {
+			return err
+		}
+		c, err = nextNonSpace(br)
+		switch {
+		case err == io.EOF || (err == nil && c == ']'):
+			return nil
+		case err != nil:
+			return err
+		case c != ',':
+			// Without the separator the rest cannot be split reliably.
+			return emit(i+1, nil, &SyntaxError{Column: 1, Msg: fmt.Sprintf("invalid JSON array: expected ',' or ']' after element %d, got %q", i, c)})
+		}
+	}
+}
+
+// readElement reads one array element that starts with first: an object,
+// array or string up to its matching end, anything else (a number or a
+// literal) up to the next separator. It only tracks nesting and strings;
+// ParseJSON checks the syntax. Bytes beyond MaxLineBytes are not kept.
+func (h *Handler) readElement(br *bufio.Reader, first byte, buf []byte) ([]byte, bool, error) {
+	tooLong := false
+	keep := func(b byte) {
+		if len(buf) >= h.opts.MaxLineBytes {
+			tooLong = true
+			return
+		}
+		buf = append(buf, b)
+	}
+	keep(first)
+	if first != '{' && first != '[' && first != '"' {
+		for {
+			b, err := br.ReadByte()
+			if err == io.EOF {
+				return buf, tooLong, nil
+			}
+			if err != nil {
+				return buf, tooLong, err
+			}
+			if b == ',' || b == ']' || isJSONSpace(b) {
+				return buf, tooLong, br.UnreadByte()
+			}
+			keep(b)
+		}
+	}
+	depth, inStr, esc := 1, first == '"', false
+	if inStr {
+		depth = 0
+	}
+	for depth > 0 || inStr {
+		b, err := br.ReadByte()
+		if err == io.EOF {
+			return buf, tooLong, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return buf, tooLong, err
+		}
+		keep(b)
+		switch {
+		case esc:
+			esc = false
+		case inStr:
+			if b == '\\' {
+				esc = true
+			} else if b == '"' {
+				inStr = false
+			}
+		case b == '"':
+			inStr = true
+		case b == '{' || b == '[':
+			depth++
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return buf, tooLong, nil
+}
+
+func isJSONSpace(b byte) bool { return b == ' ' || b == '\n' || b == '\r' || b == '\t' }
+
+func nextNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil || !isJSONSpace(b) {
+			return b, err
+		}
+	}
+}
