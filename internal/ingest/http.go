@@ -119,8 +119,8 @@ type Answer struct {
 	Errors   []LineError `json:"errors"`
 	// Truncated says that more lines were rejected than are listed.
 	Truncated bool `json:"errors_truncated,omitempty"`
-	// Error says why the request ended before the end of its body (only in
-	// answers other than 200 and 400).
+	// Error says why the request ended before the end of its body, in an
+	// answer (413, 400, 503) to a request of which some records were stored.
 	Error string `json:"error,omitempty"`
 	// ResumeAt is, after such an error, the first line (or array element)
 	// that was neither stored nor rejected: a client that resends the body
