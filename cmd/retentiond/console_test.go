@@ -381,6 +381,24 @@ func TestConsoleInvestigation(t *testing.T) {
 		env.shot(t, ctx, "retention")
 	})
 
+	t.Run("the table is virtualised", func(t *testing.T) {
+		step(t, ctx, "everything",
+			chromedp.Click(css(`#nav button[data-view="search"]`)),
+			chromedp.WaitVisible(css(`#q`)),
+			run(`document.getElementById("q").value = ""`),
+			searchDone(chromedp.Click(css(`#run`))),
+			until(`window.__rtd.total != null && window.__rtd.rows.length === window.__rtd.total`),
+			run(`(v => { v.scrollTop = v.scrollHeight })(document.getElementById('viewport'))`),
+			chromedp.Sleep(200*time.Millisecond),
+		)
+		n := js[int](t, ctx, `window.__rtd.rows.length`)
+		dom := js[int](t, ctx, `document.querySelectorAll('#rows .row').length`)
+		last := js[bool](t, ctx, `[...document.querySelectorAll('#rows .row:not([hidden])')].some(r => Number(r.dataset.index) === window.__rtd.rows.length - 1)`)
+		if n < 2000 || dom > 60 || !last {
+			t.Fatalf("%d records in %d row elements; last record shown after scrolling to the end: %v", n, dom, last)
+		}
+	})
+
 	t.Run("a query error is shown at its position", func(t *testing.T) {
 		step(t, ctx, "bad query",
 			chromedp.Click(css(`#nav button[data-view="search"]`)),
@@ -460,4 +478,33 @@ func TestConsoleHeaders(t *testing.T) {
 			t.Fatalf("%s: %d %v", p, resp.StatusCode, resp.Header)
 		}
 	}
+}
+
+// TestConsoleDeepLinkFigure measures the console against a running daemon
+// in development mode (RTD_TEST_CONSOLE_URL, e.g. http://127.0.0.1:8080)
+// with a deep link (RTD_TEST_CONSOLE_LINK, the part after /ui/?, without
+// reason): the time from navigation to the first result row in the table,
+// and to the whole page (histogram, count, top values) being done. It is a
+// figure for docs/console.md, not a pass/fail check; it skips without the
+// variables.
+func TestConsoleDeepLinkFigure(t *testing.T) {
+	base, link := os.Getenv("RTD_TEST_CONSOLE_URL"), os.Getenv("RTD_TEST_CONSOLE_LINK")
+	if base == "" || link == "" {
+		t.Skip("set RTD_TEST_CONSOLE_URL and RTD_TEST_CONSOLE_LINK to measure a deep link")
+	}
+	chromiumPath(t)
+	ctx := browserCtx(t, &consoleEnv{dl: t.TempDir()})
+	step(t, ctx, "warm up", chromedp.Navigate(base+"/ui/"), chromedp.WaitVisible(css(`#gate`)))
+	start := time.Now()
+	step(t, ctx, "deep link", chromedp.Navigate(base+"/ui/?"+link+"&reason=figure"), until(`!!document.body.dataset.firstResult`))
+	first := time.Since(start)
+	c, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	if err := chromedp.Do(c, until(`document.body.dataset.state === 'done'`)); err != nil {
+		t.Fatal(err)
+	}
+	all := time.Since(start)
+	t.Logf("deep link %s: first result row after %v (page's own search-to-first-row %s ms), whole page done after %v; %d rows shown of %v, %s histogram buckets",
+		link, first.Round(time.Millisecond), js[string](t, ctx, `document.body.dataset.firstResult`), all.Round(time.Millisecond),
+		js[int](t, ctx, `window.__rtd.rows.length`), js[any](t, ctx, `window.__rtd.total`), js[string](t, ctx, `document.body.dataset.hist`))
 }
