@@ -124,7 +124,33 @@ auth:
 	if resp.StatusCode != 200 {
 		t.Fatalf("ingest: %d %s", resp.StatusCode, b)
 	}
+	// The case registry enforces cases once tokens exist: open the cases the
+	// tests search under, approved by their opener in an emergency (one
+	// admin token).
+	for _, id := range []string{"INC-42", "INC-7"} {
+		env.api(t, "POST", "/api/v1/cases", fmt.Sprintf(`{"id":%q,"title":"Leak at the shop","reason":"browser test","from":%q,"to":%q}`,
+			id, now.AddDate(0, 0, -30).Format(time.RFC3339), now.Add(24*time.Hour).Format(time.RFC3339)))
+		env.api(t, "POST", "/api/v1/cases/"+id+"/approve", `{"emergency":true,"justification":"browser test"}`)
+	}
 	return env
+}
+
+// api sends an authenticated request and fails the test on a non-2xx answer.
+func (env *consoleEnv) api(t *testing.T, method, path, body string) []byte {
+	t.Helper()
+	req, _ := http.NewRequest(method, env.base+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+env.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return b
 }
 
 func mustIP(s string) netip.Addr {

@@ -31,7 +31,8 @@
   let token = ''; // the bearer token: this closure's memory only
   const st = {
     me: null, cutoff: null, retention: '',
-    caseId: '', reason: '', q: '', from: '-24h', to: '',
+    caseId: '', reason: '', q: '', from: '-24h', to: '', fromURL: false,
+    cases: {}, caseInfo: null, // the case registry's open cases, and the chosen one
     local: false, rows: [], top: {}, gen: 0, view: 'search',
   };
   window.__rtd = st; // page state for the browser tests; the token is not in it
@@ -77,6 +78,13 @@
     let to = parseTimeInput(st.to, now) || new Date(now + 60e3);
     if (from === undefined || to === undefined) throw new Error('time: use RFC 3339 (2026-11-20T13:00:00Z), a date (2026-11-20) or a relative time (-24h, -7d)');
     if (!from || (st.cutoff && from < st.cutoff)) from = st.cutoff || new Date(now - 730 * 86400e3);
+    // A registered case bounds what its searches may see: the daemon refuses
+    // a range outside it, so the console never asks for one.
+    const c = st.caseInfo;
+    if (c) {
+      if (from < c.from) from = c.from;
+      if (to > c.to) to = c.to;
+    }
     return { from, to };
   }
   const absFrom = () => range().from.toISOString();
@@ -97,7 +105,7 @@
   function readURL() {
     const p = new URLSearchParams(location.search);
     if (p.has('q')) st.q = p.get('q');
-    if (p.has('from')) st.from = p.get('from');
+    if (p.has('from')) { st.from = p.get('from'); st.fromURL = true; }
     if (p.has('to')) st.to = p.get('to');
     if (p.has('case')) st.caseId = p.get('case');
     if (p.has('view')) st.view = p.get('view');
@@ -125,7 +133,7 @@
     const on = !!(st.caseId && st.reason);
     $('banner').hidden = !on;
     $('nav').hidden = !on;
-    $('bannerCase').textContent = st.caseId;
+    $('bannerCase').textContent = st.caseId + (st.caseInfo && st.caseInfo.title ? ' — ' + st.caseInfo.title : '');
     $('bannerReason').textContent = st.reason;
     for (const b of document.querySelectorAll('.admin-only')) b.hidden = !isAdmin();
   }
@@ -167,6 +175,7 @@
     wireSearch();
     if (st.caseId && urlReason) {
       st.reason = urlReason;
+      await loadCases();
       startCase();
       return;
     }
@@ -180,19 +189,29 @@
     $('reason').value = '';
     $('gateError').textContent = '';
     (st.caseId ? $('reason') : $('caseId')).focus();
-    // The case registry, when the daemon has one, lists the open cases.
+    await loadCases();
+  }
+
+  // loadCases reads the case registry's open cases, when the daemon has one.
+  async function loadCases() {
     try {
       const r = await getJSON('/api/v1/cases', { state: 'open' });
-      const list = Array.isArray(r) ? r : (r.cases || []);
+      const list = r.cases || [];
       const dl = $('caseList');
       dl.replaceChildren();
+      st.cases = {};
+      let pending = 0;
       for (const c of list) {
+        st.cases[c.id] = { id: c.id, title: c.title, scope: c.scope || '', from: new Date(c.from), to: new Date(c.to), searchable: c.searchable };
+        if (!c.searchable) { pending++; continue; }
         const o = el('option');
-        o.value = c.id || c.case || '';
-        o.label = c.title || c.summary || '';
+        o.value = c.id;
+        o.label = `${c.title} (${fmtDay(new Date(c.from))} to ${fmtDay(new Date(c.to))})`;
         dl.append(o);
       }
-      $('caseHint').textContent = list.length ? `${list.length} open case(s) you may search under.` : 'No open cases in the registry.';
+      const n = list.length - pending;
+      $('caseHint').textContent = (n ? `${n} approved open case(s) you may search under.` : 'No approved open case in the registry.') +
+        (pending ? ` ${pending} more await a second admin's approval.` : '');
     } catch (e) {
       $('caseHint').textContent = 'Type the incident id from your case register.';
     }
@@ -200,7 +219,15 @@
 
   function startCase() {
     nowAt = Date.now();
+    st.caseInfo = st.cases[st.caseId] || null;
+    const c = st.caseInfo;
+    if (c && !st.fromURL) {
+      // Open on the case's own range.
+      st.from = c.from.toISOString();
+      st.to = c.to.getTime() < nowAt ? c.to.toISOString() : '';
+    }
     setBanner();
+    buildQuick();
     go(st.view === 'search' ? 'search' : st.view);
   }
 
@@ -264,7 +291,10 @@
     all.type = 'button';
     all.addEventListener('click', () => { st.from = st.cutoff ? st.cutoff.toISOString() : '-730d'; st.to = ''; nowAt = Date.now(); runSearch(); });
     box.append(all);
-    if (st.cutoff) $('cutoff').textContent = `Retention ${st.retention}: records before ${fmtDay(st.cutoff)} were destroyed on schedule; no range reaches past it.`;
+    let note = st.cutoff ? `Retention ${st.retention}: records before ${fmtDay(st.cutoff)} were destroyed on schedule; no range reaches past it.` : '';
+    const c = st.caseInfo;
+    if (c) note += ` Case ${c.id} may see ${c.from.toISOString()} to ${c.to.toISOString()}${c.scope ? ', limited to ' + c.scope : ''}.`;
+    $('cutoff').textContent = note;
   }
 
   function syncInputs() {
