@@ -34,7 +34,7 @@ func (h *Handler) Prepare(r *http.Request) (*Request, error) { return h.request(
 func (h *Handler) Export(r *http.Request, req *Request, emit func(record.Record) error) (int64, []SkippedFile, error) {
 	start := time.Now()
 	defer func() { h.duration.WithLabelValues("export").Observe(time.Since(start).Seconds()) }()
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Limit, req.Desc = 0, false
 	req.Skipped = &Skipped{}
@@ -111,7 +111,7 @@ func (h *Handler) ServeHistogram(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, req, fmt.Sprintf("step: %s over this range makes more than %d buckets; choose a longer step", step, MaxHistogramBuckets))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), h.opts.Timeout)
+	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Skipped = &Skipped{}
 	start, counts, total, err := h.exec.Histogram(ctx, req, step)
