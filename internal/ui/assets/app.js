@@ -584,7 +584,7 @@
     for (let k = 0; k <= ticks; k++) {
       const t = hist.from + span * k / ticks;
       const d = new Date(t);
-      const lab = span > 3 * 86400e3 ? fmtDay(d) : d.toISOString().slice(5, 16).replace('T', ' ');
+      const lab = span > 14 * 86400e3 ? fmtDay(d) : d.toISOString().slice(5, 16).replace('T', ' ');
       const tx = x(t);
       g.fillText(lab, Math.min(Math.max(tx - 30, pad.l), w - 70), 116);
     }
