@@ -94,6 +94,13 @@ storage:
 log:
   level: info
 `, filepath.Join(dir, "data"), addr)
+	return startDaemonConfig(t, dir, addr, cfg, extraEnv...)
+}
+
+// startDaemonConfig starts the binary with the config file text cfg
+// (written to dir/retentiond.yaml) and waits for /readyz.
+func startDaemonConfig(t *testing.T, dir, addr, cfg string, extraEnv ...string) *child {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "retentiond.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,7 @@ func init() { register(newSearchCmd) }
 
 type searchFlags struct {
 	format, from, to, order, statsBy, caseID, reason string
+	evidence                                         string
 	limit, top                                       int
 	count                                            bool
 }
@@ -68,6 +69,7 @@ The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
 	fl.BoolVar(&f.count, "count", false, "print only the number of matching records")
 	fl.StringVar(&f.statsBy, "stats-by", "", "print the top values of ip, domain, path, user_agent, hour or day")
 	fl.IntVar(&f.top, "top", 10, "with --stats-by: how many values (0 for all)")
+	fl.StringVar(&f.evidence, "evidence", "", "write every matching record (no limit) as a signed evidence bundle to this zip file; check it with 'retentiond evidence verify'")
 	return cmd
 }
 
@@ -83,6 +85,18 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 		q.Set("to", f.to)
 	}
 	switch {
+	case f.evidence != "":
+		resp, err := c.do("GET", "/api/v1/evidence", q, nil, "")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		n, err := saveEvidence(resp.Body, f.evidence)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(errOut, "wrote %s (%d bytes)\n", f.evidence, n)
+		return runEvidenceVerify(errOut, f.evidence, "", "")
 	case f.count:
 		return searchJSON(out, errOut, c, "/api/v1/count", q, func(v map[string]any) {
 			fmt.Fprintln(out, jsonNumber(v["count"]))

@@ -24,12 +24,14 @@ import (
 	"github.com/retentiond/retentiond/internal/buildinfo"
 	"github.com/retentiond/retentiond/internal/cases"
 	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/evidence"
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/search"
 	"github.com/retentiond/retentiond/internal/server"
 	"github.com/retentiond/retentiond/internal/store"
+	"github.com/retentiond/retentiond/internal/ui"
 )
 
 func init() { register(newServeCmd) }
@@ -233,6 +235,13 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	guard := func(endpoint string, h http.HandlerFunc) http.Handler {
 		return audit.Guard(authn, auditLog, endpoint, h)
 	}
+	// The evidence key signs bundles; made on first start, kept with the data.
+	evKey, err := evidence.LoadOrCreateKey(filepath.Join(cfg.DataDir, "evidence"))
+	if err != nil {
+		return err
+	}
+	evidenceH := evidence.NewHandler(evidence.HandlerOptions{Search: searchH, Key: evKey, AuditDir: auditLog.Dir(),
+		Version: buildinfo.Get().Version, Logger: log.With("component", "evidence")})
 	httpMax, syslogMax := limitConnections(log, cfg.HTTP.MaxConnections, cfg.Ingest.SyslogMaxConnections)
 	srv, err := server.New(server.Options{
 		Addr:              cfg.Listen.HTTP,
@@ -256,6 +265,16 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			Stats:       guard("stats", searchH.ServeStats),
 			Purge:       authn.Require(auth.RoleAdmin, sched),
 			Cases:       caseReg.Handler(authn),
+
+			Histogram:      guard("histogram", searchH.ServeHistogram),
+			Evidence:       guard("evidence", evidenceH.ServeBundle),
+			EvidenceKey:    http.HandlerFunc(evidenceH.ServeKey),
+			WhoAmI:         authn.WhoAmI(),
+			Retention:      authn.Authenticated(http.HandlerFunc(sched.ServeCutoff)),
+			RetentionAdmin: authn.Require(auth.RoleAdmin, http.HandlerFunc(sched.ServeStatus)),
+			AuditCase:      authn.Require(auth.RoleSearch, auditLog.CaseHandler()),
+			AuditAdmin:     authn.Require(auth.RoleAdmin, auditLog.AdminHandler()),
+			UI:             ui.Handler(),
 		},
 	})
 	if err != nil {

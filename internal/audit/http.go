@@ -83,7 +83,7 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 			writeError(w, http.StatusServiceUnavailable, "the audit log cannot be written, so the search was not run")
 			return
 		}
-		rc := &resultCounter{}
+		rc := &resultCounter{seq: seq}
 		rc.n.Store(-1)
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), counterKey{}, rc)))
@@ -321,6 +321,7 @@ func cut(s string, n int) string {
 type counterKey struct{}
 
 type resultCounter struct {
+	seq     int64 // of the allowed line (see Seq)
 	n       atomic.Int64
 	partial atomic.Pointer[string]
 	aborted atomic.Pointer[string]

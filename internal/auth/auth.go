@@ -380,20 +380,8 @@ func (a *Authenticator) RequireAny(roles []Role, next http.Handler) http.Handler
 
 func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		src := SourceAddr(r)
-		st := a.state.Load()
-		if st.devMode() {
-			if !src.IsLoopback() {
-				a.fail(w, r, src, Denial{Status: http.StatusForbidden, Reason: ReasonNotLoopback, Who: Principal{Source: src}}, onDeny)
-				return
-			}
-			p := Principal{Roles: []Role{RoleIngest, RoleSearch, RoleAdmin}, Source: src}
-			next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
-			return
-		}
-		p, reason := authenticate(st, r, src)
-		if reason != "" {
-			a.fail(w, r, src, Denial{Status: http.StatusUnauthorized, Reason: reason, Who: Principal{Source: src}}, onDeny)
+		p, ok := a.identify(w, r, onDeny)
+		if !ok {
 			return
 		}
 		if !slices.ContainsFunc(roles, p.Has) {
@@ -405,6 +393,27 @@ func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(
 		}
 		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 	})
+}
+
+// identify returns the caller: the token's principal, or in development
+// mode a loopback client with every role. Otherwise it refuses the request
+// (401, or 403 for a remote client in development mode) and returns false.
+func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request, onDeny func(*http.Request, Denial)) (Principal, bool) {
+	src := SourceAddr(r)
+	st := a.state.Load()
+	if st.devMode() {
+		if !src.IsLoopback() {
+			a.fail(w, r, src, Denial{Status: http.StatusForbidden, Reason: ReasonNotLoopback, Who: Principal{Source: src}}, onDeny)
+			return Principal{}, false
+		}
+		return Principal{Roles: []Role{RoleIngest, RoleSearch, RoleAdmin}, Source: src}, true
+	}
+	p, reason := authenticate(st, r, src)
+	if reason != "" {
+		a.fail(w, r, src, Denial{Status: http.StatusUnauthorized, Reason: reason, Who: Principal{Source: src}}, onDeny)
+		return Principal{}, false
+	}
+	return p, true
 }
 
 // RequireIngest lets a request through when it carries a valid token with

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,6 +151,8 @@ type Scheduler struct {
 
 	stopOnce   sync.Once
 	stoppedCtx context.Context
+
+	last atomic.Pointer[lastRun] // the previous real run's report (Status)
 
 	mu      sync.Mutex
 	lastRun time.Time // clock reading at the previous real run
@@ -299,7 +302,9 @@ func (s *Scheduler) Run(ctx context.Context, o RunOptions) (Report, error) {
 	defer cancel()
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
-	return s.execute(ctx, o)
+	rep, err := s.execute(ctx, o)
+	s.last.Store(&lastRun{rep, err})
+	return rep, err
 }
 
 func (s *Scheduler) isStopped() bool {

@@ -33,6 +33,17 @@ type Routes struct {
 	Stats       http.Handler // GET /api/v1/stats
 	Purge       http.Handler // POST /api/v1/admin/purge
 	Cases       http.Handler // /api/v1/cases and everything below it (the case registry's API)
+
+	// The investigator console and what it reads (docs/console.md).
+	Histogram      http.Handler // GET /api/v1/histogram
+	Evidence       http.Handler // GET /api/v1/evidence (a signed bundle)
+	EvidenceKey    http.Handler // GET /api/v1/evidence/key
+	WhoAmI         http.Handler // GET /api/v1/whoami
+	Retention      http.Handler // GET /api/v1/retention (the cutoff)
+	RetentionAdmin http.Handler // GET /api/v1/admin/retention
+	AuditCase      http.Handler // GET /api/v1/audit/case
+	AuditAdmin     http.Handler // GET /api/v1/admin/audit
+	UI             http.Handler // GET /ui/ (and /ui redirects there)
 }
 
 // Options configure the server.
@@ -114,6 +125,18 @@ func New(opts Options) (*Server, error) {
 	mount("POST /api/v1/admin/purge", opts.Routes.Purge)
 	mount("/api/v1/cases", opts.Routes.Cases)
 	mount("/api/v1/cases/", opts.Routes.Cases)
+	mount("GET /api/v1/histogram", opts.Routes.Histogram)
+	mount("GET /api/v1/evidence", opts.Routes.Evidence)
+	mount("GET /api/v1/evidence/key", opts.Routes.EvidenceKey)
+	mount("GET /api/v1/whoami", opts.Routes.WhoAmI)
+	mount("GET /api/v1/retention", opts.Routes.Retention)
+	mount("GET /api/v1/admin/retention", opts.Routes.RetentionAdmin)
+	mount("GET /api/v1/audit/case", opts.Routes.AuditCase)
+	mount("GET /api/v1/admin/audit", opts.Routes.AuditAdmin)
+	if opts.Routes.UI != nil {
+		mux.Handle("GET /ui/", opts.Routes.UI)
+		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

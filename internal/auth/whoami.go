@@ -1,0 +1,39 @@
+package auth
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+)
+
+// Authenticated lets through any caller that Require would identify (a
+// valid token, whatever its roles; a loopback client in development mode),
+// with its Principal in the context. It serves what any signed-in user may
+// read: who they are and the retention cutoff.
+func (a *Authenticator) Authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := a.identify(w, r, nil)
+		if !ok {
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+	})
+}
+
+// WhoAmI serves GET /api/v1/whoami behind Authenticated: the token's name
+// and roles, and whether the daemon runs in development mode, so that a
+// client (the console) knows which views to offer. It never echoes the
+// token.
+func (a *Authenticator) WhoAmI() http.Handler {
+	return a.Authenticated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		roles := make([]string, 0, len(p.Roles))
+		for _, x := range p.Roles {
+			roles = append(roles, string(x))
+		}
+		slices.Sort(roles)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]any{"name": p.Name, "roles": roles, "dev_mode": a.DevMode()})
+	}))
+}
