@@ -88,7 +88,8 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	w.Header().Set("Cache-Control", "no-store")
-	bw := bufio.NewWriterSize(w, 64<<10)
+	out, finish := h.opts.Search.GuardWrites(w)
+	bw := bufio.NewWriterSize(out, 64<<10)
 	zw := NewWriter(bw, h.opts.Key, now)
 	rw, err := zw.Records()
 	if err != nil {
@@ -106,16 +107,21 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 		// which is the honest outcome.
 		h.opts.Logger.Error("evidence export failed", "err", err)
 		bw.Flush()
+		finish(err)
 		return
 	}
 	meta.Records = n
 	for _, f := range skipped {
 		meta.Skipped = append(meta.Skipped, f.File)
 	}
-	if err := zw.Finish(meta); err != nil {
+	err = zw.Finish(meta)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
 		h.opts.Logger.Error("evidence export failed", "err", err)
 	}
-	bw.Flush()
+	finish(err)
 }
 
 // caseRefs keeps the allowed lines before seq, each with the count of its

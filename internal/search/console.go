@@ -3,6 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,6 +43,17 @@ func (h *Handler) Export(r *http.Request, req *Request, emit func(record.Record)
 	files := h.skipped(r, "export", req)
 	h.done(r, req, n, err)
 	return n, files, err
+}
+
+// GuardWrites wraps w for a streamed answer written outside this package
+// (the evidence bundle) with the same per-write deadline as the search
+// endpoints (WriteStallTimeout): a client that stops reading fails the write
+// instead of holding the search and its snapshot for ever. Call finish with
+// the error that ended the answer (nil when complete): it counts and logs a
+// stalled client.
+func (h *Handler) GuardWrites(w http.ResponseWriter) (out io.Writer, finish func(err error)) {
+	sw := h.stallWriter(w)
+	return sw, sw.stalledCheck
 }
 
 // ParseStep reads a histogram step: 1m, 5m, 1h, 1d, or any Go duration of
