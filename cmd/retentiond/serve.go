@@ -182,8 +182,9 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		TimeWindow: func(now time.Time) (time.Time, time.Time) {
 			return policy.IngestWindow(now, cfg.Ingest.MaxFuture)
 		},
-		Logger:     log.With("component", "ingest"),
-		Registerer: reg,
+		ElasticProductHeader: cfg.Ingest.ElasticProductHeader,
+		Logger:               log.With("component", "ingest"),
+		Registerer:           reg,
 	}
 	ingestOpts.MaxConcurrent = cfg.Ingest.MaxConcurrentRequests
 	ingestOpts.QueueTimeout = cfg.Ingest.QueueTimeout
@@ -275,6 +276,12 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			AuditCase:      authn.Require(auth.RoleSearch, auditLog.CaseHandler()),
 			AuditAdmin:     authn.Require(auth.RoleAdmin, auditLog.AdminHandler()),
 			UI:             ui.Handler(),
+
+			Loki:         authn.RequireIngest(http.HandlerFunc(ingestH.ServeLoki)),
+			Elastic:      authn.RequireIngest(http.HandlerFunc(ingestH.ServeElastic)),
+			OTLP:         authn.RequireIngest(http.HandlerFunc(ingestH.ServeOTLP)),
+			ElasticPaths: ingest.ElasticPaths,
+			OTLPPaths:    ingest.OTLPPaths,
 		},
 	})
 	if err != nil {

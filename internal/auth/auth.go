@@ -368,19 +368,19 @@ func (a *Authenticator) Require(role Role, next http.Handler) http.Handler {
 // The hook is not called for 429 answers, so a flood of throttled requests
 // cannot be turned into a flood of audit writes.
 func (a *Authenticator) RequireWith(role Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
-	return a.requireAny([]Role{role}, next, onDeny)
+	return a.requireAny([]Role{role}, next, onDeny, false)
 }
 
 // RequireAny is Require for an endpoint that any one of roles may use: the
 // case registry's read endpoints serve both the admins who manage cases and
 // the investigators who search under them.
 func (a *Authenticator) RequireAny(roles []Role, next http.Handler) http.Handler {
-	return a.requireAny(roles, next, nil)
+	return a.requireAny(roles, next, nil, false)
 }
 
-func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(*http.Request, Denial)) http.Handler {
+func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(*http.Request, Denial), basic bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := a.identify(w, r, onDeny)
+		p, ok := a.identify(w, r, onDeny, basic)
 		if !ok {
 			return
 		}
@@ -395,10 +395,10 @@ func (a *Authenticator) requireAny(roles []Role, next http.Handler, onDeny func(
 	})
 }
 
-// identify returns the caller: the token's principal, or in development
+// identify returns the caller (with basic, also from a Basic password): the token's principal, or in development
 // mode a loopback client with every role. Otherwise it refuses the request
 // (401, or 403 for a remote client in development mode) and returns false.
-func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request, onDeny func(*http.Request, Denial)) (Principal, bool) {
+func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request, onDeny func(*http.Request, Denial), basic bool) (Principal, bool) {
 	src := SourceAddr(r)
 	st := a.state.Load()
 	if st.devMode() {
@@ -408,7 +408,7 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request, onDeny 
 		}
 		return Principal{Roles: []Role{RoleIngest, RoleSearch, RoleAdmin}, Source: src}, true
 	}
-	p, reason := authenticate(st, r, src)
+	p, reason := authenticate(st, r, src, basic)
 	if reason != "" {
 		a.fail(w, r, src, Denial{Status: http.StatusUnauthorized, Reason: reason, Who: Principal{Source: src}}, onDeny)
 		return Principal{}, false
@@ -422,9 +422,11 @@ func (a *Authenticator) identify(w http.ResponseWriter, r *http.Request, onDeny 
 // implied); in development mode the syslog rule of SourceAllowed applies. A
 // request that presents a token is judged by the token alone: a bad token
 // is refused even from an allowed source, so a misconfigured shipper is
-// noticed.
+// noticed. The token may also be sent as the password of HTTP Basic
+// authentication (the user name is ignored), because that is all some log
+// shippers can send (Filebeat, Logstash and Fluent Bit's es output).
 func (a *Authenticator) RequireIngest(next http.Handler) http.Handler {
-	tokenRequired := a.Require(RoleIngest, next)
+	tokenRequired := a.requireAny([]Role{RoleIngest}, next, nil, true)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "" {
 			tokenRequired.ServeHTTP(w, r)
@@ -445,15 +447,23 @@ func (a *Authenticator) RequireIngest(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate checks the bearer token and returns the principal, or a
-// failure reason.
-func authenticate(st *state, r *http.Request, src netip.Addr) (Principal, string) {
+// authenticate checks the bearer token (with basic, also a Basic password)
+// and returns the principal, or a failure reason.
+func authenticate(st *state, r *http.Request, src netip.Addr, basic bool) (Principal, string) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
 		return Principal{}, ReasonMissing
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	switch {
+	case ok && strings.EqualFold(scheme, "Bearer"):
+	case ok && basic && strings.EqualFold(scheme, "Basic"):
+		_, pw, ok := r.BasicAuth()
+		if !ok {
+			return Principal{}, ReasonMalformed
+		}
+		tok = pw
+	default:
 		return Principal{}, ReasonMalformed
 	}
 	tok = strings.TrimSpace(tok)

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -648,6 +649,41 @@ func TestRequireAny(t *testing.T) {
 			}
 			if got := do(t, srv, "/cases", authz, "").StatusCode; got != tt.want {
 				t.Fatalf("status %d, want %d", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestIngestBasicAuth: ingest accepts the token as the password of HTTP
+// Basic authentication (what Filebeat, Logstash and Fluent Bit's es output
+// can send), whatever the user name; the other endpoints keep Bearer only.
+func TestIngestBasicAuth(t *testing.T) {
+	tt, cfg := makeTokens(t)
+	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 1000, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, a)
+	basic := func(user, pw string) string {
+		return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	}
+	tests := []struct {
+		name, path, authz string
+		want              int
+	}{
+		{"ingest token as password", "/ingest", basic("filebeat", tt.ingest), 200},
+		{"empty user name", "/ingest", basic("", tt.ingest), 200},
+		{"lower-case scheme", "/ingest", "basic " + base64.StdEncoding.EncodeToString([]byte("x:"+tt.ingest)), 200},
+		{"wrong password", "/ingest", basic("filebeat", tt.ingest+"x"), 401},
+		{"token as user name", "/ingest", basic(tt.ingest, ""), 401},
+		{"token lacking the ingest role", "/ingest", basic("x", tt.search), 403},
+		{"not base64", "/ingest", "Basic !!!", 401},
+		{"search keeps Bearer only", "/search", basic("x", tt.search), 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := do(t, srv, tc.path, tc.authz, "192.0.2.7").StatusCode; got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -12,7 +12,7 @@ import (
 // read: who they are and the retention cutoff.
 func (a *Authenticator) Authenticated(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, ok := a.identify(w, r, nil)
+		p, ok := a.identify(w, r, nil, false)
 		if !ok {
 			return
 		}

@@ -75,6 +75,7 @@ type Ingest struct {
 	// 0 means twice GOMAXPROCS (at least 4), ingest's default.
 	MaxConcurrentRequests int           `mapstructure:"max_concurrent_requests" yaml:"max_concurrent_requests"`
 	QueueTimeout          time.Duration `mapstructure:"queue_timeout" yaml:"queue_timeout"`
+	ElasticProductHeader  bool          `mapstructure:"elastic_product_header" yaml:"elastic_product_header"`
 }
 
 // Storage tunes the data directory.

@@ -37,6 +37,9 @@ var keyDocs = map[string]string{
 		"Once auth.tokens has an entry, HTTP ingest without a token is accepted only from these networks (loopback only if listed); " +
 		"empty: every HTTP ingest needs a token with the ingest role. Syslog: empty means loopback only; when set, syslog from other addresses is dropped. " +
 		"Reloaded on SIGHUP. In the environment: comma-separated.",
+	"ingest.elastic_product_header": "Send \"X-Elastic-Product: Elasticsearch\" from the Elasticsearch-compatible bulk API. Logstash's elasticsearch output and the official Elastic clients " +
+		"refuse to work without it; Filebeat, Vector and Fluent Bit do not need it. Off by default: the header is Elastic's product identity, and sending it " +
+		"is the operator's decision (docs/shipping.md).",
 	"ingest.syslog_max_connections": "Maximum concurrent syslog TCP connections. At the cap, the connection that has sent nothing for longest " +
 		"(at least 1s, waiting for its next message) is closed to make room; when every connection is busy the new one is closed at once. " +
 		"Both are counted (retentiond_ingest_syslog_tcp_connections_evicted_total, _refused_total). " +

@@ -63,6 +63,11 @@ type Options struct {
 	// 1 MiB and 8192.
 	ChunkBytes   int
 	ChunkRecords int
+	// ElasticProductHeader makes the Elasticsearch-compatible API send
+	// "X-Elastic-Product: Elasticsearch" (ingest.elastic_product_header),
+	// which Logstash and the official Elastic clients require; off, only
+	// Filebeat, Vector and Fluent Bit can use it. See docs/shipping.md.
+	ElasticProductHeader bool
 	// Now is the clock; default time.Now.
 	Now        func() time.Time
 	Logger     *slog.Logger

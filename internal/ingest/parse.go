@@ -421,6 +421,12 @@ func jsonField(key []byte) (field, rank int, ok bool) {
 // bytes that are not valid UTF-8 into U+FFFD, while we keep them as sent.
 // \u escapes decode as usual.
 func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
+	return parseJSON(b, defaultDomain, time.Time{})
+}
+
+// parseJSON is ParseJSON with a time for objects that carry none: a shipper
+// that wraps the object (a Loki entry, an OTLP record) stamps one of its own.
+func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
 	var r record.Record
 	var vals [nFields]string
 	var ranks = [nFields]int{-1, -1, -1, -1, -1}
@@ -481,11 +487,15 @@ func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
 		return r, s.errf("unexpected data after the object")
 	}
 
-	t, err := parseJSONTime(vals[fTime], ranks[fTime] >= 0, timeIsNum)
-	if err != nil {
-		return r, err
+	if ranks[fTime] < 0 && !defaultTime.IsZero() {
+		r.Time = defaultTime
+	} else {
+		t, err := parseJSONTime(vals[fTime], ranks[fTime] >= 0, timeIsNum)
+		if err != nil {
+			return r, err
+		}
+		r.Time = t
 	}
-	r.Time = t
 	r.Domain = vals[fDomain]
 	if r.Domain == "" {
 		r.Domain = defaultDomain
@@ -498,9 +508,11 @@ func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
 	if vals[fIP] == "" {
 		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
 	}
-	if r.IP, err = record.ParseIP(vals[fIP]); err != nil {
+	ip, err := record.ParseIP(vals[fIP])
+	if err != nil {
 		return r, err
 	}
+	r.IP = ip
 	return r, r.Normalize()
 }
 

@@ -44,6 +44,13 @@ type Routes struct {
 	AuditCase      http.Handler // GET /api/v1/audit/case
 	AuditAdmin     http.Handler // GET /api/v1/admin/audit
 	UI             http.Handler // GET /ui/ (and /ui redirects there)
+	// Shipper protocols (internal/ingest: loki.go, elastic.go, otlp.go).
+	Loki    http.Handler // POST /loki/api/v1/push
+	Elastic http.Handler // the Elasticsearch-compatible bulk API, on ElasticPaths
+	OTLP    http.Handler // POST /v1/logs and /otlp/v1/logs
+	// ElasticPaths and OTLPPaths are the patterns Elastic and OTLP are
+	// mounted on (ingest.ElasticPaths, ingest.OTLPPaths).
+	ElasticPaths, OTLPPaths []string
 }
 
 // Options configure the server.
@@ -136,6 +143,17 @@ func New(opts Options) (*Server, error) {
 	if opts.Routes.UI != nil {
 		mux.Handle("GET /ui/", opts.Routes.UI)
 		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
+	}
+	mount("POST /loki/api/v1/push", opts.Routes.Loki)
+	if opts.Routes.Elastic != nil {
+		for _, p := range opts.Routes.ElasticPaths {
+			mux.Handle(p, opts.Routes.Elastic)
+		}
+	}
+	if opts.Routes.OTLP != nil {
+		for _, p := range opts.Routes.OTLPPaths {
+			mux.Handle(p, opts.Routes.OTLP)
+		}
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
