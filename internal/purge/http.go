@@ -22,6 +22,13 @@ type reportDay struct {
 	MinTime   *time.Time `json:"min_time,omitempty"`
 	MaxTime   *time.Time `json:"max_time,omitempty"`
 	ExpiresAt time.Time  `json:"expires_at"`
+	Files     int        `json:"files"`
+	// KeyIDs are the encryption keys destroyed with the day; always a
+	// list, empty for an unencrypted data directory.
+	KeyIDs []string `json:"key_ids"`
+	// Holds are the ids of the legal holds that kept the day (held days
+	// only).
+	Holds []string `json:"holds,omitempty"`
 }
 
 // reportJSON is a Report on the wire: snake_case keys, days as YYYY-MM-DD,
@@ -29,6 +36,7 @@ type reportDay struct {
 type reportJSON struct {
 	DryRun          bool         `json:"dry_run"`
 	Startup         bool         `json:"startup,omitempty"`
+	Trigger         string       `json:"trigger,omitempty"`
 	Result          string       `json:"result,omitempty"`
 	Now             time.Time    `json:"now"`
 	Retention       string       `json:"retention"`
@@ -38,6 +46,39 @@ type reportJSON struct {
 	DurationSeconds float64      `json:"duration_seconds"`
 	Extra           []PurgeStats `json:"extra,omitempty"`
 	NextExpiry      *time.Time   `json:"next_expiry,omitempty"`
+	// Held are the expired days legal holds kept, with the holds' ids.
+	Held []reportDay `json:"held"`
+	// RemoteObjectsDeleted will list the object-storage objects a run
+	// deleted; object storage is not built yet, so it is always empty.
+	RemoteObjectsDeleted []string   `json:"remote_objects_deleted"`
+	OldestRecordBefore   *time.Time `json:"oldest_record_before,omitempty"`
+	OldestRecordAfter    *time.Time `json:"oldest_record_after,omitempty"`
+}
+
+func wireDay(p Policy, d store.DayInfo, holds []string) reportDay {
+	return reportDay{
+		Day: record.DayString(d.Day), Records: d.Records, Bytes: d.Bytes,
+		MinTime: timePtr(d.MinTime), MaxTime: timePtr(d.MaxTime), ExpiresAt: p.ExpiresAt(d.Day),
+		Files: d.Files, KeyIDs: append([]string{}, d.KeyIDs...), Holds: holds,
+	}
+}
+
+func (d reportDay) info() (store.DayInfo, error) {
+	day, err := record.ParseDay(d.Day)
+	if err != nil {
+		return store.DayInfo{}, fmt.Errorf("purge report: %w", err)
+	}
+	in := store.DayInfo{Day: day, Records: d.Records, Bytes: d.Bytes, Files: d.Files}
+	if len(d.KeyIDs) > 0 {
+		in.KeyIDs = d.KeyIDs
+	}
+	if d.MinTime != nil {
+		in.MinTime = *d.MinTime
+	}
+	if d.MaxTime != nil {
+		in.MaxTime = *d.MaxTime
+	}
+	return in, nil
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -55,13 +96,15 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		DryRun: r.DryRun, Startup: r.Startup, Result: r.Result, Now: r.Now.UTC(),
 		Retention: r.Retention.String(), Days: make([]reportDay, 0, len(r.Days)),
 		Records: r.Records, Bytes: r.Bytes, DurationSeconds: r.Duration.Seconds(),
-		Extra: r.Extra, NextExpiry: timePtr(r.NextExpiry),
+		Extra: r.Extra, NextExpiry: timePtr(r.NextExpiry), Trigger: r.Trigger,
+		Held: make([]reportDay, 0, len(r.Held)), RemoteObjectsDeleted: []string{},
+		OldestRecordBefore: timePtr(r.OldestBefore), OldestRecordAfter: timePtr(r.OldestAfter),
 	}
 	for _, d := range r.Days {
-		j.Days = append(j.Days, reportDay{
-			Day: record.DayString(d.Day), Records: d.Records, Bytes: d.Bytes,
-			MinTime: timePtr(d.MinTime), MaxTime: timePtr(d.MaxTime), ExpiresAt: p.ExpiresAt(d.Day),
-		})
+		j.Days = append(j.Days, wireDay(p, d, nil))
+	}
+	for _, h := range r.Held {
+		j.Held = append(j.Held, wireDay(p, h.DayInfo, h.Holds))
 	}
 	return json.Marshal(j)
 }
@@ -79,24 +122,30 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 	out := Report{
 		DryRun: j.DryRun, Startup: j.Startup, Result: j.Result, Now: j.Now, Retention: ret,
 		Records: j.Records, Bytes: j.Bytes, Duration: time.Duration(j.DurationSeconds * float64(time.Second)),
-		Extra: j.Extra,
+		Extra: j.Extra, Trigger: j.Trigger,
 	}
 	if j.NextExpiry != nil {
 		out.NextExpiry = *j.NextExpiry
 	}
+	if j.OldestRecordBefore != nil {
+		out.OldestBefore = *j.OldestRecordBefore
+	}
+	if j.OldestRecordAfter != nil {
+		out.OldestAfter = *j.OldestRecordAfter
+	}
 	for _, d := range j.Days {
-		day, err := record.ParseDay(d.Day)
+		in, err := d.info()
 		if err != nil {
-			return fmt.Errorf("purge report: %w", err)
-		}
-		in := store.DayInfo{Day: day, Records: d.Records, Bytes: d.Bytes}
-		if d.MinTime != nil {
-			in.MinTime = *d.MinTime
-		}
-		if d.MaxTime != nil {
-			in.MaxTime = *d.MaxTime
+			return err
 		}
 		out.Days = append(out.Days, in)
+	}
+	for _, d := range j.Held {
+		in, err := d.info()
+		if err != nil {
+			return err
+		}
+		out.Held = append(out.Held, HeldDay{DayInfo: in, Holds: d.Holds})
 	}
 	*r = out
 	return nil

@@ -88,6 +88,7 @@ func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) 
 type stateCollector struct {
 	store   Store
 	policy  Policy
+	holds   Holds // nil: no legal holds
 	now     func() time.Time
 	dataDir string // empty: no file-system gauges
 
@@ -96,17 +97,23 @@ type stateCollector struct {
 	retention    *prometheus.Desc
 	storedDays   *prometheus.Desc
 	storageBytes *prometheus.Desc
+	heldDays     *prometheus.Desc
+	oldestHeld   *prometheus.Desc
 	freeBytes    *prometheus.Desc
 	sizeBytes    *prometheus.Desc
 }
 
-func newStateCollector(st Store, p Policy, now func() time.Time, dataDir string) *stateCollector {
+func newStateCollector(st Store, p Policy, h Holds, now func() time.Time, dataDir string) *stateCollector {
 	return &stateCollector{
-		store: st, policy: p, now: now, dataDir: dataDir,
+		store: st, policy: p, holds: h, now: now, dataDir: dataDir,
 		oldestRecord: prometheus.NewDesc("retentiond_oldest_record_timestamp_seconds",
-			"Unix time of the oldest stored record. Absent while the store holds no record.", nil, nil),
+			"Unix time of the oldest stored record outside the expired days a legal hold keeps (those are in retentiond_held_days). Absent while the store holds no such record.", nil, nil),
 		oldestExpiry: prometheus.NewDesc("retentiond_oldest_day_expiry_timestamp_seconds",
-			"Unix time at which the oldest stored day is due for destruction by the retention rule (start of day + retention + 1 day). Absent while no day is stored. time() above it means purge is late.", nil, nil),
+			"Unix time at which the oldest stored day is due for destruction by the retention rule (start of day + retention + 1 day), leaving out expired days a legal hold keeps. Absent while no day is stored. time() above it means purge is late.", nil, nil),
+		heldDays: prometheus.NewDesc("retentiond_held_days",
+			"Stored UTC days past their retention that a legal hold keeps from the purge.", nil, nil),
+		oldestHeld: prometheus.NewDesc("retentiond_oldest_held_day_timestamp_seconds",
+			"Unix time of the start of the oldest day past its retention that a legal hold keeps. Absent while no hold keeps an expired day.", nil, nil),
 		retention: prometheus.NewDesc("retentiond_retention_seconds",
 			"The configured retention in seconds, measured back from the scrape time: for a calendar retention such as 2y it is 730 or 731 days depending on leap days.", nil, nil),
 		storedDays: prometheus.NewDesc("retentiond_stored_days",
@@ -122,7 +129,7 @@ func newStateCollector(st Store, p Policy, now func() time.Time, dataDir string)
 
 // Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.oldestRecord, c.oldestExpiry, c.retention, c.storedDays, c.storageBytes} {
+	for _, d := range []*prometheus.Desc{c.oldestRecord, c.oldestExpiry, c.retention, c.storedDays, c.storageBytes, c.heldDays, c.oldestHeld} {
 		ch <- d
 	}
 	if c.dataDir != "" {
@@ -135,10 +142,20 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.now()
 	days := c.store.Days()
-	var oldest, oldestDay time.Time
+	var oldest, oldestDay, oldestHeld time.Time
 	var bytes int64
+	held := 0
 	for _, d := range days {
 		bytes += d.Bytes
+		// A day past its retention that a hold keeps is there by an
+		// explicit decision: it is reported as held, not as a late purge.
+		if c.holds != nil && c.policy.Expired(d.Day, now) && len(c.holds.HeldBy(d.Day)) > 0 {
+			held++
+			if oldestHeld.IsZero() || d.Day.Before(oldestHeld) {
+				oldestHeld = d.Day
+			}
+			continue
+		}
 		if d.Records > 0 && !d.MinTime.IsZero() && (oldest.IsZero() || d.MinTime.Before(oldest)) {
 			oldest = d.MinTime
 		}
@@ -155,6 +172,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.retention, prometheus.GaugeValue, c.policy.Seconds(now))
 	ch <- prometheus.MustNewConstMetric(c.storedDays, prometheus.GaugeValue, float64(len(days)))
 	ch <- prometheus.MustNewConstMetric(c.storageBytes, prometheus.GaugeValue, float64(bytes))
+	ch <- prometheus.MustNewConstMetric(c.heldDays, prometheus.GaugeValue, float64(held))
+	if !oldestHeld.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.oldestHeld, prometheus.GaugeValue, unixSeconds(oldestHeld))
+	}
 	if c.dataDir != "" {
 		// On error the gauges are left out rather than reported as invalid:
 		// an invalid metric fails the whole scrape, and with it the purge

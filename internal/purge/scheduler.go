@@ -88,6 +88,12 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Tests inject a simulated one.
 	Now func() time.Time
+	// Holds, when set, keeps the days under a legal hold (see Holds).
+	Holds Holds
+	// OnReport, when set, receives the report of every real run (not dry
+	// runs), whatever its result, before Run returns: the daemon signs and
+	// stores it (internal/report).
+	OnReport func(Report)
 }
 
 // RunOptions select the kind of run.
@@ -99,6 +105,8 @@ type RunOptions struct {
 	Force bool
 	// Startup marks the start-up catch-up run.
 	Startup bool
+	// scheduled marks a run started by the cron schedule.
+	scheduled bool
 }
 
 // Report says what a run destroyed, or for a dry run or a refused run what
@@ -106,6 +114,7 @@ type RunOptions struct {
 type Report struct {
 	DryRun    bool
 	Startup   bool
+	Trigger   string // TriggerSchedule, TriggerStartup or TriggerManual
 	Result    string // ResultSuccess, ResultFailure or ResultRefused; empty for a dry run
 	Now       time.Time
 	Retention Retention
@@ -121,6 +130,11 @@ type Report struct {
 	// will expire, i.e. when the next run has work to do; zero when no such
 	// day is stored.
 	NextExpiry time.Time
+	// Held are the expired days a legal hold kept, oldest first.
+	Held []HeldDay
+	// OldestBefore and OldestAfter are the oldest stored record before and
+	// after the run (held days included); zero when the store held none.
+	OldestBefore, OldestAfter time.Time
 }
 
 // Scheduler runs the purge on a cron schedule, at start-up and on demand,
@@ -130,6 +144,8 @@ type Report struct {
 type Scheduler struct {
 	policy  Policy
 	store   Store
+	holds   Holds
+	report  func(Report)
 	extra   []Purgeable
 	maxDays int
 	startOK bool
@@ -179,6 +195,8 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	s := &Scheduler{
 		policy:  opts.Policy,
 		store:   opts.Store,
+		holds:   opts.Holds,
+		report:  opts.OnReport,
 		extra:   opts.Extra,
 		maxDays: opts.MaxDaysPerRun,
 		startOK: opts.StartupIgnoresLimit,
@@ -195,7 +213,7 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	if s.m, err = newMetrics(reg, newStateCollector(s.store, s.policy, s.now, opts.DataDir)); err != nil {
+	if s.m, err = newMetrics(reg, newStateCollector(s.store, s.policy, s.holds, s.now, opts.DataDir)); err != nil {
 		return nil, fmt.Errorf("purge: register metrics: %w", err)
 	}
 	cl := cronLogger{s.log}
@@ -265,7 +283,7 @@ func (s *Scheduler) scheduledRun() {
 		return
 	}
 	// The error is already logged and counted by execute.
-	_, _ = s.execute(s.base, RunOptions{})
+	_, _ = s.execute(s.base, RunOptions{scheduled: true})
 }
 
 // RunNow purges now (or, with dryRun, reports what would be purged). It
@@ -350,7 +368,8 @@ func (s *Scheduler) dryRun() Report {
 	start := time.Now()
 	now := s.now().UTC()
 	days := s.store.Days()
-	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention, Days: plan(s.policy, days, now)}
+	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention}
+	rep.Days, rep.Held = splitHeld(s.holds, plan(s.policy, days, now))
 	for _, d := range rep.Days {
 		rep.Records += d.Records
 		rep.Bytes += d.Bytes
@@ -360,15 +379,34 @@ func (s *Scheduler) dryRun() Report {
 	return rep
 }
 
-// execute is one real run; the caller holds the token.
+// execute is one real run; the caller holds the token. Every real run
+// leaves its report, a refused or failed one too: the report is the record
+// of what was and was not destroyed.
 func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
+	rep, err := s.run(ctx, o)
+	rep.OldestAfter = oldestRecord(s.store.Days())
+	if s.report != nil {
+		s.report(rep)
+	}
+	return rep, err
+}
+
+func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	start := time.Now()
 	now := s.now().UTC()
 	s.checkClock(now)
-	rep := Report{Startup: o.Startup, Now: now, Retention: s.policy.Retention}
+	rep := Report{Startup: o.Startup, Trigger: TriggerManual, Now: now, Retention: s.policy.Retention}
+	switch {
+	case o.Startup:
+		rep.Trigger = TriggerStartup
+	case o.scheduled:
+		rep.Trigger = TriggerSchedule
+	}
 	days := s.store.Days()
-	expired := plan(s.policy, days, now)
+	expired, held := splitHeld(s.holds, plan(s.policy, days, now))
+	rep.Held = held
 	rep.NextExpiry = s.policy.nextExpiry(days, now)
+	rep.OldestBefore = oldestRecord(days)
 
 	if s.maxDays > 0 && len(expired) > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
 		rep.Result = ResultRefused
@@ -434,6 +472,9 @@ func (s *Scheduler) execute(ctx context.Context, o RunOptions) (Report, error) {
 	}
 	for _, st := range rep.Extra {
 		attrs = append(attrs, st.Name+"_items", st.Items)
+	}
+	if len(rep.Held) > 0 {
+		attrs = append(attrs, "held_days", len(rep.Held), "oldest_held_day", record.DayString(rep.Held[0].Day))
 	}
 	if !rep.NextExpiry.IsZero() {
 		attrs = append(attrs, "next_expiry", rep.NextExpiry.Format(time.RFC3339))

@@ -57,12 +57,17 @@ type DayInfo struct {
 	Day     time.Time // midnight UTC
 	Records int64     // records in segments and head
 	Bytes   int64     // bytes on disk (segment files, damaged ones included)
+	Files   int       // segment files on disk, damaged ones included
 	MinTime time.Time // oldest record; zero if the day holds none
 	MaxTime time.Time // newest record; zero if the day holds none
 	// CorruptFiles counts the day's damaged segment files, whose records
 	// are not in Records (see CorruptFile). A day holding only damaged
 	// files is still listed, so that a purge destroys it.
 	CorruptFiles int
+	// KeyIDs name the encryption keys of the day that DeleteDay destroyed
+	// with it, for the purge report. Empty while the data directory is not
+	// encrypted (the encryption of issue 19 item 1 fills it).
+	KeyIDs []string
 }
 
 // DayView is what a search sees of one day: its immutable segment files and a

@@ -1173,12 +1173,14 @@ func (s *Store) Days() []DayInfo {
 			si := ref.r.Info()
 			in.Records += si.Records
 			in.Bytes += si.Bytes
+			in.Files++
 			if si.Records > 0 {
 				widen(in, si.MinTime, si.MaxTime)
 			}
 		}
 		for _, c := range dy.corrupt {
 			in.CorruptFiles++
+			in.Files++
 			in.Bytes += c.Bytes
 		}
 	}

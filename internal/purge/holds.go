@@ -1,0 +1,57 @@
+package purge
+
+import (
+	"slices"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// Holds says which days a legal hold keeps beyond their retention
+// (internal/hold implements it). The purge never destroys a held day; it
+// lists it in its report instead, and destroys it at the first run after
+// the last hold on it is released.
+type Holds interface {
+	// HeldBy returns the ids of the holds that keep the UTC day holding
+	// day; none means the day may be destroyed.
+	HeldBy(day time.Time) []string
+}
+
+// HeldDay is an expired day a run kept because of a legal hold.
+type HeldDay struct {
+	store.DayInfo
+	Holds []string // the ids of the holds that keep it
+}
+
+// Trigger values: what started a run.
+const (
+	TriggerSchedule = "schedule" // purge.schedule
+	TriggerStartup  = "startup"  // purge.on_start
+	TriggerManual   = "manual"   // POST /api/v1/admin/purge (retentiond purge)
+)
+
+// splitHeld separates the expired days a hold keeps from those to destroy.
+func splitHeld(h Holds, expired []store.DayInfo) (destroy []store.DayInfo, held []HeldDay) {
+	if h == nil {
+		return expired, nil
+	}
+	for _, d := range expired {
+		if ids := h.HeldBy(d.Day); len(ids) > 0 {
+			held = append(held, HeldDay{DayInfo: d, Holds: slices.Clone(ids)})
+			continue
+		}
+		destroy = append(destroy, d)
+	}
+	return destroy, held
+}
+
+// oldestRecord returns the time of the oldest record of days, or zero.
+func oldestRecord(days []store.DayInfo) time.Time {
+	var oldest time.Time
+	for _, d := range days {
+		if d.Records > 0 && !d.MinTime.IsZero() && (oldest.IsZero() || d.MinTime.Before(oldest)) {
+			oldest = d.MinTime
+		}
+	}
+	return oldest
+}
