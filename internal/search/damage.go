@@ -73,6 +73,9 @@ func (s *Skipped) skip(err error) bool {
 // even on days a limit keeps the search from reaching). Without
 // Request.Skipped such a file fails the search.
 func (req *Request) begin(snap *store.Snapshot) error {
+	if req.Days != nil {
+		snap.Days = slices.DeleteFunc(snap.Days, func(v *store.DayView) bool { return !req.Days(v.Day) })
+	}
 	if req.Skipped != nil {
 		req.Skipped.report = snap.ReportCorrupt
 	}

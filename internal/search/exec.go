@@ -31,6 +31,11 @@ type Request struct {
 	// Skipped, when set, makes damaged segment files be left out of the
 	// answer and named here; when nil, damage fails the search.
 	Skipped *Skipped
+	// Days, when set, decides which UTC days of the range are read; the
+	// others are treated as destroyed. It is how a day past the retention
+	// that a legal hold keeps is read only under the holding case (see
+	// Options.Held).
+	Days func(day time.Time) bool
 }
 
 // Executor runs requests against a Source.

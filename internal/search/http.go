@@ -46,6 +46,12 @@ type Options struct {
 	// Retention returns the oldest time that may be returned at now: a day
 	// past retention is never served, even while a purge is late.
 	Retention func(now time.Time) time.Time
+	// Held, when set, widens Retention for one request: it returns the
+	// first day past the retention that the request may still read
+	// (zero: none) and the test of such a day. The daemon passes the legal
+	// holds of the case the request names (internal/hold), so that a held
+	// day is evidence for its case only and destroyed for every other.
+	Held func(r *http.Request) (earliest time.Time, held func(day time.Time) bool)
 	// OnCount, if set, is told how many records a request returned (the
 	// audit log records it).
 	OnCount func(ctx context.Context, n int64)
@@ -200,6 +206,13 @@ func (h *Handler) request(r *http.Request) (*Request, error) {
 	req := &Request{Query: q, To: now.Add(48 * time.Hour).UTC()}
 	if h.opts.Retention != nil {
 		req.From = h.opts.Retention(now)
+		if h.opts.Held != nil {
+			if earliest, held := h.opts.Held(r); !earliest.IsZero() && earliest.Before(req.From) {
+				cutoff := req.From
+				req.From = earliest
+				req.Days = func(d time.Time) bool { return !d.Before(cutoff) || held(d) }
+			}
+		}
 	}
 	if s := qs.Get("from"); s != "" {
 		t, err := ParseTime(s, now)
