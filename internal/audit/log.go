@@ -33,6 +33,12 @@ type Options struct {
 	// FS performs every file-system effect; the zero value is the real file
 	// system, tests inject faults through it.
 	FS fsutil.FS
+	// Signer, when set, signs the checkpoints of the audit witness
+	// (witness.go), written to Logger; nil: no checkpoints.
+	Signer Signer
+	// CheckpointLines writes a checkpoint after every this many lines
+	// (audit.checkpoint_lines); 0: none by count.
+	CheckpointLines int
 }
 
 // Entry is what a caller records. Empty strings are left out of the line.
@@ -77,6 +83,8 @@ type Log struct {
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *metrics
+	signer  Signer
+	every   int64 // checkpoint after every this many lines; 0: never
 
 	// check, when set, decides whether a request may run under the case it
 	// names (the case registry's rules); see SetCaseCheck.
@@ -97,7 +105,8 @@ type Log struct {
 // break makes Open fail with ErrChainBroken, so that nobody appends to a
 // log that may have been tampered with before an operator looks at it.
 func Open(dir string, opts Options) (*Log, error) {
-	l := &Log{dir: dir, fs: opts.FS, now: opts.Now, log: cmp.Or(opts.Logger, slog.Default())}
+	l := &Log{dir: dir, fs: opts.FS, now: opts.Now, log: cmp.Or(opts.Logger, slog.Default()),
+		signer: opts.Signer, every: int64(max(opts.CheckpointLines, 0))}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -221,6 +230,9 @@ func (l *Log) appendLocked(e Entry, purge *line) (int64, error) {
 	// The head goes to the daemon's own log at every line: a cheap witness
 	// kept apart from the audit files (no case, query or address in it).
 	l.log.Info("audit line written", "seq", ln.Seq, "hash", hash, "file", l.f.Name())
+	if l.every > 0 && ln.Seq%l.every == 0 {
+		l.checkpointLocked("lines")
+	}
 	return ln.Seq, nil
 }
 

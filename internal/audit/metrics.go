@@ -13,6 +13,7 @@ type metrics struct {
 	appendSeconds  prometheus.Histogram
 	purgedFiles    prometheus.Counter
 	chainBroken    prometheus.Gauge
+	checkpoints    prometheus.Counter
 }
 
 // Request outcomes for retentiond_audit_search_requests_total: every guarded
@@ -52,9 +53,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "retentiond", Subsystem: "audit", Name: "chain_broken",
 			Help: "1 when the audit chain failed verification at open.",
 		}),
+		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "retentiond", Subsystem: "audit", Name: "checkpoints_total",
+			Help: "Signed checkpoints of the audit chain's head written to the daemon's log (the audit witness).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.searches, m.lines, m.appendFailures, m.appendSeconds, m.purgedFiles, m.chainBroken} {
+		for _, c := range []prometheus.Collector{m.searches, m.lines, m.appendFailures, m.appendSeconds, m.purgedFiles, m.chainBroken, m.checkpoints} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

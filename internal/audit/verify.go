@@ -122,6 +122,9 @@ type VerifyOptions struct {
 	// a witnessed head can. Zero ExpectSeq: no check.
 	ExpectSeq  int64
 	ExpectHash string
+	// onLine, when set, is told the seq and hash of every intact line
+	// (checkpoint verification collects them).
+	onLine func(seq int64, hash string)
 }
 
 // Verify checks the audit chain in dir and names the first line that was
@@ -222,6 +225,9 @@ func VerifyFS(fsys fs.FS, opts VerifyOptions) (Result, error) {
 			}
 			res.HeadHash = hashOf(raw)
 			res.HeadSeq = l.Seq
+			if opts.onLine != nil {
+				opts.onLine(l.Seq, res.HeadHash)
+			}
 			expectSeq = l.Seq + 1
 			res.Lines++
 			off += int64(nl) + 1
