@@ -20,6 +20,8 @@ type metrics struct {
 	corruptFound    prometheus.Counter
 	// cancelledSearches counts searches a purge cancelled.
 	cancelledSearches prometheus.Counter
+	erasures          prometheus.Counter
+	erasedRecords     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -73,12 +75,21 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Name: "retentiond_store_purge_cancelled_searches_total",
 			Help: "Searches cancelled because they still held a day the purge destroyed after purge.reader_grace (a client that stopped reading, or a search slower than the grace).",
 		}),
+		erasures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_erasures_total",
+			Help: "Erasures of an address or network (Store.Erase) that completed.",
+		}),
+		erasedRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_erased_records_total",
+			Help: "Records removed by erasures.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
 		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
+		m.erasures, m.erasedRecords,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_bytes",
 			Help: "Estimated memory of unflushed records (head and head being flushed).",

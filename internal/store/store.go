@@ -927,7 +927,7 @@ func (s *Store) flushOnce() error {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		path := filepath.Join(dir, segName(flushID, flushID))
-		if _, err := segment.Write(path, h.recs, segment.Options{BlockRows: s.opts.BlockRows, FS: s.fs}); err != nil {
+		if _, err := segment.Write(path, h.recs, s.segmentOptions(nil)); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		r, err := segment.Open(path)
@@ -1024,15 +1024,7 @@ func (s *Store) MergeDay(d time.Time) error {
 		lo, hi = min(lo, ref.minFlush), max(hi, ref.maxFlush)
 	}
 	path := filepath.Join(dy.dir, segName(lo, hi))
-	// A closed day's merge is, unless late records arrive, the file the
-	// day is searched in for the rest of its retention: it is worth the
-	// slower encoder that makes it smaller and faster to decode. Merges of
-	// a day still filling use the default level, since they are redone.
-	level := 0
-	if !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
-		level = segment.ArchiveLevel
-	}
-	w, err := segment.NewWriter(path, segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs})
+	w, err := segment.NewWriter(path, s.segmentOptions(dy))
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
