@@ -2,7 +2,9 @@ package audit
 
 import (
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Events of administrative actions recorded with Do.
@@ -15,9 +17,10 @@ const (
 // Guard records a search: an allowed line, fsynced before run is called,
 // so that nothing happens unaudited (if the line cannot be written, run is
 // not called and Do returns the error), then a done line with the count
-// run returns, or an error line with its error. e names the event,
+// run returns, or an error line with its error. run is given the seq of
+// the allowed line, for a report to refer to. e names the event,
 // endpoint, case, reason and actor; its outcome is set here.
-func (l *Log) Do(e Entry, run func() (count int64, err error)) error {
+func (l *Log) Do(e Entry, run func(seq int64) (count int64, err error)) error {
 	e.Outcome = OutcomeAllowed
 	e.Count = -1
 	start := l.now()
@@ -25,7 +28,7 @@ func (l *Log) Do(e Entry, run func() (count int64, err error)) error {
 	if err != nil {
 		return fmt.Errorf("the audit log cannot be written, so nothing was done: %w", err)
 	}
-	count, runErr := run()
+	count, runErr := run(seq)
 	e.Outcome, e.Ref, e.Count, e.Duration = OutcomeDone, seq, count, l.now().Sub(start)
 	if runErr != nil {
 		e.Outcome, e.Error = OutcomeError, runErr.Error()
@@ -36,4 +39,25 @@ func (l *Log) Do(e Entry, run func() (count int64, err error)) error {
 		l.log.Error("audit completion line not written", "event", e.Event, "ref", seq, "err", err)
 	}
 	return runErr
+}
+
+// CheckText applies to the case or reason of an administrative action the
+// rule a search's justification must meet (see RequireCase): present,
+// at most maxLen characters, valid UTF-8, and free of control characters
+// and invisible format characters, which would make the audit log read
+// differently from what it holds. name is the field's name for the error.
+func CheckText(name, v string, maxLen int) error {
+	switch {
+	case strings.TrimSpace(v) == "":
+		return fmt.Errorf("%s is required", name)
+	case !utf8.ValidString(v):
+		return fmt.Errorf("%s is not valid UTF-8", name)
+	case strings.IndexFunc(v, isControl) >= 0:
+		return fmt.Errorf("%s contains control characters", name)
+	case strings.IndexFunc(v, isFormat) >= 0:
+		return fmt.Errorf("%s contains invisible format characters (bidi controls, zero-width characters)", name)
+	case utf8.RuneCountInString(v) > maxLen:
+		return fmt.Errorf("%s is longer than %d characters", name, maxLen)
+	}
+	return nil
 }

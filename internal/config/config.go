@@ -142,6 +142,10 @@ type Token struct {
 type Audit struct {
 	Path      string           `mapstructure:"path" yaml:"path"`
 	Retention policy.Retention `mapstructure:"retention" yaml:"retention"`
+	// CheckpointLines and CheckpointInterval pace the audit witness's
+	// signed checkpoints in the daemon's log (internal/audit witness.go).
+	CheckpointLines    int           `mapstructure:"checkpoint_lines" yaml:"checkpoint_lines"`
+	CheckpointInterval time.Duration `mapstructure:"checkpoint_interval" yaml:"checkpoint_interval"`
 }
 
 // Cases bounds the investigations registered in the case registry.
@@ -195,7 +199,7 @@ func Default() *Config {
 			MinBodyRate:       4 << 10,
 		},
 		Auth:  Auth{Tokens: []Token{}},
-		Audit: Audit{Retention: policy.Retention{Years: 2}},
+		Audit: Audit{Retention: policy.Retention{Years: 2}, CheckpointLines: 100, CheckpointInterval: 15 * time.Minute},
 		Cases: Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
 	}
 }

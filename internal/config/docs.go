@@ -97,9 +97,11 @@ var keyDocs = map[string]string{
 		"printf %s \"$TOKEN\" | sha256sum. roles: search, ingest, admin. In the environment: a JSON list, e.g. " +
 		`[{"name":"alice","sha256":"…","roles":["search"]}]. Reloaded on SIGHUP (systemctl reload retentiond).`,
 
-	"audit":           "The tamper-evident log of every search.",
-	"audit.path":      "Audit log directory; empty means <data_dir>/audit.",
-	"audit.retention": "How long audit entries are kept, in the same form as retention. Closed and expired cases leave the case registry once their end is older than this.",
+	"audit":                     "The tamper-evident log of every search.",
+	"audit.path":                "Audit log directory; empty means <data_dir>/audit.",
+	"audit.retention":           "How long audit entries are kept, in the same form as retention. Closed and expired cases leave the case registry once their end is older than this; signed purge and erasure reports (<data_dir>/reports) are kept as long.",
+	"audit.checkpoint_lines":    "The audit witness: write a signed checkpoint of the audit chain's head (seq, hash, time) to the daemon's own log after every this many audit lines; 0 disables the count. `retentiond audit verify --checkpoints` checks the chain against them (docs/security.md).",
+	"audit.checkpoint_interval": "Also write a checkpoint this often, whether or not lines were added (and always at start-up and shutdown); 0 disables the timer.",
 
 	"cases":                 "The case registry: investigations under which searches may run (retentiond case; docs/security.md).",
 	"cases.default_expires": "How long after it is opened a case expires when retentiond case open gives no --expires.",

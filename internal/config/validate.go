@@ -138,6 +138,8 @@ func (c *Config) Validate() error {
 	}
 
 	v.retention("audit.retention", c.Audit.Retention)
+	v.nonNegative("audit.checkpoint_lines", c.Audit.CheckpointLines, "no checkpoint by line count")
+	v.duration("audit.checkpoint_interval", c.Audit.CheckpointInterval, false)
 
 	v.duration("cases.default_expires", c.Cases.DefaultExpires, true)
 	v.duration("cases.max_expires", c.Cases.MaxExpires, true)

@@ -21,10 +21,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -188,16 +186,10 @@ func (r *Registry) save(holds []*Hold, next int) error {
 	return nil
 }
 
-// checkText refuses an empty, over-long or invisible-character case or
-// reason: the same rule the audit log applies to a search's justification.
+// checkText applies the audit log's rule for a justification.
 func checkText(name, v string, maxLen int) error {
-	switch {
-	case strings.TrimSpace(v) == "":
-		return fmt.Errorf("%w: %s is required", ErrInvalid, name)
-	case len([]rune(v)) > maxLen:
-		return fmt.Errorf("%w: %s is longer than %d characters", ErrInvalid, name, maxLen)
-	case strings.IndexFunc(v, func(c rune) bool { return unicode.IsControl(c) || unicode.Is(unicode.Cf, c) }) >= 0:
-		return fmt.Errorf("%w: %s contains control or invisible format characters", ErrInvalid, name)
+	if err := audit.CheckText(name, v, maxLen); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
@@ -230,7 +222,7 @@ func (r *Registry) Add(req Request, who Actor) (Hold, error) {
 	h.Created = now
 	e := r.entry("add", who, h)
 	e.Reason = req.Reason
-	err := r.opts.Audit.Do(e, func() (int64, error) {
+	err := r.opts.Audit.Do(e, func(int64) (int64, error) {
 		holds := append(slices.Clone(r.holds), h)
 		if err := r.save(holds, r.next+1); err != nil {
 			return 0, err
@@ -262,7 +254,7 @@ func (r *Registry) Release(id, reason string, who Actor) (Hold, error) {
 	h.Released, h.ReleasedBy, h.ReleaseReason = &now, who.Token, reason
 	e := r.entry("release", who, &h)
 	e.Reason = reason
-	err := r.opts.Audit.Do(e, func() (int64, error) {
+	err := r.opts.Audit.Do(e, func(int64) (int64, error) {
 		holds := slices.Clone(r.holds)
 		holds[i] = &h
 		if err := r.save(holds, r.next); err != nil {

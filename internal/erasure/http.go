@@ -1,0 +1,60 @@
+package erasure
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/retentiond/retentiond/internal/auth"
+)
+
+// ServeHTTP is POST /api/v1/admin/erase with a JSON Request body (the
+// address travels in the body, never in a URL that a proxy might log).
+// It answers 200 with {"report_file", "report"} once the erasure is done
+// and its report written, 400 for a bad request, 500 (with the partial
+// report) when it failed part-way. Mount it behind an admin token.
+func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		return
+	}
+	var who Actor
+	if p, ok := auth.PrincipalFrom(r.Context()); ok {
+		who.Token = p.Name
+	}
+	if a := auth.SourceAddr(r); a.IsValid() {
+		who.Source = a.String()
+	}
+	rep, err := e.Erase(r.Context(), req, who)
+	type answer struct {
+		Error      string  `json:"error,omitempty"`
+		ReportFile string  `json:"report_file,omitempty"`
+		Report     *Report `json:"report,omitempty"`
+	}
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, answer{ReportFile: rep.ReportFile, Report: &rep})
+	case errors.Is(err, ErrInvalid):
+		writeJSON(w, http.StatusBadRequest, answer{Error: err.Error()})
+	case rep.Result != "":
+		writeJSON(w, http.StatusInternalServerError, answer{Error: err.Error(), ReportFile: rep.ReportFile, Report: &rep})
+	default:
+		writeJSON(w, http.StatusServiceUnavailable, answer{Error: err.Error()})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
