@@ -24,12 +24,16 @@ import (
 	"github.com/retentiond/retentiond/internal/buildinfo"
 	"github.com/retentiond/retentiond/internal/cases"
 	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/erasure"
 	"github.com/retentiond/retentiond/internal/evidence"
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/hold"
 	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/purge"
+	"github.com/retentiond/retentiond/internal/report"
 	"github.com/retentiond/retentiond/internal/search"
 	"github.com/retentiond/retentiond/internal/server"
+	"github.com/retentiond/retentiond/internal/signing"
 	"github.com/retentiond/retentiond/internal/store"
 	"github.com/retentiond/retentiond/internal/ui"
 )
@@ -143,12 +147,31 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	if authn.DevMode() {
 		log.Warn("no API tokens configured: development mode, the API answers loopback clients only; create tokens with 'retentiond token create'")
 	}
-	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg, FS: hooks.fs})
+	// The daemon's one signing key: reports, audit checkpoints.
+	signKey, err := signing.LoadOrCreate(cfg.DataDir, hooks.fs)
+	if err != nil {
+		return err
+	}
+	log.Info("signing key", "fingerprint", signing.Fingerprint(signKey.Public()))
+	auditLog, err := audit.Open(cfg.AuditPath(), audit.Options{Logger: log.With("component", "audit"), Registerer: reg, FS: hooks.fs,
+		Signer: signKey, CheckpointLines: cfg.Audit.CheckpointLines})
 	if err != nil {
 		return fmt.Errorf("open audit log: %w", err)
 	}
 	defer auditLog.Close()
+	// The witness: a checkpoint at start, on a timer, and at shutdown (the
+	// deferred one runs before the log closes).
+	auditLog.Checkpoint("start")
+	defer auditLog.Checkpoint("shutdown")
+	cpCtx, stopCheckpoints := context.WithCancel(context.Background())
+	defer stopCheckpoints()
+	go auditLog.RunCheckpoints(cpCtx, cfg.Audit.CheckpointInterval)
 
+	reports, err := report.OpenDir(filepath.Join(cfg.DataDir, report.DirName), signKey,
+		report.DirOptions{FS: hooks.fs, Logger: log.With("component", "reports"), Registerer: reg})
+	if err != nil {
+		return err
+	}
 	caseReg, err := cases.Open(cases.Options{
 		Dir:            filepath.Join(cfg.DataDir, "cases"),
 		Log:            auditLog,
@@ -174,6 +197,32 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	caseCtx, stopCases := context.WithCancel(context.Background())
 	defer stopCases()
 	go caseReg.Run(caseCtx, time.Minute)
+
+	// A hold names a case of the registry that is pending or approved; an
+	// unregistered id passes only where searches accept one (development
+	// mode, search.require_case false), by the rule of cases.Check.
+	holds, err := hold.Open(filepath.Join(cfg.DataDir, hold.DirName), hold.Options{Audit: auditLog, FS: hooks.fs,
+		Logger: log.With("component", "hold"), Registerer: reg, CaseCheck: func(id string) error {
+			c, ok := caseReg.Get(id)
+			switch {
+			case !ok && (!cfg.Search.RequireCase || authn.DevMode()):
+				return nil
+			case !ok:
+				return errors.New("not in the case registry ('retentiond case open')")
+			}
+			if st := c.StateAt(time.Now()); st != cases.StatePending && st != cases.StateApproved {
+				return fmt.Errorf("the case is %s", st)
+			}
+			return nil
+		}})
+	if err != nil {
+		return fmt.Errorf("open legal holds: %w", err)
+	}
+	eraser, err := erasure.New(cfg.DataDir, erasure.Options{Store: st, Audit: auditLog, Reports: reports, Holds: holds,
+		FS: hooks.fs, Logger: log.With("component", "erasure")})
+	if err != nil {
+		return err
+	}
 
 	ingestOpts := ingest.Options{
 		Sink:         st,
@@ -205,6 +254,11 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			}
 			audit.ReportPartial(ctx, fmt.Sprintf("%d damaged segment file(s) skipped: %s", len(files), strings.Join(names, ", ")))
 		},
+		// A day past the retention that a legal hold keeps is read only
+		// under the holding case.
+		Held: func(r *http.Request) (time.Time, func(time.Time) bool) {
+			return holds.ForCase(r.URL.Query().Get(audit.ParamCase))
+		},
 		Logger:     log.With("component", "search"),
 		Registerer: reg,
 
@@ -219,12 +273,23 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		MaxDaysPerRun:       cfg.Purge.MaxDaysPerRun,
 		StartupIgnoresLimit: true,
 		DataDir:             cfg.DataDir,
+		Holds:               holds,
+		OnReport: func(rep purge.Report) {
+			// Save logs and counts a failure (retentiond_reports_write_failures_total).
+			_, _ = reports.Save(report.KindPurge, rep.Now, rep)
+		},
 		Extra: []purge.Purgeable{purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
 			n, err := auditLog.Purge(ctx, auditPolicy.Oldest(now))
 			return purge.PurgeStats{Name: "audit", Items: int64(n)}, err
 		}), purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
 			n, err := caseReg.Purge(ctx, auditPolicy.Oldest(now))
 			return purge.PurgeStats{Name: "cases", Items: int64(n)}, err
+		}), purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
+			n, b, err := reports.Purge(ctx, auditPolicy.Oldest(now))
+			return purge.PurgeStats{Name: "reports", Items: int64(n), Bytes: b}, err
+		}), purge.PurgeFunc(func(ctx context.Context, now time.Time) (purge.PurgeStats, error) {
+			n, err := holds.Purge(ctx, now)
+			return purge.PurgeStats{Name: "holds", Items: int64(n)}, err
 		})},
 		Logger:     log.With("component", "purge"),
 		Registerer: reg,
@@ -282,6 +347,11 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			OTLP:         authn.RequireIngest(http.HandlerFunc(ingestH.ServeOTLP)),
 			ElasticPaths: ingest.ElasticPaths,
 			OTLPPaths:    ingest.OTLPPaths,
+
+			Holds:   authn.Require(auth.RoleAdmin, holds.Handler()),
+			Erase:   authn.Require(auth.RoleAdmin, eraser),
+			Reports: authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeList)),
+			Report:  authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeReport)),
 		},
 	})
 	if err != nil {

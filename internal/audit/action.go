@@ -2,9 +2,7 @@ package audit
 
 import (
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Events of administrative actions recorded with Do.
@@ -39,25 +37,4 @@ func (l *Log) Do(e Entry, run func(seq int64) (count int64, err error)) error {
 		l.log.Error("audit completion line not written", "event", e.Event, "ref", seq, "err", err)
 	}
 	return runErr
-}
-
-// CheckText applies to the case or reason of an administrative action the
-// rule a search's justification must meet (see RequireCase): present,
-// at most maxLen characters, valid UTF-8, and free of control characters
-// and invisible format characters, which would make the audit log read
-// differently from what it holds. name is the field's name for the error.
-func CheckText(name, v string, maxLen int) error {
-	switch {
-	case strings.TrimSpace(v) == "":
-		return fmt.Errorf("%s is required", name)
-	case !utf8.ValidString(v):
-		return fmt.Errorf("%s is not valid UTF-8", name)
-	case strings.IndexFunc(v, isControl) >= 0:
-		return fmt.Errorf("%s contains control characters", name)
-	case strings.IndexFunc(v, isFormat) >= 0:
-		return fmt.Errorf("%s contains invisible format characters (bidi controls, zero-width characters)", name)
-	case utf8.RuneCountInString(v) > maxLen:
-		return fmt.Errorf("%s is longer than %d characters", name, maxLen)
-	}
-	return nil
 }

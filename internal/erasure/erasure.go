@@ -321,8 +321,11 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 }
 
 func checkText(name, v string, maxLen int) error {
-	if err := audit.CheckText(name, v, maxLen); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%w: %s is required", ErrInvalid, name)
+	}
+	if msg := audit.CheckText(name, v, maxLen); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
 	}
 	return nil
 }

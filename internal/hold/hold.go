@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -188,8 +189,11 @@ func (r *Registry) save(holds []*Hold, next int) error {
 
 // checkText applies the audit log's rule for a justification.
 func checkText(name, v string, maxLen int) error {
-	if err := audit.CheckText(name, v, maxLen); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	if strings.TrimSpace(v) == "" {
+		return fmt.Errorf("%w: %s is required", ErrInvalid, name)
+	}
+	if msg := audit.CheckText(name, v, maxLen); msg != "" {
+		return fmt.Errorf("%w: %s", ErrInvalid, msg)
 	}
 	return nil
 }

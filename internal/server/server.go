@@ -51,6 +51,12 @@ type Routes struct {
 	// ElasticPaths and OTLPPaths are the patterns Elastic and OTLP are
 	// mounted on (ingest.ElasticPaths, ingest.OTLPPaths).
 	ElasticPaths, OTLPPaths []string
+
+	// Privacy you can prove (issue 19; docs/retention.md).
+	Holds   http.Handler // /api/v1/admin/holds and below (internal/hold)
+	Erase   http.Handler // POST /api/v1/admin/erase
+	Reports http.Handler // GET /api/v1/admin/reports
+	Report  http.Handler // GET /api/v1/admin/reports/{name}
 }
 
 // Options configure the server.
@@ -155,6 +161,11 @@ func New(opts Options) (*Server, error) {
 			mux.Handle(p, opts.Routes.OTLP)
 		}
 	}
+	mount("/api/v1/admin/holds", opts.Routes.Holds)
+	mount("/api/v1/admin/holds/", opts.Routes.Holds)
+	mount("POST /api/v1/admin/erase", opts.Routes.Erase)
+	mount("GET /api/v1/admin/reports", opts.Routes.Reports)
+	mount("GET /api/v1/admin/reports/{name}", opts.Routes.Report)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
