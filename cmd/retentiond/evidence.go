@@ -4,9 +4,9 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"github.com/retentiond/retentiond/internal/signing"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -44,12 +44,12 @@ nothing changed after someone signed it. Pin the daemon's key (GET /api/v1/evide
 	var dataDir string
 	key := &cobra.Command{
 		Use:   "key",
-		Short: "Print the daemon's evidence public key and fingerprint (reads the data directory)",
+		Short: "Print the daemon's public signing key and fingerprint (reads the data directory; same as 'retentiond keys')",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			k, err := evidence.LoadOrCreateKey(filepath.Join(dataDir, "evidence"))
+			k, err := signing.Load(dataDir)
 			if err != nil {
-				return err
+				return &exitError{code: 2, err: err}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "public key:  %s\nfingerprint: %s\n", k.PublicText(), evidence.Fingerprint(k.Public()))
 			return nil

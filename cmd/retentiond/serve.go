@@ -301,12 +301,8 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	guard := func(endpoint string, h http.HandlerFunc) http.Handler {
 		return audit.Guard(authn, auditLog, endpoint, h)
 	}
-	// The evidence key signs bundles; made on first start, kept with the data.
-	evKey, err := evidence.LoadOrCreateKey(filepath.Join(cfg.DataDir, "evidence"))
-	if err != nil {
-		return err
-	}
-	evidenceH := evidence.NewHandler(evidence.HandlerOptions{Search: searchH, Key: evKey, AuditDir: auditLog.Dir(),
+	// Bundles are signed with the daemon's one key, like reports.
+	evidenceH := evidence.NewHandler(evidence.HandlerOptions{Search: searchH, Key: signKey, AuditDir: auditLog.Dir(),
 		Version: buildinfo.Get().Version, Logger: log.With("component", "evidence")})
 	httpMax, syslogMax := limitConnections(log, cfg.HTTP.MaxConnections, cfg.Ingest.SyslogMaxConnections)
 	srv, err := server.New(server.Options{

@@ -2,7 +2,6 @@ package evidence
 
 import (
 	"archive/zip"
-	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -155,13 +154,13 @@ func (w *Writer) Finish(meta Meta) error {
 		}
 	}
 	w.closeMember()
-	man := Manifest{Format: Format, Files: w.entries, PublicKey: w.key.PublicText(), KeyFingerprint: Fingerprint(w.key.pub)}
+	man := Manifest{Format: Format, Files: w.entries, PublicKey: w.key.PublicText(), KeyFingerprint: Fingerprint(w.key.Public())}
 	manb, err := json.MarshalIndent(man, "", "  ")
 	if err != nil {
 		return fmt.Errorf("evidence bundle: %w", err)
 	}
 	manb = append(manb, '\n')
-	sig := base64.StdEncoding.EncodeToString(ed25519.Sign(w.key.priv, manb)) + "\n"
+	sig := base64.StdEncoding.EncodeToString(w.key.Sign(manb)) + "\n"
 	for _, m := range []struct {
 		name string
 		data []byte

@@ -5,8 +5,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -143,28 +141,5 @@ func TestVerifyUntrustedKey(t *testing.T) {
 func TestVerifyNotAZip(t *testing.T) {
 	if _, err := Verify(bytes.NewReader([]byte("nope")), 4, VerifyOptions{}); err == nil {
 		t.Fatal("no error for a non-zip")
-	}
-}
-
-func TestLoadOrCreateKey(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "evidence")
-	k1, err := LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(filepath.Join(dir, KeyFile))
-	if err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("key file: %v %v", st, err)
-	}
-	k2, err := LoadOrCreateKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !k1.Public().Equal(k2.Public()) {
-		t.Fatal("second load gave another key")
-	}
-	os.WriteFile(filepath.Join(dir, KeyFile), []byte("garbage"), 0o600)
-	if _, err := LoadOrCreateKey(dir); err == nil {
-		t.Fatal("garbage key accepted")
 	}
 }

@@ -53,13 +53,29 @@ type Key struct {
 	pub  ed25519.PublicKey
 }
 
+// legacyKeyPath is where the first evidence bundles' key was kept, before
+// one key signed everything.
+func legacyKeyPath(dataDir string) string { return filepath.Join(dataDir, "evidence", KeyFile) }
+
 // LoadOrCreate reads the key of the data directory dataDir, or generates
 // one there on first use (0600 in a 0700 directory, written through
-// fsutil so that a crash never leaves half a key).
+// fsutil so that a crash never leaves half a key). A key an earlier
+// version made for evidence bundles (<data_dir>/evidence/signing-key.pem)
+// is moved to KeyPath and kept, so that bundles signed with it still
+// verify against the published key.
 func LoadOrCreate(dataDir string, fsys fsutil.FS) (*Key, error) {
 	k, err := Load(dataDir)
 	if !errors.Is(err, ErrNoKey) {
 		return k, err
+	}
+	if _, err := os.Stat(legacyKeyPath(dataDir)); err == nil {
+		if err := fsys.MkdirAll(filepath.Join(dataDir, KeyDir), 0o700); err != nil {
+			return nil, fmt.Errorf("signing key directory: %w", err)
+		}
+		if err := fsys.Rename(legacyKeyPath(dataDir), KeyPath(dataDir)); err != nil {
+			return nil, fmt.Errorf("adopt the evidence key: %w", err)
+		}
+		return Load(dataDir)
 	}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/retentiond/retentiond/internal/fsutil"
@@ -58,5 +59,36 @@ func TestLoadRefusesBadFile(t *testing.T) {
 	}
 	if _, err := LoadOrCreate(dir, fsutil.FS{}); err == nil || errors.Is(err, ErrNoKey) {
 		t.Fatalf("a damaged key file must not be replaced silently: %v", err)
+	}
+}
+
+// TestAdoptsEvidenceKey checks that a key made for evidence bundles before
+// one key signed everything becomes the daemon's key, so that bundles it
+// signed verify against the published key.
+func TestAdoptsEvidenceKey(t *testing.T) {
+	old := t.TempDir()
+	legacy, err := LoadOrCreate(old, fsutil.FS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Dir(legacyKeyPath(dir)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(KeyPath(old), legacyKeyPath(dir)); err != nil {
+		t.Fatal(err)
+	}
+	k, err := LoadOrCreate(dir, fsutil.FS{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.Public().Equal(legacy.Public()) {
+		t.Fatal("a new key was made instead of adopting the evidence key")
+	}
+	if _, err := os.Stat(legacyKeyPath(dir)); err == nil {
+		t.Fatal("the evidence key is still in its old place: two copies of the private key")
+	}
+	if k2, err := Load(dir); err != nil || !k2.Public().Equal(k.Public()) {
+		t.Fatalf("Load after adoption: %v", err)
 	}
 }
