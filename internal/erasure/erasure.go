@@ -198,9 +198,6 @@ type Day struct {
 	FilesRemoved   int    `json:"files_removed"`
 	BytesBefore    int64  `json:"bytes_before"`
 	BytesAfter     int64  `json:"bytes_after"`
-	// KeyIDs are the encryption keys the rewritten files were encrypted
-	// with; empty while the data directory is not encrypted.
-	KeyIDs []string `json:"key_ids"`
 }
 
 // HeldDay is a day the erasure left alone because a hold keeps it.
@@ -294,7 +291,7 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 	for _, d := range res.Days {
 		rep.Days = append(rep.Days, Day{Day: record.DayString(d.Day), RecordsRemoved: d.Records, RecordsKept: d.Kept,
 			FilesRewritten: d.FilesRewritten, FilesRemoved: d.FilesRemoved, BytesBefore: d.BytesBefore, BytesAfter: d.BytesAfter,
-			KeyIDs: []string{}})
+		})
 	}
 	for _, d := range res.Skipped {
 		var ids []string

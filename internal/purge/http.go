@@ -23,9 +23,9 @@ type reportDay struct {
 	MaxTime   *time.Time `json:"max_time,omitempty"`
 	ExpiresAt time.Time  `json:"expires_at"`
 	Files     int        `json:"files"`
-	// KeyIDs are the encryption keys destroyed with the day; always a
-	// list, empty for an unencrypted data directory.
-	KeyIDs []string `json:"key_ids"`
+	// KeyID is the id of the day key the purge destroyed (encryption at
+	// rest; docs/encryption.md): every copy of the day is unreadable.
+	KeyID string `json:"key_id,omitempty"`
 	// Holds are the ids of the legal holds that kept the day (held days
 	// only).
 	Holds []string `json:"holds,omitempty"`
@@ -59,7 +59,7 @@ func wireDay(p Policy, d store.DayInfo, holds []string) reportDay {
 	return reportDay{
 		Day: record.DayString(d.Day), Records: d.Records, Bytes: d.Bytes,
 		MinTime: timePtr(d.MinTime), MaxTime: timePtr(d.MaxTime), ExpiresAt: p.ExpiresAt(d.Day),
-		Files: d.Files, KeyIDs: append([]string{}, d.KeyIDs...), Holds: holds,
+		Files: d.Files, KeyID: d.KeyID, Holds: holds,
 	}
 }
 
@@ -68,10 +68,7 @@ func (d reportDay) info() (store.DayInfo, error) {
 	if err != nil {
 		return store.DayInfo{}, fmt.Errorf("purge report: %w", err)
 	}
-	in := store.DayInfo{Day: day, Records: d.Records, Bytes: d.Bytes, Files: d.Files}
-	if len(d.KeyIDs) > 0 {
-		in.KeyIDs = d.KeyIDs
-	}
+	in := store.DayInfo{Day: day, Records: d.Records, Bytes: d.Bytes, Files: d.Files, KeyID: d.KeyID}
 	if d.MinTime != nil {
 		in.MinTime = *d.MinTime
 	}

@@ -64,10 +64,9 @@ type DayInfo struct {
 	// are not in Records (see CorruptFile). A day holding only damaged
 	// files is still listed, so that a purge destroys it.
 	CorruptFiles int
-	// KeyIDs name the encryption keys of the day that DeleteDay destroyed
-	// with it, for the purge report. Empty while the data directory is not
-	// encrypted (the encryption of issue 19 item 1 fills it).
-	KeyIDs []string
+	// KeyID is the id of the day key DeleteDay destroyed (encrypted data
+	// directories only; empty otherwise). It is not key material.
+	KeyID string `json:",omitempty"`
 }
 
 // DayView is what a search sees of one day: its immutable segment files and a
