@@ -3,6 +3,7 @@ package cases
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,9 +117,12 @@ func (r *Registry) Check(req *http.Request, endpoint string) (*http.Request, *au
 }
 
 // within returns the query that matches what both scope and query match:
-// the two texts joined by a space. It parses both and the result and
-// confirms that the result's terms are exactly the scope's followed by the
-// query's, so no quoting in either can change what the other means.
+// the two texts joined by a space, each in parentheses when either has
+// alternatives (an OR), since "s a OR b" would mean "(s a) OR b". It parses
+// both and the result and confirms that the result's alternatives are
+// exactly those of scope AND query (each of the scope's followed by each of
+// the query's, term for term), so no quoting or parenthesis in either can
+// change what the other means.
 func within(scope, query string) (string, error) {
 	sq, err := search.Parse(scope)
 	if err != nil {
@@ -132,18 +136,22 @@ func within(scope, query string) (string, error) {
 		return scope, nil
 	}
 	joined := scope + " " + query
+	if len(sq.Alts) > 1 || len(uq.Alts) > 1 {
+		joined = "(" + scope + ") (" + query + ")"
+	}
 	jq, err := search.Parse(joined)
 	if err != nil {
 		return "", fmt.Errorf("the query cannot be combined with the case's scope: %w", err)
 	}
-	want := append(append([]search.Term{}, sq.Terms...), uq.Terms...)
-	if len(jq.Terms) != len(want) {
-		return "", fmt.Errorf("the query cannot be combined with the case's scope")
-	}
-	for i := range want {
-		if jq.Terms[i].Text != want[i].Text {
-			return "", fmt.Errorf("the query cannot be combined with the case's scope")
+	var want [][]search.Term
+	for _, s := range sq.Alts {
+		for _, u := range uq.Alts {
+			want = append(want, append(slices.Clip(s), u...))
 		}
+	}
+	same := func(a, b search.Term) bool { return a.Text == b.Text && a.Negate == b.Negate }
+	if !slices.EqualFunc(jq.Alts, want, func(a, b []search.Term) bool { return slices.EqualFunc(a, b, same) }) {
+		return "", fmt.Errorf("the query cannot be combined with the case's scope")
 	}
 	return joined, nil
 }

@@ -444,7 +444,7 @@ func (r *Registry) validateOpen(c *Case, req OpenRequest, now time.Time) error {
 		if err != nil {
 			return errorf(http.StatusBadRequest, "scope: %v", err)
 		}
-		if len(q.Terms) == 0 {
+		if q.Empty() {
 			c.Scope = ""
 		}
 	}

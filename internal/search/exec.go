@@ -51,19 +51,43 @@ type Executor struct {
 	stats                  *runStats // nil: not counted
 }
 
-// plan is the per-segment evaluation of a query: dictionary ids that match,
-// and the blocks that can hold matches.
+// plan is the per-segment evaluation of a query: for each alternative of
+// the query (see Query.Alts) that can match in the segment, its dictionary
+// answers and blocks, and the union of those blocks.
 type plan struct {
+	alts   []*altPlan
+	blocks []int
+	// exact holds, per planned block, a number of rows that certainly
+	// match (the index's row counts of single positive IP alternatives,
+	// their largest for an OR), or -1 when none is known (a block that
+	// straddles the time range). When counts is set, that number is the
+	// block's exact count of matches (the query is one positive IP term).
+	exact  []int
+	counts bool
+	cols   segment.Columns
+}
+
+// altPlan is one alternative's plan: every one of its terms must hold.
+type altPlan struct {
 	domainOK []bool  // per domain id: do all domain terms hold
 	uaOK     []bool  // per user-agent id: do all ua terms hold
 	pathTerm []*Term // path terms, tested once per distinct path of a block
-	blocks   []int
-	// exact, when the query is a single positive IP term over a format-2
-	// segment, holds per planned block the number of rows that match: the
-	// index's row count for a block wholly inside the time range, -1 for a
-	// block that straddles it.
-	exact []int
-	cols  segment.Columns
+	needles  [][]byte
+	ipTerms  []*Term
+	// blocks are the candidate blocks of the alternative, sorted; all is
+	// set when its indexes do not narrow them.
+	blocks []int
+	all    bool
+	rowsOf map[int]int // block -> matching rows, for a single positive ip: term
+}
+
+// has reports whether block b is a candidate of the alternative.
+func (a *altPlan) has(b int) bool {
+	if a.all {
+		return true
+	}
+	_, ok := slices.BinarySearch(a.blocks, b)
+	return ok
 }
 
 func (e *Executor) concurrency() int {
@@ -73,39 +97,96 @@ func (e *Executor) concurrency() int {
 	return runtime.GOMAXPROCS(0)
 }
 
-// planSegment decides which blocks of sr to read. It returns nil when no
+// planSegment decides which blocks of sr to read: the union of the blocks
+// each alternative of the query can match in. It returns nil when no
 // record of the segment can match.
 func planSegment(sr *segment.Reader, req *Request) *plan {
 	from, to := req.From.UnixMilli(), req.To.UnixMilli()
 	p := &plan{cols: segment.ColTime}
-	// candidate is meaningful only once restricted: an index that answers
-	// "no block" (a nil slice) must prune the segment, not mean "all blocks".
-	var candidate []int
-	restricted := false
+	var union []int
+	all := false
+	for _, alt := range req.Query.Alts {
+		a := planAlt(sr, alt, p)
+		if a == nil {
+			continue
+		}
+		p.alts = append(p.alts, a)
+		if a.all {
+			all = true
+		} else if !all {
+			union = mergeRows(nil, union, a.blocks)
+		}
+	}
+	if len(p.alts) == 0 {
+		return nil
+	}
+	p.counts = len(req.Query.Alts) == 1 && p.alts[0].rowsOf != nil
+	if all {
+		union = make([]int, sr.NumBlocks())
+		for i := range union {
+			union[i] = i
+		}
+	}
+	// Lower bounds from the index's row counts are known only when
+	// some alternative is a single positive ip: term.
+	withRows := false
+	for _, a := range p.alts {
+		withRows = withRows || a.rowsOf != nil
+	}
+	for _, b := range union {
+		m := sr.Block(b)
+		if m.MaxTime >= from && m.MinTime < to {
+			p.blocks = append(p.blocks, b)
+			if withRows {
+				n := -1
+				if m.MinTime >= from && m.MaxTime < to {
+					n = 0
+					for _, a := range p.alts {
+						n = max(n, a.rowsOf[b])
+					}
+				}
+				p.exact = append(p.exact, n)
+			}
+		}
+	}
+	if len(p.blocks) == 0 {
+		return nil
+	}
+	return p
+}
+
+// planAlt plans one alternative of a query over sr, adding the columns its
+// filters read to p.cols. It returns nil when the alternative cannot match
+// in the segment.
+func planAlt(sr *segment.Reader, terms []Term, p *plan) *altPlan {
+	a := &altPlan{all: true}
+	// blocks is meaningful only once restricted: an index that answers
+	// "no block" (a nil slice) must prune the alternative, not mean "all
+	// blocks".
 	restrict := func(bs []int) {
-		if !restricted {
-			candidate, restricted = bs, true
+		if a.all {
+			a.blocks, a.all = bs, false
 			return
 		}
-		candidate = intersect(candidate, bs)
+		a.blocks = intersect(a.blocks, bs)
 	}
 	var dTerms, uTerms []*Term
-	var rowsOf map[int]int // block -> matching rows, see plan.exact
-	for i := range req.Query.Terms {
-		t := &req.Query.Terms[i]
+	for i := range terms {
+		t := &terms[i]
 		switch t.Field {
 		case FieldIP:
 			p.cols |= segment.ColIP
+			a.ipTerms = append(a.ipTerms, t)
 			if !t.Negate {
 				// Row counts mean "matches" only when this is the
-				// query's one term.
-				single := len(req.Query.Terms) == 1
+				// alternative's one term.
+				single := len(terms) == 1
 				blocks, rows := sr.BlockRowsForPrefix(t.Prefix, single)
 				restrict(blocks)
 				if single && rows != nil {
-					rowsOf = make(map[int]int, len(blocks))
+					a.rowsOf = make(map[int]int, len(blocks))
 					for i, b := range blocks {
-						rowsOf[b] = rows[i]
+						a.rowsOf[b] = rows[i]
 					}
 				}
 			}
@@ -118,21 +199,22 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 		case FieldPath:
 			// The path column is read as a dictionary instead (see
 			// segCursor.filterBlock), so it is not among p.cols.
-			p.pathTerm = append(p.pathTerm, t)
+			a.pathTerm = append(a.pathTerm, t)
+			a.needles = append(a.needles, []byte(t.Value))
 		}
 	}
 	// Each dictionary entry is tested once, not once per row.
 	if len(dTerms) > 0 {
 		doms := sr.Domains()
 		var any bool
-		p.domainOK, any = markEntries(nil, len(doms), func(id int) bool {
+		a.domainOK, any = markEntries(nil, len(doms), func(id int) bool {
 			return allHold(dTerms, func(t *Term) bool { return t.matchString(doms[id]) })
 		})
 		if !any {
 			return nil
 		}
 		var ids []uint32
-		for id, ok := range p.domainOK {
+		for id, ok := range a.domainOK {
 			if ok {
 				ids = append(ids, uint32(id))
 			}
@@ -142,39 +224,17 @@ func planSegment(sr *segment.Reader, req *Request) *plan {
 	if len(uTerms) > 0 {
 		uas := sr.UserAgents()
 		var any bool
-		p.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
+		a.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
 			return allHold(uTerms, func(t *Term) bool { return t.matchString(uas[id]) })
 		})
 		if !any {
 			return nil
 		}
 	}
-	if restricted && len(candidate) == 0 {
+	if !a.all && len(a.blocks) == 0 {
 		return nil
 	}
-	if !restricted {
-		candidate = make([]int, sr.NumBlocks())
-		for i := range candidate {
-			candidate[i] = i
-		}
-	}
-	for _, b := range candidate {
-		m := sr.Block(b)
-		if m.MaxTime >= from && m.MinTime < to {
-			p.blocks = append(p.blocks, b)
-			if rowsOf != nil {
-				n := -1
-				if m.MinTime >= from && m.MaxTime < to {
-					n = rowsOf[b]
-				}
-				p.exact = append(p.exact, n)
-			}
-		}
-	}
-	if len(p.blocks) == 0 {
-		return nil
-	}
-	return p
+	return a
 }
 
 // markEntries sets ok[k] (ok is reused when large enough) to match(k) for
@@ -243,8 +303,6 @@ type segCursor struct {
 	need      segment.Columns
 	doms, uas []string
 	from, to  int64
-	ipTerms   []*Term
-	needles   [][]byte // per p.pathTerm: its value as bytes
 	opts      cursorOpts
 
 	bi      int         // next index into p.blocks to schedule
@@ -276,6 +334,8 @@ type blockJob struct {
 	ipOK   []bool   // per IP dictionary entry
 	pathOK []bool   // per path dictionary entry
 	hits   []int    // matching rows, in output order
+	union  []int    // with several alternatives: the rows matched so far
+	merged []int    // scratch for the union
 	paths  []string // per hit: its path, when the output needs paths
 	doms   []uint32 // per hit: its domain id, when the output needs domains
 	uas    []uint32 // per hit: its user-agent id, when the output needs them
@@ -289,17 +349,6 @@ type blockJob struct {
 func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, opts cursorOpts) *segCursor {
 	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req), need: need,
 		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli(), opts: opts}
-	if c.p == nil {
-		return c
-	}
-	for i := range req.Query.Terms {
-		if t := &req.Query.Terms[i]; t.Field == FieldIP {
-			c.ipTerms = append(c.ipTerms, t)
-		}
-	}
-	for _, t := range c.p.pathTerm {
-		c.needles = append(c.needles, []byte(t.Value))
-	}
 	return c
 }
 
@@ -529,87 +578,32 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 	j.rows = m.Rows
 	decode := func(col segment.Columns) error { return c.sr.DecodeBlock(b, col, v) }
 	all := true // every row is a candidate
-	if len(c.ipTerms) > 0 {
-		if err := decode(segment.ColIP); err != nil {
+	if len(p.alts) == 1 {
+		var err error
+		if all, err = c.filterAlt(j, p.alts[0]); err != nil || !all && len(j.hits) == 0 {
 			return err
 		}
-		if t := c.ipTerms[0]; len(c.ipTerms) == 1 && !t.Negate {
-			// One prefix: its addresses are one run of the sorted
-			// dictionary, found by binary search without building any.
-			lo, hi := v.IPRange(t.Prefix)
-			if lo == hi {
-				return nil
+	} else {
+		// A row matches when any alternative holds: each alternative is
+		// filtered in the blocks its indexes allow, and the (ascending)
+		// row lists are united.
+		j.union = j.union[:0]
+		for _, a := range p.alts {
+			if !a.has(b) {
+				continue
 			}
-			j.narrowRange(all, uint32(lo), uint32(hi), v.IPIdx)
-		} else {
-			var any bool
-			j.ipOK, any = markEntries(j.ipOK, v.NumIPs(), func(k int) bool {
-				a := v.IPAt(k)
-				return allHold(c.ipTerms, func(t *Term) bool { return t.matchIP(a) })
-			})
-			if !any {
-				return nil
-			}
-			j.narrowBy(all, j.ipOK, v.IPIdx)
-		}
-		all = false
-		if len(j.hits) == 0 {
-			return nil
-		}
-	}
-	if p.pathTerm != nil {
-		// Each distinct path of the block is tested once. When none
-		// matches, which is the usual case for a rare path, the block's
-		// other columns are never decoded.
-		if err := decode(segment.ColPath); err != nil {
-			return err
-		}
-		n := v.NumPaths()
-		j.pathOK = slices.Grow(j.pathOK[:0], n)[:n]
-		any := false
-		v.EachPath(func(k int, path []byte) {
-			ok := true
-			for ti, t := range p.pathTerm {
-				if !t.matchBytes(path, c.needles[ti]) {
-					ok = false
-					break
-				}
-			}
-			j.pathOK[k] = ok
-			any = any || ok
-		})
-		if !any {
 			j.hits = j.hits[:0]
-			return nil
+			altAll, err := c.filterAlt(j, a)
+			if err != nil {
+				return err
+			}
+			if altAll {
+				j.narrow(true, func(int) bool { return true })
+			}
+			j.merged = mergeRows(j.merged[:0], j.union, j.hits)
+			j.union, j.merged = j.merged, j.union
 		}
-		idx, err := v.PathIdx()
-		if err != nil {
-			return err
-		}
-		j.narrowBy(all, j.pathOK, idx)
-		all = false
-		if len(j.hits) == 0 {
-			return nil
-		}
-	}
-	// Domain and user-agent terms were evaluated per dictionary entry when
-	// the segment was planned; rows look their answer up by id.
-	for _, f := range []struct {
-		ok  []bool
-		col segment.Columns
-		ids func() ([]uint32, error)
-	}{{p.domainOK, segment.ColDomain, v.DomainIDs}, {p.uaOK, segment.ColUserAgent, v.UserAgentIDs}} {
-		if f.ok == nil {
-			continue
-		}
-		if err := decode(f.col); err != nil {
-			return err
-		}
-		ids, err := f.ids()
-		if err != nil {
-			return err
-		}
-		j.narrowBy(all, f.ok, ids)
+		j.hits = append(j.hits[:0], j.union...)
 		all = false
 		if len(j.hits) == 0 {
 			return nil
@@ -663,6 +657,125 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 	return nil
 }
 
+// filterAlt narrows j.hits (empty on entry) to the rows of block j.b where
+// every term of alternative a holds, one column at a time, most selective
+// first. all reports that no term narrowed the rows (every row of the
+// block is then a candidate and j.hits is not built); otherwise j.hits
+// holds the matching rows in ascending order.
+func (c *segCursor) filterAlt(j *blockJob, a *altPlan) (all bool, err error) {
+	v := &j.v
+	decode := func(col segment.Columns) error { return c.sr.DecodeBlock(j.b, col, v) }
+	all = true
+	if len(a.ipTerms) > 0 {
+		if err := decode(segment.ColIP); err != nil {
+			return false, err
+		}
+		if t := a.ipTerms[0]; len(a.ipTerms) == 1 && !t.Negate {
+			// One prefix: its addresses are one run of the sorted
+			// dictionary, found by binary search without building any.
+			lo, hi := v.IPRange(t.Prefix)
+			if lo == hi {
+				return false, nil
+			}
+			j.narrowRange(all, uint32(lo), uint32(hi), v.IPIdx)
+		} else {
+			var any bool
+			j.ipOK, any = markEntries(j.ipOK, v.NumIPs(), func(k int) bool {
+				addr := v.IPAt(k)
+				return allHold(a.ipTerms, func(t *Term) bool { return t.matchIP(addr) })
+			})
+			if !any {
+				return false, nil
+			}
+			j.narrowBy(all, j.ipOK, v.IPIdx)
+		}
+		all = false
+		if len(j.hits) == 0 {
+			return false, nil
+		}
+	}
+	if a.pathTerm != nil {
+		// Each distinct path of the block is tested once. When none
+		// matches, which is the usual case for a rare path, the block's
+		// other columns are never decoded.
+		if err := decode(segment.ColPath); err != nil {
+			return false, err
+		}
+		n := v.NumPaths()
+		j.pathOK = slices.Grow(j.pathOK[:0], n)[:n]
+		any := false
+		v.EachPath(func(k int, path []byte) {
+			ok := true
+			for ti, t := range a.pathTerm {
+				if !t.matchBytes(path, a.needles[ti]) {
+					ok = false
+					break
+				}
+			}
+			j.pathOK[k] = ok
+			any = any || ok
+		})
+		if !any {
+			j.hits = j.hits[:0]
+			return false, nil
+		}
+		idx, err := v.PathIdx()
+		if err != nil {
+			return false, err
+		}
+		j.narrowBy(all, j.pathOK, idx)
+		all = false
+		if len(j.hits) == 0 {
+			return false, nil
+		}
+	}
+	// Domain and user-agent terms were evaluated per dictionary entry when
+	// the segment was planned; rows look their answer up by id.
+	for _, f := range []struct {
+		ok  []bool
+		col segment.Columns
+		ids func() ([]uint32, error)
+	}{{a.domainOK, segment.ColDomain, v.DomainIDs}, {a.uaOK, segment.ColUserAgent, v.UserAgentIDs}} {
+		if f.ok == nil {
+			continue
+		}
+		if err := decode(f.col); err != nil {
+			return false, err
+		}
+		ids, err := f.ids()
+		if err != nil {
+			return false, err
+		}
+		j.narrowBy(all, f.ok, ids)
+		all = false
+		if len(j.hits) == 0 {
+			return false, nil
+		}
+	}
+	return all, nil
+}
+
+// mergeRows appends to dst the ascending union, without duplicates, of the
+// ascending lists a and b (rows of a block, or blocks of a segment).
+func mergeRows(dst, a, b []int) []int {
+	i, k := 0, 0
+	for i < len(a) || k < len(b) {
+		switch {
+		case k >= len(b) || i < len(a) && a[i] < b[k]:
+			dst = append(dst, a[i])
+			i++
+		case i >= len(a) || b[k] < a[i]:
+			dst = append(dst, b[k])
+			k++
+		default:
+			dst = append(dst, a[i])
+			i++
+			k++
+		}
+	}
+	return dst
+}
+
 // count returns the number of matches of the cursor's segment without
 // building any record. A segment that lies wholly inside the time range is
 // answered from its footer when the query's terms are all on one dictionary
@@ -676,7 +789,7 @@ func (c *segCursor) count() (int64, error) {
 		return n, nil
 	}
 	var n int64
-	if p := c.p; p.exact != nil {
+	if p := c.p; p.counts {
 		// Blocks wholly inside the range count from the index; only the
 		// ones that straddle it are filtered.
 		var partial []int
@@ -687,7 +800,7 @@ func (c *segCursor) count() (int64, error) {
 				partial = append(partial, p.blocks[i])
 			}
 		}
-		p.blocks, p.exact = partial, nil
+		p.blocks, p.exact, p.counts = partial, nil, false
 	}
 	for {
 		ok, err := c.advance()
@@ -705,21 +818,46 @@ func (c *segCursor) footerCount() (int64, bool) {
 	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
 		return 0, false
 	}
-	p := c.p
-	var ok []bool
+	// Each row has one domain and one user agent: when every alternative
+	// tests only the domain (or only the user agent), a row matches when
+	// its id is marked by any of them, and the footer's row counts per id
+	// add up to the count.
 	var rows []uint64
-	switch {
-	case len(c.ipTerms) > 0 || p.pathTerm != nil || p.domainOK != nil && p.uaOK != nil:
-		return 0, false
-	case p.domainOK != nil:
-		ok, rows = p.domainOK, c.sr.DomainRows()
-	case p.uaOK != nil:
-		ok, rows = p.uaOK, c.sr.UserAgentRows()
-	default:
-		return info.Records, true
+	var field Field
+	for _, a := range c.p.alts {
+		f := Field("")
+		switch {
+		case a.ipTerms != nil || a.pathTerm != nil || a.domainOK != nil && a.uaOK != nil:
+			return 0, false
+		case a.domainOK != nil:
+			f = FieldDomain
+		case a.uaOK != nil:
+			f = FieldUserAgent
+		default:
+			return info.Records, true // an alternative without terms
+		}
+		if field != "" && f != field {
+			return 0, false
+		}
+		field = f
+	}
+	if field == FieldDomain {
+		rows = c.sr.DomainRows()
+	} else {
+		rows = c.sr.UserAgentRows()
 	}
 	if rows == nil {
 		return 0, false // format 1: no row counts
+	}
+	ok := make([]bool, len(rows))
+	for _, a := range c.p.alts {
+		marks := a.domainOK
+		if field == FieldUserAgent {
+			marks = a.uaOK
+		}
+		for id, hit := range marks {
+			ok[id] = ok[id] || hit
+		}
 	}
 	var n int64
 	for id, hit := range ok {
@@ -1067,18 +1205,31 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 }
 
 // dayMayMatch reports whether day v may hold a match of req: false when
-// an ip: term names an address or network that the day's head does not
-// hold and every segment's address filter rules out (see
+// the day has no head and every alternative of the query has an ip: term
+// naming an address or network that every segment's address filter rules
+// out (see
 // segment.Reader.MayHoldPrefix). It is a cheap pre-check; the planner still
 // decides what to read.
 func dayMayMatch(v *store.DayView, req *Request) bool {
-	for i := range req.Query.Terms {
-		t := &req.Query.Terms[i]
+	if len(v.Head) > 0 {
+		return true // the head is filtered as it is
+	}
+	for _, alt := range req.Query.Alts {
+		if altMayMatch(v, alt) {
+			return true
+		}
+	}
+	return false
+}
+
+// altMayMatch reports whether the day's segments may hold a record where
+// every term of one alternative holds: false when one of its positive ip:
+// terms is ruled out by every segment's address filter.
+func altMayMatch(v *store.DayView, terms []Term) bool {
+	for i := range terms {
+		t := &terms[i]
 		if t.Field != FieldIP || t.Negate {
 			continue
-		}
-		if len(v.Head) > 0 {
-			return true // the head is filtered as it is
 		}
 		may := false
 		for _, sr := range v.Segments {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,10 +53,130 @@ type Term struct {
 	Text   string         // the term as written
 }
 
-// Query is a parsed query: all terms must hold.
+// Query is a parsed query.
 type Query struct {
+	// Terms are the query's terms when it is one conjunction (no OR, or
+	// an OR that De Morgan's laws turn into one): every term must hold.
+	// It is nil when the query has several alternatives; Alts is the
+	// complete form.
 	Terms []Term
-	Text  string
+	// Alts is the query in disjunctive normal form: a record matches when
+	// every term of at least one alternative holds. The planner reads
+	// each alternative with the indexes and unions their rows, so an OR
+	// of addresses is a union of index ranges. An empty query has one
+	// alternative without terms (everything matches).
+	Alts [][]Term
+	Text string
+	// root is the query as written, the reference semantics of Match; nil
+	// when the query is a plain conjunction (Alts[0] is then its terms as
+	// written).
+	root *node
+}
+
+// Empty reports whether the query has no term (it matches every record).
+func (q *Query) Empty() bool { return len(q.Alts) == 1 && len(q.Alts[0]) == 0 }
+
+// MaxAlternatives bounds the alternatives a query expands to: an AND of
+// ORs multiplies them ((a OR b) (c OR d) is four), and each alternative
+// costs a plan per segment.
+const MaxAlternatives = 64
+
+// node is one element of the parse tree: a term, or an AND or OR of
+// nodes, negated by a leading '-' on a group.
+type node struct {
+	kind nodeKind
+	neg  bool  // a negated group: -( ... )
+	term *Term // for nodeTerm
+	kids []*node
+}
+
+type nodeKind int
+
+const (
+	nodeTerm nodeKind = iota
+	nodeAnd
+	nodeOr
+)
+
+// match evaluates the tree for r, term by term.
+func (n *node) match(r *record.Record) bool {
+	var ok bool
+	switch n.kind {
+	case nodeTerm:
+		ok = n.term.match(r)
+	case nodeAnd:
+		ok = true
+		for _, k := range n.kids {
+			if !k.match(r) {
+				ok = false
+				break
+			}
+		}
+	case nodeOr:
+		for _, k := range n.kids {
+			if k.match(r) {
+				ok = true
+				break
+			}
+		}
+	}
+	return ok != n.neg
+}
+
+// plain reports whether the tree is a conjunction of terms as written: no
+// OR and no negated group.
+func (n *node) plain() bool {
+	switch {
+	case n.kind == nodeTerm:
+		return true
+	case n.kind == nodeOr || n.neg:
+		return false
+	}
+	for _, k := range n.kids {
+		if !k.plain() {
+			return false
+		}
+	}
+	return true
+}
+
+// dnf returns the alternatives of n (negated when neg), each a list of
+// terms that must all hold: an AND multiplies its children's alternatives,
+// an OR concatenates them, and a negation swaps the two (De Morgan) and
+// flips each term.
+func (n *node) dnf(neg bool) ([][]Term, bool) {
+	neg = neg != n.neg
+	if n.kind == nodeTerm {
+		t := *n.term
+		t.Negate = t.Negate != neg
+		return [][]Term{{t}}, true
+	}
+	and := (n.kind == nodeAnd) != neg
+	out := [][]Term{{}}
+	if !and {
+		out = nil
+	}
+	for _, k := range n.kids {
+		alts, ok := k.dnf(neg)
+		if !ok {
+			return nil, false
+		}
+		if !and {
+			out = append(out, alts...)
+		} else {
+			var prod [][]Term
+			for _, a := range out {
+				for _, b := range alts {
+					prod = append(prod, append(slices.Clip(a), b...))
+				}
+			}
+			out = prod
+		}
+		if len(out) > MaxAlternatives {
+			return nil, false
+		}
+	}
+	return out, true
 }
 
 // QueryError points at the offending term.
@@ -75,67 +196,239 @@ func (e *QueryError) Error() string {
 //	domain:shop.example.nl  domain:*.example.nl
 //	path:/wp-login.php  path:/wp-admin/*  path:*passwd*
 //	ua:*sqlmap*  ua:"exact agent"  path~"re"  ua~"re"
-//	-term negates; terms are AND-ed; values with spaces in double quotes.
+//	-term negates; terms separated by spaces (or AND) must all hold;
+//	a OR b holds when either does (AND binds tighter); ( ) group, and
+//	-( ... ) negates a group; values with spaces in double quotes.
+//
+// Inside parentheses an unquoted value ends before a ')' that closes a
+// group (a ')' that closes a '(' of the value itself, as in path:/a(b), is
+// part of it); outside any group a value ends only at a space, as before
+// groups existed.
 func Parse(q string) (*Query, error) {
 	out := &Query{Text: q}
-	i := 0
-	for {
-		for i < len(q) && (q[i] == ' ' || q[i] == '\t') {
-			i++
-		}
-		if i >= len(q) {
-			break
-		}
-		start := i
-		neg := false
-		if q[i] == '-' {
-			neg = true
-			i++
-		}
-		j := i
-		for j < len(q) && q[j] != ':' && q[j] != '~' && q[j] != ' ' {
-			j++
-		}
-		if j >= len(q) || q[j] == ' ' {
-			end := j
-			return nil, &QueryError{Pos: start, Term: q[start:end], Msg: "expected field:value or field~\"regex\" (fields: ip, domain, path, ua)"}
-		}
-		name, sep := q[i:j], q[j]
-		j++
-		var val string
-		if j < len(q) && q[j] == '"' {
-			k := j + 1
-			var sb strings.Builder
-			for k < len(q) && q[k] != '"' {
-				if q[k] == '\\' && k+1 < len(q) {
-					k++
-				}
-				sb.WriteByte(q[k])
-				k++
-			}
-			if k >= len(q) {
-				return nil, &QueryError{Pos: start, Term: q[start:], Msg: "unterminated double quote"}
-			}
-			val = sb.String()
-			j = k + 1
-		} else {
-			k := j
-			for k < len(q) && q[k] != ' ' && q[k] != '\t' {
-				k++
-			}
-			val = q[j:k]
-			j = k
-		}
-		text := q[start:j]
-		t, err := makeTerm(name, sep, val)
-		if err != nil {
-			return nil, &QueryError{Pos: start, Term: text, Msg: err.Error()}
-		}
-		t.Negate, t.Pos, t.Text = neg, start, text
-		out.Terms = append(out.Terms, t)
-		i = j
+	p := &parser{q: q}
+	p.skipSpace()
+	if p.i >= len(q) {
+		out.Alts = [][]Term{{}}
+		out.Terms = []Term{}
+		return out, nil
+	}
+	root, err := p.parseOr()
+	if err != nil {
+		return nil, err
+	}
+	if p.skipSpace(); p.i < len(q) {
+		// Only a ')' without its '(' stops the top level early.
+		return nil, &QueryError{Pos: p.i, Term: ")", Msg: "')' without a matching '('"}
+	}
+	alts, ok := root.dnf(false)
+	if !ok {
+		return nil, &QueryError{Pos: 0, Term: record.Shorten(q), Msg: fmt.Sprintf(
+			"the query expands to more than %d alternatives (each AND of ORs multiplies them); split it into several searches", MaxAlternatives)}
+	}
+	out.Alts = alts
+	if len(alts) == 1 {
+		out.Terms = alts[0]
+	}
+	if !root.plain() {
+		out.root = root
 	}
 	return out, nil
+}
+
+// parser reads a query left to right; depth is the number of groups open.
+type parser struct {
+	q     string
+	i     int
+	depth int
+}
+
+func (p *parser) skipSpace() {
+	for p.i < len(p.q) && (p.q[p.i] == ' ' || p.q[p.i] == '\t') {
+		p.i++
+	}
+}
+
+// keyword reports whether the operator w (OR, AND) starts at the parser's
+// position: upper case, followed by a space, a parenthesis or the end.
+func (p *parser) keyword(w string) bool {
+	if !strings.HasPrefix(p.q[p.i:], w) {
+		return false
+	}
+	k := p.i + len(w)
+	return k == len(p.q) || strings.IndexByte(" \t()", p.q[k]) >= 0
+}
+
+// parseOr reads and-expressions separated by OR.
+func (p *parser) parseOr() (*node, error) {
+	first, err := p.parseAnd()
+	if err != nil {
+		return nil, err
+	}
+	n := &node{kind: nodeOr, kids: []*node{first}}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.q) || !p.keyword("OR") {
+			break
+		}
+		p.i += 2
+		k, err := p.parseAnd()
+		if err != nil {
+			return nil, err
+		}
+		n.kids = append(n.kids, k)
+	}
+	if len(n.kids) == 1 {
+		return first, nil
+	}
+	return n, nil
+}
+
+// parseAnd reads terms and groups until OR, a closing ')' or the end.
+func (p *parser) parseAnd() (*node, error) {
+	n := &node{kind: nodeAnd}
+	for {
+		p.skipSpace()
+		if p.i >= len(p.q) || p.keyword("OR") || (p.q[p.i] == ')' && p.depth > 0) {
+			break
+		}
+		if p.keyword("AND") {
+			if len(n.kids) == 0 {
+				return nil, &QueryError{Pos: p.i, Term: "AND", Msg: "AND needs a term before it"}
+			}
+			p.i += 3
+			if p.skipSpace(); p.i >= len(p.q) || p.keyword("OR") || p.keyword("AND") || p.q[p.i] == ')' {
+				return nil, &QueryError{Pos: p.i - 3, Term: "AND", Msg: "AND needs a term after it"}
+			}
+			continue
+		}
+		if p.q[p.i] == ')' {
+			return nil, &QueryError{Pos: p.i, Term: ")", Msg: "')' without a matching '('"}
+		}
+		k, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		// A nested AND adds its terms to this one: (a b) c is a b c.
+		if k.kind == nodeAnd && !k.neg {
+			n.kids = append(n.kids, k.kids...)
+		} else {
+			n.kids = append(n.kids, k)
+		}
+	}
+	if len(n.kids) == 0 {
+		pos, what := min(p.i, len(p.q)), "end of the query"
+		switch {
+		case p.i < len(p.q) && p.q[p.i] == ')':
+			what = ")"
+		case p.i < len(p.q):
+			what = "OR"
+		}
+		return nil, &QueryError{Pos: pos, Term: what, Msg: "expected a term here (OR needs a term on each side; () is empty)"}
+	}
+	if len(n.kids) == 1 {
+		return n.kids[0], nil
+	}
+	return n, nil
+}
+
+// parseUnary reads a term, a group, or a negated group.
+func (p *parser) parseUnary() (*node, error) {
+	start := p.i
+	if p.q[p.i] == '(' || strings.HasPrefix(p.q[p.i:], "-(") {
+		neg := p.q[p.i] == '-'
+		if neg {
+			p.i++
+		}
+		p.i++
+		p.depth++
+		n, err := p.parseOr()
+		if err != nil {
+			return nil, err
+		}
+		p.depth--
+		if p.skipSpace(); p.i >= len(p.q) || p.q[p.i] != ')' {
+			return nil, &QueryError{Pos: start, Term: p.q[start:min(start+2, len(p.q))], Msg: "'(' without a matching ')'"}
+		}
+		p.i++
+		if neg {
+			if n.kind == nodeTerm {
+				t := *n.term
+				t.Negate = !t.Negate
+				n = &node{kind: nodeTerm, term: &t}
+			} else {
+				n.neg = !n.neg
+			}
+		}
+		return n, nil
+	}
+	t, err := p.parseTerm()
+	if err != nil {
+		return nil, err
+	}
+	return &node{kind: nodeTerm, term: t}, nil
+}
+
+// parseTerm reads one field:value or field~"regex" term, negated by a
+// leading '-'.
+func (p *parser) parseTerm() (*Term, error) {
+	q := p.q
+	start := p.i
+	i := start
+	neg := false
+	if q[i] == '-' {
+		neg = true
+		i++
+	}
+	j := i
+	for j < len(q) && q[j] != ':' && q[j] != '~' && q[j] != ' ' && q[j] != '\t' && q[j] != '(' && q[j] != ')' {
+		j++
+	}
+	if j >= len(q) || q[j] != ':' && q[j] != '~' {
+		return nil, &QueryError{Pos: start, Term: q[start:j], Msg: "expected field:value or field~\"regex\" (fields: ip, domain, path, ua)"}
+	}
+	name, sep := q[i:j], q[j]
+	j++
+	var val string
+	if j < len(q) && q[j] == '"' {
+		k := j + 1
+		var sb strings.Builder
+		for k < len(q) && q[k] != '"' {
+			if q[k] == '\\' && k+1 < len(q) {
+				k++
+			}
+			sb.WriteByte(q[k])
+			k++
+		}
+		if k >= len(q) {
+			return nil, &QueryError{Pos: start, Term: q[start:], Msg: "unterminated double quote"}
+		}
+		val = sb.String()
+		j = k + 1
+	} else {
+		k, open := j, 0
+		for k < len(q) && q[k] != ' ' && q[k] != '\t' {
+			if q[k] == '(' {
+				open++
+			} else if q[k] == ')' {
+				if open == 0 && p.depth > 0 {
+					break // closes a group
+				}
+				open = max(open-1, 0)
+			}
+			k++
+		}
+		val = q[j:k]
+		j = k
+	}
+	text := q[start:j]
+	t, err := makeTerm(name, sep, val)
+	if err != nil {
+		return nil, &QueryError{Pos: start, Term: text, Msg: err.Error()}
+	}
+	t.Negate, t.Pos, t.Text = neg, start, text
+	p.i = j
+	return &t, nil
 }
 
 func makeTerm(name string, sep byte, val string) (Term, error) {
@@ -269,23 +562,41 @@ func (t *Term) matchBytes(v, needle []byte) bool {
 
 func (t *Term) matchIP(a netip.Addr) bool { return t.Prefix.Contains(a) != t.Negate }
 
-// Match reports whether r satisfies every term: the reference semantics,
-// used for unflushed records and as the oracle in tests.
+// match applies the term to r.
+func (t *Term) match(r *record.Record) bool {
+	switch t.Field {
+	case FieldIP:
+		return t.matchIP(r.IP)
+	case FieldDomain:
+		return t.matchString(r.Domain)
+	case FieldPath:
+		return t.matchString(r.Path)
+	case FieldUserAgent:
+		return t.matchString(r.UserAgent)
+	}
+	return false
+}
+
+// Match reports whether r satisfies the query: the reference semantics,
+// used for unflushed records and as the oracle in tests. A query with OR
+// or a negated group is evaluated on its tree as written, not on the
+// alternatives the planner uses, so tests compare the two.
 func (q *Query) Match(r *record.Record) bool {
-	for i := range q.Terms {
-		t := &q.Terms[i]
-		var ok bool
-		switch t.Field {
-		case FieldIP:
-			ok = t.matchIP(r.IP)
-		case FieldDomain:
-			ok = t.matchString(r.Domain)
-		case FieldPath:
-			ok = t.matchString(r.Path)
-		case FieldUserAgent:
-			ok = t.matchString(r.UserAgent)
+	if q.root != nil {
+		return q.root.match(r)
+	}
+	for _, alt := range q.Alts {
+		if allTermsMatch(alt, r) {
+			return true
 		}
-		if !ok {
+	}
+	return false
+}
+
+// allTermsMatch reports whether every term holds for r.
+func allTermsMatch(terms []Term, r *record.Record) bool {
+	for i := range terms {
+		if !terms[i].match(r) {
 			return false
 		}
 	}

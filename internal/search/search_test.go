@@ -85,10 +85,55 @@ func dataset(t testing.TB, n int) (*fakeSource, []record.Record) {
 	return src, all
 }
 
+// randomQuery returns a random query: half the time a conjunction of one
+// to three terms (the language before OR), otherwise an expression with
+// OR, AND, parentheses and negated groups.
 func randomQuery(rng *rand.Rand, all []record.Record) string {
+	if rng.IntN(2) == 0 {
+		var terms []string
+		for n := 1 + rng.IntN(3); n > 0; n-- {
+			terms = append(terms, randomTerm(rng, all))
+		}
+		return strings.Join(terms, " ")
+	}
+	return randomExpr(rng, all, 2)
+}
+
+// randomExpr returns a random expression nested at most depth groups deep.
+// OR of addresses comes often, so that unions of index ranges are tested.
+func randomExpr(rng *rand.Rand, all []record.Record, depth int) string {
+	if depth == 0 || rng.IntN(3) == 0 {
+		t := randomTerm(rng, all)
+		if rng.IntN(3) == 0 {
+			t += " " + randomTerm(rng, all)
+		}
+		return t
+	}
+	sub := func() string { return randomExpr(rng, all, depth-1) }
+	switch rng.IntN(6) {
+	case 0, 1:
+		parts := []string{sub(), sub()}
+		if rng.IntN(3) == 0 {
+			parts = append(parts, sub())
+		}
+		return strings.Join(parts, " OR ")
+	case 2:
+		r1, r2 := &all[rng.IntN(len(all))], &all[rng.IntN(len(all))]
+		return fmt.Sprintf("(ip:%s OR ip:%s) %s", r1.IP, r2.IP, randomTerm(rng, all))
+	case 3:
+		return "(" + sub() + " OR " + sub() + ") " + sub()
+	case 4:
+		return "-(" + sub() + ") " + sub()
+	default:
+		return sub() + " AND (" + sub() + ")"
+	}
+}
+
+// randomTerm returns one random term of any form, negated a quarter of the
+// time.
+func randomTerm(rng *rand.Rand, all []record.Record) string {
 	pick := func() *record.Record { return &all[rng.IntN(len(all))] }
-	var terms []string
-	for n := 1 + rng.IntN(3); n > 0; n-- {
+	{
 		r := pick()
 		var t string
 		switch rng.IntN(11) {
@@ -138,9 +183,8 @@ func randomQuery(rng *rand.Rand, all []record.Record) string {
 		if rng.IntN(4) == 0 {
 			t = "-" + t
 		}
-		terms = append(terms, t)
+		return t
 	}
-	return strings.Join(terms, " ")
 }
 
 func brute(q *Query, all []record.Record, from, to time.Time, desc bool, limit int) []record.Record {
