@@ -7,8 +7,9 @@ import (
 	"github.com/retentiond/retentiond/internal/record"
 )
 
-// AppendNDJSON appends r as one NDJSON line in the API's row layout, with
-// the same string escaping encoding/json uses, and a trailing newline.
+// AppendNDJSON appends r as one NDJSON line in the API's row layout
+// (record.AppendNDJSON: millisecond times, strings escaped as encoding/json
+// does without HTML escaping), and a trailing newline.
 func AppendNDJSON(b []byte, r *record.Record) []byte { return record.AppendNDJSON(b, r, nil) }
 
 const hexDigits = "0123456789abcdef"

@@ -192,13 +192,16 @@ func TestNDJSONMatchesEncodingJSON(t *testing.T) {
 	for i := range recs {
 		r := &recs[i]
 		got := AppendNDJSON(nil, r)
-		want, err := json.Marshal(row{r.Time.UTC().Format(time.RFC3339Nano), r.Domain, r.Path, r.UserAgent, r.IP.String()})
-		if err != nil {
+		// The API's layout: fixed-width millisecond times, no HTML
+		// escaping (see record.AppendNDJSON).
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(row{r.Time.UTC().Format(record.TimeLayout), r.Domain, r.Path, r.UserAgent, r.IP.String()}); err != nil {
 			t.Fatal(err)
 		}
-		want = append(want, '\n')
-		if !bytes.Equal(got, want) {
-			t.Fatalf("record %d:\n got %s\nwant %s", i, got, want)
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("record %d:\n got %s\nwant %s", i, got, want.Bytes())
 		}
 	}
 }

@@ -85,10 +85,17 @@ func ParseStep(s string) (time.Duration, error) {
 // start (aligned down to step in UTC); every bucket of the range is in the
 // answer, zeros included, in time order.
 func (e *Executor) Histogram(ctx context.Context, req *Request, step time.Duration) (start time.Time, counts []int64, total int64, err error) {
+	return e.timeline(ctx, req, step, MaxHistogramBuckets)
+}
+
+// timeline counts the matches of req per bucket of step from the range's
+// start aligned down to step (UTC), every bucket included; more than
+// maxBuckets is an error. Histograms and stats by time share it.
+func (e *Executor) timeline(ctx context.Context, req *Request, step time.Duration, maxBuckets int) (start time.Time, counts []int64, total int64, err error) {
 	start = req.From.UTC().Truncate(step)
 	n := int((req.To.Sub(start) + step - 1) / step)
-	if n > MaxHistogramBuckets {
-		return start, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n, MaxHistogramBuckets)
+	if n > maxBuckets {
+		return start, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n, maxBuckets)
 	}
 	c := make([]atomic.Int64, n)
 	err = e.each(ctx, req, segment.ColTime, func(r record.Record) bool {

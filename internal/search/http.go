@@ -506,9 +506,14 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	qs := r.URL.Query()
 	by := StatsBy(qs.Get("by"))
 	switch by {
-	case ByIP, ByDomain, ByPath, ByUserAgent, ByHour, ByDay:
+	case ByIP, ByDomain, ByPath, ByUserAgent, ByMinute, ByHour, ByDay:
 	default:
-		h.reject(w, r, req, "by: want ip, domain, path, user_agent, hour or day")
+		h.reject(w, r, req, "by: want ip, domain, path, user_agent, minute, hour or day")
+		return
+	}
+	if n := TimelineBuckets(req, by); n > MaxTimelineBuckets {
+		h.reject(w, r, req, fmt.Sprintf("by: %s over this range makes %d buckets, more than %d; narrow the range or group by a longer unit",
+			by, n, MaxTimelineBuckets))
 		return
 	}
 	top := 10
@@ -530,6 +535,9 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, err)
 		return
 	}
+	if step := by.timelineStep(); step != 0 {
+		trimFuture(&res, h.opts.Now(), step)
+	}
 	for i := range res.Buckets {
 		res.Buckets[i].Key = string(appendEscaped(nil, res.Buckets[i].Key))
 	}
@@ -537,7 +545,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 	// checks for them never mistakes a missing field for an exact answer.
 	out := map[string]any{"by": by, "total": res.Total, "top": res.Buckets, "query": req.Query.Text,
 		"from": req.From.Format(time.RFC3339Nano), "to": req.To.Format(time.RFC3339Nano),
-		"approximate": res.Approximate, "truncated": res.Truncated}
+		"approximate": res.Approximate, "truncated": res.Truncated, "shown": len(res.Buckets)}
 	if res.Approximate {
 		out["max_groups"] = res.MaxGroups
 	} else {
@@ -548,6 +556,18 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
 	sw.stalledCheck(writeJSON(sw, http.StatusOK, out))
+}
+
+// trimFuture drops the empty buckets of a timeline that start after now:
+// the default range ends 48 hours ahead (for clocks that run fast), and
+// rows of zeros for hours to come would only pad the answer. A bucket
+// with a match is kept wherever it lies.
+func trimFuture(res *StatsResult, now time.Time, step time.Duration) {
+	b := res.Buckets
+	for len(b) > 0 && b[len(b)-1].Count == 0 && res.Start.Add(time.Duration(len(b)-1)*step).After(now) {
+		b = b[:len(b)-1]
+	}
+	res.Buckets, res.Groups = b, int64(len(b))
 }
 
 type encodeFunc func(b []byte, r *record.Record) []byte
@@ -581,24 +601,26 @@ func appendEscaped(b []byte, s string) []byte {
 	return b
 }
 
-// AppendNDJSON appends r in the API's row layout (record.AppendNDJSON),
-// with invalid UTF-8 shown as \xHH.
+// AppendNDJSON appends r in the API's row layout (record.AppendNDJSON):
+// millisecond times, no HTML escaping, invalid UTF-8 shown as \xHH.
 func AppendNDJSON(b []byte, r *record.Record) []byte {
 	return record.AppendNDJSON(b, r, appendJSONEvidence)
 }
 
-// appendJSONEvidence JSON-quotes s after writing each byte that is not valid
-// UTF-8 as the text \xHH; valid strings, the usual case, are quoted directly.
+// appendJSONEvidence JSON-quotes s (record.AppendJSONText: & < > as they
+// are) after writing each byte that is not valid UTF-8 as the text \xHH;
+// valid strings, the usual case, are quoted directly.
 func appendJSONEvidence(b []byte, s string) []byte {
 	if utf8.ValidString(s) {
-		return record.AppendJSONString(b, s)
+		return record.AppendJSONText(b, s)
 	}
-	return record.AppendJSONString(b, string(appendEscaped(nil, s)))
+	return record.AppendJSONText(b, string(appendEscaped(nil, s)))
 }
 
-// AppendCSV appends an RFC 4180 row.
+// AppendCSV appends an RFC 4180 row; its time is written as in NDJSON
+// (record.TimeLayout).
 func AppendCSV(b []byte, r *record.Record) []byte {
-	b = r.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = r.Time.UTC().AppendFormat(b, record.TimeLayout)
 	for _, s := range []string{r.Domain, r.Path, r.UserAgent} {
 		b = append(b, ',')
 		b = appendCSVField(b, string(appendEscaped(nil, s)))
@@ -623,17 +645,20 @@ func appendCSVField(b []byte, s string) []byte {
 }
 
 // AppendCombined appends a combined-format line (vhost_combined style, with
-// the domain first) that access-log tools read. Fields retentiond does not
-// keep are "-" (status and size as 0 would be a lie).
+// the domain first) that access-log tools read. What retentiond never
+// stores is "-": the method and protocol around the request target, the
+// status, the size and the referer (a "GET" or a 0 would be a statement
+// the evidence does not support). Its time has whole seconds, as the
+// format has.
 func AppendCombined(b []byte, r *record.Record) []byte {
 	b = appendCombinedField(b, r.Domain)
 	b = append(b, ' ')
 	b = r.IP.AppendTo(b)
 	b = append(b, " - - ["...)
 	b = r.Time.UTC().AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = append(b, `] "GET `...)
+	b = append(b, `] "- `...)
 	b = appendCombinedField(b, r.Path)
-	b = append(b, ` HTTP/1.1" - - "-" "`...)
+	b = append(b, ` -" - - "-" "`...)
 	b = appendCombinedField(b, r.UserAgent)
 	return append(b, "\"\n"...)
 }

@@ -20,9 +20,42 @@ const (
 	ByDomain    StatsBy = "domain"
 	ByPath      StatsBy = "path"
 	ByUserAgent StatsBy = "user_agent"
+	ByMinute    StatsBy = "minute"
 	ByHour      StatsBy = "hour"
 	ByDay       StatsBy = "day"
 )
+
+// MaxTimelineBuckets bounds the buckets of a stats timeline (by minute,
+// hour or day): two years and two days by hour (17,568) fit, as do 13 days
+// by minute. A timeline is never cut to its top values, so its size is
+// bounded by the range instead: a longer range is refused.
+const MaxTimelineBuckets = 20_000
+
+// timelineStep returns the bucket width of a timeline grouping, or 0 for a
+// grouping by value.
+func (by StatsBy) timelineStep() time.Duration {
+	switch by {
+	case ByMinute:
+		return time.Minute
+	case ByHour:
+		return time.Hour
+	case ByDay:
+		return 24 * time.Hour
+	}
+	return 0
+}
+
+// TimelineBuckets returns how many buckets a timeline grouping makes over
+// req's range, for a caller that checks MaxTimelineBuckets before
+// scanning; 0 for a grouping by value.
+func TimelineBuckets(req *Request, by StatsBy) int {
+	step := by.timelineStep()
+	if step == 0 {
+		return 0
+	}
+	start := req.From.UTC().Truncate(step)
+	return int((req.To.Sub(start) + step - 1) / step)
+}
 
 // Default bounds on what one stats request holds in memory. A scanner
 // requesting random URLs makes millions of distinct paths in a day; without
@@ -69,12 +102,20 @@ type StatsResult struct {
 	// MaxGroups is the bound on distinct values the answer was computed
 	// with.
 	MaxGroups int
+	// Start is, for a timeline (by minute, hour or day), the start of its
+	// first bucket; bucket i starts i steps later.
+	Start time.Time
 }
 
 // Stats counts matches per value of by and returns the top n (by count,
-// then key; hour and day in time order), n = 0 meaning all. The memory it
-// holds is bounded by the Executor's StatsMaxGroups and StatsMaxKeyBytes,
-// except for hour and day, whose values are bounded by the retention.
+// then key), n = 0 meaning all. The memory it holds is bounded by the
+// Executor's StatsMaxGroups and StatsMaxKeyBytes.
+//
+// By minute, hour or day it returns the timeline instead: every bucket of
+// the range from From (aligned down to the bucket, UTC) to To, zeros
+// included, in time order, whatever n (a timeline cut to its busiest or
+// first buckets looks as if the activity stopped). Its keys are RFC 3339
+// times, dates by day; more than MaxTimelineBuckets buckets is an error.
 func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (StatsResult, error) {
 	res, _, err := e.groupStats(ctx, req, by, n, cmp.Or(e.StatsMaxGroups, DefaultStatsMaxGroups),
 		cmp.Or(e.StatsMaxKeyBytes, DefaultStatsMaxKeyBytes))
@@ -84,10 +125,11 @@ func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (
 // groupStats is Stats with explicit bounds; it also returns the counter, whose
 // peak the tests inspect.
 func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, maxGroups, maxKeyBytes int) (StatsResult, *groupCounter, error) {
-	if by == ByHour || by == ByDay {
-		// Two years hold 17,544 hours: exact counts cost little, and an
+	if step := by.timelineStep(); step != 0 {
+		// Exact counts cost little (two years hold 17,544 hours), and an
 		// approximate timeline would be no evidence at all.
-		maxGroups, maxKeyBytes = int(^uint(0)>>1), int(^uint(0)>>1)
+		res, err := e.timelineStats(ctx, req, by, step)
+		return res, newGroupCounter(0, 0), err
 	}
 	var mu sync.Mutex
 	gc := newGroupCounter(maxGroups, maxKeyBytes)
@@ -100,16 +142,12 @@ func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, 
 			return r.Domain
 		case ByPath:
 			return r.Path
-		case ByUserAgent:
-			return r.UserAgent
-		case ByHour:
-			return r.Time.Truncate(time.Hour).Format(time.RFC3339)
 		default:
-			return record.DayString(r.Time)
+			return r.UserAgent
 		}
 	}
 	need := map[StatsBy]segment.Columns{ByIP: segment.ColIP, ByDomain: segment.ColDomain, ByPath: segment.ColPath,
-		ByUserAgent: segment.ColUserAgent, ByHour: segment.ColTime, ByDay: segment.ColTime}[by]
+		ByUserAgent: segment.ColUserAgent}[by]
 	err := e.each(ctx, req, need, func(r record.Record) bool {
 		k := key(&r)
 		mu.Lock()
@@ -120,9 +158,6 @@ func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, 
 	})
 	out := gc.buckets()
 	slices.SortFunc(out, func(a, b Bucket) int {
-		if by == ByHour || by == ByDay {
-			return cmp.Compare(a.Key, b.Key)
-		}
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Key, b.Key))
 	})
 	res := StatsResult{Total: total, Approximate: gc.approximate(), MaxGroups: maxGroups}
@@ -136,6 +171,25 @@ func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, 
 	}
 	res.Buckets = out
 	return res, gc, err
+}
+
+// timelineStats answers a stats request by minute, hour or day: every
+// bucket of the range, in time order.
+func (e *Executor) timelineStats(ctx context.Context, req *Request, by StatsBy, step time.Duration) (StatsResult, error) {
+	start, counts, total, err := e.timeline(ctx, req, step, MaxTimelineBuckets)
+	if err != nil {
+		return StatsResult{}, err
+	}
+	out := make([]Bucket, len(counts))
+	for i, n := range counts {
+		t := start.Add(time.Duration(i) * step)
+		k := t.Format(time.RFC3339)
+		if by == ByDay {
+			k = record.DayString(t)
+		}
+		out[i] = Bucket{Key: k, Count: n}
+	}
+	return StatsResult{Buckets: out, Total: total, Groups: int64(len(out)), MaxGroups: MaxTimelineBuckets, Start: start}, nil
 }
 
 // groupCounter counts values exactly while they fit in its bounds, then

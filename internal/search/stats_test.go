@@ -171,21 +171,74 @@ func TestStatsCounter(t *testing.T) {
 	}
 }
 
-// TestStatsTimeIsExact: hour and day values are few (bounded by the
-// retention), so they are counted exactly whatever the bound.
+// TestStatsTimeIsExact: a timeline (by minute, hour or day) holds every
+// bucket of the range in time order, empty ones included, whatever top
+// asks and whatever the bound on values: on the old code "top 5" by hour
+// gave the first five hours that had a match, and a gap vanished.
 func TestStatsTimeIsExact(t *testing.T) {
 	src, all := dataset(t, 3000)
-	q, _ := Parse("")
-	req := &Request{Query: q, From: start, To: start.AddDate(0, 0, 4)}
-	for _, by := range []StatsBy{ByHour, ByDay} {
-		res, gc, err := (&Executor{Source: src}).groupStats(context.Background(), req, by, 0, 2, 1<<20)
-		if err != nil {
-			t.Fatal(err)
+	// One visitor's address: it matches in a few hours, and every other
+	// hour of the four days must still be in the answer, with 0.
+	target := all[len(all)/2].IP
+	q, err := Parse("ip:" + target.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for _, r := range all {
+		if r.IP == target {
+			want[r.Time.Truncate(time.Hour).Format(time.RFC3339)]++
 		}
-		if res.Approximate || res.Truncated || res.Total != int64(len(all)) || gc.peak <= 2 {
-			t.Fatalf("by %s: approximate=%v truncated=%v total=%d over %d values, want exact over %d", by,
-				res.Approximate, res.Truncated, res.Total, gc.peak, len(all))
-		}
+	}
+	from, to := start, start.AddDate(0, 0, 4)
+	for _, tc := range []struct {
+		by      StatsBy
+		top     int
+		buckets int
+	}{
+		{ByHour, 5, 96},
+		{ByHour, 0, 96},
+		{ByDay, 1, 4},
+		{ByMinute, 3, 4 * 24 * 60},
+	} {
+		t.Run(fmt.Sprintf("%s top %d", tc.by, tc.top), func(t *testing.T) {
+			res, _, err := (&Executor{Source: src}).groupStats(context.Background(), &Request{Query: q, From: from, To: to}, tc.by, tc.top, 2, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Approximate || res.Truncated || len(res.Buckets) != tc.buckets || res.Groups != int64(tc.buckets) {
+				t.Fatalf("approximate=%v truncated=%v groups=%d, %d buckets; want exact, %d buckets", res.Approximate,
+					res.Truncated, res.Groups, len(res.Buckets), tc.buckets)
+			}
+			step := tc.by.timelineStep()
+			var total int64
+			hours := map[string]int64{}
+			for i, b := range res.Buckets {
+				at := from.Add(time.Duration(i) * step)
+				k := at.Format(time.RFC3339)
+				if tc.by == ByDay {
+					k = record.DayString(at)
+				}
+				if b.Key != k {
+					t.Fatalf("bucket %d is %q, want %q (every bucket, in time order)", i, b.Key, k)
+				}
+				total += b.Count
+				hours[at.Truncate(time.Hour).Format(time.RFC3339)] += b.Count
+			}
+			if total != res.Total {
+				t.Fatalf("buckets add up to %d, total %d", total, res.Total)
+			}
+			if tc.by == ByHour && len(want) > tc.buckets/2 {
+				t.Fatalf("test setup: the address is in %d of %d hours", len(want), tc.buckets)
+			}
+			if tc.by != ByDay {
+				for k, n := range want {
+					if hours[k] != n {
+						t.Fatalf("hour %s: %d, want %d", k, hours[k], n)
+					}
+				}
+			}
+		})
 	}
 }
 
