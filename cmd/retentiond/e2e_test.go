@@ -333,7 +333,8 @@ func TestSearchCLI(t *testing.T) {
 			func(out string) bool { return strings.TrimSpace(out) == "19" }},
 		{"stats", []string{"--case", "T-1", "--reason", "test", "--stats-by", "domain", "--top", "2", "ua:E2E"},
 			func(out string) bool {
-				return strings.Join(strings.Fields(out), " ") == "COUNT DOMAIN 6 shop0.example.nl 6 shop1.example.nl 30 (total)"
+				return strings.Join(strings.Fields(out), " ") == "COUNT DOMAIN 6 shop0.example.nl 6 shop1.example.nl 30 (total) "+
+					"2 of 5 values shown; --top 0 for all"
 			}},
 		{"stats approximate", []string{"--case", "T-1", "--reason", "test", "--stats-by", "path", "--top", "0", "ua:E2E"},
 			func(out string) bool {
@@ -356,6 +357,19 @@ func TestSearchCLI(t *testing.T) {
 			}
 		})
 	}
+	t.Run("limit notice", func(t *testing.T) {
+		// A CSV export cut by its limit says so on stderr, with the
+		// SHA-256 of what was received; stdout holds only the rows.
+		cmd := exec.Command(binary(t), "search", "--server", "http://"+addr, "--case", "T-1", "--reason", "test",
+			"--format", "csv", "--limit", "1", "ua:e2e")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil || strings.Count(string(out), "\n") != 2 || !strings.Contains(stderr.String(), "1 of ") ||
+			!strings.Contains(stderr.String(), "--limit 0 for all") || !strings.Contains(stderr.String(), "sha256 ") {
+			t.Fatalf("err %v, stdout %q, stderr %q", err, out, stderr.String())
+		}
+	})
 	t.Run("case required", func(t *testing.T) {
 		_, err := run("ip:192.0.2.1")
 		var ee *exec.ExitError

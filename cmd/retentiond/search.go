@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -36,18 +37,22 @@ func newSearchCmd() *cobra.Command {
 		Short: "Search the records of a running daemon (audited: --case and --reason are required)",
 		Long: `Search the stored records through the daemon's API, so that every search is authorised and audited.
 
-QUERY terms are AND-ed; -term negates; values with spaces go in double quotes:
+QUERY terms separated by spaces (or AND) must all hold; OR holds when either side does (AND binds
+tighter); parentheses group, -term and -( ... ) negate; values with spaces go in double quotes:
   ip:203.0.113.7   ip:203.0.113.0/24   ip:2001:db8::/48
   domain:shop.example.nl   domain:*.example.nl
   path:/wp-login.php   path:/wp-admin/*   path:*passwd*
   ua:*sqlmap*   path~"^/wp-"   ua~"(?i)bot"
+  (ip:203.0.113.7 OR ip:198.51.100.0/24) -path:/robots.txt
 
 Times for --from/--to: RFC 3339, a date (2026-11-20) or relative (-24h, -7d); from is inclusive,
 to exclusive; without --from the whole retention is searched.
 
 A query that starts with a negated term needs -- before it: retentiond search --case X --reason Y -- '-ua:*bot*'.
 
-On a terminal results print as a table, otherwise as NDJSON (--format overrides).
+On a terminal results print as a table, otherwise as NDJSON (--format overrides). A search cut by
+--limit says so on stderr ("1000 of 4,112 shown"); other output forms also print there the SHA-256
+of the bytes received, which the audit log's done line for the search holds too.
 The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
 		Example: `  retentiond search --case INC-42 --reason "leak report" --from -7d 'ip:203.0.113.0/24'
   retentiond search --case INC-42 --reason "leak report" --count 'domain:*.example.nl path:/wp-admin/*'
@@ -67,8 +72,8 @@ The token comes from --token or RETENTIOND_TOKEN. See docs/search.md.`,
 	fl.StringVar(&f.order, "order", "asc", "asc (oldest first) or desc")
 	fl.IntVar(&f.limit, "limit", 1000, "maximum records to return; 0 for all")
 	fl.BoolVar(&f.count, "count", false, "print only the number of matching records")
-	fl.StringVar(&f.statsBy, "stats-by", "", "print the top values of ip, domain, path, user_agent, hour or day")
-	fl.IntVar(&f.top, "top", 10, "with --stats-by: how many values (0 for all)")
+	fl.StringVar(&f.statsBy, "stats-by", "", "print the top values of ip, domain, path or user_agent, or the timeline by minute, hour or day")
+	fl.IntVar(&f.top, "top", 10, "with --stats-by a field: how many values (0 for all); a timeline always has every bucket")
 	fl.StringVar(&f.evidence, "evidence", "", "write every matching record (no limit) as a signed evidence bundle to this zip file; check it with 'retentiond evidence verify'")
 	return cmd
 }
@@ -117,7 +122,9 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 				fmt.Fprintf(tw, "COUNT\t%s\n", strings.ToUpper(f.statsBy))
 			}
 			rows, _ := v["top"].([]any)
-			for _, r := range rows {
+			timeline := f.statsBy == "minute" || f.statsBy == "hour" || f.statsBy == "day"
+			for i := 0; i < len(rows); i++ {
+				r := rows[i]
 				m, _ := r.(map[string]any)
 				if approx {
 					e := jsonNumber(m["error"])
@@ -126,6 +133,21 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", jsonNumber(m["count"]), e, printable(fmt.Sprint(m["key"])))
 					continue
+				}
+				if timeline && jsonNumber(m["count"]) == "0" {
+					// A run of empty buckets is one line that names its
+					// first and last bucket: every bucket is accounted for.
+					j := i
+					for j+1 < len(rows) && jsonNumber(rows[j+1].(map[string]any)["count"]) == "0" {
+						j++
+					}
+					if j-i >= 2 {
+						last, _ := rows[j].(map[string]any)
+						fmt.Fprintf(tw, "0\t%s … %s (%d empty %s buckets)\n", printable(fmt.Sprint(m["key"])),
+							printable(fmt.Sprint(last["key"])), j-i+1, f.statsBy)
+						i = j
+						continue
+					}
 				}
 				fmt.Fprintf(tw, "%s\t%s\n", jsonNumber(m["count"]), printable(fmt.Sprint(m["key"])))
 			}
@@ -141,6 +163,10 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 			}
 			if truncated {
 				fmt.Fprintf(out, "truncated: only the %d most frequent values are listed\n", len(rows))
+			}
+			if groups, err := strconv.ParseInt(jsonNumber(v["groups"]), 10, 64); err == nil && !approx && !timeline &&
+				int64(len(rows)) < groups {
+				fmt.Fprintf(out, "%s of %s values shown; --top 0 for all\n", thousands(int64(len(rows))), thousands(groups))
 			}
 		})
 	}
@@ -164,8 +190,13 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 	}
 	defer resp.Body.Close()
 	if format != "table" {
-		_, err := io.Copy(out, resp.Body)
+		digest := sha256.New()
+		n, err := io.Copy(out, io.TeeReader(resp.Body, digest))
 		warnSkipped(errOut, resp.Header, resp.Trailer) // trailers are read with the body
+		if err == nil {
+			warnTruncated(errOut, resp.Trailer)
+			fmt.Fprintf(errOut, "sha256 %x of the %d bytes received (the audit log's done line holds the same)\n", digest.Sum(nil), n)
+		}
 		return cmp.Or(err, endedByError(resp.Trailer))
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -187,13 +218,57 @@ func runSearch(out, errOut io.Writer, c *apiClient, f *searchFlags, query string
 		n++
 	}
 	tw.Flush()
-	fmt.Fprintf(errOut, "%d records\n", n)
 	if err := sc.Err(); err != nil {
+		fmt.Fprintf(errOut, "%d records\n", n)
 		return err
 	}
 	io.Copy(io.Discard, resp.Body) // reach the trailers
+	if !warnTruncated(errOut, resp.Trailer) {
+		fmt.Fprintf(errOut, "%d records\n", n)
+	}
 	warnSkipped(errOut, resp.Header, resp.Trailer)
 	return endedByError(resp.Trailer)
+}
+
+// warnTruncated says on w, and reports, when the answer stopped at its
+// limit while more records match (the daemon's search.TruncatedTrailer):
+// an export without every match must never pass for the whole result.
+// Read the body first.
+func warnTruncated(w io.Writer, trailer http.Header) bool {
+	v := trailer.Get(search.TruncatedTrailer)
+	if v == "" {
+		return false
+	}
+	var t search.Truncation
+	if err := json.Unmarshal([]byte(v), &t); err != nil {
+		fmt.Fprintf(w, "the answer stopped at its limit while more records match; --limit 0 for all\n")
+		return true
+	}
+	if t.Total > 0 {
+		fmt.Fprintf(w, "%s of %s records shown; --limit 0 for all\n", thousands(int64(t.Limit)), thousands(t.Total))
+	} else {
+		fmt.Fprintf(w, "%s of more than %s records shown (the total was not counted: it needs a full scan); --limit 0 for all\n",
+			thousands(int64(t.Limit)), thousands(int64(t.Limit)))
+	}
+	return true
+}
+
+// thousands writes n with commas between groups of three digits.
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
 }
 
 // endedByError returns the error that ended a search answer early (the

@@ -259,8 +259,9 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Held: func(r *http.Request) (time.Time, func(time.Time) bool) {
 			return holds.ForCase(r.URL.Query().Get(audit.ParamCase))
 		},
-		Logger:     log.With("component", "search"),
-		Registerer: reg,
+		GuardParams: []string{audit.ParamCase, audit.ParamReason},
+		Logger:      log.With("component", "search"),
+		Registerer:  reg,
 
 		StatsMaxGroups: cfg.Search.StatsMaxGroups, StatsMaxKeyBytes: int(cfg.Search.StatsMaxKeyBytes),
 	})

@@ -46,6 +46,8 @@ type LineView struct {
 	Params   string   `json:"params,omitempty"`
 	Status   int      `json:"status,omitempty"`
 	Count    *int64   `json:"count,omitempty"`
+	Bytes    int64    `json:"bytes,omitempty"`
+	SHA256   string   `json:"sha256,omitempty"`
 	Duration *float64 `json:"duration_seconds,omitempty"`
 	Error    string   `json:"error,omitempty"`
 }
@@ -53,7 +55,7 @@ type LineView struct {
 func viewOf(l *line) LineView {
 	return LineView{Seq: l.Seq, Time: l.Time, Event: l.Event, Endpoint: l.Endpoint, Outcome: l.Outcome, Ref: l.Ref,
 		Token: l.Token, Source: l.Source, Case: l.Case, Reason: l.Reason, Query: l.Query, From: l.From, To: l.To,
-		Params: l.Params, Status: l.Status, Count: l.Count, Duration: l.Duration, Error: l.Error}
+		Params: l.Params, Status: l.Status, Count: l.Count, Bytes: l.Bytes, SHA256: l.SHA256, Duration: l.Duration, Error: l.Error}
 }
 
 // each calls fn for every line of dir that parses and whose hash matches,

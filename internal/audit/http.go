@@ -2,8 +2,11 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -57,7 +60,8 @@ func Guard(a *auth.Authenticator, l *Log, endpoint string, next http.Handler) ht
 // and only after that line is fsynced calls next; if the line cannot be
 // written it answers 503 and next never runs, so no result leaves the
 // daemon unaudited. When next returns, a done (or error) line records the
-// status, the result count (see ReportCount), the bytes sent and the
+// status, the result count (see ReportCount), the bytes sent, their
+// SHA-256 (an export file's digest, to match it to this line) and the
 // duration. The principal, if any, comes from the auth middleware.
 func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -85,7 +89,7 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 		}
 		rc := &resultCounter{seq: seq}
 		rc.n.Store(-1)
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, digest: sha256.New()}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), counterKey{}, rc)))
 
 		status := sw.status
@@ -94,6 +98,7 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 		}
 		e.Outcome, e.Ref, e.Status = OutcomeDone, seq, status
 		e.Count, e.Bytes, e.Duration = rc.n.Load(), sw.bytes, l.now().Sub(start)
+		e.SHA256 = hex.EncodeToString(sw.digest.Sum(nil))
 		if p := rc.partial.Load(); p != nil && e.Error == "" {
 			e.Error = "partial answer: " + *p
 		}
@@ -357,13 +362,14 @@ func ReportAborted(ctx context.Context, why string) {
 	}
 }
 
-// statusWriter records the status and the bytes written, and keeps
-// streaming working: Flush is passed on, and Unwrap lets
+// statusWriter records the status, the bytes written and their SHA-256,
+// and keeps streaming working: Flush is passed on, and Unwrap lets
 // http.ResponseController reach the underlying writer.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	digest hash.Hash // of the bytes the writer below accepted
 }
 
 func (s *statusWriter) WriteHeader(code int) {
@@ -379,6 +385,7 @@ func (s *statusWriter) Write(b []byte) (int, error) {
 	}
 	n, err := s.ResponseWriter.Write(b)
 	s.bytes += int64(n)
+	s.digest.Write(b[:n])
 	return n, err
 }
 

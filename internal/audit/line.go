@@ -62,6 +62,7 @@ type line struct {
 	Status       int      `json:"status,omitempty"`
 	Count        *int64   `json:"count,omitempty"`
 	Bytes        int64    `json:"bytes,omitempty"`
+	SHA256       string   `json:"sha256,omitempty"`
 	Duration     *float64 `json:"duration_seconds,omitempty"`
 	Error        string   `json:"error,omitempty"`
 	AnchorFile   string   `json:"anchor_file,omitempty"`

@@ -58,6 +58,10 @@ type Entry struct {
 	Status   int    // HTTP status answered
 	Count    int64  // result count for done/error lines; negative: unknown (not written)
 	Bytes    int64  // response bytes for done/error lines
+	// SHA256 is, for done and error lines, the hex SHA-256 of exactly the
+	// response body bytes sent (Bytes of them), so that an exported file
+	// can be matched to the search that produced it.
+	SHA256   string
 	Duration time.Duration
 	Error    string
 	// Case lines (EventCase) also carry the case's title and expiry; its
@@ -294,6 +298,7 @@ func entryLine(e Entry, now time.Time) *line {
 		Params:   e.Params,
 		Status:   e.Status,
 		Bytes:    e.Bytes,
+		SHA256:   e.SHA256,
 		Error:    e.Error,
 		Title:    e.Title,
 		Expires:  e.Expires,

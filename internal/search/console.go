@@ -26,8 +26,14 @@ const MaxHistogramBuckets = 5000
 
 // Prepare parses a request's q, from and to exactly as the search
 // endpoints do (the retention cutoff applied), for handlers outside this
-// package that run a search (the evidence export).
-func (h *Handler) Prepare(r *http.Request) (*Request, error) { return h.request(r) }
+// package that run a search (the evidence export); any other parameter
+// than those and Options.GuardParams is an error.
+func (h *Handler) Prepare(r *http.Request) (*Request, error) {
+	if err := h.checkParams(r, "export"); err != nil {
+		return nil, err
+	}
+	return h.request(r)
+}
 
 // Export runs req with no limit, in time order, handing each record to
 // emit, and reports the outcome like a search (OnCount, OnDone, OnSkipped).
@@ -92,11 +98,11 @@ func (e *Executor) Histogram(ctx context.Context, req *Request, step time.Durati
 // start aligned down to step (UTC), every bucket included; more than
 // maxBuckets is an error. Histograms and stats by time share it.
 func (e *Executor) timeline(ctx context.Context, req *Request, step time.Duration, maxBuckets int) (start time.Time, counts []int64, total int64, err error) {
-	start = req.From.UTC().Truncate(step)
-	n := int((req.To.Sub(start) + step - 1) / step)
-	if n > maxBuckets {
-		return start, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n, maxBuckets)
+	start, n64 := buckets(req, step)
+	if n64 > int64(maxBuckets) {
+		return start, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n64, maxBuckets)
 	}
+	n := int(max(n64, 0))
 	c := make([]atomic.Int64, n)
 	err = e.each(ctx, req, segment.ColTime, func(r record.Record) bool {
 		if i := int(r.Time.Sub(start) / step); i >= 0 && i < n {
@@ -110,6 +116,16 @@ func (e *Executor) timeline(ctx context.Context, req *Request, step time.Duratio
 		total += counts[i]
 	}
 	return start, counts, total, err
+}
+
+// buckets returns the start of the first bucket of step (at least a
+// second) over req's range, aligned down in UTC, and how many buckets the
+// range spans. It counts in whole seconds, which cannot overflow over any
+// range of dates, where a time.Duration saturates past 292 years.
+func buckets(req *Request, step time.Duration) (start time.Time, n int64) {
+	start = req.From.UTC().Truncate(step)
+	secs := int64(step / time.Second)
+	return start, (req.To.Unix() - start.Unix() + secs - 1) / secs
 }
 
 // ServeHistogram answers GET /api/v1/histogram?q&from&to&step with
@@ -126,7 +142,7 @@ func (h *Handler) ServeHistogram(w http.ResponseWriter, r *http.Request) {
 		h.reject(w, r, req, err.Error())
 		return
 	}
-	if n := req.To.Sub(req.From.UTC().Truncate(step)) / step; n > MaxHistogramBuckets {
+	if _, n := buckets(req, step); n > MaxHistogramBuckets {
 		h.reject(w, r, req, fmt.Sprintf("step: %s over this range makes more than %d buckets; choose a longer step", step, MaxHistogramBuckets))
 		return
 	}

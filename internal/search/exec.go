@@ -1204,6 +1204,40 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 	return total.Load(), err
 }
 
+// CountIfCheap returns the number of matches of req when the indexes give
+// it without filtering more than the blocks that straddle the range: ok is
+// false as soon as a segment would need its blocks read (a path term, an
+// OR of addresses, a mix of fields), and the count is then not computed.
+// A search that stopped at its limit uses it to say how many matched.
+func (e *Executor) CountIfCheap(ctx context.Context, req *Request) (n int64, ok bool, err error) {
+	var total atomic.Int64
+	var dear atomic.Bool
+	err = e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
+		if dear.Load() {
+			return nil
+		}
+		if sr == nil {
+			total.Add(int64(len(matchHead(v, req))))
+			return nil
+		}
+		c := newSegCursor(ctx, sr, req, 0, cursorOpts{})
+		defer c.close()
+		if c.p != nil && !c.p.counts {
+			if _, ok := c.footerCount(); !ok {
+				dear.Store(true)
+				return nil
+			}
+		}
+		n, err := c.count()
+		total.Add(n)
+		return err
+	})
+	if err != nil || dear.Load() {
+		return 0, false, err
+	}
+	return total.Load(), true, nil
+}
+
 // dayMayMatch reports whether day v may hold a match of req: false when
 // the day has no head and every alternative of the query has an ip: term
 // naming an address or network that every segment's address filter rules

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -70,8 +71,14 @@ type Options struct {
 	// went away. Its status line may already say 200, so without this the
 	// audit log would record a cut-short disclosure as complete.
 	OnAborted func(ctx context.Context, why string)
-	Now       func() time.Time
-	Logger    *slog.Logger
+	// GuardParams are query parameters that layers around the handlers
+	// read (the audit guard's case and reason): a request may carry them
+	// besides its endpoint's own. Any other parameter is refused (400), so
+	// that a misspelt or foreign one (Loki's start and end) never silently
+	// widens a search to the whole retention.
+	GuardParams []string
+	Now         func() time.Time
+	Logger      *slog.Logger
 	// Registerer receives the search metrics; nil means none.
 	Registerer prometheus.Registerer
 }
@@ -89,6 +96,25 @@ const SkippedHeader = "Retentiond-Skipped"
 // NDJSON responses also end with a line {"error": "..."} then. A response
 // without it is complete.
 const ErrorTrailer = "Retentiond-Error"
+
+// TruncatedTrailer is the HTTP trailer of a search answer that stopped at
+// its limit while more records match: a JSON object
+// {"limit": N, "total": M} when the indexes gave the number of matches
+// cheaply (an ip: term, or domain and user-agent terms over whole
+// segments), otherwise {"limit": N, "total_at_least": N+1}. A search
+// answer without it holds every match (or ends with ErrorTrailer).
+const TruncatedTrailer = "Retentiond-Truncated"
+
+// Truncation is the value of TruncatedTrailer.
+type Truncation struct {
+	Limit        int   `json:"limit"`
+	Total        int64 `json:"total,omitempty"`
+	TotalAtLeast int64 `json:"total_at_least,omitempty"`
+}
+
+// errLimitReached stops a search at its limit once one more match than
+// the limit was found, which proves the answer is cut.
+var errLimitReached = errors.New("limit reached with more matches")
 
 // Handler serves /api/v1/search, /count and /stats.
 type Handler struct {
@@ -180,13 +206,49 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req *Request, m
 	writeError(w, http.StatusBadRequest, msg)
 }
 
+// endpointParams are the query parameters each endpoint reads; "export"
+// is the evidence bundle's (see Prepare).
+var endpointParams = map[string][]string{
+	"search":    {"q", "from", "to", "limit", "order", "format"},
+	"count":     {"q", "from", "to"},
+	"stats":     {"q", "from", "to", "by", "top"},
+	"histogram": {"q", "from", "to", "step"},
+	"export":    {"q", "from", "to"},
+}
+
+// checkParams returns an error naming every query parameter of r that
+// endpoint does not read (and no guard layer reads), or nil.
+func (h *Handler) checkParams(r *http.Request, endpoint string) error {
+	known := append(slices.Clone(endpointParams[endpoint]), h.opts.GuardParams...)
+	var unknown []string
+	for k := range r.URL.Query() {
+		if !slices.Contains(known, k) {
+			unknown = append(unknown, strconv.Quote(record.Shorten(k)))
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	word := "parameter"
+	if len(unknown) > 1 {
+		word = "parameters"
+	}
+	return fmt.Errorf("unknown %s %s: %s takes %s (a time range is from and to)", word, strings.Join(unknown, ", "),
+		endpoint, strings.Join(known, ", "))
+}
+
 // begin starts timing a request to endpoint and parses its common
-// parameters. When they are bad it answers 400, tells OnDone, and returns a
-// nil request. The caller defers observe to record the duration either way.
+// parameters. When they are bad (or a parameter is unknown) it answers
+// 400, tells OnDone, and returns a nil request. The caller defers observe
+// to record the duration either way.
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request, endpoint string) (req *Request, observe func()) {
 	start := time.Now()
 	observe = func() { h.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds()) }
-	req, err := h.request(r)
+	err := h.checkParams(r, endpoint)
+	if err == nil {
+		req, err = h.request(r)
+	}
 	if err != nil {
 		h.done(r, nil, 0, err)
 		writeError(w, http.StatusBadRequest, err.Error())
@@ -270,6 +332,13 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := h.scanContext(r.Context())
 	defer cancel()
 	req.Skipped = &Skipped{}
+	// One match more than the limit is asked for, and not sent: it is the
+	// proof that the limit cut the answer.
+	limit := req.Limit
+	if limit > 0 {
+		req.Limit = limit + 1
+	}
+	truncated := false
 	var inHeader int // skipped files already named in the header
 	sw := h.stallWriter(w)
 	bw := bufio.NewWriterSize(sw, 64<<10)
@@ -277,6 +346,10 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	var buf []byte
 	var rows int64
 	n, err := h.exec.Run(ctx, req, func(rec record.Record) error {
+		if limit > 0 && rows == int64(limit) {
+			truncated = true
+			return errLimitReached
+		}
 		if !started {
 			w.Header().Set("Content-Type", ctype)
 			known := req.Skipped.Files()
@@ -301,6 +374,10 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 		}
 		return nil
 	})
+	req.Limit = limit
+	if errors.Is(err, errLimitReached) {
+		err = nil
+	}
 	files := h.skipped(r, "search", req)
 	h.done(r, req, n, err)
 	if err != nil && !started {
@@ -321,6 +398,14 @@ func (h *Handler) ServeSearch(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		h.failStream(sw, bw, format, err)
+	}
+	if truncated && err == nil {
+		t := Truncation{Limit: limit, TotalAtLeast: int64(limit) + 1}
+		if total, ok, cerr := h.exec.CountIfCheap(ctx, req); cerr == nil && ok && total > int64(limit) {
+			t = Truncation{Limit: limit, Total: total}
+		}
+		v, _ := json.Marshal(t)
+		w.Header().Set(http.TrailerPrefix+TruncatedTrailer, string(v))
 	}
 	if err := bw.Flush(); err == nil {
 		sw.Flush()

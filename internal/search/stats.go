@@ -48,13 +48,13 @@ func (by StatsBy) timelineStep() time.Duration {
 // TimelineBuckets returns how many buckets a timeline grouping makes over
 // req's range, for a caller that checks MaxTimelineBuckets before
 // scanning; 0 for a grouping by value.
-func TimelineBuckets(req *Request, by StatsBy) int {
+func TimelineBuckets(req *Request, by StatsBy) int64 {
 	step := by.timelineStep()
 	if step == 0 {
 		return 0
 	}
-	start := req.From.UTC().Truncate(step)
-	return int((req.To.Sub(start) + step - 1) / step)
+	_, n := buckets(req, step)
+	return n
 }
 
 // Default bounds on what one stats request holds in memory. A scanner
