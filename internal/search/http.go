@@ -72,10 +72,11 @@ type Options struct {
 	// audit log would record a cut-short disclosure as complete.
 	OnAborted func(ctx context.Context, why string)
 	// GuardParams are query parameters that layers around the handlers
-	// read (the audit guard's case and reason): a request may carry them
-	// besides its endpoint's own. Any other parameter is refused (400), so
-	// that a misspelt or foreign one (Loki's start and end) never silently
-	// widens a search to the whole retention.
+	// read: a request may carry them besides its endpoint's own. nil means
+	// the audit guard's case and reason, which every search carries (and
+	// Held reads). Any other parameter is refused (400), so that a
+	// misspelt or foreign one (Loki's start and end) never silently widens
+	// a search to the whole retention.
 	GuardParams []string
 	Now         func() time.Time
 	Logger      *slog.Logger
@@ -128,6 +129,9 @@ type Handler struct {
 // NewHandler builds the search handlers.
 func NewHandler(opts Options) *Handler {
 	opts.WriteStallTimeout = cmp.Or(opts.WriteStallTimeout, 30*time.Second)
+	if opts.GuardParams == nil {
+		opts.GuardParams = []string{"case", "reason"}
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
