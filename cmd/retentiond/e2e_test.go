@@ -489,7 +489,7 @@ func TestStartupCatchUpBeforeReady(t *testing.T) {
 	if len(left) != 30 {
 		t.Fatalf("%d days on disk, want the 30 unexpired ones", len(left))
 	}
-	q := url.Values{"q": {"ua:catchup"}, "limit": {"0"}, "case": {"T"}, "reason": {"catch-up test"}, "from": {"2000-01-01"}}
+	q := url.Values{"q": {"ua:catchup"}, "case": {"T"}, "reason": {"catch-up test"}, "from": {"2000-01-01"}}
 	resp, err := http.Get("http://" + addr + "/api/v1/count?" + q.Encode())
 	if err != nil {
 		t.Fatal(err)
