@@ -476,7 +476,8 @@ func TestEncodersEscapeInvalidUTF8(t *testing.T) {
 }
 
 func FuzzParseQuery(f *testing.F) {
-	for _, s := range []string{"ip:1.2.3.0/24 -domain:*.a.nl", `ua~"(?i)bot" path:"/a b*"`, `-path:*x*`, `"`} {
+	for _, s := range []string{"ip:1.2.3.0/24 -domain:*.a.nl", `ua~"(?i)bot" path:"/a b*"`, `-path:*x*`, `"`,
+		"(ip:1.2.3.4 OR ip:5.6.7.0/24) -path:/robots.txt", "-(domain:a.nl path:/a(b)) OR ua:x AND path:y", "((", "OR )"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -484,8 +485,16 @@ func FuzzParseQuery(f *testing.F) {
 		if err != nil {
 			return
 		}
-		r := record.Record{Time: start, Domain: "a.nl", Path: "/", IP: netip.MustParseAddr("::1")}
-		q.Match(&r)
+		// The tree (Match) and the alternatives the planner reads agree.
+		for _, r := range []record.Record{
+			{Time: start, Domain: "a.nl", Path: "/", IP: netip.MustParseAddr("::1")},
+			{Time: start, Domain: "b.nl", Path: "/a(b)", UserAgent: "x", IP: netip.MustParseAddr("1.2.3.4")},
+		} {
+			dnf := slices.ContainsFunc(q.Alts, func(alt []Term) bool { return allTermsMatch(alt, &r) })
+			if q.Match(&r) != dnf {
+				t.Fatalf("%q on %+v: the tree says %v, the alternatives %v", s, r, !dnf, dnf)
+			}
+		}
 	})
 }
 
