@@ -13,8 +13,15 @@ import (
 // live before it collects (GOGC=100), so the process would take about twice
 // the bound. With the limit it collects earlier as the heap nears it, which
 // keeps the resident size near 1.5 × head_max_bytes + 64 MiB (docs/storage.md
-// has the measurement). The limit is soft: a search that needs more memory
+// has the measurement and the documented bound). The limit is soft: a search that needs more memory
 // gets it, at the cost of more frequent collections.
+//
+// The limit counts only the Go runtime's own memory, and the runtime lets the
+// heap reach it before it collects: the resident size is the limit plus the
+// pages of memory-mapped segment files the process has touched (a merge reads
+// every part of its day) plus the runtime's brief overshoot. The limit
+// therefore lies 48 MiB under the 1.5 × head_max_bytes + 64 MiB aimed at for
+// the resident size.
 func setMemoryLimit(headMaxBytes int64, log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		log.Info("memory limit from GOMEMLIMIT", "bytes", debug.SetMemoryLimit(-1))
@@ -26,6 +33,7 @@ func setMemoryLimit(headMaxBytes int64, log *slog.Logger) {
 }
 
 // memoryLimit is the soft limit for a head bound: 1.5 × head_max_bytes for the
-// head, records in flight and the garbage collector's slack, plus 64 MiB for
-// the rest of the process (zstd encoders, buffers, runtime).
-func memoryLimit(headMaxBytes int64) int64 { return headMaxBytes*3/2 + 64<<20 }
+// head, records in flight, the zstd state and the garbage collector's slack,
+// plus 16 MiB; the other 48 MiB of the resident aim are for mapped segment
+// pages and the collector's overshoot.
+func memoryLimit(headMaxBytes int64) int64 { return headMaxBytes*3/2 + 16<<20 }

@@ -102,6 +102,14 @@ type Handler struct {
 func NewHandler(opts Options) *Handler {
 	opts.defaults()
 	h := &Handler{opts: opts, m: newMetrics(opts.Registerer), turn: make(chan struct{}, opts.MaxConcurrent)}
+	// Every refusal series exists from the start at 0, so that /metrics
+	// shows the metric on a daemon that never refused anything and the
+	// RetentiondIngestRefused alert's rate sees the first refusal.
+	for _, input := range []string{"http", "http_lines"} {
+		for _, reason := range []string{"concurrency", "memory"} {
+			h.m.refused.WithLabelValues(input, reason)
+		}
+	}
 	switch s := opts.Sink.(type) {
 	case *store.Store:
 		h.adm = storeAdmitter{s}

@@ -59,6 +59,15 @@ func (s *Store) Erase(ctx context.Context, e Erasure) (ErasureResult, error) {
 	if !p.IsValid() {
 		return res, fmt.Errorf("erase: invalid prefix %v", e.Prefix)
 	}
+	// A merge writes outside maintMu, from its own references to the old
+	// files: it would write the erased records into a new file. The merge
+	// in progress is cancelled (it removes its output) and no other starts
+	// until Erase is done.
+	s.mu.Lock()
+	s.cancelMergeLocked(nil)
+	s.mu.Unlock()
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
 	if err := s.flushLocked(); err != nil {
@@ -132,8 +141,8 @@ func (r *ErasureResult) addDay(ed ErasedDay) {
 
 // rewriteWithout writes ref's file again without the records drop matches,
 // swaps it into the day's registry, and counts what it did into ed. The
-// caller holds maintMu, so no flush, merge or deletion changes the day
-// meanwhile.
+// caller holds mergeMu and maintMu, so no flush, merge or deletion changes
+// the day meanwhile.
 func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) bool, ed *ErasedDay) error {
 	path := ref.r.Path()
 	before := fileSize(path)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"container/heap"
+	"context"
 	"iter"
 
 	"github.com/retentiond/retentiond/internal/record"
@@ -10,8 +11,9 @@ import (
 
 // mergeInto streams the records of several time-sorted segments into w in
 // time order. Memory stays at one decoded block per source, whatever the
-// size of the day.
-func mergeInto(w *segment.Writer, srcs []*segment.Reader) error {
+// size of the day. It stops with ctx's error once ctx is done (a purge of
+// the day, or Close), checking every mergeCheckEvery records.
+func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) error {
 	h := make(mergeHeap, 0, len(srcs))
 	defer func() {
 		for _, c := range h {
@@ -33,7 +35,12 @@ func mergeInto(w *segment.Writer, srcs []*segment.Reader) error {
 		}
 	}
 	heap.Init(&h)
-	for len(h) > 0 {
+	for n := 0; len(h) > 0; n++ {
+		if n%mergeCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
 		c := h[0]
 		if err := w.Add(&c.cur); err != nil {
 			return err
@@ -51,6 +58,11 @@ func mergeInto(w *segment.Writer, srcs []*segment.Reader) error {
 	}
 	return nil
 }
+
+// mergeCheckEvery is how many records a merge writes between two looks at
+// its context: often enough to stop within milliseconds, rarely enough to
+// cost nothing.
+const mergeCheckEvery = 4096
 
 type cursor struct {
 	next func() (record.Record, error, bool)

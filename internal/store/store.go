@@ -183,9 +183,13 @@ type Store struct {
 	// freezes the heads and rotates the WAL, so every record is either in the
 	// frozen heads and a WAL file before the rotation, or in neither.
 	appendMu sync.RWMutex
-	// maintMu serialises flush, merge and day deletion, which all change
-	// files of the days directory.
+	// maintMu serialises flush, day deletion and the moments a merge
+	// chooses its inputs and swaps its output in, which all change the
+	// files of the days directory. A merge does not hold it while it writes
+	// (see MergeDay).
 	maintMu sync.Mutex
+	// mergeMu lets one merge run at a time. Lock order: mergeMu, maintMu, mu.
+	mergeMu sync.Mutex
 
 	mu          sync.Mutex // guards everything below
 	days        map[int64]*day
@@ -202,7 +206,9 @@ type Store struct {
 	// deleting are the days DeleteDay has hidden from new snapshots.
 	deleting map[int64]bool
 	// readers are the unreleased snapshots (see readers.go).
-	readers    map[*reader]struct{}
+	readers map[*reader]struct{}
+	// merging is the merge in progress, or nil.
+	merging    *mergeJob
 	cp         checkpoint
 	closed     bool
 	failed     error         // the WAL write or fsync error that failed the store, for good
@@ -990,6 +996,9 @@ func (s *Store) mergeDue() error {
 	s.mu.Unlock()
 	slices.Sort(due)
 	for _, key := range due {
+		if s.stopping() {
+			return nil
+		}
 		if err := s.MergeDay(time.Unix(key, 0).UTC()); err != nil {
 			return err
 		}
@@ -997,43 +1006,75 @@ func (s *Store) mergeDue() error {
 	return nil
 }
 
+// mergeJob is the merge in progress: DeleteDay cancels it when it destroys
+// the day being merged and waits for done, Close cancels it to stop soon.
+type mergeJob struct {
+	key    int64
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{} // closed once the merge has swapped in or removed its output
+}
+
 // MergeDay merges all segment files of a day into one. Searches running on
 // the old files keep them open until they finish.
+//
+// The merge holds maintMu only to choose its inputs and to swap its output
+// in, not while it writes: the merge of a big closed day at the archive
+// level takes long, and flushes (with them the head's memory and ingest)
+// must go on meanwhile. Its inputs cannot change under it in a way that
+// matters: a flush only adds parts with higher flush numbers (outside the
+// merged file's range, so recovery never takes them for merged sources),
+// merges run one at a time (mergeMu), a day being deleted cancels the merge
+// and waits for it, and an input set aside as damaged meanwhile makes the
+// merge abandon its output instead of swapping it in.
 func (s *Store) MergeDay(d time.Time) error {
-	s.maintMu.Lock()
-	defer s.maintMu.Unlock()
+	s.mergeMu.Lock()
+	defer s.mergeMu.Unlock()
 	start := time.Now()
-	// A file reported damaged is renamed before a merge leaves it out:
-	// the merged file's name claims its flush range, and at start-up a
-	// plain segment file inside that range is removed as merged.
-	if err := s.quarantineReported(); err != nil {
-		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
-	}
 	key := record.Day(d).Unix()
-	s.mu.Lock()
-	dy := s.days[key]
-	if dy == nil || s.deleting[key] || len(dy.segs) < 2 {
-		s.mu.Unlock()
+	job, dy, srcs, err := s.beginMerge(key)
+	if job == nil {
+		if err != nil {
+			return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+		}
 		return nil
 	}
-	srcs := slices.Clone(dy.segs)
-	s.mu.Unlock()
+	defer func() {
+		for _, ref := range srcs {
+			ref.release() // the merge's own references
+		}
+		s.mu.Lock()
+		s.merging = nil
+		s.mu.Unlock()
+		job.cancel()
+		close(job.done)
+	}()
 
 	lo, hi := srcs[0].minFlush, srcs[0].maxFlush
 	for _, ref := range srcs[1:] {
 		lo, hi = min(lo, ref.minFlush), max(hi, ref.maxFlush)
 	}
 	path := filepath.Join(dy.dir, segName(lo, hi))
+	abandoned := func(why string) error {
+		s.log.Debug("merge abandoned", "day", record.DayString(d), "reason", why)
+		return nil
+	}
 	w, err := segment.NewWriter(path, s.segmentOptions(dy))
 	if err != nil {
+		if job.ctx.Err() != nil {
+			return abandoned("cancelled")
+		}
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
 	readers := make([]*segment.Reader, len(srcs))
 	for i, ref := range srcs {
 		readers[i] = ref.r
 	}
-	if err := mergeInto(w, readers); err != nil {
+	if err := mergeInto(job.ctx, w, readers); err != nil {
 		w.Abort()
+		if job.ctx.Err() != nil {
+			return abandoned("cancelled")
+		}
 		// A damaged source is set aside, so the next merge goes ahead
 		// without it instead of failing forever.
 		var ce *segment.CorruptionError
@@ -1043,30 +1084,102 @@ func (s *Store) MergeDay(d time.Time) error {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
 	if _, err := w.Close(); err != nil {
+		if job.ctx.Err() != nil {
+			return abandoned("cancelled")
+		}
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
 	r, err := segment.Open(path)
 	if err != nil {
+		s.fs.RemoveFile(path) // best effort: recovery opens it again and keeps whichever copy reads
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
 	merged := &segRef{r: r, minFlush: lo, maxFlush: hi}
 	merged.refs.Store(1)
 
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
 	s.mu.Lock()
-	dy.segs = slices.DeleteFunc(dy.segs, func(ref *segRef) bool { return slices.Contains(srcs, ref) })
-	dy.segs = append(dy.segs, merged)
+	current := s.days[key] == dy && !s.deleting[key] && job.ctx.Err() == nil
+	for _, ref := range srcs {
+		current = current && slices.Contains(dy.segs, ref)
+	}
+	if current {
+		dy.segs = slices.DeleteFunc(dy.segs, func(ref *segRef) bool { return slices.Contains(srcs, ref) })
+		dy.segs = append(dy.segs, merged)
+	}
 	s.mu.Unlock()
+	if !current {
+		// The day is being destroyed, the store is closing, or an input
+		// was set aside as damaged: the output must not stay. (Were it to
+		// survive a crash, recovery would treat it as any finished merge.)
+		merged.release()
+		if err := s.fs.RemoveFile(path); err != nil {
+			return fmt.Errorf("merge day %s: remove abandoned output: %w", record.DayString(d), err)
+		}
+		return abandoned("inputs changed or day deleted")
+	}
 	for _, ref := range srcs {
 		// Unlinking an open file is safe on Unix: a search still holding the
 		// reader keeps reading the old bytes until it releases it.
 		if err := s.fs.RemoveFile(ref.r.Path()); err != nil {
 			s.log.Warn("could not remove merged part", "err", err)
 		}
-		ref.release()
+		ref.release() // the registry's reference
 	}
 	s.m.merges.Inc()
 	s.log.Debug("merged day", "day", record.DayString(d), "parts", len(srcs), "duration", time.Since(start))
 	return nil
+}
+
+// beginMerge chooses the inputs of a merge of day key under maintMu, takes
+// a reference to each (so that a search reporting one damaged cannot close
+// it under the merge) and registers the merge for DeleteDay and Close. It
+// returns a nil job when there is nothing to merge.
+func (s *Store) beginMerge(key int64) (*mergeJob, *day, []*segRef, error) {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	// A file reported damaged is renamed before a merge leaves it out:
+	// the merged file's name claims its flush range, and at start-up a
+	// plain segment file inside that range is removed as merged.
+	if err := s.quarantineReported(); err != nil {
+		return nil, nil, nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dy := s.days[key]
+	if dy == nil || s.deleting[key] || len(dy.segs) < 2 || s.stopping() {
+		return nil, nil, nil, nil
+	}
+	srcs := slices.Clone(dy.segs)
+	for _, ref := range srcs {
+		ref.acquire()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	job := &mergeJob{key: key, ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	s.merging = job
+	return job, dy, srcs, nil
+}
+
+// stopping reports whether Close has begun.
+func (s *Store) stopping() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// cancelMergeLocked cancels the merge in progress if it merges day key (any day
+// when key is nil) and returns it, or nil. s.mu must be held.
+func (s *Store) cancelMergeLocked(key *int64) *mergeJob {
+	job := s.merging
+	if job == nil || (key != nil && job.key != *key) {
+		return nil
+	}
+	job.cancel()
+	return job
 }
 
 // Snapshot returns a view of every day that overlaps [from, to). Its
@@ -1211,13 +1324,24 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 	s.mu.Lock()
 	s.deleting[key] = true
 	s.dropHeadLocked(key)
+	// No merge of the day starts from now on; one in progress stops, and
+	// removes its output, before the directory goes.
+	merge := s.cancelMergeLocked(&key)
 	s.mu.Unlock()
 
-	// The wait happens before taking maintMu, so that flushes (and with
-	// them ingest) go on while a search finishes with the day.
+	// The waits happen before taking maintMu, so that flushes (and with
+	// them ingest) go on while a search finishes with the day, and so that
+	// a cancelled merge can take maintMu to remove its output.
 	if err := s.awaitReaders(ctx, d); err != nil {
 		// The day stays hidden; the next run finishes it.
 		return DayInfo{}, fmt.Errorf("delete day %s: waiting for searches: %w", record.DayString(d), err)
+	}
+	if merge != nil {
+		select {
+		case <-merge.done:
+		case <-ctx.Done():
+			return DayInfo{}, fmt.Errorf("delete day %s: waiting for its merge to stop: %w", record.DayString(d), ctx.Err())
+		}
 	}
 
 	s.maintMu.Lock()
@@ -1267,16 +1391,22 @@ func (s *Store) dropHeadLocked(key int64) {
 func (s *Store) Dir() string { return s.dir }
 
 // Close flushes unflushed records, stops background work, closes every file
-// and releases the lock. Close waits for running merges.
+// and releases the lock. A running merge is cancelled (its output removed;
+// the next start merges again).
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.stopping() {
 		s.mu.Unlock()
 		return nil
 	}
-	s.mu.Unlock()
 	close(s.stop)
+	s.cancelMergeLocked(nil)
+	s.mu.Unlock()
 	<-s.done
+	// A merge called by someone else than the loop: cancelled above if it
+	// had begun, refused by beginMerge (stopping) if not.
+	s.mergeMu.Lock()
+	s.mergeMu.Unlock()
 	err := s.Flush()
 	s.mu.Lock()
 	s.closed = true
