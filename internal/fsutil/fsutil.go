@@ -370,3 +370,41 @@ func (fsys FS) SweepLeftovers(dir string) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// Shred overwrites a small file's bytes in place with zeros, fsyncs them,
+// removes the file and fsyncs its directory. It is for secrets (a day's
+// wrapped data key): the removal alone leaves the old bytes in free blocks
+// of the file system, the overwrite at least reaches the blocks the file
+// occupied (on a copy-on-write file system or an SSD that remaps writes,
+// not even that is certain, which is why the key is also wrapped by a
+// master key kept elsewhere). A missing file is not an error.
+func Shred(path string) error { return FS{}.Shred(path) }
+
+// Shred is the package-level Shred through fsys.
+func (fsys FS) Shred(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("shred: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("shred %s: not a regular file", path)
+	}
+	h, err := fsys.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("shred: %w", err)
+	}
+	_, err = h.WriteAt(make([]byte, fi.Size()), 0)
+	if err == nil {
+		err = h.Sync()
+	}
+	if cerr := h.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("shred %s: %w", path, err)
+	}
+	return fsys.RemoveFile(path)
+}

@@ -65,21 +65,29 @@ func bloomBytes(n int) int {
 	return max(8, (n*bloomBitsPerKey+63)/64*8)
 }
 
-// bloomAdd sets key's bits in filter.
-func bloomAdd(filter []byte, key []byte) { bloomProbe(filter, key, true) }
+// bloomAdd sets key's bits in filter. mix is the keyed permutation of an
+// encrypted segment's filter (nil for a plain one).
+func bloomAdd(filter []byte, key []byte, mix func(uint64) uint64) { bloomProbe(filter, key, true, mix) }
 
 // bloomMayContain reports whether key may be in filter; false is certain.
 // An empty filter (format 1 has none) rules nothing out.
-func bloomMayContain(filter []byte, key []byte) bool {
-	return len(filter) == 0 || bloomProbe(filter, key, false)
+func bloomMayContain(filter []byte, key []byte, mix func(uint64) uint64) bool {
+	return len(filter) == 0 || bloomProbe(filter, key, false, mix)
 }
 
 // bloomProbe visits key's bloomHashes probe bits (double hashing: probe i
 // is h1 + i·h2 modulo the filter's bits), setting each when set is true,
-// and reports whether all of them were set.
-func bloomProbe(filter []byte, key []byte, set bool) bool {
+// and reports whether all of them were set. In an encrypted segment the
+// hash goes through mix, a permutation keyed by the day key
+// (keys.FileCipher.Mix): without the key nobody can compute where an
+// address's bits lie, so the filter in the clear says nothing about
+// which addresses the file holds.
+func bloomProbe(filter []byte, key []byte, set bool, mix func(uint64) uint64) bool {
 	m := uint64(len(filter)) * 8
 	h := bloomHash(key)
+	if mix != nil {
+		h = mix(h)
+	}
 	h1, h2 := h, bits.RotateLeft64(h, 32)|1
 	all := true
 	for i := uint64(0); i < bloomHashes; i++ {

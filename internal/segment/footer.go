@@ -101,17 +101,17 @@ func (f *footer) appendMeta(b []byte, version byte) []byte {
 }
 
 // parseMeta decodes the meta section of a segment of format version whose
-// footer starts at footerOff and whose meta section starts metaRel bytes into
-// the footer. It checks that everything the section points at lies where it
+// blocks start at dataOff (after the header), whose footer starts at
+// footerOff and whose meta section starts metaRel bytes into the footer. It checks that everything the section points at lies where it
 // should: blocks tile the bytes between header and footer, index pages,
 // postings and the filter lie inside the footer before the meta section.
-func parseMeta(meta []byte, version byte, footerOff, metaRel int64) (footer, error) {
+func parseMeta(meta []byte, version byte, dataOff, footerOff, metaRel int64) (footer, error) {
 	f := footer{footerOff: footerOff}
 	d := dec{b: meta}
 	f.records = int64(d.uvarint("record count"))
 	nBlocks := d.count("block count", uint64(len(meta)))
 	f.blocks = make([]blockMeta, 0, nBlocks)
-	off := int64(headerSize)
+	off := dataOff
 	var total int64
 	prevMax := int64(0)
 	for i := 0; i < nBlocks && d.err == nil; i++ {
@@ -141,7 +141,7 @@ func parseMeta(meta []byte, version byte, footerOff, metaRel int64) (footer, err
 	}
 	if d.err == nil && (off != footerOff || total != f.records) {
 		return f, fmt.Errorf("%w: blocks cover %d bytes and %d rows, want %d bytes and %d rows",
-			errMalformed, off-headerSize, total, footerOff-headerSize, f.records)
+			errMalformed, off-dataOff, total, footerOff-dataOff, f.records)
 	}
 	for _, dict := range []*[]string{&f.domains, &f.uas} {
 		n := d.count("dictionary size", uint64(len(meta)))
@@ -215,11 +215,12 @@ func readCounts(d *dec, what string, n int, records int64) []uint64 {
 
 // trailer is the fixed-size end of a segment file: where the footer and its
 // meta section start, the CRC32C of the footer, the format version and the
-// magic again.
+// header's flags, and the magic again.
 type trailer struct {
 	footerOff, metaOff uint64
 	footerCRC          uint32
 	version            byte
+	flags              byte
 }
 
 // append appends the trailer's trailerSize bytes to b.
@@ -227,23 +228,25 @@ func (t trailer) append(b []byte) []byte {
 	b = binary.LittleEndian.AppendUint64(b, t.footerOff)
 	b = binary.LittleEndian.AppendUint64(b, t.metaOff)
 	b = binary.LittleEndian.AppendUint32(b, t.footerCRC)
-	b = append(b, t.version, 0, 0, 0)
+	b = append(b, t.version, t.flags, 0, 0)
 	return append(b, magic...)
 }
 
 // parseTrailer decodes the trailerSize bytes b of a file whose header says
-// version. On error it returns the offset within b of the bad bytes.
-func parseTrailer(b []byte, version byte) (trailer, int, error) {
+// version and flags. On error it returns the offset within b of the bad
+// bytes.
+func parseTrailer(b []byte, version, flags byte) (trailer, int, error) {
 	if string(b[24:]) != magic {
 		return trailer{}, 24, fmt.Errorf("bad trailer magic %q", b[24:])
 	}
-	if b[20] != version || b[21] != 0 || b[22] != 0 || b[23] != 0 {
-		return trailer{}, 20, fmt.Errorf("trailer version %d does not match header", b[20])
+	if b[20] != version || b[21] != flags || b[22] != 0 || b[23] != 0 {
+		return trailer{}, 20, fmt.Errorf("trailer version %d flags %d do not match header", b[20], b[21])
 	}
 	return trailer{
 		footerOff: binary.LittleEndian.Uint64(b[0:]),
 		metaOff:   binary.LittleEndian.Uint64(b[8:]),
 		footerCRC: binary.LittleEndian.Uint32(b[16:]),
 		version:   b[20],
+		flags:     b[21],
 	}, 0, nil
 }

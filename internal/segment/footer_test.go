@@ -27,7 +27,7 @@ func TestFooterRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			tb := file[len(file)-trailerSize:]
-			tr, _, err := parseTrailer(tb, byte(v))
+			tr, _, err := parseTrailer(tb, byte(v), 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/retentiond/retentiond/internal/keys"
 )
 
 // Version is the format version this package writes. The reader also reads
@@ -58,6 +60,26 @@ const (
 	// ipPageEntries is the number of IP index entries per compressed page.
 	ipPageEntries = 1024
 )
+
+// Encryption (docs/format.md, "Encrypted segments"). Bit 0 of the header's
+// flags byte (offset 5, repeated in the trailer) marks a segment whose
+// columns, IP index pages and meta section are sealed with AES-256-GCM
+// under its day's key (keys.FileCipher); the header then continues with
+// the key id, the day and the file's salt, and the blocks start after it.
+const (
+	flagEncrypted = 1
+	encHeaderSize = 8 + 8 + keys.SaltSize // key id, day (unix seconds), salt
+
+	// The kinds of sealed units, part of each unit's nonce and
+	// associated data.
+	unitColumn = 1 // index: block << 3 | column
+	unitIPPage = 2 // index: page number
+	unitMeta   = 3 // index: 0
+)
+
+// ErrNoKeys is wrapped by Open for an encrypted segment when no key ring
+// was given: it is not damage, the file needs its day's key.
+var ErrNoKeys = errors.New("segment is encrypted and no key ring was given")
 
 // Columns selects the columns ReadBlock decodes.
 type Columns uint8

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -51,6 +52,9 @@ type Reader struct {
 	// filter is the address filter (format 2; nil for v1 files), a slice
 	// of the mapped footer.
 	filter []byte
+	// fc opens the sealed units of an encrypted segment; nil when plain.
+	fc  *keys.FileCipher
+	mix func(uint64) uint64 // the filter's keyed permutation; nil when plain
 
 	decoded   atomic.Int64
 	pagesRead atomic.Int64
@@ -65,7 +69,25 @@ type Reader struct {
 // and no copy (a search reads hundreds of columns), and 730 open days hold
 // no file descriptors. A removed file's blocks stay readable through the
 // mapping until Close, exactly as they would through an open descriptor.
-func Open(path string) (*Reader, error) {
+func Open(path string) (*Reader, error) { return OpenWith(path, OpenOptions{}) }
+
+// KeySource gives the key of a day: *keys.Ring is one.
+type KeySource interface {
+	Lookup(day time.Time) (*keys.DayKey, error)
+}
+
+// OpenOptions tune OpenWith.
+type OpenOptions struct {
+	// Keys gives the day key of an encrypted segment. Without it, plain
+	// segments open and encrypted ones fail with ErrNoKeys.
+	Keys KeySource
+}
+
+// OpenWith is Open with options. A missing key (keys.ErrNoKey), a
+// destroyed one (keys.ErrDestroyed) or a key other than the one the file
+// was sealed under is an error but not a *CorruptionError: the file is
+// intact, it needs a key.
+func OpenWith(path string, opts OpenOptions) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
@@ -86,7 +108,7 @@ func Open(path string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: mmap: %w", path, err)
 	}
-	if err := r.load(); err != nil {
+	if err := r.load(opts.Keys); err != nil {
 		r.Close()
 		return nil, err
 	}
@@ -109,7 +131,7 @@ func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
 	return r.data[off : off+n : off+n], nil
 }
 
-func (r *Reader) load() error {
+func (r *Reader) load(ks KeySource) error {
 	h, err := r.readAt(0, headerSize)
 	if err != nil {
 		return err
@@ -121,20 +143,28 @@ func (r *Reader) load() error {
 		return r.corrupt(4, "unsupported format version %d (this build reads %d to %d)", h[4], MinVersion, Version)
 	}
 	r.version = h[4]
-	if h[5] != 0 || h[6] != 0 || h[7] != 0 {
+	flags := h[5]
+	if h[5]&^flagEncrypted != 0 || h[6] != 0 || h[7] != 0 || (flags != 0 && r.version < 2) {
 		return r.corrupt(5, "reserved header bytes are not zero")
+	}
+	dataOff := int64(headerSize)
+	if flags&flagEncrypted != 0 {
+		if err := r.openKey(ks); err != nil {
+			return err
+		}
+		dataOff += encHeaderSize
 	}
 	tOff := r.size - trailerSize
 	t, err := r.readAt(tOff, trailerSize)
 	if err != nil {
 		return err
 	}
-	tr, bad, err := parseTrailer(t, r.version)
+	tr, bad, err := parseTrailer(t, r.version, flags)
 	if err != nil {
 		return r.corrupt(tOff+int64(bad), "%w", err)
 	}
 	footerOff, metaOff := tr.footerOff, tr.metaOff
-	if footerOff < headerSize || footerOff > metaOff || metaOff+4 > uint64(tOff) || uint64(tOff)-footerOff > math.MaxInt32 {
+	if footerOff < uint64(dataOff) || footerOff > metaOff || metaOff+4 > uint64(tOff) || uint64(tOff)-footerOff > math.MaxInt32 {
 		return r.corrupt(tOff, "footer offsets %d/%d out of range", footerOff, metaOff)
 	}
 	footerBytes, err := r.readAt(int64(footerOff), tOff-int64(footerOff))
@@ -149,11 +179,17 @@ func (r *Reader) load() error {
 	if metaLen > maxMetaRaw {
 		return r.corrupt(int64(metaOff), "meta section of %d bytes is too large", metaLen)
 	}
-	meta, err := decompress(footerBytes[metaRel+4:], int(metaLen))
+	metaComp := footerBytes[metaRel+4:]
+	if r.fc != nil {
+		if metaComp, err = r.fc.Open(nil, metaComp, metaOff+4, unitMeta, 0); err != nil {
+			return r.corrupt(int64(metaOff), "meta section: %w", err)
+		}
+	}
+	meta, err := decompress(metaComp, int(metaLen))
 	if err != nil {
 		return r.corrupt(int64(metaOff), "meta section: %w", err)
 	}
-	if r.footer, err = parseMeta(meta, r.version, int64(footerOff), metaRel); err != nil {
+	if r.footer, err = parseMeta(meta, r.version, dataOff, int64(footerOff), metaRel); err != nil {
 		return r.corrupt(int64(metaOff), "meta section: %w", err)
 	}
 	if r.version >= 2 {
@@ -161,6 +197,47 @@ func (r *Reader) load() error {
 		r.filter = r.data[r.filterOff : r.filterOff+int64(r.filterLen) : r.filterOff+int64(r.filterLen)]
 	}
 	return nil
+}
+
+// openKey reads an encrypted segment's key header (key id, day, salt) and
+// prepares the file's cipher with the day's key from ks.
+func (r *Reader) openKey(ks KeySource) error {
+	eh, err := r.readAt(headerSize, encHeaderSize)
+	if err != nil {
+		return err
+	}
+	id := keys.ID(eh[:8])
+	day := time.Unix(int64(binary.LittleEndian.Uint64(eh[8:16])), 0).UTC()
+	if !day.Equal(record.Day(day)) {
+		return r.corrupt(headerSize+8, "key header: day is not a midnight UTC")
+	}
+	if ks == nil {
+		return fmt.Errorf("open segment %s (key %s of day %s): %w", r.path, id, record.DayString(day), ErrNoKeys)
+	}
+	k, err := ks.Lookup(day)
+	if err != nil {
+		return fmt.Errorf("open segment %s (key %s): %w", r.path, id, err)
+	}
+	if k.ID() != id {
+		return fmt.Errorf("open segment %s: sealed under key %s, the key directory holds key %s for day %s: %w",
+			r.path, id, k.ID(), record.DayString(day), keys.ErrNoKey)
+	}
+	var salt [keys.SaltSize]byte
+	copy(salt[:], eh[16:])
+	if r.fc, err = k.OpenFile(salt); err != nil {
+		return fmt.Errorf("open segment %s: %w", r.path, err)
+	}
+	r.mix = r.fc.Mix
+	return nil
+}
+
+// KeyID returns the id of the day key an encrypted segment is sealed
+// under; ok is false for a plain segment.
+func (r *Reader) KeyID() (id keys.ID, ok bool) {
+	if r.fc == nil {
+		return id, false
+	}
+	return r.fc.KeyID(), true
 }
 
 // Version returns the segment's format version.
@@ -270,7 +347,7 @@ func (r *Reader) MayHoldIP(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
-	return bloomMayContain(r.filter, appendKey(nil, a.WithZone("")))
+	return bloomMayContain(r.filter, appendKey(nil, a.WithZone("")), r.mix)
 }
 
 // MayHoldPrefix reports whether the segment may hold an address in p
@@ -289,7 +366,7 @@ func (r *Reader) MayHoldPrefix(p netip.Prefix) bool {
 	case p.IsSingleIP():
 		return r.MayHoldIP(a)
 	case a.Is4() && p.Bits() >= bloomNet4Bits, !a.Is4() && p.Bits() >= bloomNet6Bits:
-		return bloomMayContain(r.filter, appendNetKey(nil, a))
+		return bloomMayContain(r.filter, appendNetKey(nil, a), r.mix)
 	}
 	return true
 }
@@ -342,7 +419,7 @@ func (r *Reader) blocksForKeys(lo, hi []byte, withRows bool) (blocks, rows []int
 		counts = make([]int, len(r.blocks))
 	}
 	for pi := start; pi < len(r.ipPages) && bytes.Compare(r.ipPages[pi].first, hi) <= 0; pi++ {
-		if err := r.scanIPPage(&r.ipPages[pi], lo, hi, seen, counts); err != nil {
+		if err := r.scanIPPage(pi, lo, hi, seen, counts); err != nil {
 			return r.allBlocks(r.ipPages[pi].off, err), nil
 		}
 	}
@@ -356,9 +433,10 @@ func (r *Reader) blocksForKeys(lo, hi []byte, withRows bool) (blocks, rows []int
 	return blocks, rows
 }
 
-// scanIPPage marks the blocks of every key of the page in [lo, hi] in
+// scanIPPage marks the blocks of every key of page pi in [lo, hi] in
 // seen, and adds their row counts to counts (format 2) when it is not nil.
-func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64, counts []int) error {
+func (r *Reader) scanIPPage(pi int, lo, hi []byte, seen []uint64, counts []int) error {
+	p := &r.ipPages[pi]
 	r.pagesRead.Add(1)
 	comp, err := r.readAt(p.off, int64(p.clen))
 	if err != nil {
@@ -366,6 +444,11 @@ func (r *Reader) scanIPPage(p *ipPage, lo, hi []byte, seen []uint64, counts []in
 	}
 	if crc(comp) != p.crc {
 		return ErrChecksum
+	}
+	if r.fc != nil {
+		if comp, err = r.fc.Open(nil, comp, uint64(p.off), unitIPPage, uint32(pi)); err != nil {
+			return err
+		}
 	}
 	raw, err := decompress(comp, p.rlen)
 	if err != nil {

@@ -1,8 +1,11 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/retentiond/retentiond/internal/keys"
 )
 
 // BlockView is one block decoded in dictionary form, into buffers that are
@@ -46,6 +49,7 @@ type BlockView struct {
 	r       *Reader // the reader whose block the view holds
 	paths   pathDict
 	raw     []byte // decompressed column bytes
+	open    []byte // an encrypted segment's column, opened (still compressed)
 	scratch []uint32
 }
 
@@ -193,6 +197,18 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			v.Have = 0
 			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
 				i, columnNames[c], ErrChecksum, got, cm.crc)
+		}
+		if r.fc != nil {
+			v.open, err = r.fc.Open(v.open[:0], comp, uint64(off), unitColumn, uint32(i)<<3|uint32(c))
+			if errors.Is(err, keys.ErrDestroyed) {
+				v.Have = 0 // not damage: the purge destroyed the day under the read
+				return fmt.Errorf("segment %s: %w", r.path, err)
+			}
+			if err != nil {
+				v.Have = 0
+				return r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
+			}
+			comp = v.open
 		}
 		// Columns read lazily keep their own buffers: they are read after
 		// other columns have been decoded.

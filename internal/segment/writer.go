@@ -14,6 +14,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -28,6 +29,12 @@ type Options struct {
 	// FS creates and commits the file; the zero value is the real file
 	// system, tests inject faults through it.
 	FS fsutil.FS
+	// Key, when set, encrypts the segment under this day key (it must be
+	// the key of the records' day): every column, IP index page and the
+	// meta section are sealed after compression, and the address filter is
+	// keyed (docs/format.md, "Encrypted segments"). nil writes a plain
+	// segment.
+	Key *keys.DayKey
 }
 
 // Info summarises a segment file.
@@ -66,6 +73,10 @@ type Writer struct {
 
 	inFooter  bool   // writes from here on are footer bytes
 	footerCRC uint32 // running CRC32C of the footer bytes written so far
+
+	fc      *keys.FileCipher // nil for a plain segment
+	dataOff int64            // where the first block starts
+	sealed  []byte           // scratch: a sealed unit
 
 	domainIDs    map[string]uint32
 	domains      []string
@@ -123,7 +134,22 @@ func NewWriter(path string, opts Options) (*Writer, error) {
 		domainIDs: map[string]uint32{}, uaIDs: map[string]uint32{}, ipIDs: map[netip.Addr]uint32{},
 		ipScratch: map[netip.Addr]uint32{}, strScratch: map[string]uint32{},
 	}
-	w.write([]byte{magic[0], magic[1], magic[2], magic[3], Version, 0, 0, 0})
+	hdr := []byte{magic[0], magic[1], magic[2], magic[3], Version, 0, 0, 0}
+	if opts.Key != nil {
+		fc, salt, err := opts.Key.NewFile()
+		if err != nil {
+			f.Abort()
+			return nil, fmt.Errorf("segment writer: %w", err)
+		}
+		w.fc = fc
+		id := opts.Key.ID()
+		hdr[5] = flagEncrypted
+		hdr = append(hdr, id[:]...)
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(opts.Key.Day().Unix()))
+		hdr = append(hdr, salt[:]...)
+	}
+	w.dataOff = int64(len(hdr))
+	w.write(hdr)
 	if w.err != nil {
 		f.Abort()
 		return nil, w.err
@@ -236,8 +262,11 @@ func (w *Writer) flushBlock() {
 		for i := range w.raw.ends {
 			w.comp = w.enc.EncodeAll(w.raw.stream(i), w.comp)
 		}
-		m.cols[c] = colMeta{clen: uint32(len(w.comp)), rlen: uint32(len(w.raw.buf)), crc: crc(w.comp)}
-		w.write(w.comp)
+		// Sealed after compression: ciphertext does not compress, and the
+		// compressed length is all a sealed column tells about its data.
+		stored := w.seal(w.comp, unitColumn, blk<<3|uint32(c))
+		m.cols[c] = colMeta{clen: uint32(len(stored)), rlen: uint32(len(w.raw.buf)), crc: crc(stored)}
+		w.write(stored)
 	}
 	for len(w.domainBlocks) < len(w.domains) {
 		w.domainBlocks = append(w.domainBlocks, nil)
@@ -353,9 +382,10 @@ func (w *Writer) writeFooter() {
 			prevKey = append(prevKey[:0], key...)
 		}
 		w.comp = w.enc.EncodeAll(page, w.comp[:0])
+		stored := w.seal(w.comp, unitIPPage, uint32(len(f.ipPages)))
 		f.ipPages = append(f.ipPages, ipPage{entries: len(ids), first: first, off: w.off,
-			clen: len(w.comp), rlen: len(page), crc: crc(w.comp)})
-		w.write(w.comp)
+			clen: len(stored), rlen: len(page), crc: crc(stored)})
+		w.write(stored)
 	}
 
 	// Domain → blocks: a list or a bitmap, whichever is smaller, uncompressed
@@ -373,12 +403,13 @@ func (w *Writer) writeFooter() {
 		nets[string(appendNetKey(key[:0], a))] = struct{}{}
 	}
 	filter := make([]byte, bloomBytes(len(w.ipAddrs)+len(nets)))
+	mix := w.mix()
 	for _, a := range w.ipAddrs {
 		key = appendKey(key[:0], a)
-		bloomAdd(filter, key)
+		bloomAdd(filter, key, mix)
 	}
 	for k := range nets {
-		bloomAdd(filter, []byte(k))
+		bloomAdd(filter, []byte(k), mix)
 	}
 	f.filterOff, f.filterLen = w.off, len(filter)
 	w.write(filter)
@@ -393,9 +424,32 @@ func (w *Writer) writeFooter() {
 	}
 	w.write(hdr[:])
 	w.comp = w.enc.EncodeAll(meta, w.comp[:0])
-	w.write(w.comp)
+	w.write(w.seal(w.comp, unitMeta, 0))
 
-	w.write(trailer{footerOff: uint64(f.footerOff), metaOff: uint64(metaOff), footerCRC: w.footerCRC, version: Version}.append(make([]byte, 0, trailerSize)))
+	tr := trailer{footerOff: uint64(f.footerOff), metaOff: uint64(metaOff), footerCRC: w.footerCRC, version: Version}
+	if w.fc != nil {
+		tr.flags = flagEncrypted
+	}
+	w.write(tr.append(make([]byte, 0, trailerSize)))
+}
+
+// seal returns what the writer stores for a unit about to be written at
+// the current offset: comp itself in a plain segment, its sealed form
+// (keyed by the offset, the unit's kind and index) in an encrypted one.
+func (w *Writer) seal(comp []byte, kind byte, index uint32) []byte {
+	if w.fc == nil {
+		return comp
+	}
+	w.sealed = w.fc.Seal(w.sealed[:0], comp, uint64(w.off), kind, index)
+	return w.sealed
+}
+
+// mix returns the address filter's keyed permutation, nil when plain.
+func (w *Writer) mix() func(uint64) uint64 {
+	if w.fc == nil {
+		return nil
+	}
+	return w.fc.Mix
 }
 
 // appendPostingList writes ascending block numbers as a uvarint count, the
