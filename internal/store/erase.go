@@ -146,7 +146,11 @@ func (r *ErasureResult) addDay(ed ErasedDay) {
 func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) bool, ed *ErasedDay) error {
 	path := ref.r.Path()
 	before := fileSize(path)
-	w, err := segment.NewWriter(path, s.segmentOptions(dy))
+	opts, err := s.segmentOptions(dy.start, dy)
+	if err != nil {
+		return err
+	}
+	w, err := segment.NewWriter(path, opts)
 	if err != nil {
 		return err
 	}
@@ -183,7 +187,7 @@ func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) b
 		if _, err := w.Close(); err != nil {
 			return err
 		}
-		r, err := segment.Open(path)
+		r, err := segment.OpenWith(path, s.openOptions())
 		if err != nil {
 			return err
 		}
@@ -210,17 +214,23 @@ func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) b
 	return nil
 }
 
-// segmentOptions are the options every segment file of day dy is written
-// with, by a flush (dy nil: the default level, since flushed parts are
-// merged again), a merge or an erasure. A closed day's file is, unless late
-// records arrive, the file the day is searched in for the rest of its
-// retention: it is worth the slower encoder that makes it smaller and
-// faster to decode. Options that apply to every file (such as encryption)
-// belong here, so that no writer of the store can leave them out.
-func (s *Store) segmentOptions(dy *day) segment.Options {
+// segmentOptions are the options every segment file of day d (registry
+// entry dy) is written with, by a flush (dy nil: the default level, since
+// flushed parts are merged again), a merge or an erasure. A closed day's
+// file is, unless late records arrive, the file the day is searched in for
+// the rest of its retention: it is worth the slower encoder that makes it
+// smaller and faster to decode. With encryption the file is sealed under
+// the day's key (created if the day has none yet). Options that apply to
+// every file belong here, so that no writer of the store can leave them
+// out.
+func (s *Store) segmentOptions(d time.Time, dy *day) (segment.Options, error) {
 	level := 0
 	if dy != nil && !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
 		level = segment.ArchiveLevel
 	}
-	return segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs}
+	dk, err := s.dayKey(d)
+	if err != nil {
+		return segment.Options{}, err
+	}
+	return segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs, Key: dk}, nil
 }

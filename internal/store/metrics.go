@@ -15,6 +15,7 @@ type metrics struct {
 	flushErrors     prometheus.Counter
 	merges          prometheus.Counter
 	deletedDays     prometheus.Counter
+	keysDestroyed   prometheus.Counter
 	replayed        prometheus.Counter
 	recoveryRemoved prometheus.Counter
 	corruptFound    prometheus.Counter
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Name: "retentiond_store_day_deletions_total",
 			Help: "Days destroyed through DeleteDay.",
 		}),
+		keysDestroyed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_day_keys_destroyed_total",
+			Help: "Day keys destroyed through DeleteDay (encrypted data directories): every copy of those days is unreadable.",
+		}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_store_wal_replayed_records_total",
 			Help: "Records recovered from the WAL at start-up.",
@@ -88,7 +93,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		return m
 	}
 	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
-		m.merges, m.deletedDays, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
+		m.merges, m.deletedDays, m.keysDestroyed, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
 		m.erasures, m.erasedRecords,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "retentiond_store_head_bytes",

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/wal"
@@ -68,6 +69,12 @@ type Options struct {
 	// segment writers; the zero value is the real file system, tests inject
 	// faults through it.
 	FS fsutil.FS
+	// Keys, when set, encrypts the data directory: every segment file and
+	// WAL frame written from then on is sealed under its day's key from
+	// this ring, and DeleteDay destroys the key (crypto-shredding, see
+	// docs/security.md). Plain files written before keep being read. nil
+	// writes plain files, and a sealed file or frame is then an error.
+	Keys *keys.Ring
 }
 
 func (o *Options) withDefaults() {
@@ -165,6 +172,12 @@ type day struct {
 	dir     string
 	segs    []*segRef
 	corrupt []CorruptFile // damaged files, not in segs (see CorruptFile)
+	// shredded is set for a day whose key a purge destroyed before a crash
+	// kept it from removing the files: they are unreadable, listed (Days)
+	// so that the next purge removes them, never opened. shreddedBytes
+	// is their size.
+	shredded      bool
+	shreddedBytes int64
 }
 
 // Store is an open data directory. All methods are safe for concurrent use.
@@ -330,7 +343,18 @@ func (s *Store) recover() error {
 		return fmt.Errorf("remove flushed wal files: %w", err)
 	}
 	var replayed int64
+	var shreddedFrames int
 	err = w.Replay(s.cp.WAL, func(seg int, payload []byte) error {
+		payload, err := s.openFrame(payload)
+		if errors.Is(err, keys.ErrDestroyed) {
+			// Records of a day a purge destroyed before a crash kept it
+			// from removing these WAL files: gone by design.
+			shreddedFrames++
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("wal file %d: %w", seg, err)
+		}
 		recs, err := record.DecodeBatch(payload)
 		if err != nil {
 			return fmt.Errorf("wal file %d: %w", seg, err)
@@ -347,6 +371,10 @@ func (s *Store) recover() error {
 		return fmt.Errorf("replay wal: %w", err)
 	}
 	s.m.replayed.Add(float64(replayed))
+	if shreddedFrames > 0 {
+		s.walDirty = true // the next flush checkpoints past them
+		s.log.Info("skipped wal frames of days whose key was destroyed", "frames", shreddedFrames)
+	}
 	s.log.Info("store recovered", "days", len(s.days), "replayed_records", replayed,
 		"duration", time.Since(start).Round(time.Millisecond))
 	return nil
@@ -389,11 +417,24 @@ func (s *Store) openDay(d time.Time) (err error) {
 		}
 	}()
 	dy := &day{start: d, dir: dir}
+	if s.opts.Keys != nil {
+		if _, destroyed := s.opts.Keys.Destroyed(d); destroyed {
+			// A purge destroyed the key and crashed before it removed the
+			// files: they are ciphertext nobody can open. List the day so
+			// the next purge removes them; never open them.
+			for _, e := range entries {
+				dy.shreddedBytes += fileSize(filepath.Join(dir, e.Name()))
+			}
+			dy.shredded = true
+			s.days[d.Unix()] = dy
+			return nil
+		}
+	}
 	for _, e := range entries {
 		name := e.Name()
 		if orig, ok := strings.CutSuffix(name, CorruptSuffix); ok {
 			if _, _, ok := parseSegName(orig); ok {
-				dy.corrupt = append(dy.corrupt, quarantinedEarlier(filepath.Join(dir, name)))
+				dy.corrupt = append(dy.corrupt, quarantinedEarlier(filepath.Join(dir, name), s.openOptions()))
 				continue
 			}
 		}
@@ -411,7 +452,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 			continue
 		}
 		f := &file{name: name, min: lo, max: hi}
-		r, err := segment.Open(filepath.Join(dir, name))
+		r, err := segment.OpenWith(filepath.Join(dir, name), s.openOptions())
 		if err != nil && !errors.As(err, &f.bad) {
 			// Not damage but an I/O or resource error: retrying later
 			// may work, so the start fails instead of setting data aside.
@@ -486,10 +527,10 @@ func (s *Store) quarantine(path string) (string, error) {
 // it again names the damage when it is in the footer; damage in a block is
 // not searched for again (that reads the whole file): retentiond verify
 // names its offset.
-func quarantinedEarlier(path string) CorruptFile {
+func quarantinedEarlier(path string, opts segment.OpenOptions) CorruptFile {
 	orig := strings.TrimSuffix(path, CorruptSuffix)
 	cf := CorruptFile{Path: path, Bytes: fileSize(path)}
-	r, err := segment.Open(path)
+	r, err := segment.OpenWith(path, opts)
 	if err == nil {
 		r.Close()
 	}
@@ -585,6 +626,37 @@ func (s *Store) quarantineReported() error {
 	return errors.Join(errs...)
 }
 
+// openOptions are the options every segment file of the store is opened
+// with: the key ring, when the directory is encrypted.
+func (s *Store) openOptions() segment.OpenOptions {
+	if s.opts.Keys == nil {
+		return segment.OpenOptions{}
+	}
+	return segment.OpenOptions{Keys: s.opts.Keys}
+}
+
+// dayKey returns the key a new file of day d is sealed under: nil when
+// the store writes plain files.
+func (s *Store) dayKey(d time.Time) (*keys.DayKey, error) {
+	if s.opts.Keys == nil {
+		return nil, nil
+	}
+	return s.opts.Keys.KeyFor(d)
+}
+
+// openFrame returns the record batch of a WAL payload: a plain batch as
+// it is, a sealed envelope opened with its day's key.
+func (s *Store) openFrame(payload []byte) ([]byte, error) {
+	if !keys.IsSealedFrame(payload) {
+		return payload, nil
+	}
+	if s.opts.Keys == nil {
+		return nil, errors.New("the wal holds encrypted records and encryption is not configured (encryption.enabled, encryption.master_key_file)")
+	}
+	_, plain, err := s.opts.Keys.OpenFrame(payload)
+	return plain, err
+}
+
 func segName(minFlush, maxFlush int64) string {
 	return fmt.Sprintf("seg-%08d-%08d.seg", minFlush, maxFlush)
 }
@@ -647,7 +719,10 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 		s.mu.Unlock()
 	}()
 
-	frames := encodeFrames(recs, wal.MaxPayload)
+	frames, err := s.frames(recs)
+	if err != nil {
+		return err
+	}
 	s.appendMu.RLock()
 	defer s.appendMu.RUnlock()
 	if _, err := s.wal.AppendAll(frames); err != nil {
@@ -675,6 +750,40 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 		s.kickFlush()
 	}
 	return nil
+}
+
+// frames encodes recs as WAL payloads. With encryption, a frame holds
+// records of one day only, sealed under that day's key (created here for
+// a new day, durably, before any of its records is written), so that
+// destroying the key also makes the day's WAL records unreadable.
+func (s *Store) frames(recs []record.Record) ([][]byte, error) {
+	if s.opts.Keys == nil {
+		return encodeFrames(recs, wal.MaxPayload), nil
+	}
+	byDay := map[int64][]record.Record{}
+	var order []int64
+	for _, r := range recs {
+		k := record.Day(r.Time).Unix()
+		if _, ok := byDay[k]; !ok {
+			order = append(order, k)
+		}
+		byDay[k] = append(byDay[k], r)
+	}
+	var frames [][]byte
+	for _, k := range order {
+		key, err := s.opts.Keys.KeyFor(time.Unix(k, 0))
+		if err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+		for _, f := range encodeFrames(byDay[k], wal.MaxPayload-keys.FrameOverhead) {
+			sealed, err := key.SealFrame(make([]byte, 0, len(f)+keys.FrameOverhead), f)
+			if err != nil {
+				return nil, fmt.Errorf("append: %w", err)
+			}
+			frames = append(frames, sealed)
+		}
+	}
+	return frames, nil
 }
 
 // encodeFrames encodes recs as WAL payloads of at most max bytes each, in
@@ -933,10 +1042,14 @@ func (s *Store) flushOnce() error {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		path := filepath.Join(dir, segName(flushID, flushID))
-		if _, err := segment.Write(path, h.recs, s.segmentOptions(nil)); err != nil {
+		opts, err := s.segmentOptions(d, nil)
+		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
-		r, err := segment.Open(path)
+		if _, err := segment.Write(path, h.recs, opts); err != nil {
+			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
+		}
+		r, err := segment.OpenWith(path, s.openOptions())
 		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
@@ -1059,7 +1172,11 @@ func (s *Store) MergeDay(d time.Time) error {
 		s.log.Debug("merge abandoned", "day", record.DayString(d), "reason", why)
 		return nil
 	}
-	w, err := segment.NewWriter(path, s.segmentOptions(dy))
+	opts, err := s.segmentOptions(d, dy)
+	if err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
+	w, err := segment.NewWriter(path, opts)
 	if err != nil {
 		if job.ctx.Err() != nil {
 			return abandoned("cancelled")
@@ -1089,7 +1206,7 @@ func (s *Store) MergeDay(d time.Time) error {
 		}
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
-	r, err := segment.Open(path)
+	r, err := segment.OpenWith(path, s.openOptions())
 	if err != nil {
 		s.fs.RemoveFile(path) // best effort: recovery opens it again and keeps whichever copy reads
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
@@ -1288,6 +1405,7 @@ func (s *Store) Days() []DayInfo {
 			in.Files++
 			in.Bytes += c.Bytes
 		}
+		in.Bytes += dy.shreddedBytes
 	}
 	for _, m := range []map[int64]*head{s.frozen, s.heads} {
 		for k, h := range m {
@@ -1346,8 +1464,25 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
+	if s.opts.Keys != nil {
+		// The key goes first: from here on every copy of the day, these
+		// files included if their removal fails, is unreadable.
+		id, err := s.opts.Keys.Destroy(d)
+		if err != nil {
+			return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+		}
+		if id.IsZero() {
+			id, _ = s.opts.Keys.Destroyed(d) // destroyed by a run a crash interrupted
+		}
+		if !id.IsZero() {
+			info.KeyID = id.String()
+			s.m.keysDestroyed.Inc()
+		}
+	}
 	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
 	if err := s.fs.Remove(dir); err != nil {
+		// The day stays listed; the next run removes the files and names
+		// the destroyed key again (from its tombstone).
 		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
 	}
 	s.mu.Lock()
@@ -1373,6 +1508,13 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 	s.mu.Unlock()
 	if err := s.wal.Truncate(walFrom); err != nil {
 		return info, fmt.Errorf("delete day %s: remove wal files: %w", record.DayString(d), err)
+	}
+	if s.opts.Keys != nil {
+		if _, destroyed := s.opts.Keys.Destroyed(d); destroyed {
+			if err := s.opts.Keys.Forget(d); err != nil {
+				return info, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+			}
+		}
 	}
 	s.m.deletedDays.Inc()
 	return info, nil
