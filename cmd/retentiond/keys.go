@@ -37,6 +37,8 @@ daemon's first start in DATA_DIR/keys/signing-key.pem (0600); this command never
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "the daemon's data directory")
+	// Encryption at rest (encryption.go): the day keys.
+	cmd.AddCommand(newKeysDaysCmd(), newKeysRotateMasterCmd())
 	return cmd
 }
 

@@ -114,6 +114,13 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	policy := purge.Policy{Retention: cfg.Retention}
 
 	setMemoryLimit(int64(cfg.Storage.HeadMaxBytes), log)
+	ring, err := openKeyRing(cfg)
+	if err != nil {
+		return fmt.Errorf("encryption: %w", err)
+	}
+	if ring != nil {
+		log.Info("encryption at rest enabled", "key_dir", cfg.KeyDir(), "master_key_id", ring.MasterID().String())
+	}
 	st, err := store.Open(cfg.DataDir, store.Options{
 		HeadMaxBytes:    int64(cfg.Storage.HeadMaxBytes),
 		FlushInterval:   cfg.Storage.FlushInterval,
@@ -124,6 +131,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Logger:          log.With("component", "store"),
 		Registerer:      reg,
 		FS:              hooks.fs,
+		Keys:            ring,
 	})
 	if err != nil {
 		return err

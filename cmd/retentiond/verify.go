@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/config"
+	"github.com/retentiond/retentiond/internal/keys"
+	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/store"
 	"github.com/retentiond/retentiond/internal/wal"
@@ -19,7 +22,7 @@ import (
 func init() { register(newVerifyCmd) }
 
 func newVerifyCmd() *cobra.Command {
-	var cfgFile, dataDir string
+	var cfgFile, dataDir, masterFile, keyDir string
 	cmd := &cobra.Command{
 		Use:   "verify [--config FILE | --data-dir DIR]",
 		Short: "Check every checksum in a data directory: segments, WAL and audit chain (read-only)",
@@ -28,35 +31,80 @@ WAL frame, and verifies the audit log's hash chain. It changes nothing, so it is
 beside a running daemon (a file being written may show as a torn WAL tail, which the daemon
 repairs on its next start). Segment files the daemon quarantined (*.seg.corrupt) are damage
 too and are reported every time, with the offset when the damage can still be found.
+With encryption (the config's encryption section, or --master-key and --key-dir), it also
+unwraps every day key with the master key, and names every encrypted segment whose day has no
+key, or a key other than the one it was sealed under; an encrypted segment it cannot check
+for want of a master key is a problem too.
 Exit status: 0 all good, 1 damage found (each problem is named with file and offset),
 2 the directory could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dataDir == "" {
+			if dataDir == "" || (masterFile == "" && keyDir == "") {
 				cfg, err := config.Load(cfgFile)
-				if err != nil {
+				if err != nil && dataDir == "" {
 					return &exitError{code: 2, err: err}
 				}
-				dataDir = cfg.DataDir
+				if err == nil {
+					dataDir = cmp.Or(dataDir, cfg.DataDir)
+					if cfg.Encryption.Enabled && masterFile == "" {
+						masterFile = masterKeyPath(cfg.Encryption.MasterKeyFile)
+						keyDir = cmp.Or(keyDir, cfg.KeyDir())
+					}
+				}
 			}
-			return runVerify(cmd, dataDir)
+			var master []byte
+			if masterFile != "" {
+				var err error
+				if master, err = keys.LoadMaster(masterFile); err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				defer clear(master)
+				keyDir = cmp.Or(keyDir, filepath.Join(dataDir, "keys"))
+			}
+			return runVerify(cmd, dataDir, keyDir, master)
 		},
 	}
+	cmd.Flags().StringVar(&masterFile, "master-key", "", "master key file of an encrypted data directory (default: the config's encryption.master_key_file)")
+	cmd.Flags().StringVar(&keyDir, "key-dir", "", "key directory (default: the config's encryption.key_dir, or DATA_DIR/keys)")
 	cmd.Flags().StringVar(&cfgFile, "config", "", "config file whose data_dir to verify")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "data directory to verify (overrides the config)")
 	return cmd
 }
 
-func runVerify(cmd *cobra.Command, dir string) error {
+func runVerify(cmd *cobra.Command, dir, keyDir string, master []byte) error {
 	out := cmd.OutOrStdout()
 	segs, quarantined, err := store.SegmentFiles(dir)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	var problems []string
+	var opts segment.OpenOptions
+	if master != nil {
+		entries, err := keys.Verify(keyDir, master)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		active, destroyed := 0, 0
+		for _, e := range entries {
+			switch {
+			case e.Destroyed:
+				destroyed++
+			case e.Err != nil:
+				problems = append(problems, fmt.Sprintf("key of day %s (id %s) cannot be unwrapped: %v", record.DayString(e.Day), e.ID, e.Err))
+			default:
+				active++
+			}
+		}
+		fmt.Fprintf(out, "keys: %d day keys, %d destroyed (files awaiting removal)\n", active, destroyed)
+		ring, err := keys.Open(keyDir, master, keys.Options{ReadOnly: true})
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		opts.Keys = ring
+	}
 	var records int64
 	for _, p := range segs {
-		n, err := verifySegment(p)
+		n, err := verifySegment(p, opts)
 		records += n
 		if err != nil {
 			problems = append(problems, err.Error())
@@ -67,7 +115,7 @@ func runVerify(cmd *cobra.Command, dir string) error {
 	// missing from every search: name them with what is wrong, every time.
 	for _, p := range quarantined {
 		why := "its blocks verify now; restore the original from a backup or remove it"
-		if _, err := verifySegment(p); err != nil {
+		if _, err := verifySegment(p, opts); err != nil {
 			why = err.Error()
 		}
 		problems = append(problems, fmt.Sprintf("quarantined segment %s: its records are not searchable: %s", p, why))
@@ -107,9 +155,14 @@ func runVerify(cmd *cobra.Command, dir string) error {
 	return nil
 }
 
-func verifySegment(path string) (int64, error) {
-	r, err := segment.Open(path)
-	if err != nil {
+func verifySegment(path string, opts segment.OpenOptions) (int64, error) {
+	r, err := segment.OpenWith(path, opts)
+	switch {
+	case errors.Is(err, segment.ErrNoKeys):
+		return 0, fmt.Errorf("%w: pass --master-key (or configure encryption) to check it", err)
+	case errors.Is(err, keys.ErrDestroyed):
+		return 0, fmt.Errorf("%w: the purge destroyed this day's key; its files are unreadable and the next purge removes them", err)
+	case err != nil:
 		return 0, err
 	}
 	defer r.Close()

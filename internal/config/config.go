@@ -32,6 +32,8 @@ type Config struct {
 	Purge     Purge            `mapstructure:"purge" yaml:"purge"`
 	Ingest    Ingest           `mapstructure:"ingest" yaml:"ingest"`
 	Storage   Storage          `mapstructure:"storage" yaml:"storage"`
+	// Encryption is encryption at rest with one key per UTC day.
+	Encryption Encryption `mapstructure:"encryption" yaml:"encryption"`
 	Search    Search           `mapstructure:"search" yaml:"search"`
 	Log       Log              `mapstructure:"log" yaml:"log"`
 	HTTP      HTTP             `mapstructure:"http" yaml:"http"`
@@ -100,6 +102,21 @@ type Search struct {
 	WriteStallTimeout time.Duration `mapstructure:"write_stall_timeout" yaml:"write_stall_timeout"`
 	// RequireCase is search.require_case (internal/cases).
 	RequireCase bool `mapstructure:"require_case" yaml:"require_case"`
+}
+
+// Encryption configures encryption at rest: one random data key per UTC
+// day, wrapped by the master key, destroyed by the purge with the day
+// (docs/security.md).
+type Encryption struct {
+	Enabled       bool   `mapstructure:"enabled" yaml:"enabled"`
+	MasterKeyFile string `mapstructure:"master_key_file" yaml:"master_key_file"`
+	KeyDir        string `mapstructure:"key_dir" yaml:"key_dir"`
+}
+
+// KeyDir is the directory of the wrapped day keys: encryption.key_dir, or
+// <data_dir>/keys.
+func (c *Config) KeyDir() string {
+	return cmp.Or(c.Encryption.KeyDir, filepath.Join(c.DataDir, "keys"))
 }
 
 // Log configures the daemon's own log on stderr (journald captures it).

@@ -112,16 +112,18 @@ func TestLoadLocations(t *testing.T) {
 // valid forms depend on the key. A new string key without a sample fails
 // TestEnvEveryKey, so it cannot be left untested.
 var envSamples = map[string]string{
-	"data_dir":          "/srv/retentiond",
-	"listen.http":       "[::1]:9090",
-	"listen.syslog_udp": "",
-	"listen.syslog_tcp": "0.0.0.0:6514",
-	"purge.schedule":    "CRON_TZ=Europe/Amsterdam 30 3 * * *",
-	"log.level":         "debug",
-	"log.format":        "json",
-	"tls.cert_file":     "", // set to a real file by the test
-	"tls.key_file":      "",
-	"audit.path":        "/srv/audit",
+	"data_dir":                   "/srv/retentiond",
+	"listen.http":                "[::1]:9090",
+	"encryption.master_key_file": "/run/credentials/retentiond.service/master.key",
+	"encryption.key_dir":         "/var/lib/retentiond-keys",
+	"listen.syslog_udp":          "",
+	"listen.syslog_tcp":          "0.0.0.0:6514",
+	"purge.schedule":             "CRON_TZ=Europe/Amsterdam 30 3 * * *",
+	"log.level":                  "debug",
+	"log.format":                 "json",
+	"tls.cert_file":              "", // set to a real file by the test
+	"tls.key_file":               "",
+	"audit.path":                 "/srv/audit",
 }
 
 // TestEnvEveryKey sets RETENTIOND_* for every key of the Config struct (the

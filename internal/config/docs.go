@@ -55,6 +55,16 @@ var keyDocs = map[string]string{
 	"storage.wal_segment_bytes": "Size at which the write-ahead log starts a new file.",
 	"storage.block_rows":        "Rows per segment block, the unit of search pruning and decompression.",
 
+	"encryption": "Encryption at rest with one key per UTC day (crypto-shredding, docs/security.md). The purge destroys a day's key with its files, " +
+		"so every other copy of the day (a backup, an object-store version, a disk remnant) becomes unreadable.",
+	"encryption.enabled": "Seal every segment block and WAL frame written from now on under its day's key (AES-256-GCM). " +
+		"Files written before stay readable; turning it off again needs the keys for as long as sealed files remain.",
+	"encryption.master_key_file": "File holding the 32-byte master key that wraps the day keys (`head -c 32 /dev/urandom > master.key`), " +
+		"meant for a systemd credential (LoadCredential=master.key:/etc/retentiond/master.key, see docs/install.md): " +
+		"a relative path is looked up in $CREDENTIALS_DIRECTORY when systemd sets it. Keep it out of the data directory and its backups. " +
+		"Rotate with `retentiond keys rotate-master`.",
+	"encryption.key_dir": "Directory of the wrapped day keys; empty means <data_dir>/keys.",
+
 	"search":                 "Limits on queries.",
 	"search.max_concurrency": "Parallel workers per search; 0 means one per CPU (GOMAXPROCS).",
 	"search.timeout":         "A search running longer than this is cancelled; 0 means no limit.",

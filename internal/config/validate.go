@@ -70,6 +70,8 @@ func (c *Config) Validate() error {
 	v.duration("storage.merge_grace", c.Storage.MergeGrace, false)
 	v.positiveSize("storage.wal_segment_bytes", c.Storage.WALSegmentBytes, "64MiB")
 	v.positive("storage.block_rows", c.Storage.BlockRows, "8192")
+	v.check(!c.Encryption.Enabled || c.Encryption.MasterKeyFile != "", "encryption.master_key_file",
+		"is empty but encryption.enabled is true", "create a key with `head -c 32 /dev/urandom > master.key` and name it here (see docs/install.md)")
 	if c.Storage.BlockRows > 1<<20 {
 		v.add("storage.block_rows", fmt.Sprintf("%d is more than 1048576", c.Storage.BlockRows),
 			"use a value between 1024 and 65536; 8192 is a good default")

@@ -58,6 +58,8 @@ var (
 	ErrAuth = errors.New("ciphertext does not authenticate")
 )
 
+var errReadOnly = errors.New("key directory opened read-only")
+
 // ID identifies one day key. It is random, carries no key material, and
 // may be logged, counted and written into reports.
 type ID [8]byte
@@ -91,6 +93,9 @@ type Options struct {
 	// crypto/rand. Tests pass a seeded generator to get reproducible
 	// files (the segment fixture); nothing else may.
 	Rand io.Reader
+	// ReadOnly opens the directory for reading keys only (retentiond
+	// verify): Open neither creates it nor sweeps it, and KeyFor fails.
+	ReadOnly bool
 }
 
 // Ring is an open key directory: the day keys, unwrapped on first use and
@@ -102,6 +107,7 @@ type Ring struct {
 	randMu   sync.Mutex // a seeded test generator is not safe for concurrent use
 	masterID ID
 	wrap     cipher.AEAD
+	readOnly bool
 
 	mu   sync.Mutex
 	keys map[int64]*DayKey // by day (unix seconds of midnight UTC)
@@ -114,13 +120,15 @@ func Open(dir string, master []byte, opts Options) (*Ring, error) {
 	if len(master) != KeySize {
 		return nil, fmt.Errorf("master key of %d bytes, want %d", len(master), KeySize)
 	}
-	if err := opts.FS.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create key directory: %w", err)
+	if !opts.ReadOnly {
+		if err := opts.FS.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("create key directory: %w", err)
+		}
+		if _, err := opts.FS.SweepLeftovers(dir); err != nil {
+			return nil, err
+		}
 	}
-	if _, err := opts.FS.SweepLeftovers(dir); err != nil {
-		return nil, err
-	}
-	r := &Ring{dir: dir, fs: opts.FS, rand: opts.Rand, keys: map[int64]*DayKey{}}
+	r := &Ring{dir: dir, fs: opts.FS, rand: opts.Rand, readOnly: opts.ReadOnly, keys: map[int64]*DayKey{}}
 	if r.rand == nil {
 		r.rand = rand.Reader
 	}
@@ -189,7 +197,13 @@ func (r *Ring) KeyFor(day time.Time) (*DayKey, error) {
 	}
 	k, err := r.loadLocked(day)
 	if !errors.Is(err, ErrNoKey) && !errors.Is(err, ErrDestroyed) {
+		if err == nil {
+			r.keys[day.Unix()] = k
+		}
 		return k, err
+	}
+	if r.readOnly {
+		return nil, fmt.Errorf("new day key: %w", errReadOnly)
 	}
 	k = &DayKey{day: day, ring: r}
 	if err := r.read(k.id[:]); err != nil {
