@@ -1,9 +1,12 @@
 package fsutil
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"testing"
 )
 
@@ -104,5 +107,48 @@ func TestRenameAcrossDirsAndRemoveFile(t *testing.T) {
 	held := &HeldError{Path: "LOCK", Holder: "7"}
 	if held.Error() != "LOCK: lock held by another process (pid 7)" || trimPID([]byte(" \n")) != "unknown" {
 		t.Fatalf("held error %q", held.Error())
+	}
+}
+
+// TestShred: the file's bytes are overwritten in place before it is
+// removed. A hard link made beforehand shares the inode, so it shows what
+// became of the blocks the file occupied.
+func TestShred(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "secret.key")
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	if err := os.WriteFile(p, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	witness := filepath.Join(dir, "witness")
+	if err := os.Link(p, witness); err != nil {
+		t.Skipf("no hard links here: %v", err)
+	}
+	if err := Shred(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) {
+		t.Fatalf("shredded file still there: %v", err)
+	}
+	got, err := os.ReadFile(witness)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(secret) || !bytes.Equal(got, make([]byte, len(secret))) {
+		t.Fatalf("the file's blocks hold %q after Shred, want zeros", got)
+	}
+	if err := Shred(p); err != nil {
+		t.Fatalf("shredding a missing file: %v", err)
+	}
+	if err := WithFaults(func(op Op, path string) error {
+		if op == OpSync {
+			return syscall.EIO
+		}
+		return nil
+	}).Shred(witness); !errors.Is(err, syscall.EIO) {
+		t.Fatalf("failed fsync: err = %v, want EIO", err)
+	}
+	if _, err := os.Stat(witness); err != nil {
+		t.Fatal("a shred whose overwrite was not made durable removed the file anyway")
 	}
 }
