@@ -34,13 +34,13 @@ type Config struct {
 	Storage   Storage          `mapstructure:"storage" yaml:"storage"`
 	// Encryption is encryption at rest with one key per UTC day.
 	Encryption Encryption `mapstructure:"encryption" yaml:"encryption"`
-	Search    Search           `mapstructure:"search" yaml:"search"`
-	Log       Log              `mapstructure:"log" yaml:"log"`
-	HTTP      HTTP             `mapstructure:"http" yaml:"http"`
-	TLS       TLS              `mapstructure:"tls" yaml:"tls"`
-	Auth      Auth             `mapstructure:"auth" yaml:"auth"`
-	Audit     Audit            `mapstructure:"audit" yaml:"audit"`
-	Cases     Cases            `mapstructure:"cases" yaml:"cases"`
+	Search     Search     `mapstructure:"search" yaml:"search"`
+	Log        Log        `mapstructure:"log" yaml:"log"`
+	HTTP       HTTP       `mapstructure:"http" yaml:"http"`
+	TLS        TLS        `mapstructure:"tls" yaml:"tls"`
+	Auth       Auth       `mapstructure:"auth" yaml:"auth"`
+	Audit      Audit      `mapstructure:"audit" yaml:"audit"`
+	Cases      Cases      `mapstructure:"cases" yaml:"cases"`
 
 	// File is the configuration file that was read, or "" when only the
 	// embedded defaults (and the environment) were used. It is not a key.
