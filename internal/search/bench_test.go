@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
@@ -27,7 +28,31 @@ var benchStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // pays for generation and compression.
 func benchData(b *testing.B, days, total int) *fakeSource {
 	b.Helper()
+	return benchDataWith(b, days, total, false)
+}
+
+// benchMaster is the master key of the encrypted benchmark datasets: a
+// benchmark's key, not a secret.
+var benchMaster = make([]byte, keys.KeySize)
+
+// benchDataWith is benchData whose segments are, when encrypted is set,
+// sealed under day keys kept in a key directory inside the cached dataset.
+func benchDataWith(b *testing.B, days, total int, encrypted bool) *fakeSource {
+	b.Helper()
 	dir := filepath.Join(os.TempDir(), fmt.Sprintf("retentiond-bench-v%d-l%d-s1-%dd-%d", segment.Version, segment.ArchiveLevel, days, total))
+	var ring *keys.Ring
+	if encrypted {
+		dir += "-encrypted"
+	}
+	openRing := func() {
+		if !encrypted {
+			return
+		}
+		var err error
+		if ring, err = keys.Open(filepath.Join(dir, "keys"), benchMaster, keys.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
 	if _, err := os.Stat(filepath.Join(dir, "complete")); err != nil {
 		b.Logf("building benchmark dataset in %s (first run only)", dir)
 		if err := os.RemoveAll(dir); err != nil {
@@ -36,6 +61,7 @@ func benchData(b *testing.B, days, total int) *fakeSource {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			b.Fatal(err)
 		}
+		openRing()
 		g := loggen.New(loggen.Options{Seed: 1, Start: benchStart, Days: days, Total: total})
 		var cur []record.Record
 		flush := func() {
@@ -44,7 +70,15 @@ func benchData(b *testing.B, days, total int) *fakeSource {
 			}
 			p := filepath.Join(dir, record.DayString(record.Day(cur[0].Time))+".seg")
 			// Closed days are stored as the store's final merge writes them.
-			if _, err := segment.Write(p, cur, segment.Options{Level: segment.ArchiveLevel}); err != nil {
+			opts := segment.Options{Level: segment.ArchiveLevel}
+			if ring != nil {
+				k, err := ring.KeyFor(cur[0].Time)
+				if err != nil {
+					b.Fatal(err)
+				}
+				opts.Key = k
+			}
+			if _, err := segment.Write(p, cur, opts); err != nil {
 				b.Fatal(err)
 			}
 			cur = cur[:0]
@@ -65,9 +99,16 @@ func benchData(b *testing.B, days, total int) *fakeSource {
 	if err != nil || len(files) == 0 {
 		b.Fatalf("no segments in %s: %v", dir, err)
 	}
+	if ring == nil {
+		openRing()
+	}
+	var oo segment.OpenOptions
+	if ring != nil {
+		oo.Keys = ring
+	}
 	src := &fakeSource{}
 	for _, f := range files { // Glob sorts, and day names sort by time
-		sr, err := segment.Open(f)
+		sr, err := segment.OpenWith(f, oo)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -313,4 +354,76 @@ func BenchmarkSearchOr(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/op")
 		})
 	}
+}
+
+// BenchmarkSearchEncryption measures what encryption at rest costs a
+// search: the same queries over the same records (2M over 10 days, one
+// merged segment per day), stored plain and encrypted, each iteration
+// running the plain query and then the encrypted one, so that both see the
+// same machine. It reports both latencies and their ratio
+// (encrypted/plain), and the bytes of the two datasets.
+func BenchmarkSearchEncryption(b *testing.B) {
+	const days, total = 10, 2_000_000
+	plain := benchDataWith(b, days, total, false)
+	sealed := benchDataWith(b, days, total, true)
+	r4 := sampleRecord(b, plain, true)
+	cases := []struct{ name, q, mode string }{
+		{"exact_ip_rare", "ip:" + rareIP(b, plain).String(), "search"},
+		{"exact_ip_busy", "ip:" + r4.IP.String(), "search"},
+		{"ipv4_24", "ip:" + netip.PrefixFrom(r4.IP, 24).Masked().String(), "search"},
+		{"path_substring", "path:*setup-config*", "search"},
+		{"domain_count", "domain:" + r4.Domain, "count"},
+	}
+	run := func(src *fakeSource, req *Request, mode string) int64 {
+		var n int64
+		var err error
+		if mode == "count" {
+			n, err = (&Executor{Source: src}).Count(context.Background(), req)
+		} else {
+			n, err = (&Executor{Source: src}).Run(context.Background(), req, func(record.Record) error { return nil })
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		return n
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			q, err := Parse(c.q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := &Request{Query: q, From: benchStart, To: benchStart.AddDate(3, 0, 0), Limit: 1000}
+			var tPlain, tSealed time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				np := run(plain, req, c.mode)
+				t1 := time.Now()
+				ns := run(sealed, req, c.mode)
+				tPlain, tSealed = tPlain+t1.Sub(t0), tSealed+time.Since(t1)
+				if np != ns {
+					b.Fatalf("plain answered %d, encrypted %d", np, ns)
+				}
+			}
+			b.ReportMetric(float64(tPlain.Microseconds())/1000/float64(b.N), "plain_ms/op")
+			b.ReportMetric(float64(tSealed.Microseconds())/1000/float64(b.N), "encrypted_ms/op")
+			b.ReportMetric(float64(tSealed)/float64(tPlain), "latency_ratio")
+		})
+	}
+	size := func(src *fakeSource) (n int64) {
+		for _, v := range src.days {
+			for _, sr := range v.Segments {
+				n += sr.Info().Bytes
+			}
+		}
+		return n
+	}
+	b.Run("bytes", func(b *testing.B) {
+		for b.Loop() {
+		}
+		p, s := size(plain), size(sealed)
+		b.ReportMetric(float64(p)/total, "plain_B/record")
+		b.ReportMetric(float64(s)/total, "encrypted_B/record")
+		b.ReportMetric(float64(s)/float64(p), "bytes_ratio")
+	})
 }
