@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/retentiond/retentiond/internal/store"
 )
 
 func TestHandler(t *testing.T) {
@@ -92,7 +94,8 @@ func TestHandler(t *testing.T) {
 func TestReportJSONRoundTrip(t *testing.T) {
 	in := Report{
 		Result: ResultFailure, Startup: true, Now: ts(t, "2026-03-02T00:05:00Z"), Retention: Retention{Days: 730},
-		Days: nil, Records: 7, Bytes: 700, Duration: 1500 * time.Millisecond,
+		Days:    []store.DayInfo{{Day: ts(t, "2024-02-29"), Records: 7, Bytes: 700, KeyID: "14a4a079a7d85847"}},
+		Records: 7, Bytes: 700, Duration: 1500 * time.Millisecond,
 		Extra: []PurgeStats{{Name: "audit", Items: 2, Bytes: 20}},
 	}
 	b, err := json.Marshal(in)
@@ -104,7 +107,8 @@ func TestReportJSONRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out.Result != in.Result || !out.Now.Equal(in.Now) || out.Retention != in.Retention || out.Duration != in.Duration ||
-		out.Records != 7 || len(out.Extra) != 1 || out.Extra[0] != in.Extra[0] || !out.NextExpiry.IsZero() || !out.Startup {
+		out.Records != 7 || len(out.Extra) != 1 || out.Extra[0] != in.Extra[0] || !out.NextExpiry.IsZero() || !out.Startup ||
+		len(out.Days) != 1 || out.Days[0].KeyID != "14a4a079a7d85847" || !strings.Contains(string(b), `"key_id":"14a4a079a7d85847"`) {
 		t.Errorf("round trip: %+v from %s", out, b)
 	}
 	if err := json.Unmarshal([]byte(`{"retention":"2w"}`), &out); err == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -469,6 +470,16 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	if len(rep.Days) > 0 {
 		attrs = append(attrs, "oldest_day", record.DayString(rep.Days[0].Day),
 			"newest_day", record.DayString(rep.Days[len(rep.Days)-1].Day))
+	}
+	var keyIDs []string
+	for _, d := range rep.Days {
+		if d.KeyID != "" {
+			keyIDs = append(keyIDs, d.KeyID)
+		}
+	}
+	if len(keyIDs) > 0 {
+		// Ids only: they name the destroyed day keys, never hold key material.
+		attrs = append(attrs, "keys_destroyed", len(keyIDs), "key_ids", strings.Join(keyIDs, ","))
 	}
 	for _, st := range rep.Extra {
 		attrs = append(attrs, st.Name+"_items", st.Items)
