@@ -328,6 +328,7 @@ func TestValidateJoinsAllProblems(t *testing.T) {
 	c.Retention = policy.Retention{} // set in code: the loader would have refused "forever"
 	c.Log.Level = "loud"
 	c.Storage.BlockRows = -1
+	c.Encryption.Enabled = true // without a master key file
 	err := c.Validate()
 	var keys []string
 	for _, p := range unjoin(err) {
@@ -338,7 +339,7 @@ func TestValidateJoinsAllProblems(t *testing.T) {
 		}
 		keys = append(keys, ke.Key)
 	}
-	if want := []string{"retention", "storage.block_rows", "log.level"}; !reflect.DeepEqual(keys, want) {
+	if want := []string{"retention", "storage.block_rows", "encryption.master_key_file", "log.level"}; !reflect.DeepEqual(keys, want) {
 		t.Errorf("keys = %v, want %v", keys, want)
 	}
 }
