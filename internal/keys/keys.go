@@ -710,6 +710,10 @@ const (
 // FrameOverhead is the number of bytes SealFrame adds to a payload.
 const FrameOverhead = frameHeader + Overhead
 
+// FrameHeaderSize is the number of bytes SealFrameInPlace expects in front
+// of the payload.
+const FrameHeaderSize = frameHeader
+
 // IsSealedFrame reports whether a WAL payload is a sealed envelope rather
 // than a plain record batch.
 func IsSealedFrame(payload []byte) bool { return len(payload) > 0 && payload[0] == frameMarker }
@@ -720,23 +724,45 @@ func IsSealedFrame(payload []byte) bool { return len(payload) > 0 && payload[0] 
 // WAL file's tail can be cut and rewritten, which rules out nonces from
 // offsets.
 func (k *DayKey) SealFrame(dst, payload []byte) ([]byte, error) {
+	buf := append(dst, make([]byte, frameHeader)...)
+	buf = append(buf, payload...)
+	out, err := k.SealFrameInPlace(buf[len(dst):])
+	if err != nil {
+		return nil, err
+	}
+	return buf[:len(dst)+len(out)], nil
+}
+
+// SealFrameInPlace is SealFrame without a copy: buf holds FrameHeaderSize
+// bytes (overwritten) followed by the payload, and the envelope is built in
+// buf itself (it grows by Overhead bytes; give it the capacity to avoid a
+// reallocation). The WAL path encodes every batch straight behind the room
+// for the header.
+func (k *DayKey) SealFrameInPlace(buf []byte) ([]byte, error) {
 	if k.destroyed.Load() {
 		return nil, fmt.Errorf("day %s: %w", record.DayString(k.day), ErrDestroyed)
 	}
 	if k.ring == nil {
 		return nil, errors.New("seal frame: key not from a ring")
 	}
-	start := len(dst)
-	dst = append(dst, frameMarker, frameVersion)
-	dst = binary.LittleEndian.AppendUint64(dst, uint64(k.day.Unix()))
-	dst = append(dst, k.id[:]...)
-	var nonce [12]byte
-	if err := k.ring.read(nonce[:]); err != nil {
+	if len(buf) < frameHeader {
+		return nil, errors.New("seal frame: no room for the header")
+	}
+	h := buf[:0:frameHeader]
+	h = append(h, frameMarker, frameVersion)
+	h = binary.LittleEndian.AppendUint64(h, uint64(k.day.Unix()))
+	h = append(h, k.id[:]...)
+	nonce := buf[18:frameHeader]
+	if err := k.ring.read(nonce); err != nil {
 		return nil, fmt.Errorf("seal frame: %w", err)
 	}
-	dst = append(dst, nonce[:]...)
-	ad := append(dst[start:start+frameHeader:start+frameHeader], "RWAL"...)
-	return k.wal.Seal(dst, nonce[:], payload, ad), nil
+	var ad [frameHeader + 4]byte
+	copy(ad[:], buf[:frameHeader])
+	copy(ad[frameHeader:], "RWAL")
+	// The ciphertext replaces the payload exactly in place, which
+	// crypto/cipher allows (dst's free capacity starts at the plaintext).
+	out := k.wal.Seal(buf[:frameHeader], ad[18:30], buf[frameHeader:], ad[:])
+	return out, nil
 }
 
 // FrameDay returns the day a sealed envelope says it belongs to, read

@@ -205,7 +205,7 @@ func BenchmarkIngestEncryption(b *testing.B) {
 	for round := 0; round < 5; round++ {
 		t0 := time.Now()
 		for i := 0; i < len(recs); i += batchSize {
-			encodeFrames(recs[i:min(i+batchSize, len(recs))], wal.MaxPayload)
+			encodeFrames(recs[i:min(i+batchSize, len(recs))], wal.MaxPayload, 0, 0)
 		}
 		t1 := time.Now()
 		for i := 0; i < len(recs); i += batchSize {

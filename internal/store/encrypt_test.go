@@ -389,3 +389,50 @@ func TestEncryptionSwitchedOn(t *testing.T) {
 		t.Fatalf("open without keys: %v, want ErrNoKeys", err)
 	}
 }
+
+// TestSealedFramesPerDay: with encryption a batch spanning midnight
+// becomes one sealed frame per day, each opening (with the key of the day
+// it names) to exactly that day's records in order; and encodeFrames
+// leaves the room and capacity sealing in place needs, never more than
+// max bytes of payload.
+func TestSealedFramesPerDay(t *testing.T) {
+	ring := openRing(t, t.TempDir())
+	s := &Store{opts: Options{Keys: ring}}
+	var recs []record.Record
+	for i := range 30 {
+		recs = append(recs, rec(base.Add(time.Duration(i-10)*time.Hour), i)) // 10 records of the day before
+	}
+	frames, err := s.frames(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frames) != 2 {
+		t.Fatalf("%d frames, want one per day (2)", len(frames))
+	}
+	var got []int
+	for _, f := range frames {
+		day, payload, err := ring.OpenFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := record.DecodeBatch(payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range batch {
+			if !record.Day(r.Time).Equal(day) {
+				t.Fatalf("record of %s in the frame of %s", r.Time, day)
+			}
+			n, _ := strconv.Atoi(strings.TrimPrefix(strings.SplitN(r.Path, "?", 2)[0], "/seq/"))
+			got = append(got, n)
+		}
+	}
+	if !slices.Equal(got, seqRange(0, 30)) {
+		t.Fatalf("records %v", got)
+	}
+	for _, f := range encodeFrames(recs, 300, keys.FrameHeaderSize, keys.Overhead) {
+		if len(f)-keys.FrameHeaderSize > 300 || cap(f) < len(f)+keys.Overhead {
+			t.Fatalf("frame of %d bytes (cap %d) for max 300 plus %d of header", len(f), cap(f), keys.FrameHeaderSize)
+		}
+	}
+}

@@ -758,16 +758,25 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 // destroying the key also makes the day's WAL records unreadable.
 func (s *Store) frames(recs []record.Record) ([][]byte, error) {
 	if s.opts.Keys == nil {
-		return encodeFrames(recs, wal.MaxPayload), nil
+		return encodeFrames(recs, wal.MaxPayload, 0, 0), nil
 	}
-	byDay := map[int64][]record.Record{}
-	var order []int64
-	for _, r := range recs {
-		k := record.Day(r.Time).Unix()
-		if _, ok := byDay[k]; !ok {
-			order = append(order, k)
+	// Almost every batch holds records of one day; only one that spans
+	// midnight (or a backfill) is split, which costs a copy.
+	first := record.Day(recs[0].Time)
+	byDay := map[int64][]record.Record{first.Unix(): recs}
+	order := []int64{first.Unix()}
+	for i := range recs {
+		if !record.Day(recs[i].Time).Equal(first) {
+			byDay, order = map[int64][]record.Record{}, nil
+			for _, r := range recs {
+				k := record.Day(r.Time).Unix()
+				if _, ok := byDay[k]; !ok {
+					order = append(order, k)
+				}
+				byDay[k] = append(byDay[k], r)
+			}
+			break
 		}
-		byDay[k] = append(byDay[k], r)
 	}
 	var frames [][]byte
 	for _, k := range order {
@@ -775,8 +784,8 @@ func (s *Store) frames(recs []record.Record) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("append: %w", err)
 		}
-		for _, f := range encodeFrames(byDay[k], wal.MaxPayload-keys.FrameOverhead) {
-			sealed, err := key.SealFrame(make([]byte, 0, len(f)+keys.FrameOverhead), f)
+		for _, f := range encodeFrames(byDay[k], wal.MaxPayload-keys.FrameOverhead, keys.FrameHeaderSize, keys.Overhead) {
+			sealed, err := key.SealFrameInPlace(f)
 			if err != nil {
 				return nil, fmt.Errorf("append: %w", err)
 			}
@@ -788,8 +797,10 @@ func (s *Store) frames(recs []record.Record) ([][]byte, error) {
 
 // encodeFrames encodes recs as WAL payloads of at most max bytes each, in
 // order. A record's encoding is far below a frame (its fields are bounded by
-// record's limits), so every payload holds at least one record.
-func encodeFrames(recs []record.Record, max int) [][]byte {
+// record's limits), so every payload holds at least one record. Each
+// payload starts after head bytes of room and has the capacity for tail
+// more bytes (a sealed frame's header and tag, keys.SealFrameInPlace).
+func encodeFrames(recs []record.Record, max, head, tail int) [][]byte {
 	// The upper bound of one record's encoding: uvarint time, IP, and three
 	// uvarint lengths.
 	bound := func(r *record.Record) int {
@@ -800,12 +811,12 @@ func encodeFrames(recs []record.Record, max int) [][]byte {
 	for i := range recs {
 		n := bound(&recs[i])
 		if i > start && size+n > max {
-			frames = append(frames, record.AppendBatch(make([]byte, 0, size), recs[start:i]))
+			frames = append(frames, record.AppendBatch(make([]byte, head, head+size+tail), recs[start:i]))
 			start, size = i, binary.MaxVarintLen64
 		}
 		size += n
 	}
-	return append(frames, record.AppendBatch(make([]byte, 0, size), recs[start:]))
+	return append(frames, record.AppendBatch(make([]byte, head, head+size+tail), recs[start:]))
 }
 
 // fail records a fatal write error: the WAL can no longer promise
