@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"flag"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,7 +139,7 @@ func BenchmarkIngestEncryption(b *testing.B) {
 	}
 	ingest := func(encrypted bool) result {
 		dir := b.TempDir()
-		opts := Options{FlushInterval: time.Hour, Registerer: prometheus.NewRegistry(),
+		opts := Options{FlushInterval: time.Hour, Registerer: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler),
 			Now: func() time.Time { return day.AddDate(0, 0, 2) }} // a closed day: merged at the archive level
 		if encrypted {
 			ring, err := keys.Open(filepath.Join(dir, "keys"), make([]byte, keys.KeySize), keys.Options{})
