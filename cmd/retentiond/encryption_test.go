@@ -110,8 +110,8 @@ func TestEncryptedDaemonVerifyAndRotate(t *testing.T) {
 	if out, code := verify("--master-key", newKey); code != 0 {
 		t.Fatalf("verify with the new master key: exit %d\n%s", code, out)
 	}
-	out, err = exec.Command(binary(t), "keys", "list", "--key-dir", filepath.Join(data, "keys")).CombinedOutput()
+	out, err = exec.Command(binary(t), "keys", "days", "--key-dir", filepath.Join(data, "keys")).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "2026-11-01") || !strings.Contains(string(out), "active") {
-		t.Fatalf("keys list: %v\n%s", err, out)
+		t.Fatalf("keys days: %v\n%s", err, out)
 	}
 }
