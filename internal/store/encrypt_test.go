@@ -436,3 +436,64 @@ func TestSealedFramesPerDay(t *testing.T) {
 		}
 	}
 }
+
+// TestEraseOnEncryptedStore: an erasure rewrites the files of an
+// encrypted day sealed again under the same day key (never plain), the
+// address counts 0 afterwards and every other record stays; and the
+// purge of that day still destroys the key the rewritten files use.
+func TestEraseOnEncryptedStore(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	s, ring := openEncrypted(t, dir, clk, nil)
+	defer s.Close()
+	target := netip.MustParseAddr("203.0.113.7")
+	var recs []record.Record
+	var keep []int
+	for i := range 300 {
+		r := rec(base.Add(time.Duration(i)*time.Second), i)
+		if i%10 == 4 {
+			r.IP = target
+		} else {
+			keep = append(keep, i)
+		}
+		recs = append(recs, r)
+	}
+	if err := s.Append(context.Background(), recs); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Erase(context.Background(), Erasure{Prefix: netip.PrefixFrom(target, 32), From: base, To: base.AddDate(0, 0, 1)})
+	if err != nil || res.Records != 30 {
+		t.Fatalf("Erase = %+v, %v; want 30 records", res, err)
+	}
+	if got := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(got, keep) {
+		t.Fatalf("after the erasure %d records, want %d", len(got), len(keep))
+	}
+	k, err := ring.Lookup(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, _, err := SegmentFiles(dir)
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("segments %v, %v", segs, err)
+	}
+	for _, p := range segs {
+		if r, err := segment.Open(p); !errors.Is(err, segment.ErrNoKeys) {
+			if err == nil {
+				r.Close()
+			}
+			t.Fatalf("%s after the erasure: %v, want a sealed file", p, err)
+		}
+		r, err := segment.OpenWith(p, segment.OpenOptions{Keys: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id, _ := r.KeyID(); id != k.ID() {
+			t.Errorf("%s sealed under %s, the day's key is %s", p, id, k.ID())
+		}
+		r.Close()
+	}
+	info, err := s.DeleteDay(context.Background(), base)
+	if err != nil || info.KeyID != k.ID().String() {
+		t.Fatalf("DeleteDay = %+v, %v", info, err)
+	}
+}
