@@ -7,7 +7,9 @@ import (
 
 // Op names a file-system effect an FS performs, so that a Faults function can
 // choose which ones to fail. Reads (ReadFile, ReadDir, Stat) are not faulted:
-// the failure semantics this layer tests are those of writes.
+// the failure semantics this layer tests are those of writes. Map is the
+// exception, because a failed mapping (ENOMEM, the kernel's map count) is how
+// opening a segment fails on a busy system.
 type Op uint8
 
 // The operations an FS performs.
@@ -20,10 +22,11 @@ const (
 	OpRemove                 // remove a file or tree
 	OpMkdir                  // create a directory
 	OpTruncate               // change a file's size
-	OpLock                   // take an flock
+	OpLock                   // take a file lock
+	OpMap                    // map a file read-only (or read it into memory where there is no mmap)
 )
 
-var opNames = [...]string{"", "open", "write", "sync", "syncdir", "rename", "remove", "mkdir", "truncate", "lock"}
+var opNames = [...]string{"", "open", "write", "sync", "syncdir", "rename", "remove", "mkdir", "truncate", "lock", "map"}
 
 func (o Op) String() string {
 	if int(o) < len(opNames) && o != 0 {

@@ -202,3 +202,70 @@ func contents(t *testing.T, p, want string) {
 		t.Fatalf("%s holds %q (%v), want %q", p, b, err, want)
 	}
 }
+
+// TestMap reads a file through Map (a read-only mapping where the system has
+// one, the file's bytes read into memory elsewhere), checks the bytes stay
+// readable after the descriptor is closed and the file removed, as a
+// segment reader relies on, and that an injected failure is reported.
+func TestMap(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		data string
+	}{
+		{"small", "segment bytes"},
+		{"larger than a page", string(make([]byte, 3*4096+17))},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, c.name)
+			if err := os.WriteFile(p, []byte(c.data), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := Map(f, len(c.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The fallback of systems without mmap, tested here too.
+			read, err := readAll(f, len(c.data))
+			f.Close()
+			if err != nil || string(read) != c.data {
+				t.Fatalf("readAll: %d bytes, %v", len(read), err)
+			}
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if string(b) != c.data {
+				t.Fatalf("mapped %d bytes, want the file's %d", len(b), len(c.data))
+			}
+			if err := Unmap(b); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("size beyond the file", func(t *testing.T) {
+		p := filepath.Join(dir, "short")
+		os.WriteFile(p, []byte("abc"), 0o644)
+		f, _ := os.Open(p)
+		defer f.Close()
+		if b, err := Map(f, 4); err == nil {
+			Unmap(b)
+			t.Fatal("mapping 4 bytes of a 3-byte file succeeded")
+		}
+	})
+	t.Run("injected ENOMEM", func(t *testing.T) {
+		p := filepath.Join(dir, "small")
+		os.WriteFile(p, []byte("x"), 0o644)
+		f, _ := os.Open(p)
+		defer f.Close()
+		var in Injector
+		in.Add(Rule{Op: OpMap, Err: syscall.ENOMEM})
+		if _, err := in.FS().Map(f, 1); !errors.Is(err, syscall.ENOMEM) || in.Failed(OpMap) != 1 {
+			t.Fatalf("err = %v, failed %d", err, in.Failed(OpMap))
+		}
+	})
+}

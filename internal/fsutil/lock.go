@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // ErrLockHeld is wrapped by Lock's error when another process holds the lock.
@@ -27,12 +26,16 @@ func (e *HeldError) Error() string {
 func (e *HeldError) Is(target error) bool { return target == ErrLockHeld }
 
 // Lock is an exclusive advisory lock on a file. The kernel drops it when the
-// process dies, so a crash never leaves a stale lock behind.
+// process dies, so a crash never leaves a stale lock behind. On Unix it is
+// flock(2) (lock_unix.go), on Windows LockFileEx (lock_windows.go); systems
+// with neither refuse to lock (lock_other.go). The lock belongs to the open
+// file, so a second Lock of the same path in the same process contends like
+// another process would.
 type Lock struct {
 	f *os.File
 }
 
-// Lock takes an exclusive, non-blocking flock on path (creating it) and
+// Lock takes an exclusive, non-blocking lock on path (creating it) and
 // writes the process id into it as a hint for the error another process
 // gets. Contention is a *HeldError.
 func (fsys FS) Lock(path string) (*Lock, error) {
@@ -43,16 +46,18 @@ func (fsys FS) Lock(path string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
+	held := false
 	err = fsys.inject(OpLock, path)
 	if err == nil {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		held, err = lockFile(f)
+	}
+	if held {
+		f.Close()
+		holder, _ := os.ReadFile(path)
+		return nil, &HeldError{Path: path, Holder: trimPID(holder)}
 	}
 	if err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			holder, _ := os.ReadFile(path)
-			return nil, &HeldError{Path: path, Holder: trimPID(holder)}
-		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
 	// The pid is only a hint; failing to write it is not a reason to refuse.

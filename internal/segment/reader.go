@@ -12,9 +12,9 @@ import (
 	"os"
 	"sort"
 	"sync/atomic"
-	"syscall"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
 )
@@ -69,6 +69,8 @@ type Reader struct {
 // and no copy (a search reads hundreds of columns), and 730 open days hold
 // no file descriptors. A removed file's blocks stay readable through the
 // mapping until Close, exactly as they would through an open descriptor.
+// fsutil.Map does the mapping (on systems without mmap it reads the file
+// into memory instead).
 func Open(path string) (*Reader, error) { return OpenWith(path, OpenOptions{}) }
 
 // KeySource gives the key of a day: *keys.Ring is one.
@@ -104,9 +106,9 @@ func OpenWith(path string, opts OpenOptions) (*Reader, error) {
 	if r.size > math.MaxInt {
 		return nil, fmt.Errorf("open segment %s: file of %d bytes is too large to map", path, r.size)
 	}
-	r.data, err = syscall.Mmap(int(f.Fd()), 0, int(r.size), syscall.PROT_READ, syscall.MAP_SHARED)
+	r.data, err = fsutil.Map(f, int(r.size))
 	if err != nil {
-		return nil, fmt.Errorf("open segment %s: mmap: %w", path, err)
+		return nil, fmt.Errorf("open segment: %w", err)
 	}
 	if err := r.load(opts.Keys); err != nil {
 		r.Close()
@@ -271,8 +273,8 @@ func (r *Reader) Close() error {
 	}
 	data := r.data
 	r.data = nil
-	if err := syscall.Munmap(data); err != nil {
-		return fmt.Errorf("close segment %s: munmap: %w", r.path, err)
+	if err := fsutil.Unmap(data); err != nil {
+		return fmt.Errorf("close segment %s: %w", r.path, err)
 	}
 	return nil
 }
