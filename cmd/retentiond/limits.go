@@ -1,9 +1,6 @@
 package main
 
-import (
-	"log/slog"
-	"syscall"
-)
+import "log/slog"
 
 // connectionCaps returns the HTTP and syslog TCP connection caps to use.
 // Every open connection holds a file descriptor, and the store needs
@@ -23,15 +20,6 @@ func connectionCaps(httpMax, syslogMax int, nofile uint64) (int, int, bool) {
 	h := max(1, int(uint64(httpMax)*budget/total))
 	s := max(1, int(uint64(syslogMax)*budget/total))
 	return h, s, true
-}
-
-// openFileLimit is the process's soft RLIMIT_NOFILE, or 0 when unknown.
-func openFileLimit() uint64 {
-	var r syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
-		return 0
-	}
-	return r.Cur
 }
 
 // limitConnections applies connectionCaps to the configured caps and warns

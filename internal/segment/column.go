@@ -58,8 +58,9 @@ func appendUints(b []byte, vals []uint32) []byte {
 
 // readUints reads n values written by appendUints from b into dst (reused
 // when large enough); each must be below limit. It returns the values and the
-// bytes after them.
-func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32, []byte, error) {
+// bytes after them. limit is a uint64 because a time delta's limit,
+// math.MaxUint32, does not fit an int on 32-bit platforms.
+func readUints(dst []uint32, b []byte, what string, n int, limit uint64) ([]uint32, []byte, error) {
 	if len(b) < 1 || b[0] > 4 {
 		return nil, nil, malformed(what + " width")
 	}
@@ -74,7 +75,7 @@ func readUints(dst []uint32, b []byte, what string, n int, limit int) ([]uint32,
 
 // mergeUints merges n values from their width byte planes into dst
 // (reused when large enough); each must be below limit.
-func mergeUints(dst []uint32, width int, b []byte, n int, limit int, what string) ([]uint32, error) {
+func mergeUints(dst []uint32, width int, b []byte, n int, limit uint64, what string) ([]uint32, error) {
 	out := grow(dst, n)
 	// Specialised loops for the common widths: this merge runs for every
 	// row of every index and id column a search reads.
@@ -107,9 +108,9 @@ func mergeUints(dst []uint32, width int, b []byte, n int, limit int, what string
 	}
 	// Every value is below limit unless the bitwise OR of all of them
 	// reaches it; only then is each value checked.
-	if uint64(or) >= uint64(limit) {
+	if uint64(or) >= limit {
 		for _, v := range out {
-			if uint64(v) >= uint64(limit) {
+			if uint64(v) >= limit {
 				return nil, malformed(what + " out of range")
 			}
 		}
@@ -171,7 +172,7 @@ func (u *uintCol) values() ([]uint32, error) {
 	if u.merged {
 		return u.all, nil
 	}
-	all, err := mergeUints(u.all, u.width, u.planes, u.n, u.limit, u.what)
+	all, err := mergeUints(u.all, u.width, u.planes, u.n, uint64(u.limit), u.what)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func (d *ipDict) decode(raw []byte, rows int) error {
 	if r.err != nil {
 		return r.err
 	}
-	idx, rest, err := readUints(d.idx, r.b, "ip index", rows, n4+n6)
+	idx, rest, err := readUints(d.idx, r.b, "ip index", rows, uint64(n4+n6))
 	if err != nil {
 		return err
 	}

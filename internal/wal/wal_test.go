@@ -297,7 +297,7 @@ func benchBatch() []byte {
 		recs[i] = record.Record{
 			Time:      t0.Add(time.Duration(i) * time.Millisecond),
 			Domain:    fmt.Sprintf("shop-%03d.example.nl", i%7),
-			Path:      fmt.Sprintf("/catalog/category-%d/product-%05d.html?utm_source=newsletter&page=%d&sort=price_asc&ref=%x", i%13, i*7919, i%5, i*2654435761),
+			Path:      fmt.Sprintf("/catalog/category-%d/product-%05d.html?utm_source=newsletter&page=%d&sort=price_asc&ref=%x", i%13, i*7919, i%5, uint64(i)*2654435761),
 			UserAgent: "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 			IP:        netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}),
 		}
