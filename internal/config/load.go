@@ -229,7 +229,7 @@ var stringConverters = map[reflect.Type]func(string) (any, error){
 		dec := json.NewDecoder(strings.NewReader(s))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&out); err != nil {
-			return nil, fmt.Errorf("not a JSON list of tokens (%v); write e.g. [{\"name\":\"alice\",\"sha256\":\"<64 hex>\",\"roles\":[\"search\"]}]", err)
+			return nil, fmt.Errorf("not a JSON list of tokens (%w); write e.g. [{\"name\":\"alice\",\"sha256\":\"<64 hex>\",\"roles\":[\"search\"]}]", err)
 		}
 		return out, nil
 	},

@@ -37,12 +37,12 @@ func renderYAML(n *yaml.Node) ([]byte, error) {
 // comment for a key (used to generate config.example.yaml).
 func encodeNode(v reflect.Value, prefix string, comment func(key string) string) *yaml.Node {
 	t := v.Type()
-	switch {
-	case t == durationType:
+	switch t {
+	case durationType:
 		return scalar("!!str", FormatDuration(time.Duration(v.Int())), 0)
-	case t == retentionType:
+	case retentionType:
 		return scalar("!!str", v.Interface().(policy.Retention).String(), yaml.DoubleQuotedStyle)
-	case t == byteSizeType:
+	case byteSizeType:
 		s := ByteSize(v.Int()).String()
 		if _, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return scalar("!!int", s, 0)

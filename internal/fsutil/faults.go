@@ -41,9 +41,9 @@ func (o Op) String() string {
 // from many goroutines at once.
 type Faults func(op Op, path string) error
 
-// ShortWrite, returned by a Faults function for OpWrite, makes the write put
-// the first half of its bytes into the file and then fail with Err: what a
-// disk that fills up in the middle of a write does.
+// ShortWrite is a fault that, returned by a Faults function for OpWrite,
+// makes the write put the first half of its bytes into the file and then
+// fail with Err: what a disk that fills up in the middle of a write does.
 type ShortWrite struct{ Err error }
 
 func (s *ShortWrite) Error() string { return "short write: " + s.Err.Error() }

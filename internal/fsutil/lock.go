@@ -42,7 +42,7 @@ func (fsys FS) Lock(path string) (*Lock, error) {
 	if err := fsys.inject(OpOpen, path); err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640) //nolint:gosec // G302: it holds only a pid, readable by the operators' group like the data directory
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

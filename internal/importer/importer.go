@@ -245,11 +245,11 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 	eof := false
 	for lr.offset < headBytes {
 		line, err := lr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			eof = true
 			break
 		}
-		if err != nil && err != errLineTooLong {
+		if err != nil && !errors.Is(err, errLineTooLong) {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 		head = append(head, pending{line: bytes.Clone(line), no: lr.line, end: lr.offset, err: err})
@@ -298,10 +298,10 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 		// Skip phase: hash without parsing up to where prev ended.
 		for lr.offset < prev.Offset {
 			_, err := lr.Next()
-			if err == io.EOF {
+			if errors.Is(err, io.EOF) {
 				break
 			}
-			if err != nil && err != errLineTooLong {
+			if err != nil && !errors.Is(err, errLineTooLong) {
 				return fmt.Errorf("read %s: %w", name, err)
 			}
 		}
@@ -352,10 +352,10 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 	fr.replaying = false
 	for {
 		line, err := lr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
-		if err != nil && err != errLineTooLong {
+		if err != nil && !errors.Is(err, errLineTooLong) {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 		if err := fr.handle(ctx, line, lr.line, err); err != nil {

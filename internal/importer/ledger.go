@@ -147,11 +147,6 @@ func (l *Ledger) put(e *Entry) error {
 	return l.save()
 }
 
-// drop removes e (an interrupted run whose successor has taken over).
-func (l *Ledger) drop(e *Entry) {
-	l.entries = slices.DeleteFunc(l.entries, func(x *Entry) bool { return x == e })
-}
-
 func (l *Ledger) save() error {
 	b, err := json.MarshalIndent(ledgerFile{Version: ledgerVersion, Entries: l.entries}, "", " ")
 	if err != nil {

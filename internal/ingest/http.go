@@ -395,7 +395,7 @@ func (h *Handler) decode(r *http.Request) (io.ReadCloser, error) {
 func (h *Handler) readJSON(body io.Reader, emit func(int, []byte, error) error) error {
 	br := bufio.NewReaderSize(body, 64<<10)
 	first, err := peekNonSpace(br)
-	if err == io.EOF {
+	if errors.Is(err, io.EOF) {
 		return nil
 	}
 	if err != nil {
@@ -430,7 +430,7 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 					buf = append(buf, chunk...)
 				}
 			}
-			if err == bufio.ErrBufferFull {
+			if errors.Is(err, bufio.ErrBufferFull) {
 				continue
 			}
 			if err == io.EOF {

@@ -221,7 +221,7 @@ func ListenSyslogTCP(ctx context.Context, addr string, opts TCPOptions) (*TCPLis
 		Registerer: opts.Registerer,
 		Logger:     h.opts.Logger,
 	})
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx) //nolint:gosec // G118: Close calls l.cancel
 	l := &TCPListener{ln: lim, h: h, ctx: ctx, cancel: cancel}
 	l.wg.Add(1)
 	go l.accept()

@@ -449,7 +449,7 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 		}
 		re, err := regexp.Compile(val)
 		if err != nil {
-			return t, fmt.Errorf("bad regex: %v", err)
+			return t, fmt.Errorf("bad regex: %w", err)
 		}
 		if t.Field == FieldDomain {
 			re, _ = regexp.Compile("(?i)" + val)
@@ -462,7 +462,7 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 		if strings.Contains(val, "/") {
 			p, err := netip.ParsePrefix(val)
 			if err != nil {
-				return t, fmt.Errorf("bad CIDR: %v", err)
+				return t, fmt.Errorf("bad CIDR: %w", err)
 			}
 			if p.Addr().Is4In6() {
 				p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))

@@ -184,7 +184,7 @@ func decompressInto(dst, src []byte, rawLen int) ([]byte, error) {
 	}
 	out, err := decoder.DecodeAll(src, dst[:0:limit])
 	if err != nil {
-		return nil, fmt.Errorf("%w: zstd: %v", errMalformed, err)
+		return nil, fmt.Errorf("%w: zstd: %w", errMalformed, err)
 	}
 	if len(out) != rawLen {
 		return nil, fmt.Errorf("%w: decoded %d bytes, want %d", errMalformed, len(out), rawLen)

@@ -77,7 +77,6 @@ func TestBatchLargerThanWALFrame(t *testing.T) {
 	if err := s.Append(context.Background(), recs); err != nil {
 		t.Fatalf("append of a batch larger than a WAL frame: %v", err)
 	}
-	recs = nil
 	if err := s.Append(context.Background(), []record.Record{rec(base, n)}); err != nil {
 		t.Fatalf("the next small append: %v", err)
 	}
