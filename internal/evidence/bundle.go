@@ -86,7 +86,6 @@ type Writer struct {
 	at      time.Time
 	entries []ManifestEntry
 	cur     *hashingWriter
-	records int64
 }
 
 // NewWriter starts a bundle on w, stamped with time at (the export time:

@@ -132,7 +132,9 @@ func Verify(r io.ReaderAt, size int64, opts VerifyOptions) (*Result, error) {
 		if e.Name == BundleFile {
 			w = io.MultiWriter(h, &keep)
 		}
-		n, err := io.Copy(w, rc)
+		// One byte past the manifest's size is enough to see a member
+		// changed in length; reading no further bounds a decompression bomb.
+		n, err := io.Copy(w, io.LimitReader(rc, e.Bytes+1))
 		rc.Close()
 		switch {
 		case err != nil:

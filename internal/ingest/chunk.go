@@ -197,7 +197,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 	var buf []byte
 	for i := 1; ; i++ {
 		c, err := nextNonSpace(br)
-		if err == io.EOF || (err == nil && c == ']') {
+		if errors.Is(err, io.EOF) || (err == nil && c == ']') {
 			return nil // a missing ']' at the end is forgiven, as a trailing ','
 		}
 		if err != nil {
@@ -206,7 +206,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 		var tooLong bool
 		buf, tooLong, err = h.readElement(br, c, buf[:0])
 		switch {
-		case err == io.ErrUnexpectedEOF:
+		case errors.Is(err, io.ErrUnexpectedEOF):
 			return emit(i, nil, &SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
 		case err != nil:
 			return err
@@ -220,7 +220,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 		}
 		c, err = nextNonSpace(br)
 		switch {
-		case err == io.EOF || (err == nil && c == ']'):
+		case errors.Is(err, io.EOF) || (err == nil && c == ']'):
 			return nil
 		case err != nil:
 			return err
@@ -277,9 +277,10 @@ func (h *Handler) readElement(br *bufio.Reader, first byte, buf []byte) ([]byte,
 		case esc:
 			esc = false
 		case inStr:
-			if b == '\\' {
+			switch b {
+			case '\\':
 				esc = true
-			} else if b == '"' {
+			case '"':
 				inStr = false
 			}
 		case b == '"':

@@ -223,7 +223,7 @@ func (h *Handler) serveBulk(w http.ResponseWriter, r *http.Request, urlIndex str
 		switch err := res.errs[i]; {
 		case err == nil:
 			b.WriteString(`,"_version":1,"result":"created","status":201}}`)
-		case res.storeErr != nil && err == res.storeErr:
+		case res.storeErr != nil && errors.Is(err, res.storeErr):
 			fmt.Fprintf(&b, `,"status":%d,"error":{"type":%q,"reason":`, storeStatus, storeType)
 			writeJSONString(&b, storeReason)
 			b.WriteString(`}}}`)

@@ -335,7 +335,7 @@ func (r *shipResult) reasonSummary() string {
 // firstRejected returns the index and error of the first rejected item.
 func (r *shipResult) firstRejected() (int, error) {
 	for i, err := range r.errs {
-		if err != nil && err != r.storeErr {
+		if err != nil && !errors.Is(err, r.storeErr) {
 			return i, err
 		}
 	}

@@ -752,7 +752,7 @@ func (k *DayKey) SealFrameInPlace(buf []byte) ([]byte, error) {
 	h = append(h, frameMarker, frameVersion)
 	h = binary.LittleEndian.AppendUint64(h, uint64(k.day.Unix()))
 	h = append(h, k.id[:]...)
-	nonce := buf[18:frameHeader]
+	nonce := h[len(h):frameHeader] // buf[18:30]: h is built in buf
 	if err := k.ring.read(nonce); err != nil {
 		return nil, fmt.Errorf("seal frame: %w", err)
 	}

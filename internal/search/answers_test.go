@@ -179,7 +179,7 @@ func TestServeStatsTimeline(t *testing.T) {
 		t.Fatalf("by minute over months: %d %s, want 400 naming the bound", resp.StatusCode, raw)
 	}
 	resp, raw = get(t, h.ServeStats, url.Values{"by": {"domain"}, "top": {"3"}, "from": {"2026-03-27"}})
-	if json.Unmarshal([]byte(raw), &body) != nil || body.Shown != 3 || body.Groups <= 3 {
+	if resp.StatusCode != 200 || json.Unmarshal([]byte(raw), &body) != nil || body.Shown != 3 || body.Groups <= 3 {
 		t.Fatalf("by domain top 3: %s, want shown 3 of more", raw)
 	}
 }

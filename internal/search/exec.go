@@ -577,7 +577,7 @@ func (c *segCursor) filterBlock(j *blockJob) error {
 	m := c.sr.Block(b)
 	j.rows = m.Rows
 	decode := func(col segment.Columns) error { return c.sr.DecodeBlock(b, col, v) }
-	all := true // every row is a candidate
+	var all bool // every row is a candidate (each branch below sets it)
 	if len(p.alts) == 1 {
 		var err error
 		if all, err = c.filterAlt(j, p.alts[0]); err != nil || !all && len(j.hits) == 0 {

@@ -1,7 +1,10 @@
+//go:build linux
+
 // Command rss measures the peak resident memory of the real daemon under HTTP
 // ingest, against storage.head_max_bytes. It is the measurement behind
 // docs/storage.md's memory figure (issue 12, row 4), not a CI test: it runs
-// for minutes and its result depends on the machine.
+// for minutes and its result depends on the machine. Linux only: it reads
+// /proc and ties the daemon's life to its own with Pdeathsig.
 //
 //	go run ./scripts/rss -mode burst                 # 12 clients post one 60 MB NDJSON body each, at once
 //	go run ./scripts/rss -mode sustained -for 5m     # 4 clients post 4 MB bodies back to back
