@@ -59,9 +59,10 @@ func viewOf(l *line) LineView {
 }
 
 // each calls fn for every line of dir that parses and whose hash matches,
-// oldest first. Lines that do not parse are skipped: Verify is what judges
-// the chain, and the views that use this show its verdict beside them.
-func each(dir string, fn func(l *line)) error {
+// oldest first, with its raw bytes; an error from fn stops the walk. Lines
+// that do not parse are skipped: Verify is what judges the chain, and the
+// views that use this show its verdict beside them.
+func each(dir string, fn func(l *line, raw []byte) error) error {
 	files, err := listFiles(dir)
 	if err != nil {
 		return err
@@ -79,7 +80,9 @@ func each(dir string, fn func(l *line)) error {
 				data = nil
 			}
 			if l, _, err := parseLine(raw); err == nil {
-				fn(l)
+				if err := fn(l, raw); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -90,10 +93,11 @@ func each(dir string, fn func(l *line)) error {
 // oldest first: refused, allowed, done and error lines alike.
 func CaseSearches(dir, caseID string) ([]LineView, error) {
 	out := []LineView{}
-	err := each(dir, func(l *line) {
+	err := each(dir, func(l *line, _ []byte) error {
 		if l.Event == EventSearch && l.Case == caseID {
 			out = append(out, viewOf(l))
 		}
+		return nil
 	})
 	return out, err
 }
@@ -101,12 +105,13 @@ func CaseSearches(dir, caseID string) ([]LineView, error) {
 // Tail returns the newest n lines of the log, oldest first.
 func Tail(dir string, n int) ([]LineView, error) {
 	ring := make([]LineView, 0, n)
-	err := each(dir, func(l *line) {
+	err := each(dir, func(l *line, _ []byte) error {
 		if len(ring) == n {
 			copy(ring, ring[1:])
 			ring = ring[:n-1]
 		}
 		ring = append(ring, viewOf(l))
+		return nil
 	})
 	return ring, err
 }

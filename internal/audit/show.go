@@ -1,11 +1,8 @@
 package audit
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -87,30 +84,10 @@ func CaseLines(dir, caseID string) ([][]byte, error) {
 // case is caseID, in chain order. Lines that do not parse are skipped:
 // Verify is what reports them.
 func eachCaseLine(dir, caseID string, fn func(l *line, raw []byte) error) error {
-	files, err := listFiles(dir)
-	if err != nil {
-		return err
-	}
-	for _, name := range files {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+	return each(dir, func(l *line, raw []byte) error {
+		if l.Case != caseID || (l.Event != EventSearch && l.Event != EventCase) {
+			return nil
 		}
-		for len(data) > 0 {
-			raw1 := data
-			if i := bytes.IndexByte(data, '\n'); i >= 0 {
-				raw1, data = data[:i], data[i+1:]
-			} else {
-				data = nil
-			}
-			l, _, err := parseLine(raw1)
-			if err != nil || l.Case != caseID || (l.Event != EventSearch && l.Event != EventCase) {
-				continue
-			}
-			if err := fn(l, raw1); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return fn(l, raw)
+	})
 }
