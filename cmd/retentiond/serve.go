@@ -335,6 +335,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			Count:       guard("count", searchH.ServeCount),
 			Stats:       guard("stats", searchH.ServeStats),
 			Purge:       authn.Require(auth.RoleAdmin, sched),
+			Flush:       authn.Require(auth.RoleAdmin, flushHandler(st.Flush)),
 			Cases:       caseReg.Handler(authn),
 
 			Histogram:      guard("histogram", searchH.ServeHistogram),

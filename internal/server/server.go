@@ -32,6 +32,7 @@ type Routes struct {
 	Count       http.Handler // GET /api/v1/count
 	Stats       http.Handler // GET /api/v1/stats
 	Purge       http.Handler // POST /api/v1/admin/purge
+	Flush       http.Handler // POST /api/v1/admin/flush
 	Cases       http.Handler // /api/v1/cases and everything below it (the case registry's API)
 
 	// The investigator console and what it reads (docs/console.md).
@@ -136,6 +137,7 @@ func New(opts Options) (*Server, error) {
 	mount("GET /api/v1/count", opts.Routes.Count)
 	mount("GET /api/v1/stats", opts.Routes.Stats)
 	mount("POST /api/v1/admin/purge", opts.Routes.Purge)
+	mount("POST /api/v1/admin/flush", opts.Routes.Flush)
 	mount("/api/v1/cases", opts.Routes.Cases)
 	mount("/api/v1/cases/", opts.Routes.Cases)
 	mount("GET /api/v1/histogram", opts.Routes.Histogram)
