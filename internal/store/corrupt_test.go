@@ -81,7 +81,7 @@ func TestCorruptFooterIsQuarantined(t *testing.T) {
 		}
 	}
 	s.Close()
-	bad := filepath.Join(dir, "days", "2026-11-20", segName(1, 1))
+	bad := filepath.Join(dir, "days", "2026-11-20", segName(1, 1, false))
 	damageFooter(t, bad)
 
 	reg := prometheus.NewRegistry()
@@ -89,7 +89,7 @@ func TestCorruptFooterIsQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open with a damaged footer: %v", err)
 	}
-	if got := dayFiles(t, dir, base); !slices.Equal(got, []string{segName(1, 1) + CorruptSuffix, segName(2, 2)}) {
+	if got := dayFiles(t, dir, base); !slices.Equal(got, []string{segName(1, 1, false) + CorruptSuffix, segName(2, 2, false)}) {
 		t.Fatalf("day files after open: %v, want the damaged one quarantined", got)
 	}
 	if n := metricValue(t, reg, "retentiond_store_corrupt_files"); n != 1 {
@@ -165,7 +165,7 @@ func TestPurgeDestroysDayWithCorruptFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.Close()
-			tc.damage(t, filepath.Join(dir, "days", "2026-11-20", segName(1, 1)))
+			tc.damage(t, filepath.Join(dir, "days", "2026-11-20", segName(1, 1, false)))
 
 			s = openTest(t, dir, clk)
 			defer s.Close()
@@ -222,7 +222,7 @@ func TestReportedDamageIsQuarantined(t *testing.T) {
 		}
 	}
 	s.Close()
-	bad := filepath.Join(dir, "days", "2026-11-20", segName(2, 2))
+	bad := filepath.Join(dir, "days", "2026-11-20", segName(2, 2, false))
 	damageBlocks(t, bad)
 	reg := prometheus.NewRegistry()
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: reg})
@@ -244,7 +244,7 @@ func TestReportedDamageIsQuarantined(t *testing.T) {
 	if got := collect(t, s, time.Time{}, base.AddDate(1, 0, 0)); !slices.Equal(got, []int{0, 2}) {
 		t.Fatalf("records: %v, want [0 2]", got)
 	}
-	if got := dayFiles(t, dir, base); !slices.Equal(got, []string{segName(1, 3), segName(2, 2) + CorruptSuffix}) {
+	if got := dayFiles(t, dir, base); !slices.Equal(got, []string{segName(1, 3, false), segName(2, 2, false) + CorruptSuffix}) {
 		t.Fatalf("day files: %v, want the merged file and the quarantined one", got)
 	}
 }

@@ -191,7 +191,7 @@ func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) b
 		if err != nil {
 			return err
 		}
-		repl = &segRef{r: r, minFlush: ref.minFlush, maxFlush: ref.maxFlush}
+		repl = &segRef{r: r, minFlush: ref.minFlush, maxFlush: ref.maxFlush, archived: ref.archived, added: ref.added}
 		repl.refs.Store(1)
 		ed.FilesRewritten++
 		ed.BytesAfter += fileSize(path)

@@ -42,12 +42,12 @@ func SegmentFiles(dir string) (live, quarantined []string, err error) {
 		for _, e := range entries {
 			name := e.Name()
 			if orig, ok := strings.CutSuffix(name, CorruptSuffix); ok {
-				if _, _, ok := parseSegName(orig); ok {
+				if _, _, _, ok := parseSegName(orig); ok {
 					quarantined = append(quarantined, filepath.Join(dayDir, name))
 				}
 				continue
 			}
-			if _, _, ok := parseSegName(name); ok {
+			if _, _, _, ok := parseSegName(name); ok {
 				live = append(live, filepath.Join(dayDir, name))
 			}
 		}

@@ -16,7 +16,7 @@ func TestSegmentFiles(t *testing.T) {
 	if err := os.MkdirAll(day, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	names := []string{segName(1, 1), segName(2, 5), segName(6, 6) + CorruptSuffix, "notes.seg", "seg-1-1.seg", segName(7, 7) + ".tmp"}
+	names := []string{segName(1, 1, false), segName(2, 5, false), segName(6, 6, false) + CorruptSuffix, "notes.seg", "seg-1-1.seg", segName(7, 7, false) + ".tmp", segName(8, 9, true), segName(10, 10, true) + CorruptSuffix, "seg-00000011-00000011.archive.seg.tmp"}
 	for _, n := range names {
 		if err := os.WriteFile(filepath.Join(day, n), nil, 0o640); err != nil {
 			t.Fatal(err)
@@ -26,8 +26,8 @@ func TestSegmentFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLive := []string{filepath.Join(day, segName(1, 1)), filepath.Join(day, segName(2, 5))}
-	wantQ := []string{filepath.Join(day, segName(6, 6)+CorruptSuffix)}
+	wantLive := []string{filepath.Join(day, segName(1, 1, false)), filepath.Join(day, segName(2, 5, false)), filepath.Join(day, segName(8, 9, true))}
+	wantQ := []string{filepath.Join(day, segName(6, 6, false)+CorruptSuffix), filepath.Join(day, segName(10, 10, true)+CorruptSuffix)}
 	if !reflect.DeepEqual(live, wantLive) || !reflect.DeepEqual(quarantined, wantQ) {
 		t.Errorf("SegmentFiles = %v, %v; want %v, %v", live, quarantined, wantLive, wantQ)
 	}

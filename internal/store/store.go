@@ -108,7 +108,13 @@ type segRef struct {
 	r        *segment.Reader
 	minFlush int64
 	maxFlush int64
-	refs     atomic.Int32
+	// archived: the file was written at segment.ArchiveLevel for a closed
+	// day (its name ends in archiveSuffix), so the archive pass leaves it.
+	archived bool
+	// added is when the file joined the day (or the store was opened): the
+	// age of a day's late parts decides when it is archived again.
+	added time.Time
+	refs  atomic.Int32
 }
 
 func (s *segRef) acquire() { s.refs.Add(1) }
@@ -403,6 +409,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 	type file struct {
 		name     string
 		min, max int64
+		archived bool
 		r        *segment.Reader          // nil when damaged or removed
 		bad      *segment.CorruptionError // why it could not be opened
 	}
@@ -433,12 +440,12 @@ func (s *Store) openDay(d time.Time) (err error) {
 	for _, e := range entries {
 		name := e.Name()
 		if orig, ok := strings.CutSuffix(name, CorruptSuffix); ok {
-			if _, _, ok := parseSegName(orig); ok {
+			if _, _, _, ok := parseSegName(orig); ok {
 				dy.corrupt = append(dy.corrupt, quarantinedEarlier(filepath.Join(dir, name), s.openOptions()))
 				continue
 			}
 		}
-		lo, hi, ok := parseSegName(name)
+		lo, hi, archived, ok := parseSegName(name)
 		if !ok {
 			s.log.Warn("ignoring unexpected file in day directory", "day", record.DayString(d), "name", name)
 			continue
@@ -451,7 +458,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 			s.m.recoveryRemoved.Inc()
 			continue
 		}
-		f := &file{name: name, min: lo, max: hi}
+		f := &file{name: name, min: lo, max: hi, archived: archived}
 		r, err := segment.OpenWith(filepath.Join(dir, name), s.openOptions())
 		if err != nil && !errors.As(err, &f.bad) {
 			// Not damage but an I/O or resource error: retrying later
@@ -462,13 +469,15 @@ func (s *Store) openDay(d time.Time) (err error) {
 		files = append(files, f)
 	}
 	// A file is redundant when a readable file's flush range strictly
-	// contains its own: a merge wrote that file from it (merges leave
-	// damaged files out only once they are quarantined, so the name is
-	// never a false claim about a plain .seg file).
+	// contains its own, or is the same range in its archived form: a merge
+	// or the archive pass wrote that file from it (merges leave damaged
+	// files out only once they are quarantined, so the name is never a
+	// false claim about a plain .seg file).
 	for _, f := range files {
 		covered := false
 		for _, g := range files {
-			if g != f && g.r != nil && g.min <= f.min && f.max <= g.max && (g.min != f.min || g.max != f.max) {
+			if g != f && g.r != nil && g.min <= f.min && f.max <= g.max &&
+				(g.min != f.min || g.max != f.max || g.archived && !f.archived) {
 				covered = true
 				break
 			}
@@ -495,7 +504,7 @@ func (s *Store) openDay(d time.Time) (err error) {
 			}
 			dy.corrupt = append(dy.corrupt, CorruptFile{Path: dst, Bytes: fileSize(dst), Err: f.bad})
 		case f.r != nil:
-			ref := &segRef{r: f.r, minFlush: f.min, maxFlush: f.max}
+			ref := &segRef{r: f.r, minFlush: f.min, maxFlush: f.max, archived: f.archived, added: s.opts.Now()}
 			ref.refs.Store(1)
 			dy.segs = append(dy.segs, ref)
 		}
@@ -504,12 +513,17 @@ func (s *Store) openDay(d time.Time) (err error) {
 	return nil
 }
 
-// parseSegName returns the flush range of a segment file name.
-func parseSegName(name string) (lo, hi int64, ok bool) {
-	if _, err := fmt.Sscanf(name, "seg-%d-%d.seg", &lo, &hi); err != nil || name != segName(lo, hi) {
-		return 0, 0, false
+// parseSegName returns the flush range of a segment file name and whether
+// it is an archived file.
+func parseSegName(name string) (lo, hi int64, archived, ok bool) {
+	plain := name
+	if b, ok := strings.CutSuffix(name, archiveSuffix); ok {
+		plain, archived = b+".seg", true
 	}
-	return lo, hi, true
+	if _, err := fmt.Sscanf(plain, "seg-%d-%d.seg", &lo, &hi); err != nil || name != segName(lo, hi, archived) {
+		return 0, 0, false, false
+	}
+	return lo, hi, archived, true
 }
 
 // quarantine renames the damaged segment file path to path+CorruptSuffix,
@@ -657,9 +671,21 @@ func (s *Store) openFrame(payload []byte) ([]byte, error) {
 	return plain, err
 }
 
-func segName(minFlush, maxFlush int64) string {
+func segName(minFlush, maxFlush int64, archived bool) string {
+	if archived {
+		return fmt.Sprintf("seg-%08d-%08d%s", minFlush, maxFlush, archiveSuffix)
+	}
 	return fmt.Sprintf("seg-%08d-%08d.seg", minFlush, maxFlush)
 }
+
+// archiveSuffix ends the name of a segment file written at
+// segment.ArchiveLevel for a closed day (seg-A-B.archive.seg): the day's
+// final form, which the archive pass does not rewrite. The name, not the
+// file format, carries the mark, so that the store knows it from a
+// directory listing at start-up, and a crash between writing the archived
+// copy of a single part and removing the part leaves two names that
+// recovery tells apart (same flush range, the archived one wins).
+const archiveSuffix = ".archive.seg"
 
 // insertLocked adds a record to its day's head. s.mu must be held.
 func (s *Store) insertLocked(r record.Record) {
@@ -1052,7 +1078,7 @@ func (s *Store) flushOnce() error {
 		if err := s.fs.MkdirAll(dir, 0o750); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
-		path := filepath.Join(dir, segName(flushID, flushID))
+		path := filepath.Join(dir, segName(flushID, flushID, false))
 		opts, err := s.segmentOptions(d, nil)
 		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
@@ -1064,7 +1090,7 @@ func (s *Store) flushOnce() error {
 		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
-		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID}
+		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID, added: s.opts.Now()}
 		ref.refs.Store(1)
 		written[key] = ref
 		records += int64(len(h.recs))
@@ -1102,18 +1128,14 @@ func (s *Store) flushOnce() error {
 	return nil
 }
 
-// mergeDue merges the parts of every day that is closed (past its end plus
-// the grace) or has too many parts.
+// mergeDue merges the days planMerge finds work for: a closed day (past
+// its end plus the grace) not yet in its archived form, late parts of an
+// archived day, a day with too many parts.
 func (s *Store) mergeDue() error {
-	now := s.opts.Now()
 	s.mu.Lock()
 	var due []int64
 	for key, dy := range s.days {
-		if s.deleting[key] || len(dy.segs) < 2 {
-			continue
-		}
-		closed := !now.Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace))
-		if closed || len(dy.segs) >= s.opts.MaxParts {
+		if !s.deleting[key] && s.planMerge(dy) != nil {
 			due = append(due, key)
 		}
 	}
@@ -1123,9 +1145,66 @@ func (s *Store) mergeDue() error {
 		if s.stopping() {
 			return nil
 		}
-		if err := s.MergeDay(time.Unix(key, 0).UTC()); err != nil {
+		if err := s.mergeDay(time.Unix(key, 0).UTC(), s.planMerge); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// lateArchiveShare: late parts of an archived day that reach this fraction
+// (1/16) of the archived file's bytes make the day archived again at once
+// instead of a merge grace after the first of them arrived.
+const lateArchiveShare = 16
+
+// planMerge returns the files of day dy that the background merge should
+// merge now, nil for none; s.mu must be held. The rules (docs/storage.md):
+//
+//   - An open day is merged, at the flush level, when it has MaxParts files.
+//   - A closed day is archived: all of its files, a single one included, are
+//     written into one file at segment.ArchiveLevel, named as archived so
+//     that it is done once.
+//   - Late records of an archived day become parts as usual; those parts are
+//     merged among themselves at the flush level, so that they stay one
+//     file and the archived file is not rewritten after every flush. The
+//     day is archived again (everything into one file) once the oldest late
+//     part has waited a merge grace, or once the late parts reach
+//     1/lateArchiveShare of the archived file's bytes, or MaxParts files.
+func (s *Store) planMerge(dy *day) []*segRef {
+	now := s.opts.Now()
+	if now.Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
+		if len(dy.segs) >= s.opts.MaxParts {
+			return dy.segs
+		}
+		return nil
+	}
+	var (
+		arch      []*segRef
+		late      []*segRef
+		lateBytes int64
+		oldest    time.Time
+	)
+	for _, ref := range dy.segs {
+		if ref.archived {
+			arch = append(arch, ref)
+			continue
+		}
+		late = append(late, ref)
+		lateBytes += ref.r.Info().Bytes
+		if oldest.IsZero() || ref.added.Before(oldest) {
+			oldest = ref.added
+		}
+	}
+	switch {
+	case len(late) == 0 && len(arch) <= 1:
+		return nil // archived, or no file at all
+	case len(arch) != 1:
+		return dy.segs // never archived (or, oddly, twice): archive it all
+	case lateBytes*lateArchiveShare >= arch[0].r.Info().Bytes || !now.Before(oldest.Add(s.opts.MergeGrace)) ||
+		len(dy.segs) >= s.opts.MaxParts:
+		return dy.segs
+	case len(late) >= 2:
+		return late
 	}
 	return nil
 }
@@ -1139,7 +1218,8 @@ type mergeJob struct {
 	done   chan struct{} // closed once the merge has swapped in or removed its output
 }
 
-// MergeDay merges all segment files of a day into one. Searches running on
+// MergeDay merges all segment files of a day into one, at the archive
+// level (and named as archived) when the day is closed. Searches running on
 // the old files keep them open until they finish.
 //
 // The merge holds maintMu only to choose its inputs and to swap its output
@@ -1152,11 +1232,24 @@ type mergeJob struct {
 // and waits for it, and an input set aside as damaged meanwhile makes the
 // merge abandon its output instead of swapping it in.
 func (s *Store) MergeDay(d time.Time) error {
+	return s.mergeDay(d, func(dy *day) []*segRef {
+		if len(dy.segs) < 2 {
+			return nil
+		}
+		return dy.segs
+	})
+}
+
+// mergeDay merges the files of day d that choose returns (called with s.mu
+// held; nil: nothing to do). All of a closed day's files are written at
+// the archive level under an archived name; any other choice (an open
+// day's files, an archived day's late parts) at the flush level.
+func (s *Store) mergeDay(d time.Time, choose func(*day) []*segRef) error {
 	s.mergeMu.Lock()
 	defer s.mergeMu.Unlock()
 	start := time.Now()
 	key := record.Day(d).Unix()
-	job, dy, srcs, err := s.beginMerge(key)
+	job, dy, srcs, all, err := s.beginMerge(key, choose)
 	if job == nil {
 		if err != nil {
 			return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
@@ -1175,18 +1268,32 @@ func (s *Store) MergeDay(d time.Time) error {
 	}()
 
 	lo, hi := srcs[0].minFlush, srcs[0].maxFlush
+	added := srcs[0].added
 	for _, ref := range srcs[1:] {
 		lo, hi = min(lo, ref.minFlush), max(hi, ref.maxFlush)
-	}
-	path := filepath.Join(dy.dir, segName(lo, hi))
-	abandoned := func(why string) error {
-		s.log.Debug("merge abandoned", "day", record.DayString(d), "reason", why)
-		return nil
+		if ref.added.Before(added) {
+			added = ref.added
+		}
 	}
 	opts, err := s.segmentOptions(d, dy)
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
+	if !all {
+		opts.Level = segment.DefaultLevel
+	}
+	archived := opts.Level == segment.ArchiveLevel
+	if archived {
+		added = s.opts.Now()
+	}
+	abandoned := func(why string) error {
+		s.log.Debug("merge abandoned", "day", record.DayString(d), "reason", why)
+		return nil
+	}
+	if len(srcs) == 1 && (!archived || srcs[0].archived) {
+		return abandoned("nothing to gain") // one file, already in the form it would get
+	}
+	path := filepath.Join(dy.dir, segName(lo, hi, archived))
 	w, err := segment.NewWriter(path, opts)
 	if err != nil {
 		if job.ctx.Err() != nil {
@@ -1222,7 +1329,7 @@ func (s *Store) MergeDay(d time.Time) error {
 		s.fs.RemoveFile(path) // best effort: recovery opens it again and keeps whichever copy reads
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
-	merged := &segRef{r: r, minFlush: lo, maxFlush: hi}
+	merged := &segRef{r: r, minFlush: lo, maxFlush: hi, archived: archived, added: added}
 	merged.refs.Store(1)
 
 	s.maintMu.Lock()
@@ -1260,33 +1367,37 @@ func (s *Store) MergeDay(d time.Time) error {
 	return nil
 }
 
-// beginMerge chooses the inputs of a merge of day key under maintMu, takes
-// a reference to each (so that a search reporting one damaged cannot close
-// it under the merge) and registers the merge for DeleteDay and Close. It
-// returns a nil job when there is nothing to merge.
-func (s *Store) beginMerge(key int64) (*mergeJob, *day, []*segRef, error) {
+// beginMerge chooses the inputs of a merge of day key under maintMu (with
+// choose), takes a reference to each (so that a search reporting one
+// damaged cannot close it under the merge) and registers the merge for
+// DeleteDay and Close. It returns a nil job when there is nothing to
+// merge, and whether the inputs are all of the day's files.
+func (s *Store) beginMerge(key int64, choose func(*day) []*segRef) (*mergeJob, *day, []*segRef, bool, error) {
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
 	// A file reported damaged is renamed before a merge leaves it out:
 	// the merged file's name claims its flush range, and at start-up a
 	// plain segment file inside that range is removed as merged.
 	if err := s.quarantineReported(); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, false, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	dy := s.days[key]
-	if dy == nil || s.deleting[key] || len(dy.segs) < 2 || s.stopping() {
-		return nil, nil, nil, nil
+	if dy == nil || s.deleting[key] || s.stopping() {
+		return nil, nil, nil, false, nil
 	}
-	srcs := slices.Clone(dy.segs)
+	srcs := slices.Clone(choose(dy))
+	if len(srcs) == 0 {
+		return nil, nil, nil, false, nil
+	}
 	for _, ref := range srcs {
 		ref.acquire()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	job := &mergeJob{key: key, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	s.merging = job
-	return job, dy, srcs, nil
+	return job, dy, srcs, len(srcs) == len(dy.segs), nil
 }
 
 // stopping reports whether Close has begun.
