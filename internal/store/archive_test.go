@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -202,5 +204,38 @@ func TestLateRecordsDoNotRewriteTheArchive(t *testing.T) {
 	}
 	if seqs := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(seqs, seqRange(0, 2400)) {
 		t.Fatalf("re-archived: %d records, want 2400", len(seqs))
+	}
+}
+
+// TestFirstFlushOfAClosedDayIsArchived (issue 15): the first records of a
+// day that is already closed (a backfill, an import, a shipper catching
+// up) are flushed straight into the day's archived form, instead of a part
+// that the archive pass then decodes and encodes again.
+func TestFirstFlushOfAClosedDayIsArchived(t *testing.T) {
+	dir := t.TempDir()
+	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	reg := prometheus.NewRegistry()
+	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Append(context.Background(), batch(0, 300)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dayFiles(t, dir, base); len(got) != 1 || !isArchived(got[0]) {
+		t.Fatalf("after the flush: files %v, want one archived file", got)
+	}
+	if err := s.mergeDue(); err != nil {
+		t.Fatal(err)
+	}
+	if n := gauge(t, reg, "retentiond_store_merges_total"); n != 0 {
+		t.Fatalf("%v merges, want none: the flush wrote the archived file", n)
+	}
+	if seqs := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(seqs, seqRange(0, 300)) {
+		t.Fatalf("%d records, want 300", len(seqs))
 	}
 }

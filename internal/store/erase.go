@@ -216,7 +216,8 @@ func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) b
 
 // segmentOptions are the options every segment file of day d (registry
 // entry dy) is written with, by a flush (dy nil: the default level, since
-// flushed parts are merged again), a merge or an erasure. A closed day's
+// flushed parts are merged again; the flush raises it for the first file of
+// a closed day), a merge or an erasure. A closed day's
 // file is, unless late records arrive, the file the day is searched in for
 // the rest of its retention: it is worth the slower encoder that makes it
 // smaller and faster to decode. With encryption the file is sealed under
@@ -225,7 +226,7 @@ func (s *Store) rewriteWithout(dy *day, ref *segRef, drop func(*record.Record) b
 // out.
 func (s *Store) segmentOptions(d time.Time, dy *day) (segment.Options, error) {
 	level := 0
-	if dy != nil && !s.opts.Now().Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
+	if dy != nil && s.dayClosed(dy.start) {
 		level = segment.ArchiveLevel
 	}
 	dk, err := s.dayKey(d)

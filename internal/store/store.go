@@ -1078,10 +1078,20 @@ func (s *Store) flushOnce() error {
 		if err := s.fs.MkdirAll(dir, 0o750); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
-		path := filepath.Join(dir, segName(flushID, flushID, false))
+		// The first file of a day that is already closed (a backfill, a
+		// shipper catching up) is the day's final form: written archived
+		// now rather than as a part the archive pass re-encodes.
+		s.mu.Lock()
+		dy := s.days[key]
+		archived := (dy == nil || len(dy.segs) == 0) && s.dayClosed(d)
+		s.mu.Unlock()
+		path := filepath.Join(dir, segName(flushID, flushID, archived))
 		opts, err := s.segmentOptions(d, nil)
 		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
+		}
+		if archived {
+			opts.Level = segment.ArchiveLevel
 		}
 		if _, err := segment.Write(path, h.recs, opts); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
@@ -1090,7 +1100,7 @@ func (s *Store) flushOnce() error {
 		if err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
-		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID, added: s.opts.Now()}
+		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID, archived: archived, added: s.opts.Now()}
 		ref.refs.Store(1)
 		written[key] = ref
 		records += int64(len(h.recs))
@@ -1152,6 +1162,12 @@ func (s *Store) mergeDue() error {
 	return nil
 }
 
+// dayClosed reports whether the UTC day starting at d is closed: past its
+// end plus the merge grace, so that its files are archived.
+func (s *Store) dayClosed(d time.Time) bool {
+	return !s.opts.Now().Before(d.AddDate(0, 0, 1).Add(s.opts.MergeGrace))
+}
+
 // lateArchiveShare: late parts of an archived day that reach this fraction
 // (1/16) of the archived file's bytes make the day archived again at once
 // instead of a merge grace after the first of them arrived.
@@ -1172,7 +1188,7 @@ const lateArchiveShare = 16
 //     1/lateArchiveShare of the archived file's bytes, or MaxParts files.
 func (s *Store) planMerge(dy *day) []*segRef {
 	now := s.opts.Now()
-	if now.Before(dy.start.AddDate(0, 0, 1).Add(s.opts.MergeGrace)) {
+	if !s.dayClosed(dy.start) {
 		if len(dy.segs) >= s.opts.MaxParts {
 			return dy.segs
 		}
