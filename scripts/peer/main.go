@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command peer compares retentiond with VictoriaLogs on the same records, on
 // this machine, in one run: the peer benchmark of issue 15. It is what
 // `scripts/bench peer` runs; see docs/performance.md.
