@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -207,7 +208,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 		buf, tooLong, err = h.readElement(br, c, buf[:0])
 		switch {
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return emit(i, nil, &SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
+			return emit(i, nil, &parse.SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
 		case err != nil:
 			return err
 		case tooLong:
@@ -226,7 +227,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 			return err
 		case c != ',':
 			// Without the separator the rest cannot be split reliably.
-			return emit(i+1, nil, &SyntaxError{Column: 1, Msg: fmt.Sprintf("invalid JSON array: expected ',' or ']' after element %d, got %q", i, c)})
+			return emit(i+1, nil, &parse.SyntaxError{Column: 1, Msg: fmt.Sprintf("invalid JSON array: expected ',' or ']' after element %d, got %q", i, c)})
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -153,15 +154,13 @@ func (a *Answer) reject(line int, err error) {
 }
 
 // Reason classifies a rejection for the metric label (a small fixed set,
-// never record contents).
+// never record contents): parse.Reason's classes of a line that does not
+// parse, and those of a record ingest refuses.
 func Reason(err error) string {
-	var fe *record.FieldError
-	var se *SyntaxError
+	if r := parse.Reason(err); r != "other" {
+		return r
+	}
 	switch {
-	case errors.As(err, &fe):
-		return fe.Field
-	case errors.As(err, &se):
-		return "syntax"
 	case errors.Is(err, errTooOld):
 		return "too_old"
 	case errors.Is(err, errTooNew):
@@ -196,13 +195,13 @@ func (o *Options) checkWindow(r *record.Record, now time.Time) error {
 // ServeIngest handles POST /api/v1/ingest: NDJSON, a JSON array, or
 // concatenated JSON objects, optionally gzip- or zstd-encoded.
 func (h *Handler) ServeIngest(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, r, "http", FormatJSON, "")
+	h.serve(w, r, "http", parse.FormatJSON, "")
 }
 
 // ServeLines handles POST /api/v1/ingest/lines?format=F&domain=D: raw log
 // lines, one per line.
 func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFormat(cmp.Or(r.URL.Query().Get("format"), string(FormatCombined)))
+	f, err := parse.ParseFormat(cmp.Or(r.URL.Query().Get("format"), string(parse.FormatCombined)))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -210,7 +209,7 @@ func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
 	h.serve(w, r, "http_lines", f, r.URL.Query().Get("domain"))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format Format, domain string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format parse.Format, domain string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "use POST")
@@ -253,11 +252,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	if h.adm != nil {
 		c.limit = h.adm.ReserveLimit()
 	}
-	if format == FormatJSON {
-		c.parse = func(b []byte) (record.Record, error) { return ParseJSON(b, "") }
+	if format == parse.FormatJSON {
+		c.parse = func(b []byte) (record.Record, error) { return parse.ParseJSON(b, "") }
 		err = h.readJSON(limited, c.add)
 	} else {
-		c.parse = func(b []byte) (record.Record, error) { return ParseLine(format, b, domain) }
+		c.parse = func(b []byte) (record.Record, error) { return parse.ParseLine(format, b, domain) }
 		err = h.readLines(limited, c.add)
 	}
 	if err == nil {

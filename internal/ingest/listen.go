@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/connlimit"
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -133,7 +134,7 @@ func (h *Handler) parseFrame(frame []byte) (record.Record, error) {
 	if len(frame) > h.opts.MaxLineBytes {
 		return record.Record{}, fmt.Errorf("%w: frame of %d bytes (max %d)", errTooLong, len(frame), h.opts.MaxLineBytes)
 	}
-	rec, err := ParseSyslog(frame)
+	rec, err := parse.ParseSyslog(frame)
 	if err == nil {
 		err = h.opts.checkWindow(&rec, h.opts.Now())
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -351,26 +352,26 @@ func (r *shipResult) firstRejected() (int, error) {
 func (h *Handler) parseAccessLine(line []byte, domain string, t time.Time) (record.Record, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return record.Record{}, &SyntaxError{Column: 1, Msg: "empty line"}
+		return record.Record{}, &parse.SyntaxError{Column: 1, Msg: "empty line"}
 	}
 	if len(line) > h.opts.MaxLineBytes {
 		return record.Record{}, fmt.Errorf("%w: %d bytes (max %d)", errTooLong, len(line), h.opts.MaxLineBytes)
 	}
 	var rec record.Record
 	var err error
-	switch DetectMessageFormat(line) {
-	case FormatJSON:
-		rec, err = parseJSON(line, domain, t)
+	switch parse.DetectMessageFormat(line) {
+	case parse.FormatJSON:
+		rec, err = parse.ParseJSONAt(line, domain, t)
 		if err != nil {
 			// Fluent Bit's loki output wraps the raw line: {"log":"..."}.
 			if inner := wrappedLine(line); inner != nil {
 				return h.parseAccessLine(inner, domain, t)
 			}
 		}
-	case FormatVhostCombined:
-		rec, err = parseCombined(line, domain, true)
+	case parse.FormatVhostCombined:
+		rec, err = parse.ParseLine(parse.FormatVhostCombined, line, domain)
 	default:
-		rec, err = parseCombined(line, domain, false)
+		rec, err = parse.ParseLine(parse.FormatCombined, line, domain)
 	}
 	var fe *record.FieldError
 	if err != nil && domain == "" && errors.As(err, &fe) && fe.Field == "domain" && fe.Value == "" {

@@ -1,8 +1,12 @@
-// Package ingest turns what hosting servers send (combined and vhost_combined
-// access-log lines, JSON objects, NDJSON batches) into normalised records.
+// Package parse turns what hosting servers log (combined and vhost_combined
+// access-log lines, JSON objects, syslog frames) into normalised records.
 // Only the five fields of a record are extracted; status, size, referer and
 // everything else are dropped while parsing (data minimisation).
-package ingest
+//
+// It is pure: no network, no store. ingest (HTTP, syslog and shipper
+// endpoints) and importer (backfill) both call it, so a line is read the same
+// way whichever way it arrives.
+package parse
 
 import (
 	"bytes"
@@ -44,6 +48,21 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Column, e.Msg) }
+
+// Reason classifies a parse error for a metric label: the field a
+// *record.FieldError names, "syntax" for a *SyntaxError, else "other". It is
+// a small fixed set, never record contents.
+func Reason(err error) string {
+	var fe *record.FieldError
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &fe):
+		return fe.Field
+	case errors.As(err, &se):
+		return "syntax"
+	}
+	return "other"
+}
 
 // ParseLine parses one log line of the given format into a normalised
 // record. defaultDomain is used when the line carries no virtual host.
@@ -123,7 +142,7 @@ func parseCombined(line []byte, defaultDomain string, vhost bool) (record.Record
 	if err != nil {
 		return r, err
 	}
-	r.Path = requestTarget(req)
+	r.Path = RequestTarget(req)
 	p.skip()                               // status
 	p.skip()                               // size
 	if err := p.skipQuoted(); err != nil { // referer
@@ -143,10 +162,10 @@ func parseCombined(line []byte, defaultDomain string, vhost bool) (record.Record
 	return r, nil
 }
 
-// requestTarget extracts the target from a request line "GET /x HTTP/1.1".
+// RequestTarget extracts the target from a request line "GET /x HTTP/1.1".
 // A line that is not of that shape (a probe sending garbage) is kept whole:
 // it is evidence.
-func requestTarget(req string) string {
+func RequestTarget(req string) string {
 	if sp := strings.IndexByte(req, ' '); sp > 0 {
 		rest := req[sp+1:]
 		if i := strings.LastIndex(rest, " HTTP/"); i >= 0 {
@@ -421,12 +440,13 @@ func jsonField(key []byte) (field, rank int, ok bool) {
 // bytes that are not valid UTF-8 into U+FFFD, while we keep them as sent.
 // \u escapes decode as usual.
 func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
-	return parseJSON(b, defaultDomain, time.Time{})
+	return ParseJSONAt(b, defaultDomain, time.Time{})
 }
 
-// parseJSON is ParseJSON with a time for objects that carry none: a shipper
-// that wraps the object (a Loki entry, an OTLP record) stamps one of its own.
-func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
+// ParseJSONAt is ParseJSON with a time for objects that carry none: a
+// shipper that wraps the object (a Loki entry, an OTLP record) stamps one of
+// its own.
+func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
 	var r record.Record
 	var vals [nFields]string
 	var ranks = [nFields]int{-1, -1, -1, -1, -1}
@@ -502,7 +522,7 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Re
 	}
 	r.Path = vals[fPath]
 	if haveRequest || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
-		r.Path = requestTarget(r.Path)
+		r.Path = RequestTarget(r.Path)
 	}
 	r.UserAgent = vals[fUA]
 	if vals[fIP] == "" {
@@ -703,8 +723,14 @@ func (s *jsonScanner) skipValue(depth int) error {
 	}
 }
 
-// parseJSONTime accepts RFC 3339, epoch seconds or milliseconds (number or
-// string, as nginx's $msec "1763742428.123"), and the common log format.
+// ParseTime reads a time value of a JSON document: RFC 3339, epoch seconds
+// or milliseconds (a number, isNum, or a string, as nginx's $msec
+// "1763742428.123"), or the common log format.
+func ParseTime(s string, isNum bool) (time.Time, error) {
+	return parseJSONTime(s, true, isNum)
+}
+
+// parseJSONTime is ParseTime for a field that may be missing (present).
 func parseJSONTime(s string, present, isNum bool) (time.Time, error) {
 	if !present {
 		return time.Time{}, &record.FieldError{Field: "time", Reason: "missing (use ts, time, timestamp, @timestamp or msec)"}
