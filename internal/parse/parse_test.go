@@ -188,7 +188,7 @@ func TestApacheSample(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every line of this file is well-formed combined (no "-" requests, no
-	// hostnames for %h), so all 10,000 must
+	// hostnames for %h), so all 10,000 must parse.
 	if n != 10000 || bad != 0 {
 		t.Fatalf("%d lines, %d rejected; want 10000, 0", n, bad)
 	}
