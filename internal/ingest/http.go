@@ -410,8 +410,9 @@ func (h *Handler) readLines(body io.Reader, emit func(int, []byte, error) error)
 	return h.eachLine(bufio.NewReaderSize(body, 64<<10), emit)
 }
 
-// eachLine calls emit for every non-empty line; a line over MaxLineBytes is
-// emitted as an error and skipped without costing the lines after it. The
+// eachLine calls emit for every non-empty line; a line over MaxLineBytes
+// (not counting the whitespace around it, so that an object is as long as
+// an NDJSON line as it is as an element of a JSON array) is emitted as an error and skipped without costing the lines after it. The
 // bytes passed to emit are only valid during the call.
 func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error) error {
 	var buf []byte
@@ -421,10 +422,21 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 		var eof bool
 		for {
 			chunk, err := br.ReadSlice('\n')
+			if len(buf) == 0 {
+				// Leading whitespace does not count against the limit,
+				// as around the elements of a JSON array.
+				chunk = bytes.TrimLeft(chunk, jsonSpace)
+			}
 			if !tooLong {
-				if len(buf)+len(chunk) > h.opts.MaxLineBytes+2 {
-					tooLong = true
-					buf = buf[:0]
+				if room := h.opts.MaxLineBytes - len(buf); len(chunk) > room {
+					// Only trailing whitespace (and the line end) may lie
+					// beyond the limit.
+					if len(bytes.TrimRight(chunk[room:], jsonSpace)) > 0 {
+						tooLong = true
+						buf = buf[:0]
+					} else {
+						buf = append(buf, chunk[:room]...)
+					}
 				} else {
 					buf = append(buf, chunk...)
 				}
@@ -452,6 +464,9 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 		}
 	}
 }
+
+// jsonSpace is JSON's whitespace (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
 
 func peekNonSpace(br *bufio.Reader) (byte, error) {
 	for {
