@@ -144,7 +144,7 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 			}
 		}()
 		abs, _ := filepath.Abs(f.dataDir)
-		opts.Sink = importer.StoreSink{Store: st, Busy: store.ErrBusy}
+		opts.Sink = importer.StoreSink{Store: st}
 		opts.Dest = "data-dir:" + abs
 		ledgerPath = filepath.Join(f.dataDir, "imports.json")
 	} else {

@@ -68,7 +68,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { s.Close() })
-			return s
+			return storeSink(s)
 		},
 	}
 	for _, name := range []string{"fsync_file", "store"} {

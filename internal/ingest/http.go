@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,11 +23,13 @@ import (
 
 	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Sink stores records durably; *store.Store satisfies it. Append must return
-// only once the records are fsynced.
+// only once the records are fsynced. Its errors are told apart by behaviour:
+// one with a RetryAfter() time.Duration method means busy (429/503 with
+// Retry-After), one whose TooLarge() bool is true means the batch can never
+// fit (413); any other error is a 503.
 type Sink interface {
 	Append(ctx context.Context, recs []record.Record) error
 }
@@ -34,6 +37,11 @@ type Sink interface {
 // Options configure the handlers and listeners.
 type Options struct {
 	Sink Sink
+	// Admitter reserves head memory for each chunk before it is parsed
+	// (Admit(st) for a *store.Store Sink), so that records on their way in
+	// stay within storage.head_max_bytes. Nil uses the Sink if it is an
+	// Admitter, else chunks are stored without reservations.
+	Admitter Admitter
 	// MaxBodyBytes limits a request body after decompression (413 above).
 	MaxBodyBytes int64
 	// MaxLineBytes limits one line or JSON object.
@@ -111,11 +119,9 @@ func NewHandler(opts Options) *Handler {
 			h.m.refused.WithLabelValues(input, reason)
 		}
 	}
-	switch s := opts.Sink.(type) {
-	case *store.Store:
-		h.adm = storeAdmitter{s}
-	case Admitter:
-		h.adm = s
+	h.adm = opts.Admitter
+	if a, ok := opts.Sink.(Admitter); ok && h.adm == nil {
+		h.adm = a
 	}
 	return h
 }
@@ -170,6 +176,46 @@ func Reason(err error) string {
 	}
 	return "other"
 }
+
+// The store's errors are recognised by their behaviour, so that ingest does
+// not import store: store.ErrBusy has RetryAfter, store.ErrTooLarge has
+// TooLarge.
+
+// isBusy says that the write path is saturated: retry later (store.ErrBusy,
+// errSaturated).
+func isBusy(err error) bool {
+	var r interface{ RetryAfter() time.Duration }
+	return errors.As(err, &r)
+}
+
+// retryAfter is the Retry-After header for a busy error: its RetryAfter in
+// whole seconds, at least 1.
+func retryAfter(err error) string {
+	var r interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &r) {
+		return "1"
+	}
+	return strconv.Itoa(max(1, int(r.RetryAfter().Round(time.Second)/time.Second)))
+}
+
+// isTooLarge says that the batch alone exceeds what the Sink can ever hold
+// (store.ErrTooLarge): retrying it cannot succeed.
+func isTooLarge(err error) bool {
+	var t interface{ TooLarge() bool }
+	return errors.As(err, &t) && t.TooLarge()
+}
+
+// saturated is errSaturated's type.
+type saturated struct{}
+
+func (saturated) Error() string { return "write path saturated" }
+
+// RetryAfter is what a client is asked to wait, as for store.ErrBusy.
+func (saturated) RetryAfter() time.Duration { return time.Second }
+
+// errSaturated is ingest's own busy error: no head memory could be reserved
+// within the wait.
+var errSaturated error = saturated{}
 
 var (
 	errTooOld  = errors.New("older than the retention: would be destroyed at once")
@@ -288,15 +334,15 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 	var msg string
 	var se *errStore
 	switch {
-	case errors.As(err, &se) && errors.Is(err, store.ErrBusy):
+	case errors.As(err, &se) && isBusy(err):
 		status, msg = http.StatusTooManyRequests, "write path saturated"
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter(err))
 		if ans.Accepted > 0 {
 			// Only reached after MidBodyWait: the flush is far behind.
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "5")
 		}
-	case errors.As(err, &se) && errors.Is(err, store.ErrTooLarge):
+	case errors.As(err, &se) && isTooLarge(err):
 		// Retrying the same chunk can never succeed: it alone exceeds
 		// storage.head_max_bytes (a Sink that does not reserve memory).
 		status, msg = http.StatusRequestEntityTooLarge, "batch too large for storage.head_max_bytes; send it in smaller requests"

@@ -81,6 +81,18 @@ type answer struct {
 	Error    string      `json:"error"`
 }
 
+// busyErr and tooLargeErr are a Sink's errors that say busy and too large
+// by their methods, as store.ErrBusy and store.ErrTooLarge do.
+type busyErr struct{}
+
+func (busyErr) Error() string             { return "busy" }
+func (busyErr) RetryAfter() time.Duration { return 3 * time.Second }
+
+type tooLargeErr struct{}
+
+func (tooLargeErr) Error() string  { return "too large" }
+func (tooLargeErr) TooLarge() bool { return true }
+
 func TestHandlerMalformed(t *testing.T) {
 	now := time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC)
 	window := func(now time.Time) (time.Time, time.Time) { return now.AddDate(-2, 0, 0), now.Add(time.Hour) }
@@ -130,6 +142,9 @@ func TestHandlerMalformed(t *testing.T) {
 		{name: "store busy", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrBusy), status: 429, want: []string{"retry"}},
 		{name: "store failed", body: goodLine, sinkErr: errors.New("fsync: EIO"), status: 503, want: []string{"retry"}},
 		{name: "batch above the head bound", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrTooLarge), status: 413, want: []string{"smaller"}},
+		// Any Sink's errors are told apart by behaviour, not by identity.
+		{name: "busy by behaviour", body: goodLine, sinkErr: fmt.Errorf("append: %w", busyErr{}), status: 429, want: []string{"retry"}},
+		{name: "too large by behaviour", body: goodLine, sinkErr: fmt.Errorf("append: %w", tooLargeErr{}), status: 413, want: []string{"smaller"}},
 		{name: "lines combined", path: "/api/v1/ingest/lines?format=combined&domain=L.example",
 			body: `192.0.2.1 - - [21/Nov/2026:16:27:08 +0000] "GET /l HTTP/1.1" 200 3 "-" "ua"` + "\n", status: 200, accepted: 1},
 		{name: "lines vhost_combined gzip", path: "/api/v1/ingest/lines?format=vhost_combined", encoding: "gzip",

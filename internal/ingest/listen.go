@@ -15,7 +15,6 @@ import (
 	"github.com/retentiond/retentiond/internal/connlimit"
 	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Syslog limits. A UDP datagram cannot exceed 64 KiB; a TCP frame may not
@@ -154,7 +153,7 @@ func (h *Handler) store(ctx context.Context, input string, batch []record.Record
 			h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds())
 			return nil
 		}
-		if !retry || !errors.Is(err, store.ErrBusy) || ctx.Err() != nil {
+		if !retry || !isBusy(err) || ctx.Err() != nil {
 			h.m.records.WithLabelValues(input, "dropped").Add(float64(len(batch)))
 			h.opts.Logger.Error("ingest: syslog batch not stored", "input", input, "records", len(batch), "err", err)
 			return err
