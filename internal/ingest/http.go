@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
@@ -249,7 +249,7 @@ func (h *Handler) ServeIngest(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
 	f, err := parse.ParseFormat(cmp.Or(r.URL.Query().Get("format"), string(parse.FormatCombined)))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	h.serve(w, r, "http_lines", f, r.URL.Query().Get("domain"))
@@ -258,21 +258,21 @@ func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format parse.Format, domain string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	start := time.Now()
 	defer func() { h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds()) }()
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		// Known too large before anything is read: refused whole.
-		writeError(w, http.StatusRequestEntityTooLarge,
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body exceeds %d bytes; nothing was stored", h.opts.MaxBodyBytes))
 		return
 	}
 	if !h.takeTurn(r.Context()) {
 		h.m.refused.WithLabelValues(input, "concurrency").Inc()
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d ingest requests at once; nothing was stored; retry later", h.opts.MaxConcurrent))
+		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d ingest requests at once; nothing was stored; retry later", h.opts.MaxConcurrent))
 		return
 	}
 	defer h.doneTurn()
@@ -286,7 +286,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 		if !errors.Is(err, errEncoding) {
 			status = http.StatusBadRequest
 		}
-		writeError(w, status, err.Error())
+		httpx.WriteError(w, status, err.Error())
 		return
 	}
 	defer body.Close()
@@ -320,7 +320,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	if ans.Accepted == 0 {
 		status = http.StatusBadRequest
 	}
-	writeJSON(w, status, ans)
+	httpx.WriteJSON(w, status, ans)
 }
 
 // answerError answers a request that ended before the end of its body.
@@ -364,7 +364,7 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 			msg += "; retry later"
 		}
-		writeError(w, status, msg)
+		httpx.WriteError(w, status, msg)
 		return
 	}
 	ans.Error = fmt.Sprintf("%s; the %d records accepted before line %d were stored; resume at that line", msg, ans.Accepted, next)
@@ -372,7 +372,7 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 	if ans.Errors == nil {
 		ans.Errors = []LineError{}
 	}
-	writeJSON(w, status, ans)
+	httpx.WriteJSON(w, status, ans)
 }
 
 // ctxErr reports whether err is the request's context ending (the client
@@ -559,16 +559,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 type metrics struct {
