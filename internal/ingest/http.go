@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/httpx"
+	"github.com/retentiond/retentiond/internal/metricsx"
 	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
@@ -596,27 +597,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"input"}),
 	}
 	if reg != nil {
-		m.inflight = registerOrReuse(reg, m.inflight)
-		m.refused = registerOrReuse(reg, m.refused)
-		m.records = registerOrReuse(reg, m.records)
-		m.rejected = registerOrReuse(reg, m.rejected)
-		m.bytes = registerOrReuse(reg, m.bytes)
-		m.batchDuration = registerOrReuse(reg, m.batchDuration)
+		m.inflight = metricsx.Reuse(reg, m.inflight)
+		m.refused = metricsx.Reuse(reg, m.refused)
+		m.records = metricsx.Reuse(reg, m.records)
+		m.rejected = metricsx.Reuse(reg, m.rejected)
+		m.bytes = metricsx.Reuse(reg, m.bytes)
+		m.batchDuration = metricsx.Reuse(reg, m.batchDuration)
 	}
 	return m
-}
-
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old
-			}
-		}
-		panic(fmt.Sprintf("ingest metrics: %v", err)) // two different collectors of one name: a programming error
-	}
-	return c
 }
 
 func (m *metrics) reject(input string, err error) {
