@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -16,9 +15,8 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the current version's fixture (testdata/vN.seg) and its golden JSON")
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
@@ -277,7 +275,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			seg := filepath.Join("testdata", fmt.Sprintf("v%d.seg", v))
 			golden := filepath.Join("testdata", fmt.Sprintf("v%d.golden.json", v))
-			if *update && v == Version {
+			if *testkit.Update && v == Version { // rewrite the current version's fixture and its golden JSON
 				recs := fixtureRecords()
 				if _, err := Write(seg, recs, Options{BlockRows: 64}); err != nil {
 					t.Fatal(err)
