@@ -180,7 +180,7 @@ func TestWriterErrors(t *testing.T) {
 	}
 }
 
-// TestIndexes compares BlocksForIP, BlocksForPrefix and BlocksForDomains with
+// TestIndexes compares blocksForIP, BlocksForPrefix and BlocksForDomains with
 // a brute-force scan over many random addresses and prefixes.
 func TestIndexes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -227,8 +227,8 @@ func TestIndexes(t *testing.T) {
 		return out
 	}
 	for _, a := range append(pool, netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("::1")) {
-		if got, want := r.BlocksForIP(a), brute(func(x record.Record) bool { return x.IP == a }); !slices.Equal(got, want) {
-			t.Fatalf("BlocksForIP(%v) = %v, want %v", a, got, want)
+		if got, want := r.blocksForIP(a), brute(func(x record.Record) bool { return x.IP == a }); !slices.Equal(got, want) {
+			t.Fatalf("blocksForIP(%v) = %v, want %v", a, got, want)
 		}
 	}
 	prefixes := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"),
@@ -445,7 +445,7 @@ func FuzzOpen(f *testing.F) {
 				break
 			}
 		}
-		r.BlocksForIP(netip.MustParseAddr("10.0.0.1"))
+		r.blocksForIP(netip.MustParseAddr("10.0.0.1"))
 		r.BlocksForPrefix(netip.MustParsePrefix("::/0"))
 		r.BlockRowsForPrefix(netip.MustParsePrefix("0.0.0.0/0"), true)
 		r.BlocksForDomains([]uint32{0, 1, 2})
@@ -465,7 +465,7 @@ func TestConcurrentReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	want := r.BlocksForIP(recs[777].IP)
+	want := r.blocksForIP(recs[777].IP)
 	errs := make(chan error, 8)
 	for g := range 8 {
 		go func() {
@@ -474,8 +474,8 @@ func TestConcurrentReads(t *testing.T) {
 					errs <- err
 					return
 				}
-				if got := r.BlocksForIP(recs[777].IP); !slices.Equal(got, want) {
-					errs <- errors.New("BlocksForIP answer changed under concurrency")
+				if got := r.blocksForIP(recs[777].IP); !slices.Equal(got, want) {
+					errs <- errors.New("blocksForIP answer changed under concurrency")
 					return
 				}
 			}
@@ -491,7 +491,7 @@ func TestConcurrentReads(t *testing.T) {
 		t.Errorf("BlocksDecoded = %d, want %d", got, n)
 	}
 	if !slices.Contains(want, 777/200) {
-		t.Errorf("BlocksForIP misses block %d: %v", 777/200, want)
+		t.Errorf("blocksForIP misses block %d: %v", 777/200, want)
 	}
 }
 
@@ -570,7 +570,7 @@ func TestDecodeBlockView(t *testing.T) {
 			}
 		}
 		for j := 1; j < v.NumPaths(); j++ {
-			if bytes.Compare(v.PathBytes(j-1), v.PathBytes(j)) >= 0 {
+			if bytes.Compare(v.pathBytes(j-1), v.pathBytes(j)) >= 0 {
 				t.Fatalf("block %d: path dictionary not sorted and distinct at %d", b, j)
 			}
 		}
@@ -753,7 +753,7 @@ func TestAddressFilter(t *testing.T) {
 		}
 		absent++
 		before := r.IPPagesRead()
-		blocks := r.BlocksForIP(a)
+		blocks := r.blocksForIP(a)
 		if len(blocks) != 0 {
 			t.Fatalf("absent %s: blocks %v", a, blocks)
 		}
