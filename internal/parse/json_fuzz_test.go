@@ -49,7 +49,8 @@ func FuzzJSONDifferential(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		sc, scanErr := scanJSON(b)
+		var sc jsonFields
+		scanErr := scanJSON(b, &sc)
 		var m map[string]any
 		var stdErr error
 		if !json.Valid(b) {

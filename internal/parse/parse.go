@@ -516,8 +516,8 @@ func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
 // its own.
 func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
 	var r record.Record
-	j, err := scanJSON(b)
-	if err != nil {
+	var j jsonFields // on the stack: scanJSON does not keep it
+	if err := scanJSON(b, &j); err != nil {
 		return r, err
 	}
 	if !j.present(fTime) && !defaultTime.IsZero() {
@@ -551,14 +551,13 @@ func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.
 }
 
 // scanJSON checks that b is one JSON object and collects the last value of
-// every alias key in it. The values are sub-slices of b where they need no
-// decoding.
-func scanJSON(b []byte) (*jsonFields, error) {
-	j := new(jsonFields)
+// every alias key in it into j. The values are sub-slices of b where they
+// need no decoding.
+func scanJSON(b []byte, j *jsonFields) error {
 	s := jsonScanner{b: b}
 	s.ws()
 	if !s.eat('{') {
-		return nil, s.errf("not a JSON object")
+		return s.errf("not a JSON object")
 	}
 	s.ws()
 	if !s.eat('}') {
@@ -566,29 +565,29 @@ func scanJSON(b []byte) (*jsonFields, error) {
 			s.ws()
 			key, err := s.str(nil)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			s.ws()
 			if !s.eat(':') {
-				return nil, s.errf("expected ':' after key")
+				return s.errf("expected ':' after key")
 			}
 			s.ws()
 			f, rank, keep := jsonField(key)
 			switch {
 			case !keep:
 				if err := s.skipValue(0); err != nil {
-					return nil, err
+					return err
 				}
 			case s.pos < len(s.b) && s.b[s.pos] == '"':
 				v, err := s.str(nil)
 				if err != nil {
-					return nil, err
+					return err
 				}
 				j.slots[f][rank] = jsonSlot{val: v, kind: kindString}
 			default:
 				start := s.pos
 				if err := s.skipValue(0); err != nil {
-					return nil, err
+					return err
 				}
 				kind := uint8(kindOther)
 				if c := s.b[start]; c == '-' || (c >= '0' && c <= '9') {
@@ -603,14 +602,14 @@ func scanJSON(b []byte) (*jsonFields, error) {
 			if s.eat('}') {
 				break
 			}
-			return nil, s.errf("expected ',' or '}'")
+			return s.errf("expected ',' or '}'")
 		}
 	}
 	s.ws()
 	if s.pos != len(s.b) {
-		return nil, s.errf("unexpected data after the object")
+		return s.errf("unexpected data after the object")
 	}
-	return j, nil
+	return nil
 }
 
 type jsonScanner struct {
