@@ -1,3 +1,9 @@
+// Package ingest receives access-log records over the network: the HTTP
+// ingest endpoints (NDJSON, JSON arrays, log lines), the shippers' protocols
+// (Loki push, Elasticsearch bulk, OTLP logs) and syslog over UDP and TCP.
+// It parses with package parse and stores through a Sink, bounding the
+// memory of records on their way in through an Admitter; it knows the store
+// only by that behaviour and does not import it.
 package ingest
 
 import (
