@@ -7,9 +7,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/spf13/cobra"
-
-	"github.com/retentiond/retentiond/internal/server"
 )
 
 func init() { register(newFlushCmd) }
@@ -29,10 +28,10 @@ func flushHandler(flush func() error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		if err := flush(); err != nil {
-			server.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("flush: %v", err))
+			httpx.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("flush: %v", err))
 			return
 		}
-		server.WriteJSON(w, http.StatusOK, flushAnswer{Status: "flushed", DurationSeconds: time.Since(start).Seconds()})
+		httpx.WriteJSON(w, http.StatusOK, flushAnswer{Status: "flushed", DurationSeconds: time.Since(start).Seconds()})
 	})
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/retentiond/retentiond/internal/config"
 	"github.com/retentiond/retentiond/internal/importer"
-	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/record"
@@ -120,13 +119,6 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 		Force:        f.force,
 		BatchSize:    f.batchSize,
 		MaxLineBytes: maxLine,
-		Parse: func(format string, line []byte, domain string) (record.Record, error) {
-			return ingest.ParseLine(ingest.Format(format), line, domain)
-		},
-		Detect: func(lines [][]byte) (string, error) {
-			fm, err := ingest.DetectFormat(lines)
-			return string(fm), err
-		},
 		TimeWindow: func(now time.Time) (time.Time, time.Time) {
 			return expiry.IngestWindow(now, cfg.Ingest.MaxFuture)
 		},
@@ -152,7 +144,7 @@ func runImport(cmd *cobra.Command, f *importFlags, files []string) error {
 			}
 		}()
 		abs, _ := filepath.Abs(f.dataDir)
-		opts.Sink = importer.StoreSink{Store: st, Busy: store.ErrBusy}
+		opts.Sink = importer.StoreSink{Store: st}
 		opts.Dest = "data-dir:" + abs
 		ledgerPath = filepath.Join(f.dataDir, "imports.json")
 	} else {

@@ -234,6 +234,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 
 	ingestOpts := ingest.Options{
 		Sink:         st,
+		Admitter:     ingest.Admit(st),
 		MaxBodyBytes: int64(cfg.Ingest.MaxBodyBytes),
 		MaxLineBytes: int(cfg.Ingest.MaxLineBytes),
 		TimeWindow: func(now time.Time) (time.Time, time.Time) {

@@ -3,13 +3,14 @@ package audit
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // This file is what the investigator console and the evidence bundle read
@@ -123,15 +124,15 @@ func (l *Log) CaseHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := r.URL.Query().Get(ParamCase)
 		if strings.TrimSpace(c) == "" {
-			writeError(w, http.StatusBadRequest, "case: required")
+			httpx.WriteError(w, http.StatusBadRequest, "case: required")
 			return
 		}
 		lines, err := CaseSearches(l.dir, c)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "read audit log: "+err.Error())
+			httpx.WriteError(w, http.StatusInternalServerError, "read audit log: "+err.Error())
 			return
 		}
-		writeJSONNoStore(w, map[string]any{"case": c, "lines": lines})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"case": c, "lines": lines})
 	})
 }
 
@@ -144,19 +145,19 @@ func (l *Log) AdminHandler() http.Handler {
 		if s := r.URL.Query().Get("limit"); s != "" {
 			v, err := strconv.Atoi(s)
 			if err != nil || v < 1 || v > 10000 {
-				writeError(w, http.StatusBadRequest, "limit: want 1 to 10000")
+				httpx.WriteError(w, http.StatusBadRequest, "limit: want 1 to 10000")
 				return
 			}
 			n = v
 		}
 		res, err := Verify(l.dir)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "verify audit log: "+err.Error())
+			httpx.WriteError(w, http.StatusInternalServerError, "verify audit log: "+err.Error())
 			return
 		}
 		lines, err := Tail(l.dir, n)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "read audit log: "+err.Error())
+			httpx.WriteError(w, http.StatusInternalServerError, "read audit log: "+err.Error())
 			return
 		}
 		v := map[string]any{"ok": res.FirstBad == nil, "files": res.Files, "lines_verified": res.Lines,
@@ -164,12 +165,6 @@ func (l *Log) AdminHandler() http.Handler {
 		if res.FirstBad != nil {
 			v["first_bad"] = res.FirstBad.String()
 		}
-		writeJSONNoStore(w, map[string]any{"verify": v, "lines": lines})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"verify": v, "lines": lines})
 	})
-}
-
-func writeJSONNoStore(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(v)
 }

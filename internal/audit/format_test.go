@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -12,14 +11,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/retentiond/retentiond/internal/testkit"
+)
 
 // TestLineGolden pins the on-disk line format documented in
 // docs/security.md: a change to it breaks every existing audit log.
 func TestLineGolden(t *testing.T) {
-	c := &clock{t: time.Date(2026, 11, 21, 16, 27, 8, 123456789, time.UTC)}
+	c := testkit.NewClock(time.Date(2026, 11, 21, 16, 27, 8, 123456789, time.UTC))
 	dir := t.TempDir()
 	l, err := Open(dir, Options{Now: c.Now, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -46,17 +45,7 @@ func TestLineGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "lines.golden")
-	if *update {
-		os.WriteFile(golden, got, 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Fatalf("line format changed:\ngot:\n%s\nwant:\n%s", got, want)
-	}
+	testkit.Golden(t, filepath.Join("testdata", "lines.golden"), got)
 }
 
 // TestCrashDurability SIGKILLs a child that appends as fast as it can and

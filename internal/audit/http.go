@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // Limits on the justification a search must carry. Case ids are short
@@ -84,7 +84,7 @@ func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
 		seq, err := l.Append(e)
 		if err != nil {
 			l.metrics.searches.WithLabelValues(endpoint, resultUnavailable).Inc()
-			writeError(w, http.StatusServiceUnavailable, "the audit log cannot be written, so the search was not run")
+			httpx.WriteError(w, http.StatusServiceUnavailable, "the audit log cannot be written, so the search was not run")
 			return
 		}
 		rc := &resultCounter{seq: seq}
@@ -161,7 +161,7 @@ func (l *Log) refuse(w http.ResponseWriter, r *http.Request, endpoint string, re
 	if _, err := l.Append(e); err != nil {
 		l.log.Error("audit line for a refused request not written", "endpoint", endpoint, "err", err)
 	}
-	writeError(w, ref.Status, ref.Message)
+	httpx.WriteError(w, ref.Status, ref.Message)
 }
 
 // checkRequest returns why a search request cannot be run and audited, or
@@ -397,10 +397,3 @@ func (s *statusWriter) Flush() {
 }
 
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
-}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
 )
 
 type metrics struct {
@@ -29,41 +30,37 @@ const (
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		searches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "search_requests_total",
+			Name: "retentiond_audit_search_requests_total",
 			Help: "Search, count, stats and export requests by endpoint and outcome (refused, completed, failed, audit_unavailable).",
 		}, []string{"endpoint", "outcome"}),
 		lines: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "lines_total",
+			Name: "retentiond_audit_lines_total",
 			Help: "Audit lines written and fsynced.",
 		}),
 		appendFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "append_failures_total",
+			Name: "retentiond_audit_append_failures_total",
 			Help: "Audit lines that could not be written; each refused a search.",
 		}),
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "append_duration_seconds",
+			Name:    "retentiond_audit_append_duration_seconds",
 			Help:    "Time to write and fsync one audit line.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
 		}),
 		purgedFiles: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "purged_files_total",
+			Name: "retentiond_audit_purged_files_total",
 			Help: "Audit files removed by retention.",
 		}),
 		chainBroken: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "chain_broken",
+			Name: "retentiond_audit_chain_broken",
 			Help: "1 when the audit chain failed verification at open.",
 		}),
 		checkpoints: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "audit", Name: "checkpoints_total",
+			Name: "retentiond_audit_checkpoints_total",
 			Help: "Signed checkpoints of the audit chain's head written to the daemon's log (the audit witness).",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.searches, m.lines, m.appendFailures, m.appendSeconds, m.purgedFiles, m.chainBroken, m.checkpoints} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := metricsx.Register(reg, m.searches, m.lines, m.appendFailures, m.appendSeconds, m.purgedFiles, m.chainBroken, m.checkpoints); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

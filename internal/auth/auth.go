@@ -15,7 +15,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -30,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/policy"
 )
 
@@ -536,7 +536,7 @@ func (a *Authenticator) deny(w http.ResponseWriter, r *http.Request, d Denial, o
 	if d.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="retentiond"`)
 	}
-	writeError(w, d.Status, msg)
+	httpx.WriteError(w, d.Status, msg)
 }
 
 // sourceKey groups IPv6 clients by /64, because one host usually controls a
@@ -592,14 +592,6 @@ func (a *Authenticator) spend(src netip.Addr) bool {
 	defer a.mu.Unlock()
 	now := a.now()
 	return a.limiter(src, now).AllowN(now, 1)
-}
-
-// writeError writes the API's JSON error shape.
-func writeError(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 func unmapPrefix(p netip.Prefix) netip.Prefix {

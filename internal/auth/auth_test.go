@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // peerHeader lets a test pretend the TCP peer is another address: the
@@ -251,22 +252,9 @@ func TestDevMode(t *testing.T) {
 	}
 }
 
-// fakeClock is a settable clock for the rate limiter.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestFailureRateLimit(t *testing.T) {
 	tt, cfg := makeTokens(t)
-	clock := &fakeClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 3, Now: clock.Now, Registerer: reg,
 		Logger: slog.New(slog.DiscardHandler)})
@@ -449,7 +437,7 @@ func TestNewToken(t *testing.T) {
 // counted and throttled.
 func TestValidTokenNotThrottledByOthersFailures(t *testing.T) {
 	tt, cfg := makeTokens(t)
-	clock := &fakeClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	clock := testkit.NewClock(time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC))
 	a, err := New(Options{Tokens: cfg, FailuresPerMinute: 10, Now: clock.Now,
 		IngestAllow: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

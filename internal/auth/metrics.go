@@ -1,6 +1,9 @@
 package auth
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
+)
 
 type metrics struct {
 	failures *prometheus.CounterVec
@@ -12,19 +15,15 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "retentiond",
-			Subsystem: "auth",
-			Name:      "failures_total",
-			Help:      "API requests refused by authentication or authorisation, by reason.",
+			Name: "retentiond_auth_failures_total",
+			Help: "API requests refused by authentication or authorisation, by reason.",
 		}, []string{"reason"}),
 	}
 	for _, r := range []string{ReasonMissing, ReasonMalformed, ReasonInvalid, ReasonMissingRole, ReasonNotLoopback, ReasonSource, ReasonThrottled} {
 		m.failures.WithLabelValues(r)
 	}
-	if reg != nil {
-		if err := reg.Register(m.failures); err != nil {
-			return nil, err
-		}
+	if err := metricsx.Register(reg, m.failures); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

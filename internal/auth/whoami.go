@@ -1,9 +1,10 @@
 package auth
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
+
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // Authenticated lets through any caller that Require would identify (a
@@ -32,8 +33,6 @@ func (a *Authenticator) WhoAmI() http.Handler {
 			roles = append(roles, string(x))
 		}
 		slices.Sort(roles)
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(map[string]any{"name": p.Name, "roles": roles, "dev_mode": a.DevMode()})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"name": p.Name, "roles": roles, "dev_mode": a.DevMode()})
 	}))
 }

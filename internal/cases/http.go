@@ -10,6 +10,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // maxBody bounds a request body of the case API; a case is a few short
@@ -68,7 +69,7 @@ func (r *Registry) Handler(a *auth.Authenticator) http.Handler {
 	mux.Handle("POST /api/v1/cases/{id}/approve", admin(r.serveApprove))
 	mux.Handle("POST /api/v1/cases/{id}/close", admin(r.serveClose))
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", req.Method, req.URL.Path))
+		httpx.WriteErrorIndent(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", req.Method, req.URL.Path))
 	})
 	return mux
 }
@@ -93,41 +94,41 @@ func (r *Registry) serveList(w http.ResponseWriter, req *http.Request) {
 	case string(StatePending), string(StateApproved), string(StateClosed), string(StateExpired):
 		states = []State{State(s)}
 	default:
-		writeError(w, http.StatusBadRequest, "state must be open, pending, approved, closed, expired or all")
+		httpx.WriteErrorIndent(w, http.StatusBadRequest, "state must be open, pending, approved, closed, expired or all")
 		return
 	}
 	views := []View{}
 	for _, c := range r.List(states...) {
 		views = append(views, r.view(c))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cases": views})
+	httpx.WriteJSONIndent(w, http.StatusOK, map[string]any{"cases": views})
 }
 
 func (r *Registry) serveGet(w http.ResponseWriter, req *http.Request) {
 	c, ok := r.Get(req.PathValue("id"))
 	if !ok {
-		writeError(w, http.StatusNotFound, "no case "+req.PathValue("id"))
+		httpx.WriteErrorIndent(w, http.StatusNotFound, "no case "+req.PathValue("id"))
 		return
 	}
-	writeJSON(w, http.StatusOK, r.view(c))
+	httpx.WriteJSONIndent(w, http.StatusOK, r.view(c))
 }
 
 func (r *Registry) serveAudit(w http.ResponseWriter, req *http.Request) {
 	id := req.PathValue("id")
 	if err := ValidID(id); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteErrorIndent(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	lines, err := audit.CaseLines(r.opts.Log.Dir(), id)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "read the audit log: "+err.Error())
+		httpx.WriteErrorIndent(w, http.StatusInternalServerError, "read the audit log: "+err.Error())
 		return
 	}
 	raw := make([]json.RawMessage, len(lines))
 	for i, l := range lines {
 		raw[i] = l
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"lines": raw})
+	httpx.WriteJSONIndent(w, http.StatusOK, map[string]any{"lines": raw})
 }
 
 func (r *Registry) serveOpen(w http.ResponseWriter, req *http.Request) {
@@ -140,7 +141,7 @@ func (r *Registry) serveOpen(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, r.view(c))
+	httpx.WriteJSONIndent(w, http.StatusCreated, r.view(c))
 }
 
 func (r *Registry) serveApprove(w http.ResponseWriter, req *http.Request) {
@@ -153,7 +154,7 @@ func (r *Registry) serveApprove(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, r.view(c))
+	httpx.WriteJSONIndent(w, http.StatusOK, r.view(c))
 }
 
 func (r *Registry) serveClose(w http.ResponseWriter, req *http.Request) {
@@ -166,7 +167,7 @@ func (r *Registry) serveClose(w http.ResponseWriter, req *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, r.view(cs))
+	httpx.WriteJSONIndent(w, http.StatusOK, r.view(cs))
 }
 
 // decode reads a JSON body strictly (unknown fields are errors, so a
@@ -175,12 +176,12 @@ func (r *Registry) serveClose(w http.ResponseWriter, req *http.Request) {
 func decode(w http.ResponseWriter, req *http.Request, v any, required bool) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBody))
 	if err != nil {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body: %v", err))
+		httpx.WriteErrorIndent(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body: %v", err))
 		return false
 	}
 	if len(strings.TrimSpace(string(b))) == 0 {
 		if required {
-			writeError(w, http.StatusBadRequest, "a JSON body is required")
+			httpx.WriteErrorIndent(w, http.StatusBadRequest, "a JSON body is required")
 			return false
 		}
 		return true
@@ -188,7 +189,7 @@ func decode(w http.ResponseWriter, req *http.Request, v any, required bool) bool
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil || dec.More() {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("request body is not the expected JSON object: %v", err))
+		httpx.WriteErrorIndent(w, http.StatusBadRequest, fmt.Sprintf("request body is not the expected JSON object: %v", err))
 		return false
 	}
 	return true
@@ -197,21 +198,8 @@ func decode(w http.ResponseWriter, req *http.Request, v any, required bool) bool
 func writeErr(w http.ResponseWriter, err error) {
 	var e *Error
 	if errors.As(err, &e) {
-		writeError(w, e.Status, e.Msg)
+		httpx.WriteErrorIndent(w, e.Status, e.Msg)
 		return
 	}
-	writeError(w, http.StatusInternalServerError, err.Error())
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	httpx.WriteErrorIndent(w, http.StatusInternalServerError, err.Error())
 }

@@ -1,6 +1,9 @@
 package cases
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
+)
 
 // metrics of the registry. No label carries a case id, a token name or a
 // query: the audit log is where those are.
@@ -14,19 +17,19 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		open: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "retentiond", Subsystem: "cases", Name: "open",
+			Name: "retentiond_cases_open",
 			Help: "Open cases by state: pending (awaiting approval) or approved (searchable).",
 		}, []string{"state"}),
 		searches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "cases", Name: "searches_total",
+			Name: "retentiond_cases_searches_total",
 			Help: "Guarded requests (search, count, stats, export) by the state of the case they named: approved, pending, closed, expired, unknown (refused), unregistered (free text allowed).",
 		}, []string{"state"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "cases", Name: "refused_searches_total",
+			Name: "retentiond_cases_refused_searches_total",
 			Help: "Guarded requests refused by the case registry, by reason.",
 		}, []string{"reason"}),
 		emergency: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "retentiond", Subsystem: "cases", Name: "emergency_approvals_total",
+			Name: "retentiond_cases_emergency_approvals_total",
 			Help: "Cases approved by their own opener in an emergency (break-glass); each one needs a review.",
 		}),
 	}
@@ -41,12 +44,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, s := range []string{RefusedUnknown, RefusedNotApproved, RefusedClosed, RefusedExpired, RefusedOutside, RefusedBadRequest} {
 		m.refused.WithLabelValues(s)
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.open, m.searches, m.refused, m.emergency} {
-			if err := reg.Register(c); err != nil {
-				return nil, err
-			}
-		}
+	if err := metricsx.Register(reg, m.open, m.searches, m.refused, m.emergency); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

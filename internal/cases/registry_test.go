@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,21 +17,13 @@ import (
 
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type env struct {
 	reg   *Registry
 	log   *audit.Log
-	clock *clock
+	clock *testkit.Clock
 	dir   string
 	dev   bool
 	inj   *fsutil.Injector
@@ -40,9 +31,9 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{dir: t.TempDir(), clock: &clock{t: time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)}, inj: &fsutil.Injector{}}
+	e := &env{dir: t.TempDir(), clock: testkit.NewClock(time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)), inj: &fsutil.Injector{}}
 	var err error
-	e.log, err = audit.Open(filepath.Join(e.dir, "audit"), audit.Options{Now: e.clock.now, FS: e.inj.FS()})
+	e.log, err = audit.Open(filepath.Join(e.dir, "audit"), audit.Options{Now: e.clock.Now, FS: e.inj.FS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +44,7 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) reopen(t *testing.T) {
 	t.Helper()
-	r, err := Open(Options{Dir: filepath.Join(e.dir, "cases"), Log: e.log, Now: e.clock.now, FS: e.inj.FS(),
+	r, err := Open(Options{Dir: filepath.Join(e.dir, "cases"), Log: e.log, Now: e.clock.Now, FS: e.inj.FS(),
 		DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour, RequireCase: true,
 		DevMode: func() bool { return e.dev }, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -162,7 +153,7 @@ func TestOpenValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := e.clock.now().Add(72 * time.Hour); !c.ExpiresAt.Equal(want) || !c.To.Equal(e.clock.now().Add(-time.Hour)) {
+	if want := e.clock.Now().Add(72 * time.Hour); !c.ExpiresAt.Equal(want) || !c.To.Equal(e.clock.Now().Add(-time.Hour)) {
 		t.Errorf("expires %v to %v, want %v and an hour ago", c.ExpiresAt, c.To, want)
 	}
 }
@@ -199,7 +190,7 @@ func TestCheck(t *testing.T) {
 	if _, err := e.reg.Approve(bob, "E", false, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.add(time.Hour)
+	e.clock.Add(time.Hour)
 
 	tests := []struct {
 		name       string
@@ -306,8 +297,8 @@ func TestDurableWithoutAuditFiles(t *testing.T) {
 	if _, err := e.reg.Approve(bob, "A", false, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.add(48 * time.Hour)
-	if n, err := e.log.Purge(t.Context(), e.clock.now().Add(-24*time.Hour)); err != nil || n != 1 {
+	e.clock.Add(48 * time.Hour)
+	if n, err := e.log.Purge(t.Context(), e.clock.Now().Add(-24*time.Hour)); err != nil || n != 1 {
 		t.Fatalf("audit purge: %d, %v", n, err)
 	}
 	e.reopen(t)
@@ -335,7 +326,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := e.reg.Approve(bob, "A", false, ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.add(2 * time.Hour)
+	e.clock.Add(2 * time.Hour)
 	e.reg.Tick()
 	c, _ := e.reg.Get("A")
 	if c.State != StateExpired || c.EndedAt == nil || len(c.Events) != 3 || c.Events[2].Outcome != audit.OutcomeExpired {
@@ -357,11 +348,11 @@ func TestPurge(t *testing.T) {
 	if _, err := e.reg.Close(bob, "OLD", ""); err != nil {
 		t.Fatal(err)
 	}
-	e.clock.add(10 * 24 * time.Hour)
+	e.clock.Add(10 * 24 * time.Hour)
 	if _, err := e.reg.Close(bob, "NEW", ""); err != nil {
 		t.Fatal(err)
 	}
-	n, err := e.reg.Purge(t.Context(), e.clock.now().Add(-24*time.Hour))
+	n, err := e.reg.Purge(t.Context(), e.clock.Now().Add(-24*time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("purge: %d, %v", n, err)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -12,10 +11,9 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/policy"
+	"github.com/retentiond/retentiond/internal/testkit"
 	"go.yaml.in/yaml/v3"
 )
-
-var update = flag.Bool("update", false, "rewrite config.example.yaml and docs/configuration.md")
 
 const (
 	examplePath = "../../config.example.yaml"
@@ -501,20 +499,8 @@ func TestGeneratedDocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string][]byte{examplePath: example, docsPath: []byte(configurationMD())}
-	for path, want := range files {
-		if *update {
-			if err := os.WriteFile(path, want, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != string(want) {
-			t.Errorf("%s is stale; run: go test ./internal/config -run TestGeneratedDocs -update", path)
-		}
+	for path, generated := range files {
+		testkit.Golden(t, path, generated) // stale: go test ./internal/config -run TestGeneratedDocs -update
 	}
 	md := string(files[docsPath])
 	for _, k := range Keys() {

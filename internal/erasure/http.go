@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // ServeHTTP is POST /api/v1/admin/erase with a JSON Request body (the
@@ -17,14 +18,14 @@ import (
 func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "use POST"})
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	var req Request
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
 	var who Actor
@@ -42,19 +43,12 @@ func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, answer{ReportFile: rep.ReportFile, Report: &rep})
+		httpx.WriteJSON(w, http.StatusOK, answer{ReportFile: rep.ReportFile, Report: &rep})
 	case errors.Is(err, ErrInvalid):
-		writeJSON(w, http.StatusBadRequest, answer{Error: err.Error()})
+		httpx.WriteJSON(w, http.StatusBadRequest, answer{Error: err.Error()})
 	case rep.Result != "":
-		writeJSON(w, http.StatusInternalServerError, answer{Error: err.Error(), ReportFile: rep.ReportFile, Report: &rep})
+		httpx.WriteJSON(w, http.StatusInternalServerError, answer{Error: err.Error(), ReportFile: rep.ReportFile, Report: &rep})
 	default:
-		writeJSON(w, http.StatusServiceUnavailable, answer{Error: err.Error()})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, answer{Error: err.Error()})
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

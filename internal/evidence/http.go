@@ -9,6 +9,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/search"
 )
@@ -60,7 +61,7 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	req, err := h.opts.Search.Prepare(r)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	q := r.URL.Query()
@@ -70,7 +71,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	if h.opts.AuditDir != "" {
 		lines, err := audit.CaseSearches(h.opts.AuditDir, caseID)
 		if err != nil {
-			writeErr(w, http.StatusInternalServerError, "read the audit log for the case history: "+err.Error())
+			httpx.WriteError(w, http.StatusInternalServerError, "read the audit log for the case history: "+err.Error())
 			return
 		}
 		earlier = caseRefs(lines, seq)
@@ -93,7 +94,7 @@ func (h *Handler) ServeBundle(w http.ResponseWriter, r *http.Request) {
 	zw := NewWriter(bw, h.opts.Key, now)
 	rw, err := zw.Records()
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err.Error())
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	var buf []byte
@@ -142,12 +143,4 @@ func caseRefs(lines []audit.LineView, seq int64) []AuditRef {
 			Query: l.Query, From: l.From, To: l.To, Count: counts[l.Seq]})
 	}
 	return out
-}
-
-func writeErr(w http.ResponseWriter, status int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	b := record.AppendJSONString([]byte(`{"error":`), msg)
-	_, _ = w.Write(append(b, "}\n"...))
 }

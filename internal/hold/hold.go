@@ -29,6 +29,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/metricsx"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -150,10 +151,8 @@ func Open(dir string, opts Options) (*Registry, error) {
 		}
 		r.next, r.holds = max(st.NextID, 1), st.Holds
 	}
-	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(collector{r}); err != nil {
-			return nil, fmt.Errorf("hold: register metrics: %w", err)
-		}
+	if err := metricsx.Register(opts.Registerer, collector{r}); err != nil {
+		return nil, fmt.Errorf("hold: %w", err)
 	}
 	return r, nil
 }

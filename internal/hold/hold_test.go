@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,17 +24,10 @@ import (
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 func day(t *testing.T, s string) time.Time {
 	t.Helper()
@@ -46,7 +38,7 @@ func day(t *testing.T, s string) time.Time {
 	return d
 }
 
-func openReg(t *testing.T, dir string, clk *clock, reg prometheus.Registerer) (*Registry, *audit.Log) {
+func openReg(t *testing.T, dir string, clk *testkit.Clock, reg prometheus.Registerer) (*Registry, *audit.Log) {
 	t.Helper()
 	al, err := audit.Open(filepath.Join(dir, "audit"), audit.Options{Now: clk.Now, Logger: quiet})
 	if err != nil {
@@ -63,7 +55,7 @@ func openReg(t *testing.T, dir string, clk *clock, reg prometheus.Registerer) (*
 var admin = Actor{Token: "alice", Source: "127.0.0.1"}
 
 func TestAddValidation(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	r, _ := openReg(t, t.TempDir(), clk, nil)
 	ok := Request{Case: "INC-42", From: "2024-02-27", To: "2024-02-28", Reason: "fraud", Until: "2027-06-01"}
 	tests := []struct {
@@ -105,7 +97,7 @@ func TestAddValidation(t *testing.T) {
 // release; the hold survives a restart and is itself purged once released.
 func TestHeldDaySurvivesPurge(t *testing.T) {
 	dir := t.TempDir()
-	clk := &clock{t: time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2024, 2, 29, 12, 0, 0, 0, time.UTC))
 	st, err := store.Open(filepath.Join(dir, "data"), store.Options{Now: clk.Now, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +220,7 @@ func TestHeldDaySurvivesPurge(t *testing.T) {
 
 // openReg2 reopens the registry on the same audit log (a restart of the
 // registry; the audit log stays open, as one daemon holds it).
-func openReg2(t *testing.T, dir string, clk *clock, al *audit.Log) (*Registry, *audit.Log) {
+func openReg2(t *testing.T, dir string, clk *testkit.Clock, al *audit.Log) (*Registry, *audit.Log) {
 	t.Helper()
 	r, err := Open(filepath.Join(dir, DirName), Options{Audit: al, Now: clk.Now, Logger: quiet})
 	if err != nil {
@@ -265,7 +257,7 @@ func auditLines(t *testing.T, dir string) []auditLine {
 }
 
 func TestAuditFailureRefusesTheAction(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	r, al := openReg(t, t.TempDir(), clk, nil)
 	al.Close()
 	_, err := r.Add(Request{Case: "INC-1", From: "2026-01-01", To: "2026-01-02", Reason: "r", Until: "2027-01-01"}, admin)
@@ -275,7 +267,7 @@ func TestAuditFailureRefusesTheAction(t *testing.T) {
 }
 
 func TestMetricsAndAPI(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	r, _ := openReg(t, t.TempDir(), clk, reg)
 	h := r.Handler()

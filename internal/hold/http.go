@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/retentiond/retentiond/internal/auth"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // Handler serves the hold API; mount it behind an admin token:
@@ -17,7 +18,7 @@ import (
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/admin/holds", func(w http.ResponseWriter, req *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"holds": r.List()})
+		httpx.WriteJSON(w, http.StatusOK, map[string]any{"holds": r.List()})
 	})
 	mux.HandleFunc("POST /api/v1/admin/holds", func(w http.ResponseWriter, req *http.Request) {
 		var in Request
@@ -29,7 +30,7 @@ func (r *Registry) Handler() http.Handler {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusCreated, h)
+		httpx.WriteJSON(w, http.StatusCreated, h)
 	})
 	mux.HandleFunc("POST /api/v1/admin/holds/{id}/release", func(w http.ResponseWriter, req *http.Request) {
 		var in struct {
@@ -43,7 +44,7 @@ func (r *Registry) Handler() http.Handler {
 			writeErr(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, h)
+		httpx.WriteJSON(w, http.StatusOK, h)
 	})
 	return mux
 }
@@ -64,7 +65,7 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body: " + err.Error()})
+		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return false
 	}
 	return true
@@ -78,12 +79,5 @@ func writeErr(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrNotFound):
 		status = http.StatusNotFound
 	}
-	writeJSON(w, status, map[string]string{"error": err.Error()})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.WriteError(w, status, err.Error())
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/loggen"
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -21,18 +22,9 @@ import (
 
 const apacheFixture = "../../../shared/data/apache_combined_2015.log"
 
-func ingestParse(format string, line []byte, domain string) (record.Record, error) {
-	return ingest.ParseLine(ingest.Format(format), line, domain)
-}
-
-func ingestDetect(lines [][]byte) (string, error) {
-	f, err := ingest.DetectFormat(lines)
-	return string(f), err
-}
-
 func withIngest(domain string) func(*Options) {
 	return func(o *Options) {
-		o.Parse, o.Detect, o.Domain, o.Format, o.BatchSize = ingestParse, ingestDetect, domain, "", DefaultBatchSize
+		o.Domain, o.Format, o.BatchSize = domain, "", DefaultBatchSize
 	}
 }
 
@@ -186,9 +178,7 @@ func TestImportGeneratedFormats(t *testing.T) {
 // lines, parsed by ingest, into a discarding sink. BenchmarkParseCombined is
 // the parser alone on the same lines, for the ratio.
 func BenchmarkImportCombined(b *testing.B) {
-	benchImport(b, func(_ string, line []byte, _ string) (record.Record, error) {
-		return ingest.ParseLine("combined", line, "bench.example.nl")
-	})
+	benchImport(b, nil)
 }
 
 func BenchmarkParseCombined(b *testing.B) {
@@ -198,7 +188,7 @@ func BenchmarkParseCombined(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		for _, l := range lines {
-			if _, err := ingest.ParseLine("combined", l, "bench.example.nl"); err != nil {
+			if _, err := parse.ParseLine(parse.FormatCombined, l, "bench.example.nl"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/retentiond/retentiond/internal/loggen"
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -41,7 +42,7 @@ func (d *discardSink) Append(_ context.Context, recs []record.Record) error {
 
 // benchImport runs a whole import of the generated log from memory (as
 // stdin, so the disk is not measured) into a discarding sink.
-func benchImport(b *testing.B, parse func(string, []byte, string) (record.Record, error)) {
+func benchImport(b *testing.B, parseLine func(parse.Format, []byte, string) (record.Record, error)) {
 	data := combinedLog()
 	lines := bytes.Count(data, []byte("\n"))
 	b.SetBytes(int64(len(data)))
@@ -52,7 +53,10 @@ func benchImport(b *testing.B, parse func(string, []byte, string) (record.Record
 			b.Fatal(err)
 		}
 		sink := &discardSink{}
-		im := New(Options{Sink: sink, Ledger: l, Dest: "bench", Format: "combined", Parse: parse, Stdin: bytes.NewReader(data)})
+		im := New(Options{Sink: sink, Ledger: l, Dest: "bench", Format: "combined", Stdin: bytes.NewReader(data)})
+		if parseLine != nil {
+			im.parseLine = parseLine
+		}
 		if err := im.ImportFile(context.Background(), "-"); err != nil {
 			b.Fatal(err)
 		}
@@ -72,5 +76,5 @@ func BenchmarkImportOverhead(b *testing.B) {
 	fixed.Time = record.Day(fixed.Time.AddDate(2026, 0, 0))
 	fixed.Domain, fixed.Path = "x.nl", "/"
 	fixed.IP, _ = record.ParseIP("192.0.2.1")
-	benchImport(b, func(string, []byte, string) (record.Record, error) { return fixed, nil })
+	benchImport(b, func(parse.Format, []byte, string) (record.Record, error) { return fixed, nil })
 }

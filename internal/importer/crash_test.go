@@ -66,7 +66,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	defer l.Close()
 	im := New(Options{Sink: &fileSink{dir: out, delay: time.Millisecond}, Ledger: l, Dest: "crash", Format: "json",
-		Parse: parseTestJSON, BatchSize: crashBatch})
+		BatchSize: crashBatch})
 	if err := im.ImportFile(context.Background(), filepath.Join(dir, "in.log.gz")); err != nil {
 		t.Fatal(err)
 	}

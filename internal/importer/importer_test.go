@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,39 +44,6 @@ func (s *memSink) Append(_ context.Context, recs []record.Record) error {
 // parseTestJSON is a small, strict parser of the API's NDJSON rows. The
 // mechanics tests use it so that they test this package alone; the tests
 // with real log formats use the ingest parsers.
-func parseTestJSON(format string, line []byte, domain string) (record.Record, error) {
-	if format != "json" {
-		return record.Record{}, fmt.Errorf("test parser: unexpected format %q", format)
-	}
-	var row struct {
-		Time      time.Time `json:"time"`
-		Domain    string    `json:"domain"`
-		Path      string    `json:"path"`
-		UserAgent string    `json:"user_agent"`
-		IP        string    `json:"ip"`
-	}
-	if err := json.Unmarshal(line, &row); err != nil {
-		return record.Record{}, fmt.Errorf("not a JSON object: %w", err)
-	}
-	r := record.Record{Time: row.Time, Domain: row.Domain, Path: row.Path, UserAgent: row.UserAgent}
-	if r.Domain == "" {
-		r.Domain = domain
-	}
-	ip, err := record.ParseIP(row.IP)
-	if err != nil {
-		return record.Record{}, err
-	}
-	r.IP = ip
-	return r, r.Normalize()
-}
-
-func detectTestJSON(lines [][]byte) (string, error) {
-	if len(lines) > 0 && bytes.HasPrefix(lines[0], []byte("{")) {
-		return "json", nil
-	}
-	return "", errors.New("not json")
-}
-
 // genNDJSON returns n generated records and their NDJSON.
 func genNDJSON(n int, seed int64) ([]record.Record, []byte) {
 	g := loggen.New(loggen.Options{Seed: seed, Total: n, Days: 3})
@@ -133,7 +98,7 @@ func (e *env) run(sink Sink, mod func(*Options), files ...string) (*Summary, []e
 		e.t.Fatal(err)
 	}
 	defer l.Close()
-	opts := Options{Sink: sink, Ledger: l, Dest: "test", Parse: parseTestJSON, Detect: detectTestJSON, BatchSize: 1000}
+	opts := Options{Sink: sink, Ledger: l, Dest: "test", BatchSize: 1000}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -380,7 +345,7 @@ func TestRejectionsAndRetention(t *testing.T) {
 	}
 	var out bytes.Buffer
 	sum.WriteText(&out)
-	for _, want := range []string{"mixed.log:2: not a JSON object", "mixed.log:4: line longer than 4096 bytes", "mixed.log:7: time 2099-01-01T00:00:00Z is in the future", "mixed.log:9: ip", "1 skipped as past retention"} {
+	for _, want := range []string{"mixed.log:2: column 1: invalid JSON: not a JSON object", "mixed.log:4: line longer than 4096 bytes", "mixed.log:7: time 2099-01-01T00:00:00Z is in the future", "mixed.log:9: ip", "1 skipped as past retention"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
@@ -427,7 +392,7 @@ func TestStopFinishesBatchAndResumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			sink := &memSink{}
-			opts := Options{Sink: sink, Ledger: l, Dest: "test", Format: "json", Parse: parseTestJSON, BatchSize: 1000}
+			opts := Options{Sink: sink, Ledger: l, Dest: "test", Format: "json", BatchSize: 1000}
 			if tc.expired {
 				opts.TimeWindow = func(time.Time) (time.Time, time.Time) { return time.Now(), time.Now().Add(time.Hour) }
 			}

@@ -29,19 +29,21 @@ func (e *retryAfter) Error() string             { return e.why }
 func (e *retryAfter) RetryAfter() time.Duration { return e.wait }
 
 // StoreSink writes into a store opened directly (a stopped daemon's data
-// directory) and turns its back-pressure into retries.
+// directory) and retries its back-pressure sooner than the store asks a
+// daemon's clients to: nothing but this import competes for the store.
 type StoreSink struct {
-	// Store is the *store.Store.
+	// Store is the *store.Store. Its busy error (store.ErrBusy) is known by
+	// its RetryAfter method, so this package does not import the storage
+	// engine.
 	Store Sink
-	// Busy is store.ErrBusy. It is passed in rather than imported so that
-	// this package does not depend on the storage engine.
-	Busy error
 }
 
-// Append stores recs; the Busy error becomes a RetryableError.
+// Append stores recs; a busy error (a RetryableError) is retried after
+// 200 ms.
 func (s StoreSink) Append(ctx context.Context, recs []record.Record) error {
 	err := s.Store.Append(ctx, recs)
-	if s.Busy != nil && errors.Is(err, s.Busy) {
+	var busy RetryableError
+	if errors.As(err, &busy) {
 		return &retryAfter{wait: 200 * time.Millisecond, why: err.Error()}
 	}
 	return err

@@ -172,7 +172,7 @@ func TestAPISinkErrors(t *testing.T) {
 }
 
 func TestStoreSinkBusy(t *testing.T) {
-	busy := errors.New("store busy")
+	var busy error = busyError{}
 	calls := 0
 	s := StoreSink{Store: sinkFunc(func(context.Context, []record.Record) error {
 		calls++
@@ -180,7 +180,7 @@ func TestStoreSinkBusy(t *testing.T) {
 			return fmt.Errorf("append: %w", busy)
 		}
 		return nil
-	}), Busy: busy}
+	})}
 	e := newEnv(t)
 	_, content := genNDJSON(10, 11)
 	f := writeFile(t, filepath.Join(e.dir, "a.log"), content, "")
@@ -189,6 +189,12 @@ func TestStoreSinkBusy(t *testing.T) {
 		t.Fatalf("errs %v, summary %+v", errs, sum)
 	}
 }
+
+// busyError says busy by its RetryAfter method, as store.ErrBusy does.
+type busyError struct{}
+
+func (busyError) Error() string             { return "store busy" }
+func (busyError) RetryAfter() time.Duration { return time.Hour }
 
 type sinkFunc func(context.Context, []record.Record) error
 

@@ -23,7 +23,7 @@ func TestImportIntoStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := StoreSink{Store: st, Busy: store.ErrBusy}
+	sink := StoreSink{Store: st}
 	sum, errs := e.run(sink, nil, f)
 	if len(errs) > 0 {
 		t.Fatal(errs)

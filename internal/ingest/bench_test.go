@@ -20,20 +20,6 @@ import (
 	"github.com/retentiond/retentiond/internal/store"
 )
 
-// BenchmarkJSONStdlibBaseline decodes the same JSON line with encoding/json
-// into a map: the baseline BenchmarkParseLine/json is compared against.
-func BenchmarkJSONStdlibBaseline(b *testing.B) {
-	line := benchLines[FormatJSON]
-	b.ReportAllocs()
-	for b.Loop() {
-		var m map[string]any
-		if err := json.Unmarshal(line, &m); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
-}
-
 // fsyncSink writes each batch to a file and fsyncs it before returning,
 // standing for the WAL's durable acknowledgement.
 type fsyncSink struct {
@@ -82,7 +68,7 @@ func BenchmarkHTTPIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { s.Close() })
-			return s
+			return storeSink(s)
 		},
 	}
 	for _, name := range []string{"fsync_file", "store"} {

@@ -8,8 +8,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // An HTTP body is parsed and stored in chunks rather than whole, so that the
@@ -29,28 +29,42 @@ type Reservation interface {
 
 // Admitter is implemented by a Sink that bounds the memory of records on
 // their way in. HTTP ingest reserves memory for each chunk of a body before
-// it parses it, and waits for room rather than failing. A *store.Store Sink
-// is adapted automatically; other Sinks may implement Admitter themselves
-// (tests do), or get their chunks without reservations.
+// it parses it, and waits for room rather than failing. Options.Admitter
+// names it (Admit adapts a *store.Store); a Sink that implements Admitter
+// itself is used as one (tests do); without one, chunks are stored without
+// reservations.
 type Admitter interface {
 	// Reserve sets aside n bytes, waiting until there is room or ctx ends.
 	Reserve(ctx context.Context, n int64) (Reservation, error)
 	// ReserveLimit is the most one Reserve may ask for.
 	ReserveLimit() int64
+	// ReserveFor is what Reserve must be asked for n records whose text
+	// fields take textBytes together.
+	ReserveFor(n int, textBytes int64) int64
 }
 
-// storeAdmitter adapts *store.Store to Admitter.
-type storeAdmitter struct{ s *store.Store }
+// Reserver is a memory-bounding store whose Reserve returns its own
+// reservation type R: *store.Store, whose Reserve returns a
+// *store.Reservation. Admit turns it into an Admitter, so that ingest knows
+// the store only by its behaviour and does not import it.
+type Reserver[R Reservation] interface {
+	Reserve(ctx context.Context, n int64) (R, error)
+	ReserveLimit() int64
+	ReserveFor(n int, textBytes int64) int64
+}
 
-func (a storeAdmitter) Reserve(ctx context.Context, n int64) (Reservation, error) {
-	r, err := a.s.Reserve(ctx, n)
+// Admit adapts a Reserver (a *store.Store) to an Admitter.
+func Admit[R Reservation](s Reserver[R]) Admitter { return admitter[R]{s} }
+
+type admitter[R Reservation] struct{ Reserver[R] }
+
+func (a admitter[R]) Reserve(ctx context.Context, n int64) (Reservation, error) {
+	r, err := a.Reserver.Reserve(ctx, n)
 	if err != nil {
-		return nil, err
+		return nil, err // not a Reservation holding a nil R
 	}
 	return r, nil
 }
-
-func (a storeAdmitter) ReserveLimit() int64 { return a.s.ReserveLimit() }
 
 // item is one line or array element of a chunk: buf[off:end] of the chunk,
 // or an error found while splitting (too long, broken array).
@@ -94,7 +108,7 @@ func (e *errStore) Unwrap() error { return e.err }
 
 // cost is what Reserve is asked for a chunk of n items and b bytes.
 func (c *chunker) cost(n int, b int) int64 {
-	return store.ReserveFor(n, int64(b)+int64(n)*int64(len(c.domain)))
+	return c.h.adm.ReserveFor(n, int64(b)+int64(n)*int64(len(c.domain)))
 }
 
 // add copies one item into the chunk, storing the chunk first if the item
@@ -140,7 +154,7 @@ func (c *chunker) flush() error {
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && c.ctx.Err() == nil {
 				c.h.m.refused.WithLabelValues(c.input, "memory").Inc()
-				err = fmt.Errorf("%w: no head memory within %s", store.ErrBusy, wait)
+				err = fmt.Errorf("%w: no head memory within %s", errSaturated, wait)
 			}
 			return &errStore{err}
 		}
@@ -207,7 +221,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 		buf, tooLong, err = h.readElement(br, c, buf[:0])
 		switch {
 		case errors.Is(err, io.ErrUnexpectedEOF):
-			return emit(i, nil, &SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
+			return emit(i, nil, &parse.SyntaxError{Column: len(buf) + 1, Msg: "invalid JSON array element: unexpected end of the body"})
 		case err != nil:
 			return err
 		case tooLong:
@@ -226,7 +240,7 @@ func (h *Handler) eachElement(br *bufio.Reader, emit func(int, []byte, error) er
 			return err
 		case c != ',':
 			// Without the separator the rest cannot be split reliably.
-			return emit(i+1, nil, &SyntaxError{Column: 1, Msg: fmt.Sprintf("invalid JSON array: expected ',' or ']' after element %d, got %q", i, c)})
+			return emit(i+1, nil, &parse.SyntaxError{Column: 1, Msg: fmt.Sprintf("invalid JSON array: expected ',' or ']' after element %d, got %q", i, c)})
 		}
 	}
 }

@@ -267,7 +267,7 @@ func (b *boundSink) Append(ctx context.Context, recs []record.Record) error {
 }
 
 func (b *boundSink) Reserve(ctx context.Context, n int64) (Reservation, error) {
-	r, err := storeAdmitter{b.st}.Reserve(ctx, n)
+	r, err := Admit(b.st).Reserve(ctx, n)
 	b.observe(0)
 	if err != nil {
 		return nil, err
@@ -276,6 +276,16 @@ func (b *boundSink) Reserve(ctx context.Context, n int64) (Reservation, error) {
 }
 
 func (b *boundSink) ReserveLimit() int64 { return b.st.ReserveLimit() }
+
+func (b *boundSink) ReserveFor(n int, textBytes int64) int64 { return b.st.ReserveFor(n, textBytes) }
+
+// storeSink is a *store.Store as serve wires it: the Sink, and its Admitter.
+func storeSink(st *store.Store) Sink {
+	return struct {
+		Sink
+		Admitter
+	}{st, Admit(st)}
+}
 
 type boundReservation struct {
 	b *boundSink

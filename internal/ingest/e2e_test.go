@@ -254,3 +254,11 @@ func TestLoggerOctetCountTCP(t *testing.T) {
 		t.Errorf("time %v: the message's own time (+0100) must win over the syslog header's", tm)
 	}
 }
+
+func checkRecord(t *testing.T, got, want record.Record) {
+	t.Helper()
+	if !got.Time.Equal(want.Time) || got.Domain != want.Domain || got.Path != want.Path ||
+		got.UserAgent != want.UserAgent || got.IP != want.IP {
+		t.Errorf("got  %+v\nwant %+v", got, want)
+	}
+}

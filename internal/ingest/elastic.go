@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -335,7 +336,7 @@ func splitBulk(body []byte, urlIndex string) ([]bulkAction, error) {
 func (h *Handler) mapElasticDoc(doc []byte, urlDomain string) (record.Record, error) {
 	var m map[string]any
 	if err := json.Unmarshal(doc, &m); err != nil {
-		return record.Record{}, &SyntaxError{Column: 1, Msg: "document is not a JSON object: " + err.Error()}
+		return record.Record{}, &parse.SyntaxError{Column: 1, Msg: "document is not a JSON object: " + err.Error()}
 	}
 	f := ElasticFields
 	domain := docString(m, f.Domain...)
@@ -385,7 +386,7 @@ func (h *Handler) mapElasticDoc(doc []byte, urlDomain string) (record.Record, er
 			rec.Path += "?" + q
 		}
 		if strings.Contains(rec.Path, " HTTP/") {
-			rec.Path = requestTarget(rec.Path)
+			rec.Path = parse.RequestTarget(rec.Path)
 		}
 	}
 	rec.UserAgent = docString(m, f.UA...)
@@ -403,9 +404,9 @@ func (h *Handler) mapElasticDoc(doc []byte, urlDomain string) (record.Record, er
 func anyTime(v any) (time.Time, error) {
 	switch x := v.(type) {
 	case string:
-		return parseJSONTime(x, true, false)
+		return parse.ParseTime(x, false)
 	case float64:
-		return parseJSONTime(strconv.FormatFloat(x, 'f', -1, 64), true, true)
+		return parse.ParseTime(strconv.FormatFloat(x, 'f', -1, 64), true)
 	}
 	return time.Time{}, errors.New("not a time")
 }

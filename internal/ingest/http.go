@@ -1,3 +1,9 @@
+// Package ingest receives access-log records over the network: the HTTP
+// ingest endpoints (NDJSON, JSON arrays, log lines), the shippers' protocols
+// (Loki push, Elasticsearch bulk, OTLP logs) and syslog over UDP and TCP.
+// It parses with package parse and stores through a Sink, bounding the
+// memory of records on their way in through an Admitter; it knows the store
+// only by that behaviour and does not import it.
 package ingest
 
 import (
@@ -5,7 +11,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +18,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -20,12 +26,17 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/retentiond/retentiond/internal/httpx"
+	"github.com/retentiond/retentiond/internal/metricsx"
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Sink stores records durably; *store.Store satisfies it. Append must return
-// only once the records are fsynced.
+// only once the records are fsynced. Its errors are told apart by behaviour:
+// one with a RetryAfter() time.Duration method means busy (429/503 with
+// Retry-After), one whose TooLarge() bool is true means the batch can never
+// fit (413); any other error is a 503.
 type Sink interface {
 	Append(ctx context.Context, recs []record.Record) error
 }
@@ -33,6 +44,11 @@ type Sink interface {
 // Options configure the handlers and listeners.
 type Options struct {
 	Sink Sink
+	// Admitter reserves head memory for each chunk before it is parsed
+	// (Admit(st) for a *store.Store Sink), so that records on their way in
+	// stay within storage.head_max_bytes. Nil uses the Sink if it is an
+	// Admitter, else chunks are stored without reservations.
+	Admitter Admitter
 	// MaxBodyBytes limits a request body after decompression (413 above).
 	MaxBodyBytes int64
 	// MaxLineBytes limits one line or JSON object.
@@ -110,11 +126,9 @@ func NewHandler(opts Options) *Handler {
 			h.m.refused.WithLabelValues(input, reason)
 		}
 	}
-	switch s := opts.Sink.(type) {
-	case *store.Store:
-		h.adm = storeAdmitter{s}
-	case Admitter:
-		h.adm = s
+	h.adm = opts.Admitter
+	if a, ok := opts.Sink.(Admitter); ok && h.adm == nil {
+		h.adm = a
 	}
 	return h
 }
@@ -153,15 +167,13 @@ func (a *Answer) reject(line int, err error) {
 }
 
 // Reason classifies a rejection for the metric label (a small fixed set,
-// never record contents).
+// never record contents): parse.Reason's classes of a line that does not
+// parse, and those of a record ingest refuses.
 func Reason(err error) string {
-	var fe *record.FieldError
-	var se *SyntaxError
+	if r := parse.Reason(err); r != "other" {
+		return r
+	}
 	switch {
-	case errors.As(err, &fe):
-		return fe.Field
-	case errors.As(err, &se):
-		return "syntax"
 	case errors.Is(err, errTooOld):
 		return "too_old"
 	case errors.Is(err, errTooNew):
@@ -171,6 +183,46 @@ func Reason(err error) string {
 	}
 	return "other"
 }
+
+// The store's errors are recognised by their behaviour, so that ingest does
+// not import store: store.ErrBusy has RetryAfter, store.ErrTooLarge has
+// TooLarge.
+
+// isBusy says that the write path is saturated: retry later (store.ErrBusy,
+// errSaturated).
+func isBusy(err error) bool {
+	var r interface{ RetryAfter() time.Duration }
+	return errors.As(err, &r)
+}
+
+// retryAfter is the Retry-After header for a busy error: its RetryAfter in
+// whole seconds, at least 1.
+func retryAfter(err error) string {
+	var r interface{ RetryAfter() time.Duration }
+	if !errors.As(err, &r) {
+		return "1"
+	}
+	return strconv.Itoa(max(1, int(r.RetryAfter().Round(time.Second)/time.Second)))
+}
+
+// isTooLarge says that the batch alone exceeds what the Sink can ever hold
+// (store.ErrTooLarge): retrying it cannot succeed.
+func isTooLarge(err error) bool {
+	var t interface{ TooLarge() bool }
+	return errors.As(err, &t) && t.TooLarge()
+}
+
+// saturated is errSaturated's type.
+type saturated struct{}
+
+func (saturated) Error() string { return "write path saturated" }
+
+// RetryAfter is what a client is asked to wait, as for store.ErrBusy.
+func (saturated) RetryAfter() time.Duration { return time.Second }
+
+// errSaturated is ingest's own busy error: no head memory could be reserved
+// within the wait.
+var errSaturated error = saturated{}
 
 var (
 	errTooOld  = errors.New("older than the retention: would be destroyed at once")
@@ -196,38 +248,38 @@ func (o *Options) checkWindow(r *record.Record, now time.Time) error {
 // ServeIngest handles POST /api/v1/ingest: NDJSON, a JSON array, or
 // concatenated JSON objects, optionally gzip- or zstd-encoded.
 func (h *Handler) ServeIngest(w http.ResponseWriter, r *http.Request) {
-	h.serve(w, r, "http", FormatJSON, "")
+	h.serve(w, r, "http", parse.FormatJSON, "")
 }
 
 // ServeLines handles POST /api/v1/ingest/lines?format=F&domain=D: raw log
 // lines, one per line.
 func (h *Handler) ServeLines(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseFormat(cmp.Or(r.URL.Query().Get("format"), string(FormatCombined)))
+	f, err := parse.ParseFormat(cmp.Or(r.URL.Query().Get("format"), string(parse.FormatCombined)))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	h.serve(w, r, "http_lines", f, r.URL.Query().Get("domain"))
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format Format, domain string) {
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, format parse.Format, domain string) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "use POST")
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
 	start := time.Now()
 	defer func() { h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds()) }()
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		// Known too large before anything is read: refused whole.
-		writeError(w, http.StatusRequestEntityTooLarge,
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge,
 			fmt.Sprintf("request body exceeds %d bytes; nothing was stored", h.opts.MaxBodyBytes))
 		return
 	}
 	if !h.takeTurn(r.Context()) {
 		h.m.refused.WithLabelValues(input, "concurrency").Inc()
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d ingest requests at once; nothing was stored; retry later", h.opts.MaxConcurrent))
+		httpx.WriteError(w, http.StatusTooManyRequests, fmt.Sprintf("more than %d ingest requests at once; nothing was stored; retry later", h.opts.MaxConcurrent))
 		return
 	}
 	defer h.doneTurn()
@@ -241,7 +293,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 		if !errors.Is(err, errEncoding) {
 			status = http.StatusBadRequest
 		}
-		writeError(w, status, err.Error())
+		httpx.WriteError(w, status, err.Error())
 		return
 	}
 	defer body.Close()
@@ -253,11 +305,11 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	if h.adm != nil {
 		c.limit = h.adm.ReserveLimit()
 	}
-	if format == FormatJSON {
-		c.parse = func(b []byte) (record.Record, error) { return ParseJSON(b, "") }
+	if format == parse.FormatJSON {
+		c.parse = func(b []byte) (record.Record, error) { return parse.ParseJSON(b, "") }
 		err = h.readJSON(limited, c.add)
 	} else {
-		c.parse = func(b []byte) (record.Record, error) { return ParseLine(format, b, domain) }
+		c.parse = func(b []byte) (record.Record, error) { return parse.ParseLine(format, b, domain) }
 		err = h.readLines(limited, c.add)
 	}
 	if err == nil {
@@ -275,7 +327,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	if ans.Accepted == 0 {
 		status = http.StatusBadRequest
 	}
-	writeJSON(w, status, ans)
+	httpx.WriteJSON(w, status, ans)
 }
 
 // answerError answers a request that ended before the end of its body.
@@ -289,15 +341,15 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 	var msg string
 	var se *errStore
 	switch {
-	case errors.As(err, &se) && errors.Is(err, store.ErrBusy):
+	case errors.As(err, &se) && isBusy(err):
 		status, msg = http.StatusTooManyRequests, "write path saturated"
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", retryAfter(err))
 		if ans.Accepted > 0 {
 			// Only reached after MidBodyWait: the flush is far behind.
 			status = http.StatusServiceUnavailable
 			w.Header().Set("Retry-After", "5")
 		}
-	case errors.As(err, &se) && errors.Is(err, store.ErrTooLarge):
+	case errors.As(err, &se) && isTooLarge(err):
 		// Retrying the same chunk can never succeed: it alone exceeds
 		// storage.head_max_bytes (a Sink that does not reserve memory).
 		status, msg = http.StatusRequestEntityTooLarge, "batch too large for storage.head_max_bytes; send it in smaller requests"
@@ -319,7 +371,7 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 			msg += "; retry later"
 		}
-		writeError(w, status, msg)
+		httpx.WriteError(w, status, msg)
 		return
 	}
 	ans.Error = fmt.Sprintf("%s; the %d records accepted before line %d were stored; resume at that line", msg, ans.Accepted, next)
@@ -327,7 +379,7 @@ func (h *Handler) answerError(w http.ResponseWriter, input string, ans *Answer, 
 	if ans.Errors == nil {
 		ans.Errors = []LineError{}
 	}
-	writeJSON(w, status, ans)
+	httpx.WriteJSON(w, status, ans)
 }
 
 // ctxErr reports whether err is the request's context ending (the client
@@ -411,8 +463,9 @@ func (h *Handler) readLines(body io.Reader, emit func(int, []byte, error) error)
 	return h.eachLine(bufio.NewReaderSize(body, 64<<10), emit)
 }
 
-// eachLine calls emit for every non-empty line; a line over MaxLineBytes is
-// emitted as an error and skipped without costing the lines after it. The
+// eachLine calls emit for every non-empty line; a line over MaxLineBytes
+// (not counting the whitespace around it, so that an object is as long as
+// an NDJSON line as it is as an element of a JSON array) is emitted as an error and skipped without costing the lines after it. The
 // bytes passed to emit are only valid during the call.
 func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error) error {
 	var buf []byte
@@ -422,10 +475,21 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 		var eof bool
 		for {
 			chunk, err := br.ReadSlice('\n')
+			if len(buf) == 0 {
+				// Leading whitespace does not count against the limit,
+				// as around the elements of a JSON array.
+				chunk = bytes.TrimLeft(chunk, jsonSpace)
+			}
 			if !tooLong {
-				if len(buf)+len(chunk) > h.opts.MaxLineBytes+2 {
-					tooLong = true
-					buf = buf[:0]
+				if room := h.opts.MaxLineBytes - len(buf); len(chunk) > room {
+					// Only trailing whitespace (and the line end) may lie
+					// beyond the limit.
+					if len(bytes.TrimRight(chunk[room:], jsonSpace)) > 0 {
+						tooLong = true
+						buf = buf[:0]
+					} else {
+						buf = append(buf, chunk[:room]...)
+					}
 				} else {
 					buf = append(buf, chunk...)
 				}
@@ -453,6 +517,9 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 		}
 	}
 }
+
+// jsonSpace is JSON's whitespace (RFC 8259 §2).
+const jsonSpace = " \t\r\n"
 
 func peekNonSpace(br *bufio.Reader) (byte, error) {
 	for {
@@ -501,16 +568,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
 type metrics struct {
 	inflight      prometheus.Gauge       // HTTP ingest requests being served
 	refused       *prometheus.CounterVec // {input, reason}: concurrency, memory
@@ -546,27 +603,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"input"}),
 	}
 	if reg != nil {
-		m.inflight = registerOrReuse(reg, m.inflight)
-		m.refused = registerOrReuse(reg, m.refused)
-		m.records = registerOrReuse(reg, m.records)
-		m.rejected = registerOrReuse(reg, m.rejected)
-		m.bytes = registerOrReuse(reg, m.bytes)
-		m.batchDuration = registerOrReuse(reg, m.batchDuration)
+		m.inflight = metricsx.Reuse(reg, m.inflight)
+		m.refused = metricsx.Reuse(reg, m.refused)
+		m.records = metricsx.Reuse(reg, m.records)
+		m.rejected = metricsx.Reuse(reg, m.rejected)
+		m.bytes = metricsx.Reuse(reg, m.bytes)
+		m.batchDuration = metricsx.Reuse(reg, m.batchDuration)
 	}
 	return m
-}
-
-func registerOrReuse[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if old, ok := are.ExistingCollector.(C); ok {
-				return old
-			}
-		}
-		panic(fmt.Sprintf("ingest metrics: %v", err)) // two different collectors of one name: a programming error
-	}
-	return c
 }
 
 func (m *metrics) reject(input string, err error) {

@@ -81,6 +81,18 @@ type answer struct {
 	Error    string      `json:"error"`
 }
 
+// busyErr and tooLargeErr are a Sink's errors that say busy and too large
+// by their methods, as store.ErrBusy and store.ErrTooLarge do.
+type busyErr struct{}
+
+func (busyErr) Error() string             { return "busy" }
+func (busyErr) RetryAfter() time.Duration { return 3 * time.Second }
+
+type tooLargeErr struct{}
+
+func (tooLargeErr) Error() string  { return "too large" }
+func (tooLargeErr) TooLarge() bool { return true }
+
 func TestHandlerMalformed(t *testing.T) {
 	now := time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC)
 	window := func(now time.Time) (time.Time, time.Time) { return now.AddDate(-2, 0, 0), now.Add(time.Hour) }
@@ -130,6 +142,9 @@ func TestHandlerMalformed(t *testing.T) {
 		{name: "store busy", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrBusy), status: 429, want: []string{"retry"}},
 		{name: "store failed", body: goodLine, sinkErr: errors.New("fsync: EIO"), status: 503, want: []string{"retry"}},
 		{name: "batch above the head bound", body: goodLine, sinkErr: fmt.Errorf("append: %w", store.ErrTooLarge), status: 413, want: []string{"smaller"}},
+		// Any Sink's errors are told apart by behaviour, not by identity.
+		{name: "busy by behaviour", body: goodLine, sinkErr: fmt.Errorf("append: %w", busyErr{}), status: 429, want: []string{"retry"}},
+		{name: "too large by behaviour", body: goodLine, sinkErr: fmt.Errorf("append: %w", tooLargeErr{}), status: 413, want: []string{"smaller"}},
 		{name: "lines combined", path: "/api/v1/ingest/lines?format=combined&domain=L.example",
 			body: `192.0.2.1 - - [21/Nov/2026:16:27:08 +0000] "GET /l HTTP/1.1" 200 3 "-" "ua"` + "\n", status: 200, accepted: 1},
 		{name: "lines vhost_combined gzip", path: "/api/v1/ingest/lines?format=vhost_combined", encoding: "gzip",
@@ -268,6 +283,73 @@ func FuzzJSONBody(f *testing.F) {
 			if err := again.Normalize(); err != nil {
 				t.Fatalf("stored record does not validate: %v", err)
 			}
+		}
+	})
+}
+
+// ingestStatus sends body to a handler with a small MaxLineBytes and returns
+// the status and the records accepted.
+func ingestStatus(t *testing.T, body []byte, maxLine int) (int, int) {
+	t.Helper()
+	sink := &memSink{}
+	h := NewHandler(Options{Sink: sink, MaxBodyBytes: 1 << 20, MaxLineBytes: maxLine})
+	rec := httptest.NewRecorder()
+	h.ServeIngest(rec, httptest.NewRequest("POST", "/api/v1/ingest", bytes.NewReader(body)))
+	var a answer
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+		t.Fatalf("answer is not JSON: %q", rec.Body.String())
+	}
+	return rec.Code, a.Accepted
+}
+
+// TestNDJSONAndArrayAgree: an object is accepted as an NDJSON line exactly
+// when it is accepted as the element of a JSON array; max_line_bytes counts
+// the object, not the whitespace around it, in both.
+func TestNDJSONAndArrayAgree(t *testing.T) {
+	const maxLine = 128
+	obj := func(n int) string { // an object of exactly n bytes
+		o := `{"ts":1795278428,"domain":"a.example","ip":"192.0.2.1","path":"/`
+		return o + strings.Repeat("x", n-len(o)-2) + `"}`
+	}
+	for _, tt := range []struct {
+		name, obj string
+		ok        bool
+	}{
+		{"at the limit", obj(maxLine), true},
+		{"one byte over", obj(maxLine + 1), false},
+		{"two bytes over", obj(maxLine + 2), false},
+		{"at the limit, spaces around", "   " + obj(maxLine) + "  \t ", true},
+		{"over, spaces around", "  " + obj(maxLine+1) + "  ", false},
+		{"small", obj(80), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, body := range []string{tt.obj + "\n", tt.obj + "\r\n", tt.obj, "[" + tt.obj + "]", "[\n" + tt.obj + "\n]"} {
+				code, n := ingestStatus(t, []byte(body), maxLine)
+				if (code == 200 && n == 1) != tt.ok {
+					t.Errorf("body %q: status %d, %d accepted; want accepted %v", body, code, n, tt.ok)
+				}
+			}
+		})
+	}
+}
+
+// FuzzNDJSONArrayAgree sends one object as an NDJSON body and as a JSON
+// array of one element: the answers must agree.
+func FuzzNDJSONArrayAgree(f *testing.F) {
+	f.Add([]byte(goodLine), 64)
+	f.Add([]byte(" "+goodLine+"  "), len(goodLine))
+	f.Add([]byte(goodLine), len(goodLine)-1)
+	f.Fuzz(func(t *testing.T, obj []byte, maxLine int) {
+		maxLine = 16 + int(uint(maxLine)%4096)
+		// NDJSON splits at newlines (a JSON object may hold them between
+		// its tokens), and a body opening with '[' is an array.
+		if bytes.ContainsAny(obj, "\n\r") || !bytes.HasPrefix(bytes.TrimLeft(obj, " \t"), []byte("{")) {
+			return
+		}
+		c1, n1 := ingestStatus(t, obj, maxLine)
+		c2, n2 := ingestStatus(t, append(append([]byte("["), obj...), ']'), maxLine)
+		if c1 != c2 || n1 != n2 {
+			t.Fatalf("%q (max_line_bytes %d): NDJSON %d (%d accepted), array %d (%d accepted)", obj, maxLine, c1, n1, c2, n2)
 		}
 	})
 }

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/connlimit"
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // Syslog limits. A UDP datagram cannot exceed 64 KiB; a TCP frame may not
@@ -133,7 +133,7 @@ func (h *Handler) parseFrame(frame []byte) (record.Record, error) {
 	if len(frame) > h.opts.MaxLineBytes {
 		return record.Record{}, fmt.Errorf("%w: frame of %d bytes (max %d)", errTooLong, len(frame), h.opts.MaxLineBytes)
 	}
-	rec, err := ParseSyslog(frame)
+	rec, err := parse.ParseSyslog(frame)
 	if err == nil {
 		err = h.opts.checkWindow(&rec, h.opts.Now())
 	}
@@ -153,7 +153,7 @@ func (h *Handler) store(ctx context.Context, input string, batch []record.Record
 			h.m.batchDuration.WithLabelValues(input).Observe(time.Since(start).Seconds())
 			return nil
 		}
-		if !retry || !errors.Is(err, store.ErrBusy) || ctx.Err() != nil {
+		if !retry || !isBusy(err) || ctx.Err() != nil {
 			h.m.records.WithLabelValues(input, "dropped").Add(float64(len(batch)))
 			h.opts.Logger.Error("ingest: syslog batch not stored", "input", input, "records", len(batch), "err", err)
 			return err

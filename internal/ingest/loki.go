@@ -12,6 +12,7 @@ import (
 
 	"github.com/grafana/loki/pkg/push"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -231,7 +232,7 @@ var errLokiValue = errors.New(`want ["<unix nanoseconds as a string>", "<line>"]
 func decodeLokiJSONValue(v json.RawMessage) (time.Time, string, []push.LabelAdapter, error) {
 	var parts []json.RawMessage
 	if err := json.Unmarshal(v, &parts); err != nil || len(parts) < 2 || len(parts) > 3 {
-		return time.Time{}, "", nil, &SyntaxError{Column: 1, Msg: errLokiValue.Error()}
+		return time.Time{}, "", nil, &parse.SyntaxError{Column: 1, Msg: errLokiValue.Error()}
 	}
 	var tsStr, line string
 	if err := json.Unmarshal(parts[0], &tsStr); err != nil {
@@ -242,13 +243,13 @@ func decodeLokiJSONValue(v json.RawMessage) (time.Time, string, []push.LabelAdap
 		return time.Time{}, "", nil, &record.FieldError{Field: "time", Value: record.Shorten(tsStr), Reason: "not Unix nanoseconds"}
 	}
 	if err := json.Unmarshal(parts[1], &line); err != nil {
-		return time.Time{}, "", nil, &SyntaxError{Column: 1, Msg: "the line must be a JSON string"}
+		return time.Time{}, "", nil, &parse.SyntaxError{Column: 1, Msg: "the line must be a JSON string"}
 	}
 	var meta []push.LabelAdapter
 	if len(parts) == 3 {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(parts[2], &m); err != nil {
-			return time.Time{}, "", nil, &SyntaxError{Column: 1, Msg: "structured metadata must be a JSON object"}
+			return time.Time{}, "", nil, &parse.SyntaxError{Column: 1, Msg: "structured metadata must be a JSON object"}
 		}
 		if sm, ok := m["structuredMetadata"]; ok {
 			var inner map[string]json.RawMessage

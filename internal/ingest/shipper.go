@@ -25,8 +25,8 @@ import (
 	"github.com/klauspost/compress/snappy"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/retentiond/retentiond/internal/parse"
 	"github.com/retentiond/retentiond/internal/record"
-	"github.com/retentiond/retentiond/internal/store"
 )
 
 // The input label of each shipper protocol in the ingest metrics.
@@ -175,9 +175,9 @@ func (h *Handler) readErr(err error) *httpError {
 // data on a 500 and retries only 429, 502, 503 and 504.
 func (h *Handler) storeError(input string, err error) *httpError {
 	switch {
-	case errors.Is(err, store.ErrBusy):
-		return &httpError{status: http.StatusTooManyRequests, retryAfter: "1", msg: "write path saturated; retry later"}
-	case errors.Is(err, store.ErrTooLarge):
+	case isBusy(err):
+		return &httpError{status: http.StatusTooManyRequests, retryAfter: retryAfter(err), msg: "write path saturated; retry later"}
+	case isTooLarge(err):
 		return &httpError{status: http.StatusRequestEntityTooLarge, msg: "batch too large for storage.head_max_bytes; send smaller batches"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: "1", msg: "request ended before its records were stored; retry"}
@@ -277,7 +277,7 @@ func (h *Handler) appendShipped(ctx context.Context, input string, recs []record
 		for n < len(recs) {
 			r := &recs[n]
 			t := text + int64(len(r.Domain)+len(r.Path)+len(r.UserAgent))
-			if n > 0 && store.ReserveFor(n+1, t) > limit {
+			if n > 0 && h.adm.ReserveFor(n+1, t) > limit {
 				break
 			}
 			n, text = n+1, t
@@ -287,12 +287,12 @@ func (h *Handler) appendShipped(ctx context.Context, input string, recs []record
 			wait = h.opts.MidBodyWait
 		}
 		rctx, cancel := context.WithTimeout(ctx, wait)
-		res, err := h.adm.Reserve(rctx, store.ReserveFor(n, text))
+		res, err := h.adm.Reserve(rctx, h.adm.ReserveFor(n, text))
 		cancel()
 		if err != nil {
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				h.m.refused.WithLabelValues(input, "memory").Inc()
-				err = fmt.Errorf("%w: no head memory within %s", store.ErrBusy, wait)
+				err = fmt.Errorf("%w: no head memory within %s", errSaturated, wait)
 			}
 			return err
 		}
@@ -351,26 +351,26 @@ func (r *shipResult) firstRejected() (int, error) {
 func (h *Handler) parseAccessLine(line []byte, domain string, t time.Time) (record.Record, error) {
 	line = bytes.TrimSpace(line)
 	if len(line) == 0 {
-		return record.Record{}, &SyntaxError{Column: 1, Msg: "empty line"}
+		return record.Record{}, &parse.SyntaxError{Column: 1, Msg: "empty line"}
 	}
 	if len(line) > h.opts.MaxLineBytes {
 		return record.Record{}, fmt.Errorf("%w: %d bytes (max %d)", errTooLong, len(line), h.opts.MaxLineBytes)
 	}
 	var rec record.Record
 	var err error
-	switch DetectMessageFormat(line) {
-	case FormatJSON:
-		rec, err = parseJSON(line, domain, t)
+	switch parse.DetectMessageFormat(line) {
+	case parse.FormatJSON:
+		rec, err = parse.ParseJSONAt(line, domain, t)
 		if err != nil {
 			// Fluent Bit's loki output wraps the raw line: {"log":"..."}.
 			if inner := wrappedLine(line); inner != nil {
 				return h.parseAccessLine(inner, domain, t)
 			}
 		}
-	case FormatVhostCombined:
-		rec, err = parseCombined(line, domain, true)
+	case parse.FormatVhostCombined:
+		rec, err = parse.ParseLine(parse.FormatVhostCombined, line, domain)
 	default:
-		rec, err = parseCombined(line, domain, false)
+		rec, err = parse.ParseLine(parse.FormatCombined, line, domain)
 	}
 	var fe *record.FieldError
 	if err != nil && domain == "" && errors.As(err, &fe) && fe.Field == "domain" && fe.Value == "" {

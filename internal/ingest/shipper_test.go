@@ -651,7 +651,7 @@ func TestShipperAdmission(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer st.Close()
-		srv := shipperServer(t, st, nil)
+		srv := shipperServer(t, storeSink(st), nil)
 		ts := time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
 		var entries []push.Entry
 		for range 3000 { // ~600 KiB of records: several times one reservation (HeadMaxBytes/8)

@@ -3,18 +3,15 @@ package loggen
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 func generate(opts Options, format func([]byte, *record.Record) []byte) []byte {
 	g := New(opts)
@@ -153,19 +150,7 @@ func TestDistribution(t *testing.T) {
 
 func TestGoldenNDJSON(t *testing.T) {
 	got := generate(Options{Seed: 1, Total: 20}, AppendNDJSON)
-	golden := filepath.Join("testdata", "seed1_first20.ndjson")
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("output differs from %s (run with -update if the change is intended)\ngot:\n%s", golden, got)
-	}
+	testkit.Golden(t, filepath.Join("testdata", "seed1_first20.ndjson"), got)
 }
 
 // TestNDJSONMatchesEncodingJSON checks the hand-written encoder against

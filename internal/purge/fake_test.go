@@ -16,6 +16,7 @@ import (
 	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // fakeStore is an in-memory Store. It records every deletion and the
@@ -114,36 +115,18 @@ func (f *fakeStore) DeleteDay(ctx context.Context, d time.Time) (store.DayInfo, 
 	return in, f.failAfter[d.Unix()]
 }
 
-// clock is a settable clock for the scheduler.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // harness is a scheduler on a fake store and a simulated clock, with its own
 // registry.
 type harness struct {
 	s     *Scheduler
 	store *fakeStore
-	clock *clock
+	clock *testkit.Clock
 	reg   *prometheus.Registry
 }
 
 func newHarness(t *testing.T, ret string, opts Options) *harness {
 	t.Helper()
-	h := &harness{store: newFakeStore(), clock: &clock{}, reg: prometheus.NewRegistry()}
+	h := &harness{store: newFakeStore(), clock: testkit.NewClock(time.Time{}), reg: prometheus.NewRegistry()}
 	opts.Policy = Policy{Retention: policy.MustParseRetention(ret)}
 	opts.Store = h.store
 	opts.Now = h.clock.Now

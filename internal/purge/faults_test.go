@@ -16,6 +16,7 @@ import (
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // TestPurgeFaultIsRetried (issue 12, fault injection): when removing an
@@ -35,7 +36,7 @@ func TestPurgeFaultIsRetried(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-			clk := &clock{}
+			clk := testkit.NewClock(time.Time{})
 			clk.Set(ts(t, "2024-03-01T00:00:00Z"))
 			var in fsutil.Injector
 			st, err := store.Open(dir, store.Options{Now: clk.Now, FlushInterval: time.Hour,

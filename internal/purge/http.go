@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
@@ -173,7 +174,7 @@ func (s *Scheduler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rep, err := s.Run(r.Context(), RunOptions{DryRun: dry, Force: force})
 	switch {
 	case err == nil:
-		writeJSON(w, http.StatusOK, rep)
+		httpx.WriteJSON(w, http.StatusOK, rep)
 	case errors.Is(err, ErrRefused):
 		writeError(w, http.StatusConflict, err.Error(), &rep)
 	case errors.Is(err, ErrStopped):
@@ -202,17 +203,10 @@ func boolParam(v string) (bool, error) {
 	return b, nil
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 // writeError writes the API's {"error": "..."} answer, with the report of a
 // run that was refused or failed part-way when there is one.
 func writeError(w http.ResponseWriter, status int, msg string, rep *Report) {
-	writeJSON(w, status, struct {
+	httpx.WriteJSON(w, status, struct {
 		Error  string  `json:"error"`
 		Report *Report `json:"report,omitempty"`
 	}{msg, rep})

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
 )
 
 // Run results, the values of the result label of retentiond_purge_runs_total.
@@ -73,11 +74,9 @@ func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) 
 	for _, r := range []string{ResultSuccess, ResultFailure, ResultRefused} {
 		m.runs.WithLabelValues(r)
 	}
-	for _, col := range []prometheus.Collector{m.runs, m.lastSuccess, m.duration, m.days, m.records, m.bytes,
-		m.clockSkew, m.extraItems, m.extraFailures, c} {
-		if err := reg.Register(col); err != nil {
-			return nil, err
-		}
+	if err := metricsx.Register(reg, m.runs, m.lastSuccess, m.duration, m.days, m.records, m.bytes,
+		m.clockSkew, m.extraItems, m.extraFailures, c); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // *store.Store is the Store the daemon purges.
@@ -53,7 +54,7 @@ func filesContaining(t *testing.T, dir string, needle []byte) []string {
 func TestRealStoreStartupPurge(t *testing.T) {
 	dir := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clk := &clock{}
+	clk := testkit.NewClock(time.Time{})
 	clk.Set(ts(t, "2024-02-27T00:00:00Z"))
 	st, err := store.Open(dir, store.Options{Now: clk.Now, FlushInterval: time.Hour, Registerer: prometheus.NewRegistry(), Logger: quiet})
 	if err != nil {
@@ -111,7 +112,7 @@ func TestRealStoreStartupPurge(t *testing.T) {
 func TestRealStoreScheduledRunNotHeldBySearch(t *testing.T) {
 	dir := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	clk := &clock{}
+	clk := testkit.NewClock(time.Time{})
 	clk.Set(ts(t, "2024-02-27T00:00:00Z"))
 	st, err := store.Open(dir, store.Options{Now: clk.Now, FlushInterval: time.Hour, ReaderGrace: 100 * time.Millisecond,
 		Registerer: prometheus.NewRegistry(), Logger: quiet})

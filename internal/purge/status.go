@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -21,7 +22,7 @@ type lastRun struct {
 func (s *Scheduler) ServeCutoff(w http.ResponseWriter, r *http.Request) {
 	now := s.now().UTC()
 	cut := s.policy.Oldest(now)
-	writeJSON(w, http.StatusOK, map[string]any{"retention": s.policy.Retention.String(), "now": now,
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"retention": s.policy.Retention.String(), "now": now,
 		"cutoff": cut, "cutoff_day": record.DayString(cut)})
 }
 
@@ -68,5 +69,5 @@ func (s *Scheduler) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out["last_run"] = nil
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }

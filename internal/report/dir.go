@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/fsutil"
+	"github.com/retentiond/retentiond/internal/metricsx"
 	"github.com/retentiond/retentiond/internal/signing"
 )
 
@@ -73,12 +74,8 @@ func OpenDir(dir string, key *signing.Key, opts DirOptions) (*Dir, error) {
 		d.wrote.WithLabelValues(k)
 		d.failed.WithLabelValues(k)
 	}
-	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{d.wrote, d.failed, d.purged} {
-			if err := opts.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("reports: register metrics: %w", err)
-			}
-		}
+	if err := metricsx.Register(opts.Registerer, d.wrote, d.failed, d.purged); err != nil {
+		return nil, fmt.Errorf("reports: %w", err)
 	}
 	if err := d.fs.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("reports directory: %w", err)

@@ -1,10 +1,10 @@
 package report
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/signing"
 )
 
@@ -14,10 +14,10 @@ import (
 func (d *Dir) ServeList(w http.ResponseWriter, r *http.Request) {
 	list, err := d.List()
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
+	httpx.WriteJSON(w, http.StatusOK, struct {
 		PublicKey   string `json:"public_key"`
 		Fingerprint string `json:"fingerprint"`
 		Reports     []Info `json:"reports"`
@@ -30,9 +30,9 @@ func (d *Dir) ServeReport(w http.ResponseWriter, r *http.Request) {
 	b, err := d.Read(r.PathValue("name"))
 	switch {
 	case errors.Is(err, ErrNotFound):
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such report"})
+		httpx.WriteError(w, http.StatusNotFound, "no such report")
 	case err != nil:
-		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		httpx.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -47,11 +47,4 @@ func nonNil(l []Info) []Info {
 		return []Info{}
 	}
 	return l
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // The encrypted fixture's key: the master key and the seed of the
@@ -53,7 +54,7 @@ func fixtureKey(t testing.TB) (*keys.Ring, *keys.DayKey) {
 // TestEncryptedFixture -update).
 func TestEncryptedFixture(t *testing.T) {
 	seg := filepath.Join("testdata", "v2-encrypted.seg")
-	if *update {
+	if *testkit.Update {
 		_, k := fixtureKey(t)
 		if _, err := Write(seg, fixtureRecords(), Options{BlockRows: 64, Key: k}); err != nil {
 			t.Fatal(err)
@@ -161,8 +162,8 @@ func TestEncryptedHidesContents(t *testing.T) {
 	defer r.Close()
 	for _, ip := range []string{"198.51.100.77", "2001:db8:feed:beef::77"} {
 		a := netip.MustParseAddr(ip)
-		if !r.MayHoldIP(a) || len(r.BlocksForIP(a)) != 1 {
-			t.Fatalf("%s: filter %v, blocks %v", ip, r.MayHoldIP(a), r.BlocksForIP(a))
+		if !r.MayHoldIP(a) || len(r.blocksForIP(a)) != 1 {
+			t.Fatalf("%s: filter %v, blocks %v", ip, r.MayHoldIP(a), r.blocksForIP(a))
 		}
 	}
 	if !r.MayHoldPrefix(netip.MustParsePrefix("198.51.100.0/24")) {
@@ -359,7 +360,7 @@ func FuzzOpenEncrypted(f *testing.F) {
 			r.ReadBlock(i, ColAll)
 			r.DecodeBlock(i, ColAll, &v)
 		}
-		r.BlocksForIP(netip.MustParseAddr("10.0.0.1"))
+		r.blocksForIP(netip.MustParseAddr("10.0.0.1"))
 		r.MayHoldPrefix(netip.MustParsePrefix("10.0.0.0/24"))
 		r.BlockRowsForPrefix(netip.MustParsePrefix("0.0.0.0/0"), true)
 		r.BlocksForDomains([]uint32{0, 1, 2})

@@ -373,8 +373,8 @@ func (r *Reader) MayHoldPrefix(p netip.Prefix) bool {
 	return true
 }
 
-// BlocksForIP returns the ascending numbers of the blocks that hold a.
-func (r *Reader) BlocksForIP(a netip.Addr) []int {
+// blocksForIP returns the ascending numbers of the blocks that hold a.
+func (r *Reader) blocksForIP(a netip.Addr) []int {
 	if !a.IsValid() {
 		return nil
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -16,9 +15,8 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the current version's fixture (testdata/vN.seg) and its golden JSON")
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
@@ -182,7 +180,7 @@ func TestWriterErrors(t *testing.T) {
 	}
 }
 
-// TestIndexes compares BlocksForIP, BlocksForPrefix and BlocksForDomains with
+// TestIndexes compares blocksForIP, BlocksForPrefix and BlocksForDomains with
 // a brute-force scan over many random addresses and prefixes.
 func TestIndexes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -229,8 +227,8 @@ func TestIndexes(t *testing.T) {
 		return out
 	}
 	for _, a := range append(pool, netip.MustParseAddr("1.2.3.4"), netip.MustParseAddr("::1")) {
-		if got, want := r.BlocksForIP(a), brute(func(x record.Record) bool { return x.IP == a }); !slices.Equal(got, want) {
-			t.Fatalf("BlocksForIP(%v) = %v, want %v", a, got, want)
+		if got, want := r.blocksForIP(a), brute(func(x record.Record) bool { return x.IP == a }); !slices.Equal(got, want) {
+			t.Fatalf("blocksForIP(%v) = %v, want %v", a, got, want)
 		}
 	}
 	prefixes := []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0"),
@@ -277,7 +275,7 @@ func TestFixtures(t *testing.T) {
 		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
 			seg := filepath.Join("testdata", fmt.Sprintf("v%d.seg", v))
 			golden := filepath.Join("testdata", fmt.Sprintf("v%d.golden.json", v))
-			if *update && v == Version {
+			if *testkit.Update && v == Version { // rewrite the current version's fixture and its golden JSON
 				recs := fixtureRecords()
 				if _, err := Write(seg, recs, Options{BlockRows: 64}); err != nil {
 					t.Fatal(err)
@@ -447,7 +445,7 @@ func FuzzOpen(f *testing.F) {
 				break
 			}
 		}
-		r.BlocksForIP(netip.MustParseAddr("10.0.0.1"))
+		r.blocksForIP(netip.MustParseAddr("10.0.0.1"))
 		r.BlocksForPrefix(netip.MustParsePrefix("::/0"))
 		r.BlockRowsForPrefix(netip.MustParsePrefix("0.0.0.0/0"), true)
 		r.BlocksForDomains([]uint32{0, 1, 2})
@@ -467,7 +465,7 @@ func TestConcurrentReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	want := r.BlocksForIP(recs[777].IP)
+	want := r.blocksForIP(recs[777].IP)
 	errs := make(chan error, 8)
 	for g := range 8 {
 		go func() {
@@ -476,8 +474,8 @@ func TestConcurrentReads(t *testing.T) {
 					errs <- err
 					return
 				}
-				if got := r.BlocksForIP(recs[777].IP); !slices.Equal(got, want) {
-					errs <- errors.New("BlocksForIP answer changed under concurrency")
+				if got := r.blocksForIP(recs[777].IP); !slices.Equal(got, want) {
+					errs <- errors.New("blocksForIP answer changed under concurrency")
 					return
 				}
 			}
@@ -493,7 +491,7 @@ func TestConcurrentReads(t *testing.T) {
 		t.Errorf("BlocksDecoded = %d, want %d", got, n)
 	}
 	if !slices.Contains(want, 777/200) {
-		t.Errorf("BlocksForIP misses block %d: %v", 777/200, want)
+		t.Errorf("blocksForIP misses block %d: %v", 777/200, want)
 	}
 }
 
@@ -572,7 +570,7 @@ func TestDecodeBlockView(t *testing.T) {
 			}
 		}
 		for j := 1; j < v.NumPaths(); j++ {
-			if bytes.Compare(v.PathBytes(j-1), v.PathBytes(j)) >= 0 {
+			if bytes.Compare(v.pathBytes(j-1), v.pathBytes(j)) >= 0 {
 				t.Fatalf("block %d: path dictionary not sorted and distinct at %d", b, j)
 			}
 		}
@@ -755,7 +753,7 @@ func TestAddressFilter(t *testing.T) {
 		}
 		absent++
 		before := r.IPPagesRead()
-		blocks := r.BlocksForIP(a)
+		blocks := r.blocksForIP(a)
 		if len(blocks) != 0 {
 			t.Fatalf("absent %s: blocks %v", a, blocks)
 		}

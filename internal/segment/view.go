@@ -56,10 +56,10 @@ type BlockView struct {
 // NumPaths returns the number of distinct paths of the block (ColPath).
 func (v *BlockView) NumPaths() int { return v.paths.len() }
 
-// PathBytes returns distinct path j without copying (the first call
+// pathBytes returns distinct path j without copying (the first call
 // rebuilds every path of the block; EachPath and PathsOfRows do not). The
 // bytes are overwritten when the view decodes another block.
-func (v *BlockView) PathBytes(j int) []byte { return v.paths.bytes(j) }
+func (v *BlockView) pathBytes(j int) []byte { return v.paths.bytes(j) }
 
 // Path returns distinct path j as a new string, safe to keep.
 func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }

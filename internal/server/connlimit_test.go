@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/connlimit"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // gathered returns the value of an unlabelled counter or gauge in reg.
@@ -65,10 +66,10 @@ func startServer(t *testing.T, opts Options) *Server {
 	opts.Routes.Ingest = cmp.Or[http.Handler](opts.Routes.Ingest, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err != nil {
-			WriteError(w, http.StatusBadRequest, err.Error())
+			httpx.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		WriteJSON(w, http.StatusOK, map[string]int{"accepted": strings.Count(string(b), "\n")})
+		httpx.WriteJSON(w, http.StatusOK, map[string]int{"accepted": strings.Count(string(b), "\n")})
 	}))
 	s, err := New(opts)
 	if err != nil {
@@ -204,16 +205,16 @@ func TestSlowBody(t *testing.T) {
 		paused := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			first := make([]byte, 100)
 			if _, err := io.ReadFull(r.Body, first); err != nil {
-				WriteError(w, http.StatusBadRequest, err.Error())
+				httpx.WriteError(w, http.StatusBadRequest, err.Error())
 				return
 			}
 			time.Sleep(3 * grace) // as if waiting for the store
 			rest, err := io.ReadAll(r.Body)
 			if err != nil {
-				WriteError(w, http.StatusBadRequest, err.Error())
+				httpx.WriteError(w, http.StatusBadRequest, err.Error())
 				return
 			}
-			WriteJSON(w, http.StatusOK, map[string]int{"bytes": len(first) + len(rest)})
+			httpx.WriteJSON(w, http.StatusOK, map[string]int{"bytes": len(first) + len(rest)})
 		})
 		s := startServer(t, Options{ReadHeaderTimeout: grace, ReadTimeout: time.Minute, MinBodyRate: 1000,
 			Routes: Routes{Ingest: paused}})
@@ -233,15 +234,15 @@ func TestSlowBody(t *testing.T) {
 		// server's background read hitting that deadline.
 		slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if _, err := io.ReadAll(r.Body); err != nil {
-				WriteError(w, http.StatusBadRequest, err.Error())
+				httpx.WriteError(w, http.StatusBadRequest, err.Error())
 				return
 			}
 			time.Sleep(3 * grace)
 			if err := r.Context().Err(); err != nil {
-				WriteError(w, http.StatusInternalServerError, "request context: "+err.Error())
+				httpx.WriteError(w, http.StatusInternalServerError, "request context: "+err.Error())
 				return
 			}
-			WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+			httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 		})
 		s := startServer(t, Options{ReadHeaderTimeout: grace, ReadTimeout: time.Minute, MinBodyRate: 1000,
 			Routes: Routes{Ingest: slow}})
@@ -301,7 +302,7 @@ func TestConnectionCapTLS(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		close(entered)
 		<-release
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s := startServer(t, Options{CertFile: certFile, KeyFile: keyFile, MaxConnections: 1, Routes: Routes{Ingest: blocking}})
 	// The client offers HTTP/2 as curl does; net/http would not report

@@ -7,7 +7,6 @@ package server
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/retentiond/retentiond/internal/connlimit"
+	"github.com/retentiond/retentiond/internal/httpx"
 )
 
 // Routes are the API handlers to mount; a nil handler is not mounted (the
@@ -108,20 +108,20 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, log: cmp.Or(opts.Logger, slog.Default())}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !s.ready.Load() {
-			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
 			return
 		}
 		if opts.Health != nil {
 			if err := opts.Health(); err != nil {
-				WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+				httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
 				return
 			}
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	if opts.Gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
@@ -169,7 +169,7 @@ func New(opts Options) (*Server, error) {
 	mount("GET /api/v1/admin/reports", opts.Routes.Reports)
 	mount("GET /api/v1/admin/reports/{name}", opts.Routes.Report)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
+		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
 
 	readHeaderTimeout := cmp.Or(opts.ReadHeaderTimeout, 10*time.Second)
@@ -235,16 +235,4 @@ func (s *Server) Serve() error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.ready.Store(false)
 	return s.http.Shutdown(ctx)
-}
-
-// WriteJSON writes v as a JSON answer with the given status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-// WriteError writes the API's error shape, {"error": msg}.
-func WriteError(w http.ResponseWriter, status int, msg string) {
-	WriteJSON(w, status, map[string]string{"error": msg})
 }

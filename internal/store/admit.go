@@ -40,8 +40,10 @@ var ErrReserveTooLarge = errors.New("reservation larger than a share of storage.
 // textBytes of input need on their way into the head: the records (estimate's
 // figure; their strings are never longer than the text they came from) and
 // their WAL encoding, which exists while they are appended. A reservation of
-// this size covers both until Release.
-func ReserveFor(n int, textBytes int64) int64 {
+// this size covers both until Release. It is a method, though it depends on
+// no store, so that a *Store is an ingest.Reserver: ingest asks it rather
+// than importing store.
+func (*Store) ReserveFor(n int, textBytes int64) int64 {
 	return 2 * (int64(n)*(recordOverhead+96) + textBytes)
 }
 

@@ -60,7 +60,7 @@ func TestReserveKeepsTheBound(t *testing.T) {
 					text += int64(len(recs[i].Path) + len(recs[i].Domain) + len(recs[i].UserAgent))
 				}
 				ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-				r, err := s.Reserve(ctx, ReserveFor(len(recs), text))
+				r, err := s.Reserve(ctx, s.ReserveFor(len(recs), text))
 				if err != nil {
 					cancel()
 					t.Errorf("reserve: %v", err)

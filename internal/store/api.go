@@ -18,8 +18,10 @@ import (
 var (
 	// ErrBusy means the write path is saturated (the head is over its memory
 	// bound and a flush is behind). Nothing was written; the caller should ask
-	// its client to retry later (HTTP 429/503 with Retry-After).
-	ErrBusy = errors.New("store busy: write path saturated")
+	// its client to retry later (HTTP 429/503 with Retry-After). It has a
+	// RetryAfter method, so that callers (ingest, importer) recognise it by
+	// that behaviour without importing store.
+	ErrBusy error = &busyError{}
 	// ErrClosed means the store is shutting down or has failed.
 	ErrClosed = errors.New("store closed")
 	// ErrDayDestroyed is the cause a search's context carries when a purge
@@ -135,8 +137,9 @@ var (
 	// ErrTooLarge means one batch is larger than the store can ever hold at
 	// once (its estimate exceeds head_max_bytes). It is the request's error:
 	// nothing was written and retrying the same batch cannot succeed (HTTP
-	// 413); smaller batches can.
-	ErrTooLarge = errors.New("batch larger than the head memory bound")
+	// 413); smaller batches can. It has a TooLarge method, so that callers
+	// recognise it by that behaviour without importing store.
+	ErrTooLarge error = &tooLargeError{}
 	// ErrFailed means a write or fsync of the WAL failed. The store refuses
 	// every write until the daemon restarts and replays the WAL from disk.
 	ErrFailed = errors.New("store failed")
@@ -145,3 +148,20 @@ var (
 	// acknowledged, until the head reaches its bound (then ErrBusy).
 	ErrDegraded = errors.New("store degraded")
 )
+
+// busyError is ErrBusy.
+type busyError struct{}
+
+func (*busyError) Error() string { return "store busy: write path saturated" }
+
+// RetryAfter is how long a client should wait before it retries: a flush
+// frees head memory within about a second.
+func (*busyError) RetryAfter() time.Duration { return time.Second }
+
+// tooLargeError is ErrTooLarge.
+type tooLargeError struct{}
+
+func (*tooLargeError) Error() string { return "batch larger than the head memory bound" }
+
+// TooLarge says that retrying the same batch cannot succeed.
+func (*tooLargeError) TooLarge() bool { return true }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // (dayFiles, which lists a day's file names in order, is in corrupt_test.go.)
@@ -33,7 +34,7 @@ func sameFile(t *testing.T, path string, fi os.FileInfo) bool {
 // rewrites it again.
 func TestClosedSingleDayIsArchived(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s := openTest(t, dir, clk)
 	defer func() { s.Close() }()
 	if err := s.Append(context.Background(), batch(0, 300)); err != nil {
@@ -89,7 +90,7 @@ func TestClosedSingleDayIsArchived(t *testing.T) {
 // (same flush range); start-up keeps the archived one only.
 func TestArchiveCrashLeavesOneCopy(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s := openTest(t, dir, clk)
 	if err := s.Append(context.Background(), batch(0, 100)); err != nil {
 		t.Fatal(err)
@@ -127,7 +128,7 @@ func TestArchiveCrashLeavesOneCopy(t *testing.T) {
 // file, not after every flush.
 func TestLateRecordsDoNotRewriteTheArchive(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s := openTest(t, dir, clk)
 	defer s.Close()
 	ctx := context.Background()
@@ -213,7 +214,7 @@ func TestLateRecordsDoNotRewriteTheArchive(t *testing.T) {
 // that the archive pass then decodes and encodes again.
 func TestFirstFlushOfAClosedDayIsArchived(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	reg := prometheus.NewRegistry()
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: reg})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // damageFooter flips a byte of the footer of the segment file at path (the
@@ -69,7 +70,7 @@ func dayFiles(t *testing.T, dir string, d time.Time) []string {
 // across restarts until the operator or a purge removes it.
 func TestCorruptFooterIsQuarantined(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(2 * time.Hour)}
+	clk := testkit.NewClock(base.Add(2 * time.Hour))
 	s := openTest(t, dir, clk)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ { // two parts of the same day
@@ -151,7 +152,7 @@ func TestPurgeDestroysDayWithCorruptFile(t *testing.T) {
 	}{{"footer", damageFooter}, {"blocks", damageBlocks}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			clk := &fakeClock{now: base.Add(2 * time.Hour)}
+			clk := testkit.NewClock(base.Add(2 * time.Hour))
 			s := openTest(t, dir, clk)
 			ctx := context.Background()
 			canary := netip.MustParseAddr("198.51.100.77")
@@ -210,7 +211,7 @@ func TestPurgeDestroysDayWithCorruptFile(t *testing.T) {
 // background loop (so a restart still knows it), and no longer stops merges.
 func TestReportedDamageIsQuarantined(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(2 * time.Hour)}
+	clk := testkit.NewClock(base.Add(2 * time.Hour))
 	s := openTest(t, dir, clk)
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {

@@ -20,6 +20,7 @@ import (
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/testkit"
 	"github.com/retentiond/retentiond/internal/wal"
 )
 
@@ -36,7 +37,7 @@ func openRing(t *testing.T, dir string) *keys.Ring {
 	return r
 }
 
-func openEncrypted(t *testing.T, dir string, clk *fakeClock, in *fsutil.Injector) (*Store, *keys.Ring) {
+func openEncrypted(t *testing.T, dir string, clk *testkit.Clock, in *fsutil.Injector) (*Store, *keys.Ring) {
 	t.Helper()
 	ring := openRing(t, dir)
 	opts := Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: prometheus.NewRegistry(), Keys: ring}
@@ -134,7 +135,7 @@ func TestEncryptedDataDirHoldsNoRecordInClear(t *testing.T) {
 		name := map[bool]string{false: "plain", true: "encrypted"}[encrypted]
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
-			clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+			clk := testkit.NewClock(base.AddDate(0, 0, 3))
 			open := func() *Store {
 				if encrypted {
 					s, _ := openEncrypted(t, dir, clk, nil)
@@ -222,7 +223,7 @@ func TestEncryptedDataDirHoldsNoRecordInClear(t *testing.T) {
 func TestPurgeShredsEveryCopy(t *testing.T) {
 	dir := t.TempDir()
 	backup := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	s, ring := openEncrypted(t, dir, clk, nil)
 	ctx := context.Background()
 	var recs []record.Record
@@ -304,7 +305,7 @@ func TestPurgeShredsEveryCopy(t *testing.T) {
 // next purge removes the files and names the same key id.
 func TestDestroyedKeyBeforeRemovalIsFinished(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	in := &fsutil.Injector{}
 	s, ring := openEncrypted(t, dir, clk, in)
 	ctx := context.Background()
@@ -352,7 +353,7 @@ func TestDestroyedKeyBeforeRemovalIsFinished(t *testing.T) {
 // data.
 func TestEncryptionSwitchedOn(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	s := openTest(t, dir, clk)
 	if err := s.Append(context.Background(), batch(0, 10)); err != nil {
 		t.Fatal(err)
@@ -443,7 +444,7 @@ func TestSealedFramesPerDay(t *testing.T) {
 // purge of that day still destroys the key the rewritten files use.
 func TestEraseOnEncryptedStore(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	s, ring := openEncrypted(t, dir, clk, nil)
 	defer s.Close()
 	target := netip.MustParseAddr("203.0.113.7")

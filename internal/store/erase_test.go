@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // filesHolding lists the files under dir, outside audit/ and reports/,
@@ -54,7 +55,7 @@ func filesHolding(t *testing.T, dir string, needles ...[]byte) []string {
 // and the WAL, and on a day outside the range.
 func TestEraseAddress(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	s := openTest(t, dir, clk)
 	target := netip.MustParseAddr("203.0.113.7")
 	ipOf := map[int]netip.Addr{}
@@ -156,7 +157,7 @@ func TestEraseAddress(t *testing.T) {
 // day alone, and removes a file that held nothing else.
 func TestEraseNetworkAndSkip(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.AddDate(0, 0, 3)}
+	clk := testkit.NewClock(base.AddDate(0, 0, 3))
 	s := openTest(t, dir, clk)
 	defer s.Close()
 	var recs []record.Record

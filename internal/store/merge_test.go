@@ -17,6 +17,7 @@ import (
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // mergeGate holds the merge whose output name contains name at its first
@@ -84,7 +85,7 @@ func TestFlushDuringMerge(t *testing.T) {
 	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
 	// The day is still open (12 h in) and has fewer than MaxParts parts, so
 	// the background loop leaves the merge to the test.
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
 		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
 	if err != nil {
@@ -157,7 +158,7 @@ func TestDeleteDayDuringMerge(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			gate := newMergeGate("seg-00000001-00000003", tc.op)
-			clk := &fakeClock{now: base.Add(12 * time.Hour)}
+			clk := testkit.NewClock(base.Add(12 * time.Hour))
 			s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
 				Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
 			if err != nil {
@@ -229,7 +230,7 @@ func TestDeleteDayDuringMerge(t *testing.T) {
 func TestMergeWithAChangedInput(t *testing.T) {
 	dir := t.TempDir()
 	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
 		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
 	if err != nil {
@@ -268,7 +269,7 @@ func TestMergeWithAChangedInput(t *testing.T) {
 func TestEraseDuringMerge(t *testing.T) {
 	dir := t.TempDir()
 	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
-	clk := &fakeClock{now: base.Add(12 * time.Hour)}
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
 		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
 )
 
 type metrics struct {
@@ -25,7 +26,7 @@ type metrics struct {
 	erasedRecords     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 	m := &metrics{
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_store_appended_records_total",
@@ -89,10 +90,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			Help: "Records removed by erasures.",
 		}),
 	}
-	if reg == nil {
-		return m
-	}
-	reg.MustRegister(m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
+	return m, metricsx.Register(reg, m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
 		m.merges, m.deletedDays, m.keysDestroyed, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
 		m.erasures, m.erasedRecords,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -148,7 +146,6 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 			return float64(n)
 		}),
 	)
-	return m
 }
 
 func boolGauge(b bool) float64 {

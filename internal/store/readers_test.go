@@ -17,6 +17,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // testBound is how long a test waits for something that must happen
@@ -66,7 +67,7 @@ func TestDeleteDayBoundsItsWaitForSearches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			reg := prometheus.NewRegistry()
-			s, err := Open(dir, Options{Now: (&fakeClock{now: base.AddDate(0, 0, 5)}).Now, FlushInterval: time.Hour,
+			s, err := Open(dir, Options{Now: (testkit.NewClock(base.AddDate(0, 0, 5))).Now, FlushInterval: time.Hour,
 				BlockRows: 64, ReaderGrace: tt.grace, Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +155,7 @@ func TestDeleteDayDestroysWALOnlyRecords(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			clk := &fakeClock{now: base.AddDate(0, 0, 5)}
+			clk := testkit.NewClock(base.AddDate(0, 0, 5))
 			s := openTest(t, dir, clk)
 			ctx := context.Background()
 			// The surviving day is flushed into parts, so the purged day's

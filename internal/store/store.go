@@ -261,7 +261,10 @@ func Open(dir string, opts Options) (*Store, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	s.m = newMetrics(opts.Registerer, s)
+	var err error
+	if s.m, err = newMetrics(opts.Registerer, s); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
 	if err := s.fs.MkdirAll(filepath.Join(dir, daysDirName), 0o750); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}

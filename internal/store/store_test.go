@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 var base = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -46,19 +47,7 @@ func rec(t time.Time, seq int) record.Record {
 	return r
 }
 
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func openTest(t *testing.T, dir string, clk *fakeClock) *Store {
+func openTest(t *testing.T, dir string, clk *testkit.Clock) *Store {
 	t.Helper()
 	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64, Registerer: prometheus.NewRegistry()})
 	if err != nil {
@@ -113,7 +102,7 @@ func seqRange(lo, hi int) []int {
 
 func TestAppendFlushMergeReopen(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(36 * time.Hour)}
+	clk := testkit.NewClock(base.Add(36 * time.Hour))
 	s := openTest(t, dir, clk)
 	ctx := context.Background()
 	all := time.Time{}
@@ -180,7 +169,7 @@ func TestAppendFlushMergeReopen(t *testing.T) {
 
 func TestLock(t *testing.T) {
 	dir := t.TempDir()
-	s := openTest(t, dir, &fakeClock{now: base})
+	s := openTest(t, dir, testkit.NewClock(base))
 	defer s.Close()
 	_, err := Open(dir, Options{})
 	if !errors.Is(err, ErrLocked) {
@@ -196,7 +185,7 @@ func TestLock(t *testing.T) {
 // (their records are replayed from the WAL), so nothing is doubled.
 func TestRecoveryDiscardsUncheckpointedParts(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base}
+	clk := testkit.NewClock(base)
 	s := openTest(t, dir, clk)
 	var batch []record.Record
 	for i := 0; i < 100; i++ {
@@ -237,7 +226,7 @@ func TestRecoveryDiscardsUncheckpointedParts(t *testing.T) {
 // output but before it removed its inputs.
 func TestRecoveryRemovesMergedSources(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(3 * 24 * time.Hour)}
+	clk := testkit.NewClock(base.Add(3 * 24 * time.Hour))
 	s := openTest(t, dir, clk)
 	for i := 0; i < 3; i++ {
 		if err := s.Append(context.Background(), []record.Record{rec(base.Add(time.Duration(i)*time.Hour), i)}); err != nil {
@@ -272,7 +261,7 @@ func TestRecoveryRemovesMergedSources(t *testing.T) {
 
 func TestDeleteDayWaitsForSearchesAndDestroysEveryCopy(t *testing.T) {
 	dir := t.TempDir()
-	clk := &fakeClock{now: base.Add(5 * 24 * time.Hour)}
+	clk := testkit.NewClock(base.Add(5 * 24 * time.Hour))
 	s := openTest(t, dir, clk)
 	defer s.Close()
 	ctx := context.Background()
@@ -551,7 +540,7 @@ func TestCrashDuringDeleteDay(t *testing.T) {
 	defer func() { t.Logf("%d rounds; killed after this many of %d day deletions: %v", rounds, days, killedAfter) }()
 	for round := 0; round < rounds; round++ {
 		dir := t.TempDir()
-		s := openTest(t, dir, &fakeClock{now: base})
+		s := openTest(t, dir, testkit.NewClock(base))
 		for d := 0; d < days; d++ {
 			var batch []record.Record
 			for i := 0; i < perDay; i++ {
@@ -586,7 +575,7 @@ func TestCrashDuringDeleteDay(t *testing.T) {
 		cmd.Wait()
 		killedAfter = append(killedAfter, len(deleted))
 
-		s = openTest(t, dir, &fakeClock{now: base})
+		s = openTest(t, dir, testkit.NewClock(base))
 		for _, in := range s.Days() {
 			if deleted[record.DayString(in.Day)] {
 				t.Fatalf("round %d: day %s was reported deleted but is back", round, record.DayString(in.Day))

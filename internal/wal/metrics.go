@@ -1,10 +1,8 @@
 package wal
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
 )
 
 type metrics struct {
@@ -45,31 +43,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		m.fsyncDuration = register(reg, m.fsyncDuration)
-		m.appends = register(reg, m.appends)
-		m.bytes = register(reg, m.bytes)
-		m.fsyncs = register(reg, m.fsyncs)
-		m.repairs = register(reg, m.repairs)
-		m.rotationErrors = register(reg, m.rotationErrors)
-		m.segments = register(reg, m.segments)
+		m.fsyncDuration = metricsx.Reuse(reg, m.fsyncDuration)
+		m.appends = metricsx.Reuse(reg, m.appends)
+		m.bytes = metricsx.Reuse(reg, m.bytes)
+		m.fsyncs = metricsx.Reuse(reg, m.fsyncs)
+		m.repairs = metricsx.Reuse(reg, m.repairs)
+		m.rotationErrors = metricsx.Reuse(reg, m.rotationErrors)
+		m.segments = metricsx.Reuse(reg, m.segments)
 	}
 	return m
-}
-
-// register registers c on reg. A WAL reopened in the same process on the same
-// registry (a store closed and opened again) keeps counting on the collector
-// registered the first time instead of panicking on the duplicate.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) T {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(T); ok {
-				return existing
-			}
-		}
-		// Only a programming error (two different metrics with one name)
-		// gets here.
-		panic(fmt.Sprintf("register wal metric: %v", err))
-	}
-	return c
 }

@@ -1,7 +1,8 @@
-package ingest
+package parse
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"strings"
@@ -252,4 +253,18 @@ func BenchmarkParseLine(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 		})
 	}
+}
+
+// BenchmarkJSONStdlibBaseline decodes the same JSON line with encoding/json
+// into a map: the baseline BenchmarkParseLine/json is compared against.
+func BenchmarkJSONStdlibBaseline(b *testing.B) {
+	line := benchLines[FormatJSON]
+	b.ReportAllocs()
+	for b.Loop() {
+		var m map[string]any
+		if err := json.Unmarshal(line, &m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
 }

@@ -1,17 +1,16 @@
-package ingest
+package parse
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/retentiond/retentiond/internal/testkit"
+)
 
 // TestFramesGolden parses testdata/frames.txt and compares the records (or
 // errors) with testdata/frames.golden; go test -run Golden -update rewrites it.
@@ -36,16 +35,5 @@ func TestFramesGolden(t *testing.T) {
 			"path": rec.Path, "user_agent": rec.UserAgent, "ip": rec.IP.String()})
 		fmt.Fprintf(&out, "%d\t%s\n", n, b)
 	}
-	if *update {
-		if err := os.WriteFile("testdata/frames.golden", out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile("testdata/frames.golden")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("output differs from testdata/frames.golden (run with -update and review the diff):\n%s", out.String())
-	}
+	testkit.Golden(t, "testdata/frames.golden", out.Bytes())
 }

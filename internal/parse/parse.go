@@ -1,8 +1,12 @@
-// Package ingest turns what hosting servers send (combined and vhost_combined
-// access-log lines, JSON objects, NDJSON batches) into normalised records.
+// Package parse turns what hosting servers log (combined and vhost_combined
+// access-log lines, JSON objects, syslog frames) into normalised records.
 // Only the five fields of a record are extracted; status, size, referer and
 // everything else are dropped while parsing (data minimisation).
-package ingest
+//
+// It is pure: no network, no store. ingest (HTTP, syslog and shipper
+// endpoints) and importer (backfill) both call it, so a line is read the same
+// way whichever way it arrives.
+package parse
 
 import (
 	"bytes"
@@ -44,6 +48,21 @@ type SyntaxError struct {
 }
 
 func (e *SyntaxError) Error() string { return fmt.Sprintf("column %d: %s", e.Column, e.Msg) }
+
+// Reason classifies a parse error for a metric label: the field a
+// *record.FieldError names, "syntax" for a *SyntaxError, else "other". It is
+// a small fixed set, never record contents.
+func Reason(err error) string {
+	var fe *record.FieldError
+	var se *SyntaxError
+	switch {
+	case errors.As(err, &fe):
+		return fe.Field
+	case errors.As(err, &se):
+		return "syntax"
+	}
+	return "other"
+}
 
 // ParseLine parses one log line of the given format into a normalised
 // record. defaultDomain is used when the line carries no virtual host.
@@ -123,7 +142,7 @@ func parseCombined(line []byte, defaultDomain string, vhost bool) (record.Record
 	if err != nil {
 		return r, err
 	}
-	r.Path = requestTarget(req)
+	r.Path = RequestTarget(req)
 	p.skip()                               // status
 	p.skip()                               // size
 	if err := p.skipQuoted(); err != nil { // referer
@@ -143,10 +162,10 @@ func parseCombined(line []byte, defaultDomain string, vhost bool) (record.Record
 	return r, nil
 }
 
-// requestTarget extracts the target from a request line "GET /x HTTP/1.1".
+// RequestTarget extracts the target from a request line "GET /x HTTP/1.1".
 // A line that is not of that shape (a probe sending garbage) is kept whole:
 // it is evidence.
-func requestTarget(req string) string {
+func RequestTarget(req string) string {
 	if sp := strings.IndexByte(req, ' '); sp > 0 {
 		rest := req[sp+1:]
 		if i := strings.LastIndex(rest, " HTTP/"); i >= 0 {
@@ -383,13 +402,17 @@ func ParseCLFTime(s []byte) (time.Time, error) {
 }
 
 // Field aliases accepted in JSON objects, in order of preference: when an
-// object carries two aliases of one field, the earlier one wins.
+// object carries two aliases of one field, the earlier one wins wherever it
+// stands. Of one key given twice the last value counts, as in encoding/json,
+// JavaScript and jq.
 var (
 	timeKeys   = []string{"ts", "time", "timestamp", "@timestamp", "msec", "time_local", "time_iso8601"}
 	domainKeys = []string{"domain", "host", "vhost", "server_name"}
 	pathKeys   = []string{"path", "uri", "request_uri", "request"}
 	uaKeys     = []string{"ua", "user_agent", "http_user_agent"}
 	ipKeys     = []string{"ip", "remote_addr", "client_ip"}
+
+	fieldKeys = [nFields][]string{timeKeys, domainKeys, pathKeys, uaKeys, ipKeys}
 )
 
 const (
@@ -401,9 +424,12 @@ const (
 	nFields
 )
 
+// maxAliases bounds the aliases of one field (timeKeys has the most).
+const maxAliases = 7
+
 // jsonField maps a key to (field, rank); ok is false for keys we drop.
 func jsonField(key []byte) (field, rank int, ok bool) {
-	for f, keys := range [nFields][]string{timeKeys, domainKeys, pathKeys, uaKeys, ipKeys} {
+	for f, keys := range fieldKeys {
 		for r, k := range keys {
 			if string(key) == k {
 				return f, r, true
@@ -413,29 +439,125 @@ func jsonField(key []byte) (field, rank int, ok bool) {
 	return 0, 0, false
 }
 
+// The kinds of value an alias key last had.
+const (
+	kindAbsent = iota
+	kindString
+	kindNumber
+	kindOther // object, array, true, false, null: counts as absent
+)
+
+// jsonSlot is the last value of one alias key: the decoded bytes of a
+// string, the text of a number.
+type jsonSlot struct {
+	val  []byte
+	kind uint8
+}
+
+// jsonFields is what scanJSON found: the last value of every alias key.
+type jsonFields struct {
+	slots [nFields][maxAliases]jsonSlot
+}
+
+// pick returns the rank of the most preferred alias of field f whose value
+// can be used (a string; for the time also a number), or -1.
+func (j *jsonFields) pick(f int) int {
+	for r := range fieldKeys[f] {
+		switch j.slots[f][r].kind {
+		case kindString:
+			return r
+		case kindNumber:
+			if f == fTime {
+				return r
+			}
+		}
+	}
+	return -1
+}
+
+func (j *jsonFields) present(f int) bool { return j.pick(f) >= 0 }
+
+func (j *jsonFields) value(f int) string {
+	if r := j.pick(f); r >= 0 {
+		return string(j.slots[f][r].val)
+	}
+	return ""
+}
+
+func (j *jsonFields) timeIsNum() bool {
+	r := j.pick(fTime)
+	return r >= 0 && j.slots[fTime][r].kind == kindNumber
+}
+
+// pathKey is the alias the path came from ("request" holds a whole request
+// line).
+func (j *jsonFields) pathKey() string {
+	if r := j.pick(fPath); r >= 0 {
+		return pathKeys[r]
+	}
+	return ""
+}
+
 // ParseJSON parses one JSON object with any of the accepted field aliases.
 //
 // It is a hand-written scanner rather than encoding/json for two reasons:
 // speed (it only materialises the five values it keeps, and is several
 // times faster than decoding into a map), and evidence: encoding/json turns
 // bytes that are not valid UTF-8 into U+FFFD, while we keep them as sent.
-// \u escapes decode as usual.
+// \u escapes decode as usual. Otherwise it accepts what encoding/json
+// accepts and reads the same values (FuzzJSONDifferential), except that it
+// refuses objects nested deeper than 64 levels.
 func ParseJSON(b []byte, defaultDomain string) (record.Record, error) {
-	return parseJSON(b, defaultDomain, time.Time{})
+	return ParseJSONAt(b, defaultDomain, time.Time{})
 }
 
-// parseJSON is ParseJSON with a time for objects that carry none: a shipper
-// that wraps the object (a Loki entry, an OTLP record) stamps one of its own.
-func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
+// ParseJSONAt is ParseJSON with a time for objects that carry none: a
+// shipper that wraps the object (a Loki entry, an OTLP record) stamps one of
+// its own.
+func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.Record, error) {
 	var r record.Record
-	var vals [nFields]string
-	var ranks = [nFields]int{-1, -1, -1, -1, -1}
-	var timeIsNum bool
-	var haveRequest bool
+	var j jsonFields // on the stack: scanJSON does not keep it
+	if err := scanJSON(b, &j); err != nil {
+		return r, err
+	}
+	if !j.present(fTime) && !defaultTime.IsZero() {
+		r.Time = defaultTime
+	} else {
+		t, err := parseJSONTime(j.value(fTime), j.present(fTime), j.timeIsNum())
+		if err != nil {
+			return r, err
+		}
+		r.Time = t
+	}
+	r.Domain = j.value(fDomain)
+	if r.Domain == "" {
+		r.Domain = defaultDomain
+	}
+	r.Path = j.value(fPath)
+	if j.pathKey() == "request" || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
+		r.Path = RequestTarget(r.Path)
+	}
+	r.UserAgent = j.value(fUA)
+	ipStr := j.value(fIP)
+	if ipStr == "" {
+		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
+	}
+	ip, err := record.ParseIP(ipStr)
+	if err != nil {
+		return r, err
+	}
+	r.IP = ip
+	return r, r.Normalize()
+}
+
+// scanJSON checks that b is one JSON object and collects the last value of
+// every alias key in it into j. The values are sub-slices of b where they
+// need no decoding.
+func scanJSON(b []byte, j *jsonFields) error {
 	s := jsonScanner{b: b}
 	s.ws()
 	if !s.eat('{') {
-		return r, s.errf("not a JSON object")
+		return s.errf("not a JSON object")
 	}
 	s.ws()
 	if !s.eat('}') {
@@ -443,34 +565,35 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Re
 			s.ws()
 			key, err := s.str(nil)
 			if err != nil {
-				return r, err
+				return err
 			}
 			s.ws()
 			if !s.eat(':') {
-				return r, s.errf("expected ':' after key")
+				return s.errf("expected ':' after key")
 			}
 			s.ws()
 			f, rank, keep := jsonField(key)
-			if keep && (ranks[f] < 0 || rank < ranks[f]) && s.pos < len(s.b) && s.b[s.pos] == '"' {
+			switch {
+			case !keep:
+				if err := s.skipValue(0); err != nil {
+					return err
+				}
+			case s.pos < len(s.b) && s.b[s.pos] == '"':
 				v, err := s.str(nil)
 				if err != nil {
-					return r, err
+					return err
 				}
-				vals[f], ranks[f] = string(v), rank
-				if f == fTime {
-					timeIsNum = false
-				}
-				if f == fPath {
-					haveRequest = string(key) == "request"
-				}
-			} else if keep && f == fTime && (ranks[f] < 0 || rank < ranks[f]) {
+				j.slots[f][rank] = jsonSlot{val: v, kind: kindString}
+			default:
 				start := s.pos
 				if err := s.skipValue(0); err != nil {
-					return r, err
+					return err
 				}
-				vals[f], ranks[f], timeIsNum = string(s.b[start:s.pos]), rank, true
-			} else if err := s.skipValue(0); err != nil {
-				return r, err
+				kind := uint8(kindOther)
+				if c := s.b[start]; c == '-' || (c >= '0' && c <= '9') {
+					kind = kindNumber
+				}
+				j.slots[f][rank] = jsonSlot{val: s.b[start:s.pos], kind: kind}
 			}
 			s.ws()
 			if s.eat(',') {
@@ -479,41 +602,14 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time) (record.Re
 			if s.eat('}') {
 				break
 			}
-			return r, s.errf("expected ',' or '}'")
+			return s.errf("expected ',' or '}'")
 		}
 	}
 	s.ws()
 	if s.pos != len(s.b) {
-		return r, s.errf("unexpected data after the object")
+		return s.errf("unexpected data after the object")
 	}
-
-	if ranks[fTime] < 0 && !defaultTime.IsZero() {
-		r.Time = defaultTime
-	} else {
-		t, err := parseJSONTime(vals[fTime], ranks[fTime] >= 0, timeIsNum)
-		if err != nil {
-			return r, err
-		}
-		r.Time = t
-	}
-	r.Domain = vals[fDomain]
-	if r.Domain == "" {
-		r.Domain = defaultDomain
-	}
-	r.Path = vals[fPath]
-	if haveRequest || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
-		r.Path = requestTarget(r.Path)
-	}
-	r.UserAgent = vals[fUA]
-	if vals[fIP] == "" {
-		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
-	}
-	ip, err := record.ParseIP(vals[fIP])
-	if err != nil {
-		return r, err
-	}
-	r.IP = ip
-	return r, r.Normalize()
+	return nil
 }
 
 type jsonScanner struct {
@@ -684,11 +780,7 @@ func (s *jsonScanner) skipValue(depth int) error {
 			return s.errf("expected ',' or '%c'", end)
 		}
 	case c == '-' || (c >= '0' && c <= '9'):
-		start := s.pos
-		for s.pos < len(s.b) && strings.IndexByte("+-0123456789.eE", s.b[s.pos]) >= 0 {
-			s.pos++
-		}
-		if _, err := strconv.ParseFloat(string(s.b[start:s.pos]), 64); err != nil {
+		if !s.number() {
 			return s.errf("bad number")
 		}
 		return nil
@@ -703,8 +795,47 @@ func (s *jsonScanner) skipValue(depth int) error {
 	}
 }
 
-// parseJSONTime accepts RFC 3339, epoch seconds or milliseconds (number or
-// string, as nginx's $msec "1763742428.123"), and the common log format.
+// ParseTime reads a time value of a JSON document: RFC 3339, epoch seconds
+// or milliseconds (a number, isNum, or a string, as nginx's $msec
+// "1763742428.123"), or the common log format.
+func ParseTime(s string, isNum bool) (time.Time, error) {
+	return parseJSONTime(s, true, isNum)
+}
+
+// number passes over a number as RFC 8259 §6 writes it: an optional minus,
+// an integer part without leading zeros, an optional fraction and exponent
+// each with at least one digit. What follows it is the caller's to check.
+func (s *jsonScanner) number() bool {
+	s.eat('-')
+	switch {
+	case s.eat('0'):
+	case s.digits() == 0:
+		return false
+	}
+	if s.eat('.') && s.digits() == 0 {
+		return false
+	}
+	if s.eat('e') || s.eat('E') {
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// digits passes over decimal digits and says how many.
+func (s *jsonScanner) digits() int {
+	start := s.pos
+	for s.pos < len(s.b) && s.b[s.pos] >= '0' && s.b[s.pos] <= '9' {
+		s.pos++
+	}
+	return s.pos - start
+}
+
+// parseJSONTime is ParseTime for a field that may be missing (present).
 func parseJSONTime(s string, present, isNum bool) (time.Time, error) {
 	if !present {
 		return time.Time{}, &record.FieldError{Field: "time", Reason: "missing (use ts, time, timestamp, @timestamp or msec)"}

@@ -1,0 +1,77 @@
+package parse
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+)
+
+// jsonBase is a valid object; tests add one member in front of it.
+const jsonBase = `"ts":1795278428,"domain":"a.example","path":"/","ip":"192.0.2.1"}`
+
+// TestJSONNumbers pins the JSON number grammar (RFC 8259 §6): what
+// encoding/json refuses, ParseJSON refuses too, wherever the number is.
+func TestJSONNumbers(t *testing.T) {
+	for _, tt := range []struct {
+		num string
+		ok  bool
+	}{
+		{"0", true}, {"-0", true}, {"12", true}, {"1.5", true}, {"-1.5e-3", true}, {"1E+2", true}, {"0.0e0", true},
+		{"01", false}, {"-01", false}, {"00", false}, {"1.", false}, {"1.e5", false}, {"-", false}, {"1e", false},
+		{"1e+", false}, {"--1", false}, {"1-", false}, {"1.5.5", false}, {"0x10", false}, {"1e5e5", false}, {"-.5", false},
+	} {
+		for _, where := range []string{"other", "nested", "time"} {
+			t.Run(where+" "+tt.num, func(t *testing.T) {
+				var line string
+				switch where {
+				case "other":
+					line = `{"status":` + tt.num + `,` + jsonBase
+				case "nested":
+					line = `{"x":{"y":[` + tt.num + `]},` + jsonBase
+				case "time":
+					line = `{"msec":` + tt.num + `,` + jsonBase
+				}
+				if std := json.Valid([]byte(line)); std != tt.ok {
+					t.Fatalf("test table disagrees with encoding/json on %s", line)
+				}
+				_, err := ParseJSON([]byte(line), "")
+				var se *SyntaxError
+				if got := !errors.As(err, &se); got != tt.ok {
+					t.Errorf("ParseJSON(%s): err %v; want syntax ok = %v", line, err, tt.ok)
+				}
+			})
+		}
+	}
+}
+
+// TestJSONDuplicateKeys: of a key given twice the last value counts, as in
+// encoding/json, JavaScript and jq; among different aliases of one field the
+// preferred alias counts wherever it stands.
+func TestJSONDuplicateKeys(t *testing.T) {
+	for _, tt := range []struct {
+		name, line, wantIP, wantPath string
+	}{
+		{"same key twice", `{"ip":"192.0.2.1","ip":"192.0.2.2","ts":1795278428,"domain":"a.example","path":"/"}`, "192.0.2.2", "/"},
+		{"same key thrice", `{"path":"/1","ip":"192.0.2.1","path":"/2","ts":1795278428,"domain":"a.example","path":"/3"}`, "192.0.2.1", "/3"},
+		{"last value not a string", `{"ip":"192.0.2.1","ip":5,"remote_addr":"192.0.2.3","ts":1795278428,"domain":"a.example","path":"/"}`, "192.0.2.3", "/"},
+		{"preferred alias after", `{"remote_addr":"192.0.2.3","ip":"192.0.2.1","ts":1795278428,"domain":"a.example","path":"/"}`, "192.0.2.1", "/"},
+		{"preferred alias before", `{"ip":"192.0.2.1","remote_addr":"192.0.2.3","ts":1795278428,"domain":"a.example","path":"/"}`, "192.0.2.1", "/"},
+		{"request then path", `{"request":"GET /r HTTP/1.1","path":"/p","ip":"192.0.2.1","ts":1795278428,"domain":"a.example"}`, "192.0.2.1", "/p"},
+		{"path then request twice", `{"request":"GET /r HTTP/1.1","uri":"/u","request":"GET /s HTTP/1.1","ip":"192.0.2.1","ts":1795278428,"domain":"a.example"}`, "192.0.2.1", "/u"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec, err := ParseJSON([]byte(tt.line), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rec.IP.String() != tt.wantIP || rec.Path != tt.wantPath {
+				t.Errorf("ip %s path %q; want %s %q", rec.IP, rec.Path, tt.wantIP, tt.wantPath)
+			}
+		})
+	}
+	// A time given twice: the last one.
+	rec, err := ParseJSON([]byte(`{"ts":1795278428,"ts":1795278429,"domain":"a.example","path":"/","ip":"192.0.2.1"}`), "")
+	if err != nil || rec.Time.Unix() != 1795278429 {
+		t.Errorf("time given twice: %v, %v; want the second", rec.Time, err)
+	}
+}
