@@ -28,21 +28,11 @@ func TestPartialAnswerIsAudited(t *testing.T) {
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?case=INC-1&reason=test&q=ip:192.0.2.1", nil))
 	ReportPartial(context.Background(), "outside a guarded request: ignored")
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	var done map[string]any
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
+	for _, m := range auditLines(t, dir) {
+		if m["outcome"] == OutcomeDone {
+			done = m
 		}
-		sc := bufio.NewScanner(fh)
-		for sc.Scan() {
-			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["outcome"] == OutcomeDone {
-				done = m
-			}
-		}
-		fh.Close()
 	}
 	if done == nil || done["error"] != "partial answer: 1 damaged segment file skipped: seg-00000002-00000002.seg" {
 		t.Fatalf("done line %v, want it to record the partial answer", done)
@@ -67,8 +57,22 @@ func TestAbortedAnswerIsAudited(t *testing.T) {
 	}))
 	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/?case=INC-1&reason=test&q=ip:192.0.2.1", nil))
 	ReportAborted(context.Background(), "outside a guarded request: ignored")
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	var last map[string]any
+	for _, m := range auditLines(t, dir) {
+		if m["ref"] != nil {
+			last = m
+		}
+	}
+	if last == nil || last["outcome"] != OutcomeError || last["error"] != "the client stopped reading" {
+		t.Fatalf("completion line %v, want outcome %q with the reason", last, OutcomeError)
+	}
+}
+
+// auditLines reads every line of the audit files in dir, in file order.
+func auditLines(t *testing.T, dir string) []map[string]any {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	var out []map[string]any
 	for _, f := range files {
 		fh, err := os.Open(f)
 		if err != nil {
@@ -77,13 +81,11 @@ func TestAbortedAnswerIsAudited(t *testing.T) {
 		sc := bufio.NewScanner(fh)
 		for sc.Scan() {
 			var m map[string]any
-			if json.Unmarshal(sc.Bytes(), &m) == nil && m["ref"] != nil {
-				last = m
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				out = append(out, m)
 			}
 		}
 		fh.Close()
 	}
-	if last == nil || last["outcome"] != OutcomeError || last["error"] != "the client stopped reading" {
-		t.Fatalf("completion line %v, want outcome %q with the reason", last, OutcomeError)
-	}
+	return out
 }
