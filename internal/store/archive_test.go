@@ -233,7 +233,7 @@ func TestFirstFlushOfAClosedDayIsArchived(t *testing.T) {
 	if err := s.mergeDue(); err != nil {
 		t.Fatal(err)
 	}
-	if n := gauge(t, reg, "retentiond_store_merges_total"); n != 0 {
+	if n := metricValue(t, reg, "retentiond_store_merges_total"); n != 0 {
 		t.Fatalf("%v merges, want none: the flush wrote the archived file", n)
 	}
 	if seqs := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(seqs, seqRange(0, 300)) {

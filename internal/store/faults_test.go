@@ -39,25 +39,6 @@ func batch(lo, hi int) []record.Record {
 	return recs
 }
 
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			m := mf.GetMetric()[0]
-			if m.Gauge != nil {
-				return m.Gauge.GetValue()
-			}
-			return m.Counter.GetValue()
-		}
-	}
-	t.Fatalf("metric %s not registered", name)
-	return 0
-}
-
 // TestBatchLargerThanWALFrame (issue 12 row 1): one batch whose encoding is
 // larger than a WAL frame (64 MiB) is stored in several frames; it must not
 // put the store into its failed state, and the next append must succeed.
@@ -132,7 +113,7 @@ func TestWALFailureFailsStoreAndDropsBatch(t *testing.T) {
 			if err := s.Append(ctx, batch(0, 10)); err != nil {
 				t.Fatal(err)
 			}
-			if gauge(t, reg, "retentiond_store_failed") != 0 {
+			if metricValue(t, reg, "retentiond_store_failed") != 0 {
 				t.Fatal("store_failed is 1 before any failure")
 			}
 			in.Add(c.rule)
@@ -151,7 +132,7 @@ func TestWALFailureFailsStoreAndDropsBatch(t *testing.T) {
 			default:
 				t.Fatal("Failed() not closed")
 			}
-			if g := gauge(t, reg, "retentiond_store_failed"); g != 1 {
+			if g := metricValue(t, reg, "retentiond_store_failed"); g != 1 {
 				t.Fatalf("retentiond_store_failed = %v, want 1", g)
 			}
 			s.Close()
@@ -205,7 +186,7 @@ func TestTransientFaultsDegradeAndRecover(t *testing.T) {
 			if err := s.Health(); !errors.Is(err, ErrDegraded) || !errors.Is(err, c.rule.Err) && !strings.Contains(err.Error(), "no space") {
 				t.Fatalf("Health() = %v, want ErrDegraded with the cause", err)
 			}
-			if g := gauge(t, reg, "retentiond_store_degraded"); g != 1 {
+			if g := metricValue(t, reg, "retentiond_store_degraded"); g != 1 {
 				t.Fatalf("retentiond_store_degraded = %v, want 1", g)
 			}
 			if err := s.Append(ctx, batch(200, 210)); err != nil {
@@ -224,7 +205,7 @@ func TestTransientFaultsDegradeAndRecover(t *testing.T) {
 			if err := s.Health(); err != nil {
 				t.Fatalf("still unhealthy after recovery: %v", err)
 			}
-			if g := gauge(t, reg, "retentiond_store_degraded"); g != 0 {
+			if g := metricValue(t, reg, "retentiond_store_degraded"); g != 0 {
 				t.Fatalf("retentiond_store_degraded = %v after recovery", g)
 			}
 			if err := s.Close(); err != nil {

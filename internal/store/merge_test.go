@@ -82,22 +82,12 @@ func threeParts(t *testing.T, s *Store, mod func(*record.Record)) {
 // and holds that memory until the merge ends.
 func TestFlushDuringMerge(t *testing.T) {
 	dir := t.TempDir()
-	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
 	// The day is still open (12 h in) and has fewer than MaxParts parts, so
 	// the background loop leaves the merge to the test.
-	clk := testkit.NewClock(base.Add(12 * time.Hour))
-	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
-		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	defer gate.open() // before Close, which may wait for the merge
+	s, gate, clk := openGated(t, dir, fsutil.OpWrite)
 	threeParts(t, s, nil)
 
-	merged := make(chan error, 1)
-	go func() { merged <- s.MergeDay(base) }()
-	gate.await(t)
+	merged := startMerge(t, s, gate)
 
 	// The merge is writing. New records of the same day and of the next
 	// one arrive and are flushed.
@@ -157,15 +147,7 @@ func TestDeleteDayDuringMerge(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			gate := newMergeGate("seg-00000001-00000003", tc.op)
-			clk := testkit.NewClock(base.Add(12 * time.Hour))
-			s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
-				Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			defer gate.open() // before Close, which may wait for the merge
+			s, gate, clk := openGated(t, dir, tc.op)
 			threeParts(t, s, func(r *record.Record) {
 				r.Path += "&" + canary
 				r.IP = canaryIP
@@ -176,9 +158,7 @@ func TestDeleteDayDuringMerge(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			merged := make(chan error, 1)
-			go func() { merged <- s.MergeDay(base) }()
-			gate.await(t)
+			merged := startMerge(t, s, gate)
 			deleted := make(chan error, 1)
 			go func() {
 				_, err := s.DeleteDay(context.Background(), base)
@@ -229,19 +209,9 @@ func TestDeleteDayDuringMerge(t *testing.T) {
 // merge is abandoned, and the next one leaves the quarantined file out.
 func TestMergeWithAChangedInput(t *testing.T) {
 	dir := t.TempDir()
-	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
-	clk := testkit.NewClock(base.Add(12 * time.Hour))
-	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
-		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	defer gate.open() // before Close, which may wait for the merge
+	s, gate, _ := openGated(t, dir, fsutil.OpWrite)
 	threeParts(t, s, nil)
-	merged := make(chan error, 1)
-	go func() { merged <- s.MergeDay(base) }()
-	gate.await(t)
+	merged := startMerge(t, s, gate)
 	part2 := filepath.Join(dir, daysDirName, record.DayString(base), "seg-00000002-00000002.seg")
 	s.reportCorrupt(&segment.CorruptionError{File: part2, Offset: 8, Err: errors.New("test: damaged block")})
 	gate.open()
@@ -268,24 +238,14 @@ func TestMergeWithAChangedInput(t *testing.T) {
 // the merge, so no file with the erased records is left behind it.
 func TestEraseDuringMerge(t *testing.T) {
 	dir := t.TempDir()
-	gate := newMergeGate("seg-00000001-00000003", fsutil.OpWrite)
-	clk := testkit.NewClock(base.Add(12 * time.Hour))
-	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
-		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	defer gate.open() // before Close, which may wait for the merge
+	s, gate, _ := openGated(t, dir, fsutil.OpWrite)
 	erased := netip.MustParseAddr("198.51.100.94")
 	threeParts(t, s, func(r *record.Record) {
 		if r.Path[len(r.Path)-1]%2 == 0 {
 			r.IP = erased
 		}
 	})
-	merged := make(chan error, 1)
-	go func() { merged <- s.MergeDay(base) }()
-	gate.await(t)
+	merged := startMerge(t, s, gate)
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Erase(context.Background(), Erasure{Prefix: netip.PrefixFrom(erased, 32)})
@@ -311,4 +271,33 @@ func TestEraseDuringMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	scanFor(t, dir, erased.AsSlice())
+}
+
+// openGated opens a store on dir whose merge of the day base stops at op on
+// its output file until the gate opens. The day is 12 h old, so it is still
+// open and the background loop leaves the merge to the test. At the end of
+// the test the gate opens before the store closes, since Close may wait for
+// the merge.
+func openGated(t *testing.T, dir string, op fsutil.Op) (*Store, *mergeGate, *testkit.Clock) {
+	t.Helper()
+	gate := newMergeGate("seg-00000001-00000003", op)
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
+	s, err := Open(dir, Options{Now: clk.Now, FlushInterval: time.Hour, BlockRows: 64,
+		Registerer: prometheus.NewRegistry(), FS: fsutil.WithFaults(gate.faults)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	t.Cleanup(gate.open)
+	return s, gate, clk
+}
+
+// startMerge merges the day base in the background and returns once the
+// merge has reached its gate; the channel gets the merge's result.
+func startMerge(t *testing.T, s *Store, gate *mergeGate) chan error {
+	t.Helper()
+	merged := make(chan error, 1)
+	go func() { merged <- s.MergeDay(base) }()
+	gate.await(t)
+	return merged
 }
