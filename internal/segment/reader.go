@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"math"
@@ -42,7 +43,9 @@ type Block struct {
 // mapping of the file. Close must not race with reads (the store closes a
 // segment only once no snapshot holds it).
 type Reader struct {
-	data    []byte // the file, mapped read-only; nil after Close
+	data    []byte // the file, mapped read-only; nil after Close or when src is set
+	src     Source // a segment read by ranges (object storage); nil for a mapped file
+	closed  atomic.Bool
 	path    string
 	size    int64
 	version byte
@@ -117,6 +120,30 @@ func OpenWith(path string, opts OpenOptions) (*Reader, error) {
 	return r, nil
 }
 
+// Source is a segment that is not a local file: an object in a bucket read
+// with range requests. ReadAt has io.ReaderAt's contract; Size is the
+// object's length; Name is what errors call it (never a credential).
+type Source interface {
+	io.ReaderAt
+	Size() int64
+	Name() string
+}
+
+// OpenSource opens a segment read through src instead of a mapping: every
+// block, index page and the footer are fetched by range when first needed,
+// so a search over a remote day reads the few ranges its index points to,
+// not the whole object. The footer is read and checked once here.
+func OpenSource(src Source, opts OpenOptions) (*Reader, error) {
+	r := &Reader{path: src.Name(), size: src.Size(), src: src}
+	if r.size < headerSize+trailerSize {
+		return nil, r.corrupt(0, "file of %d bytes is too short", r.size)
+	}
+	if err := r.load(opts.Keys); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 func (r *Reader) corrupt(off int64, format string, args ...any) error {
 	return &CorruptionError{File: r.path, Offset: off, Err: fmt.Errorf(format, args...)}
 }
@@ -124,6 +151,9 @@ func (r *Reader) corrupt(off int64, format string, args ...any) error {
 // readAt returns the n bytes at off. They are the mapped file itself,
 // read-only (the capacity is cut so that an append copies).
 func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
+	if r.src != nil {
+		return r.readSource(off, n)
+	}
 	if r.data == nil {
 		return nil, fmt.Errorf("segment %s: read after close", r.path)
 	}
@@ -131,6 +161,22 @@ func (r *Reader) readAt(off int64, n int64) ([]byte, error) {
 		return nil, r.corrupt(off, "truncated: %d bytes at %d beyond the end of a %d-byte file", n, off, len(r.data))
 	}
 	return r.data[off : off+n : off+n], nil
+}
+
+// readSource reads the n bytes at off from a remote source into a fresh
+// buffer (the caller may keep it: nothing else refers to it).
+func (r *Reader) readSource(off, n int64) ([]byte, error) {
+	if r.closed.Load() {
+		return nil, fmt.Errorf("segment %s: read after close", r.path)
+	}
+	if off < 0 || n < 0 || off > r.size-n {
+		return nil, r.corrupt(off, "truncated: %d bytes at %d beyond the end of a %d-byte object", n, off, r.size)
+	}
+	buf := make([]byte, n)
+	if _, err := r.src.ReadAt(buf, off); err != nil {
+		return nil, fmt.Errorf("segment %s: read %d bytes at %d: %w", r.path, n, off, err)
+	}
+	return buf, nil
 }
 
 func (r *Reader) load(ks KeySource) error {
@@ -196,7 +242,8 @@ func (r *Reader) load(ks KeySource) error {
 	}
 	if r.version >= 2 {
 		// Covered by the footer CRC checked above; used in place.
-		r.filter = r.data[r.filterOff : r.filterOff+int64(r.filterLen) : r.filterOff+int64(r.filterLen)]
+		rel := r.filterOff - int64(footerOff)
+		r.filter = footerBytes[rel : rel+int64(r.filterLen) : rel+int64(r.filterLen)]
 	}
 	return nil
 }
@@ -268,6 +315,10 @@ func (r *Reader) Info() Info {
 
 // Close unmaps the file. Reads after Close fail with an error.
 func (r *Reader) Close() error {
+	if r.src != nil {
+		r.closed.Store(true)
+		return nil
+	}
 	if r.data == nil {
 		return nil
 	}
