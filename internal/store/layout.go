@@ -56,3 +56,23 @@ func SegmentFiles(dir string) (live, quarantined []string, err error) {
 	slices.Sort(quarantined)
 	return live, quarantined, nil
 }
+
+// parseSegName returns the flush range of a segment file name and whether
+// it is an archived file.
+func parseSegName(name string) (lo, hi int64, archived, ok bool) {
+	plain := name
+	if b, ok := strings.CutSuffix(name, archiveSuffix); ok {
+		plain, archived = b+".seg", true
+	}
+	if _, err := fmt.Sscanf(plain, "seg-%d-%d.seg", &lo, &hi); err != nil || name != segName(lo, hi, archived) {
+		return 0, 0, false, false
+	}
+	return lo, hi, archived, true
+}
+
+func segName(minFlush, maxFlush int64, archived bool) string {
+	if archived {
+		return fmt.Sprintf("seg-%08d-%08d%s", minFlush, maxFlush, archiveSuffix)
+	}
+	return fmt.Sprintf("seg-%08d-%08d.seg", minFlush, maxFlush)
+}

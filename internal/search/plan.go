@@ -1,0 +1,269 @@
+package search
+
+import (
+	"slices"
+
+	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/store"
+)
+
+// plan is the per-segment evaluation of a query: for each alternative of
+// the query (see Query.Alts) that can match in the segment, its dictionary
+// answers and blocks, and the union of those blocks.
+type plan struct {
+	alts   []*altPlan
+	blocks []int
+	// exact holds, per planned block, a number of rows that certainly
+	// match (the index's row counts of single positive IP alternatives,
+	// their largest for an OR), or -1 when none is known (a block that
+	// straddles the time range). When counts is set, that number is the
+	// block's exact count of matches (the query is one positive IP term).
+	exact  []int
+	counts bool
+	cols   segment.Columns
+}
+
+// altPlan is one alternative's plan: every one of its terms must hold.
+type altPlan struct {
+	domainOK []bool  // per domain id: do all domain terms hold
+	uaOK     []bool  // per user-agent id: do all ua terms hold
+	pathTerm []*Term // path terms, tested once per distinct path of a block
+	needles  [][]byte
+	ipTerms  []*Term
+	// blocks are the candidate blocks of the alternative, sorted; all is
+	// set when its indexes do not narrow them.
+	blocks []int
+	all    bool
+	rowsOf map[int]int // block -> matching rows, for a single positive ip: term
+}
+
+// has reports whether block b is a candidate of the alternative.
+func (a *altPlan) has(b int) bool {
+	if a.all {
+		return true
+	}
+	_, ok := slices.BinarySearch(a.blocks, b)
+	return ok
+}
+
+// planSegment decides which blocks of sr to read: the union of the blocks
+// each alternative of the query can match in. It returns nil when no
+// record of the segment can match.
+func planSegment(sr *segment.Reader, req *Request) *plan {
+	from, to := req.From.UnixMilli(), req.To.UnixMilli()
+	p := &plan{cols: segment.ColTime}
+	var union []int
+	all := false
+	for _, alt := range req.Query.Alts {
+		a := planAlt(sr, alt, p)
+		if a == nil {
+			continue
+		}
+		p.alts = append(p.alts, a)
+		if a.all {
+			all = true
+		} else if !all {
+			union = mergeRows(nil, union, a.blocks)
+		}
+	}
+	if len(p.alts) == 0 {
+		return nil
+	}
+	p.counts = len(req.Query.Alts) == 1 && p.alts[0].rowsOf != nil
+	if all {
+		union = make([]int, sr.NumBlocks())
+		for i := range union {
+			union[i] = i
+		}
+	}
+	// Lower bounds from the index's row counts are known only when
+	// some alternative is a single positive ip: term.
+	withRows := false
+	for _, a := range p.alts {
+		withRows = withRows || a.rowsOf != nil
+	}
+	for _, b := range union {
+		m := sr.Block(b)
+		if m.MaxTime >= from && m.MinTime < to {
+			p.blocks = append(p.blocks, b)
+			if withRows {
+				n := -1
+				if m.MinTime >= from && m.MaxTime < to {
+					n = 0
+					for _, a := range p.alts {
+						n = max(n, a.rowsOf[b])
+					}
+				}
+				p.exact = append(p.exact, n)
+			}
+		}
+	}
+	if len(p.blocks) == 0 {
+		return nil
+	}
+	return p
+}
+
+// planAlt plans one alternative of a query over sr, adding the columns its
+// filters read to p.cols. It returns nil when the alternative cannot match
+// in the segment.
+func planAlt(sr *segment.Reader, terms []Term, p *plan) *altPlan {
+	a := &altPlan{all: true}
+	// blocks is meaningful only once restricted: an index that answers
+	// "no block" (a nil slice) must prune the alternative, not mean "all
+	// blocks".
+	restrict := func(bs []int) {
+		if a.all {
+			a.blocks, a.all = bs, false
+			return
+		}
+		a.blocks = intersect(a.blocks, bs)
+	}
+	var dTerms, uTerms []*Term
+	for i := range terms {
+		t := &terms[i]
+		switch t.Field {
+		case FieldIP:
+			p.cols |= segment.ColIP
+			a.ipTerms = append(a.ipTerms, t)
+			if !t.Negate {
+				// Row counts mean "matches" only when this is the
+				// alternative's one term.
+				single := len(terms) == 1
+				blocks, rows := sr.BlockRowsForPrefix(t.Prefix, single)
+				restrict(blocks)
+				if single && rows != nil {
+					a.rowsOf = make(map[int]int, len(blocks))
+					for i, b := range blocks {
+						a.rowsOf[b] = rows[i]
+					}
+				}
+			}
+		case FieldDomain:
+			p.cols |= segment.ColDomain
+			dTerms = append(dTerms, t)
+		case FieldUserAgent:
+			p.cols |= segment.ColUserAgent
+			uTerms = append(uTerms, t)
+		case FieldPath:
+			// The path column is read as a dictionary instead (see
+			// segCursor.filterBlock), so it is not among p.cols.
+			a.pathTerm = append(a.pathTerm, t)
+			a.needles = append(a.needles, []byte(t.Value))
+		}
+	}
+	// Each dictionary entry is tested once, not once per row.
+	if len(dTerms) > 0 {
+		doms := sr.Domains()
+		var any bool
+		a.domainOK, any = markEntries(nil, len(doms), func(id int) bool {
+			return allHold(dTerms, func(t *Term) bool { return t.matchString(doms[id]) })
+		})
+		if !any {
+			return nil
+		}
+		var ids []uint32
+		for id, ok := range a.domainOK {
+			if ok {
+				ids = append(ids, uint32(id))
+			}
+		}
+		restrict(sr.BlocksForDomains(ids))
+	}
+	if len(uTerms) > 0 {
+		uas := sr.UserAgents()
+		var any bool
+		a.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
+			return allHold(uTerms, func(t *Term) bool { return t.matchString(uas[id]) })
+		})
+		if !any {
+			return nil
+		}
+	}
+	if !a.all && len(a.blocks) == 0 {
+		return nil
+	}
+	return a
+}
+
+// markEntries sets ok[k] (ok is reused when large enough) to match(k) for
+// each of n dictionary entries and reports whether any holds: a term is
+// evaluated once per distinct value, and rows then look their answer up.
+func markEntries(ok []bool, n int, match func(k int) bool) ([]bool, bool) {
+	ok = slices.Grow(ok[:0], n)[:n]
+	any := false
+	for k := range ok {
+		ok[k] = match(k)
+		any = any || ok[k]
+	}
+	return ok, any
+}
+
+// allHold reports whether match holds for every term.
+func allHold(terms []*Term, match func(t *Term) bool) bool {
+	for _, t := range terms {
+		if !match(t) {
+			return false
+		}
+	}
+	return true
+}
+
+func intersect(a, b []int) []int {
+	out := []int{}
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
+			out = append(out, a[i])
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
+		}
+	}
+	return out
+}
+
+// dayMayMatch reports whether day v may hold a match of req: false when
+// the day has no head and every alternative of the query has an ip: term
+// naming an address or network that every segment's address filter rules
+// out (see
+// segment.Reader.MayHoldPrefix). It is a cheap pre-check; the planner still
+// decides what to read.
+func dayMayMatch(v *store.DayView, req *Request) bool {
+	if len(v.Head) > 0 {
+		return true // the head is filtered as it is
+	}
+	for _, alt := range req.Query.Alts {
+		if altMayMatch(v, alt) {
+			return true
+		}
+	}
+	return false
+}
+
+// altMayMatch reports whether the day's segments may hold a record where
+// every term of one alternative holds: false when one of its positive ip:
+// terms is ruled out by every segment's address filter.
+func altMayMatch(v *store.DayView, terms []Term) bool {
+	for i := range terms {
+		t := &terms[i]
+		if t.Field != FieldIP || t.Negate {
+			continue
+		}
+		may := false
+		for _, sr := range v.Segments {
+			if sr.MayHoldPrefix(t.Prefix) {
+				may = true
+				break
+			}
+		}
+		if !may {
+			return false
+		}
+	}
+	return true
+}

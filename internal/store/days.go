@@ -1,0 +1,272 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+)
+
+// segRef is a segment reader shared by the day registry and any number of
+// snapshots; the reader is closed when the last of them lets go, so a merge
+// can replace files under a running search.
+type segRef struct {
+	r        *segment.Reader
+	minFlush int64
+	maxFlush int64
+	// archived: the file was written at segment.ArchiveLevel for a closed
+	// day (its name ends in archiveSuffix), so the archive pass leaves it.
+	archived bool
+	// added is when the file joined the day (or the store was opened): the
+	// age of a day's late parts decides when it is archived again.
+	added time.Time
+	refs  atomic.Int32
+}
+
+func (s *segRef) acquire() { s.refs.Add(1) }
+
+func (s *segRef) release() {
+	if s.refs.Add(-1) == 0 {
+		s.r.Close()
+	}
+}
+
+// day is the registry entry of one UTC day.
+type day struct {
+	start   time.Time
+	dir     string
+	segs    []*segRef
+	corrupt []CorruptFile // damaged files, not in segs (see CorruptFile)
+	// shredded is set for a day whose key a purge destroyed before a crash
+	// kept it from removing the files: they are unreadable, listed (Days)
+	// so that the next purge removes them, never opened. shreddedBytes
+	// is their size.
+	shredded      bool
+	shreddedBytes int64
+}
+
+// Snapshot returns a view of every day that overlaps [from, to). Its
+// segment readers stay open and its days stay on disk until Release, or
+// until a purge that has waited its reader grace destroys one of them (see
+// Snapshot.Context).
+func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
+	keys := make(map[int64]bool)
+	for _, m := range []map[int64]*head{s.heads, s.frozen} {
+		for k := range m {
+			keys[k] = true
+		}
+	}
+	for k := range s.days {
+		keys[k] = true
+	}
+	var sorted []int64
+	for k := range keys {
+		if k >= lo && k < hi && !s.deleting[k] {
+			sorted = append(sorted, k)
+		}
+	}
+	slices.Sort(sorted)
+
+	rd := &reader{s: s, keys: sorted, done: make(chan struct{})}
+	snap := &Snapshot{report: s.reportCorrupt, rd: rd}
+	var refs []*segRef
+	for _, k := range sorted {
+		v := &DayView{Day: time.Unix(k, 0).UTC()}
+		if dy := s.days[k]; dy != nil {
+			for _, ref := range dy.segs {
+				ref.acquire()
+				refs = append(refs, ref)
+				v.Segments = append(v.Segments, ref.r)
+			}
+			v.Corrupt = slices.Clone(dy.corrupt)
+		}
+		f, h := s.frozen[k], s.heads[k]
+		switch {
+		case f != nil && h != nil:
+			v.Head = make([]record.Record, 0, len(f.recs)+len(h.recs))
+			v.Head = append(append(v.Head, f.recs...), h.recs...)
+		case f != nil:
+			v.Head = f.recs[:len(f.recs):len(f.recs)]
+		case h != nil:
+			v.Head = h.recs[:len(h.recs):len(h.recs)]
+		}
+		snap.Days = append(snap.Days, v)
+	}
+	s.readers[rd] = struct{}{}
+	snap.release = func() {
+		for _, ref := range refs {
+			ref.release()
+		}
+		s.mu.Lock()
+		delete(s.readers, rd)
+		s.mu.Unlock()
+		close(rd.done)
+	}
+	return snap, nil
+}
+
+// Days lists the stored days, oldest first, with their sizes.
+func (s *Store) Days() []DayInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	infos := make(map[int64]*DayInfo)
+	get := func(k int64) *DayInfo {
+		if in := infos[k]; in != nil {
+			return in
+		}
+		in := &DayInfo{Day: time.Unix(k, 0).UTC()}
+		infos[k] = in
+		return in
+	}
+	widen := func(in *DayInfo, lo, hi time.Time) {
+		if in.MinTime.IsZero() || lo.Before(in.MinTime) {
+			in.MinTime = lo
+		}
+		if hi.After(in.MaxTime) {
+			in.MaxTime = hi
+		}
+	}
+	// A day whose deletion began but failed (or is waiting for searches) is
+	// still on disk: it is listed, so that the next purge run finishes it
+	// instead of forgetting it until a restart. Searches no longer see it.
+	for k, dy := range s.days {
+		in := get(k)
+		for _, ref := range dy.segs {
+			si := ref.r.Info()
+			in.Records += si.Records
+			in.Bytes += si.Bytes
+			in.Files++
+			if si.Records > 0 {
+				widen(in, si.MinTime, si.MaxTime)
+			}
+		}
+		for _, c := range dy.corrupt {
+			in.CorruptFiles++
+			in.Files++
+			in.Bytes += c.Bytes
+		}
+		in.Bytes += dy.shreddedBytes
+	}
+	for _, m := range []map[int64]*head{s.frozen, s.heads} {
+		for k, h := range m {
+			in := get(k)
+			in.Records += int64(len(h.recs))
+			widen(in, time.UnixMilli(h.minTime).UTC(), time.UnixMilli(h.maxTime).UTC())
+		}
+	}
+	out := make([]DayInfo, 0, len(infos))
+	for _, in := range infos {
+		out = append(out, *in)
+	}
+	slices.SortFunc(out, func(a, b DayInfo) int { return a.Day.Compare(b.Day) })
+	return out
+}
+
+// DeleteDay destroys every copy of a day: it hides the day from new
+// searches, waits for running searches to release it (at most
+// Options.ReaderGrace, then it cancels them, see awaitReaders), removes its
+// directory crash-safely (rename to *.deleting, remove, fsync), drops its
+// unflushed records from memory, and then flushes and checkpoints, even when
+// no other record is unflushed, so that the WAL files that held them are
+// removed too. It returns what was deleted. Deleting a day that does not
+// exist returns a zero DayInfo and no error.
+func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
+	d = record.Day(d)
+	key := d.Unix()
+	var info DayInfo
+	for _, in := range s.Days() {
+		if in.Day.Equal(d) {
+			info = in
+		}
+	}
+	s.mu.Lock()
+	s.deleting[key] = true
+	s.dropHeadLocked(key)
+	// No merge of the day starts from now on; one in progress stops, and
+	// removes its output, before the directory goes.
+	merge := s.cancelMergeLocked(&key)
+	s.mu.Unlock()
+
+	// The waits happen before taking maintMu, so that flushes (and with
+	// them ingest) go on while a search finishes with the day, and so that
+	// a cancelled merge can take maintMu to remove its output.
+	if err := s.awaitReaders(ctx, d); err != nil {
+		// The day stays hidden; the next run finishes it.
+		return DayInfo{}, fmt.Errorf("delete day %s: waiting for searches: %w", record.DayString(d), err)
+	}
+	if merge != nil {
+		select {
+		case <-merge.done:
+		case <-ctx.Done():
+			return DayInfo{}, fmt.Errorf("delete day %s: waiting for its merge to stop: %w", record.DayString(d), ctx.Err())
+		}
+	}
+
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	if s.opts.Keys != nil {
+		// The key goes first: from here on every copy of the day, these
+		// files included if their removal fails, is unreadable.
+		id, err := s.opts.Keys.Destroy(d)
+		if err != nil {
+			return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+		}
+		if id.IsZero() {
+			id, _ = s.opts.Keys.Destroyed(d) // destroyed by a run a crash interrupted
+		}
+		if !id.IsZero() {
+			info.KeyID = id.String()
+			s.m.keysDestroyed.Inc()
+		}
+	}
+	dir := filepath.Join(s.dir, daysDirName, record.DayString(d))
+	if err := s.fs.Remove(dir); err != nil {
+		// The day stays listed; the next run removes the files and names
+		// the destroyed key again (from its tombstone).
+		return DayInfo{}, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+	}
+	s.mu.Lock()
+	// A flush that ran during the wait may have added parts to the day.
+	if dy := s.days[key]; dy != nil {
+		for _, ref := range dy.segs {
+			ref.release()
+		}
+		delete(s.days, key)
+	}
+	s.dropHeadLocked(key)
+	delete(s.deleting, key)
+	s.mu.Unlock()
+	// Records of the day may still sit in WAL files; a flush moves every
+	// other unflushed record into parts, checkpoints and removes those
+	// files. The flush only warns when the removal fails; the purge must
+	// know, so it is repeated here (a no-op when the files are gone).
+	if err := s.flushLocked(); err != nil {
+		return info, fmt.Errorf("delete day %s: flush wal: %w", record.DayString(d), err)
+	}
+	s.mu.Lock()
+	walFrom := s.cp.WAL
+	s.mu.Unlock()
+	if err := s.wal.Truncate(walFrom); err != nil {
+		return info, fmt.Errorf("delete day %s: remove wal files: %w", record.DayString(d), err)
+	}
+	if s.opts.Keys != nil {
+		if _, destroyed := s.opts.Keys.Destroyed(d); destroyed {
+			if err := s.opts.Keys.Forget(d); err != nil {
+				return info, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+			}
+		}
+	}
+	s.m.deletedDays.Inc()
+	return info, nil
+}

@@ -1,0 +1,237 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/keys"
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/wal"
+)
+
+// head holds one day's unflushed records in arrival order. Its slice is only
+// ever appended to, so a snapshot may keep reading a prefix of it while new
+// records arrive.
+type head struct {
+	recs    []record.Record
+	intern  map[string]string // shares domain and user-agent strings
+	bytes   int64
+	minTime int64
+	maxTime int64
+}
+
+func newHead() *head { return &head{intern: make(map[string]string)} }
+
+// recordOverhead is what a record takes in the head besides its strings'
+// bytes: the 96-byte struct (string headers included) in a slice that keeps
+// up to a quarter of its capacity unused after it grows, and the rounding of
+// the path's allocation to a size class. Measured against the Go heap it
+// keeps the head's real memory within a few percent of headBytes, so that
+// storage.head_max_bytes bounds memory, not an optimistic figure.
+const recordOverhead = 128
+
+func (h *head) add(r record.Record) int64 {
+	n := int64(recordOverhead + len(r.Path))
+	if s, ok := h.intern[r.Domain]; ok {
+		r.Domain = s
+	} else {
+		h.intern[r.Domain] = r.Domain
+		n += int64(len(r.Domain)) + 48
+	}
+	if s, ok := h.intern[r.UserAgent]; ok {
+		r.UserAgent = s
+	} else {
+		h.intern[r.UserAgent] = r.UserAgent
+		n += int64(len(r.UserAgent)) + 48
+	}
+	ms := r.Time.UnixMilli()
+	if len(h.recs) == 0 || ms < h.minTime {
+		h.minTime = ms
+	}
+	if len(h.recs) == 0 || ms > h.maxTime {
+		h.maxTime = ms
+	}
+	h.recs = append(h.recs, r)
+	h.bytes += n
+	return n
+}
+
+// insertLocked adds a record to its day's head. s.mu must be held.
+func (s *Store) insertLocked(r record.Record) {
+	key := record.Day(r.Time).Unix()
+	h := s.heads[key]
+	if h == nil {
+		h = newHead()
+		s.heads[key] = h
+	}
+	if s.headBytes == 0 && s.oldestHead.IsZero() {
+		s.oldestHead = s.opts.Now()
+	}
+	s.headBytes += h.add(r)
+	s.walDirty = true
+}
+
+// Append stores recs durably: it returns nil only after their WAL record is
+// fsynced, so the caller may acknowledge them. Records must already be
+// normalised (record.Normalize). Having stored nothing, it returns ErrBusy
+// when unflushed records exceed their memory bound, ErrTooLarge when the
+// batch alone exceeds it, and an error wrapping ErrFailed if the WAL write or
+// fsync failed (that batch is not replayed later either; see docs/wal.md).
+// A batch of any size is accepted: one larger than a WAL frame is written as
+// several frames in one write and one fsync.
+func (s *Store) Append(ctx context.Context, recs []record.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	est := estimate(recs)
+	if est > s.opts.HeadMaxBytes {
+		return fmt.Errorf("%w: %d records need about %d bytes, the bound is %d", ErrTooLarge, len(recs), est, s.opts.HeadMaxBytes)
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case s.failed != nil:
+		err := s.failed
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrFailed, err)
+	}
+	if s.headBytes+s.frozenBytes+s.reserved+est > s.opts.HeadMaxBytes {
+		s.mu.Unlock()
+		s.m.busy.Inc()
+		s.kickFlush()
+		return ErrBusy
+	}
+	s.reserved += est
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.reserved -= est
+		s.mu.Unlock()
+	}()
+
+	frames, err := s.frames(recs)
+	if err != nil {
+		return err
+	}
+	s.appendMu.RLock()
+	defer s.appendMu.RUnlock()
+	if _, err := s.wal.AppendAll(frames); err != nil {
+		// Only a real write or fsync failure fails the store; anything else
+		// (the WAL closing under a shutdown) is this request's error.
+		if errors.Is(err, wal.ErrFailed) {
+			s.fail(err)
+			return fmt.Errorf("%w: append to wal: %w", ErrFailed, err)
+		}
+		return fmt.Errorf("append to wal: %w", err)
+	}
+	s.mu.Lock()
+	// The records move from the reservation into the head in one step, so
+	// they are never counted twice against the bound (the deferred release
+	// then gives back nothing).
+	s.reserved -= est
+	est = 0
+	for _, r := range recs {
+		s.insertLocked(r)
+	}
+	over := s.headBytes >= s.opts.HeadMaxBytes/2
+	s.mu.Unlock()
+	s.m.appended.Add(float64(len(recs)))
+	if over {
+		s.kickFlush()
+	}
+	return nil
+}
+
+// frames encodes recs as WAL payloads. With encryption, a frame holds
+// records of one day only, sealed under that day's key (created here for
+// a new day, durably, before any of its records is written), so that
+// destroying the key also makes the day's WAL records unreadable.
+func (s *Store) frames(recs []record.Record) ([][]byte, error) {
+	if s.opts.Keys == nil {
+		return encodeFrames(recs, wal.MaxPayload, 0, 0), nil
+	}
+	// Almost every batch holds records of one day; only one that spans
+	// midnight (or a backfill) is split, which costs a copy.
+	first := record.Day(recs[0].Time)
+	byDay := map[int64][]record.Record{first.Unix(): recs}
+	order := []int64{first.Unix()}
+	for i := range recs {
+		if !record.Day(recs[i].Time).Equal(first) {
+			byDay, order = map[int64][]record.Record{}, nil
+			for _, r := range recs {
+				k := record.Day(r.Time).Unix()
+				if _, ok := byDay[k]; !ok {
+					order = append(order, k)
+				}
+				byDay[k] = append(byDay[k], r)
+			}
+			break
+		}
+	}
+	var frames [][]byte
+	for _, k := range order {
+		key, err := s.opts.Keys.KeyFor(time.Unix(k, 0))
+		if err != nil {
+			return nil, fmt.Errorf("append: %w", err)
+		}
+		for _, f := range encodeFrames(byDay[k], wal.MaxPayload-keys.FrameOverhead, keys.FrameHeaderSize, keys.Overhead) {
+			sealed, err := key.SealFrameInPlace(f)
+			if err != nil {
+				return nil, fmt.Errorf("append: %w", err)
+			}
+			frames = append(frames, sealed)
+		}
+	}
+	return frames, nil
+}
+
+// encodeFrames encodes recs as WAL payloads of at most max bytes each, in
+// order. A record's encoding is far below a frame (its fields are bounded by
+// record's limits), so every payload holds at least one record. Each
+// payload starts after head bytes of room and has the capacity for tail
+// more bytes (a sealed frame's header and tag, keys.SealFrameInPlace).
+func encodeFrames(recs []record.Record, max, head, tail int) [][]byte {
+	// The upper bound of one record's encoding: uvarint time, IP, and three
+	// uvarint lengths.
+	bound := func(r *record.Record) int {
+		return binary.MaxVarintLen64 + 17 + 3*binary.MaxVarintLen32 + len(r.Domain) + len(r.Path) + len(r.UserAgent)
+	}
+	var frames [][]byte
+	start, size := 0, binary.MaxVarintLen64
+	for i := range recs {
+		n := bound(&recs[i])
+		if i > start && size+n > max {
+			frames = append(frames, record.AppendBatch(make([]byte, head, head+size+tail), recs[start:i]))
+			start, size = i, binary.MaxVarintLen64
+		}
+		size += n
+	}
+	return append(frames, record.AppendBatch(make([]byte, head, head+size+tail), recs[start:]))
+}
+
+// estimate is an upper bound of what recs add to the head (interning of
+// domains and user agents only makes the real figure smaller).
+func estimate(recs []record.Record) int64 {
+	var n int64
+	for i := range recs {
+		n += int64(recordOverhead + 96 + len(recs[i].Path) + len(recs[i].Domain) + len(recs[i].UserAgent))
+	}
+	return n
+}
+
+// dropHeadLocked forgets the unflushed records of day key. They stay in the
+// WAL until the next flush, which walDirty forces. s.mu must be held.
+func (s *Store) dropHeadLocked(key int64) {
+	if h := s.heads[key]; h != nil {
+		s.headBytes -= h.bytes
+		delete(s.heads, key)
+	}
+}
