@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/objstore/weedtest"
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
 )
 
 // These tests run the implementation against a real SeaweedFS
@@ -93,6 +96,51 @@ func TestE2EBucket(t *testing.T) {
 		}
 	})
 
+	t.Run("a segment read through the cache by range GETs", func(t *testing.T) {
+		g := loggen.New(loggen.Options{Seed: 3, Total: 30_000, Vhosts: 100, Visitors: 3000})
+		var recs []record.Record
+		for !g.Done() {
+			recs = append(recs, g.Next())
+		}
+		path := filepath.Join(t.TempDir(), "seg-00000001-00000002.seg")
+		info, err := segment.Write(path, recs, segment.Options{BlockRows: 2048})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		key := objstore.SegmentKey(day, "node-b", filepath.Base(path))
+		if _, err := b.Put(ctx, key, f, info.Bytes); err != nil {
+			t.Fatal(err)
+		}
+		cache, err := objstore.NewCache(t.TempDir(), 8<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cache.Close()
+		r, err := segment.OpenSource(cache.Source(b, key, info.Bytes), segment.OpenOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		open := cache.Stats()
+		var n int
+		for _, err := range r.Iter() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		all := cache.Stats()
+		t.Logf("%d-byte segment, %d blocks: open %d GETs/%d bytes; full read %d GETs/%d bytes", info.Bytes, r.NumBlocks(), open.GETs, open.BytesFetched, all.GETs, all.BytesFetched)
+		if n != len(recs) || open.GETs < 1 || open.GETs > 4 || all.BytesFetched > info.Bytes+2*objstore.PageSize*int64(all.GETs) {
+			t.Errorf("read %d of %d records; stats %+v", n, len(recs), all)
+		}
+	})
+
 	t.Run("not found", func(t *testing.T) {
 		if _, err := b.Stat(ctx, "days/1999-01-01/x/y"); !errors.Is(err, objstore.ErrNotFound) {
 			t.Errorf("Stat: %v", err)
@@ -131,7 +179,7 @@ func TestE2EBucket(t *testing.T) {
 			t.Fatalf("Versioned = %v, %v", v, err)
 		}
 		res, err := b.DeleteAll(ctx, objstore.DayPrefix(day))
-		if err != nil || res.Objects != 3 || !res.Verified || res.Markers != 0 {
+		if err != nil || res.Objects != 4 || !res.Verified || res.Markers != 0 {
 			t.Fatalf("DeleteAll = %+v, %v", res, err)
 		}
 		if list, err := b.List(ctx, objstore.DayPrefix(day)); err != nil || len(list) != 0 {
