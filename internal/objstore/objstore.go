@@ -6,7 +6,9 @@
 // The durability of a day held in a bucket is the object store's job; this
 // package only moves whole, immutable segment files in and out of it,
 // reads them by ranges, and deletes them (every version) when the
-// retention says so. It depends on nothing internal but record (for days).
+// retention says so. It depends on nothing internal but record (for days),
+// metricsx and fsutil (the range cache's file); it knows segments only by
+// behaviour (Source fits segment.Source).
 package objstore
 
 import (
@@ -29,9 +31,10 @@ type ObjectInfo struct {
 	Size         int64
 	ETag         string
 	LastModified time.Time
-	// VersionID is set by ListVersions on a versioned bucket; empty otherwise.
+	// VersionID is set in a listing of versions (DeleteAll's); empty in
+	// List and Stat.
 	VersionID string
-	// DeleteMarker marks a delete marker in ListVersions.
+	// DeleteMarker marks a delete marker in a listing of versions.
 	DeleteMarker bool
 }
 
