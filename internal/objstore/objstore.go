@@ -31,8 +31,9 @@ type ObjectInfo struct {
 	Size         int64
 	ETag         string
 	LastModified time.Time
-	// VersionID is set in a listing of versions (DeleteAll's); empty in
-	// List and Stat.
+	// VersionID is the version's id where the store gives one (a listing
+	// of versions, as DeleteAll makes; Stat and Put on a versioned
+	// bucket); empty otherwise.
 	VersionID string
 	// DeleteMarker marks a delete marker in a listing of versions.
 	DeleteMarker bool

@@ -85,7 +85,7 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("SeaweedFS binary not found at %s: run scripts/weed (it builds it once per machine, ~30 min), or set RTD_WEED", bin)
 	}
 	s := &Server{t: t, bin: bin, Dir: t.TempDir(), Bucket: BucketName}
-	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.Dir, "data"), 0o750); err != nil {
 		t.Fatal(err)
 	}
 	s.ports = freePorts(t)
@@ -179,12 +179,12 @@ func (s *Server) start() {
 		"-master.volumeSizeLimitMB=64",
 	}
 	for attempt := 1; ; attempt++ {
-		logf, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		logf, err := os.OpenFile(s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		fmt.Fprintf(logf, "=== weedtest: start %d at %s\n", attempt, time.Now().Format(time.RFC3339Nano))
-		cmd := exec.Command(s.bin, args...)
+		cmd := exec.Command(s.bin, args...) //nolint:gosec // G204: the test's own weed binary (RTD_WEED or the CI cache) with fixed flags
 		cmd.Stdout, cmd.Stderr = logf, logf
 		// Its own process group, so that a test binary killed by a
 		// timeout does not take the terminal's signals to it (and so
