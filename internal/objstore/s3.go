@@ -731,7 +731,8 @@ func (b *s3Bucket) DeleteAll(ctx context.Context, prefix string) (DeleteResult, 
 		close(ch)
 		failed := map[string]bool{}
 		var firstErr error
-		dctx, cancel := b.short(ctx)
+		// One multi-object DELETE per 1000 keys, each given the timeout.
+		dctx, cancel := context.WithTimeout(ctx, b.timeout*time.Duration(1+len(vs)/1000))
 		for re := range b.client.RemoveObjects(dctx, b.bucket, ch, minio.RemoveObjectsOptions{}) {
 			if re.Err != nil {
 				failed[re.ObjectName+"\x00"+re.VersionID] = true
