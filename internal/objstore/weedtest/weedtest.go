@@ -92,9 +92,15 @@ func Start(t testing.TB) *Server {
 	s.Endpoint = "http://127.0.0.1:" + strconv.Itoa(s.ports[3])
 	t.Cleanup(func() {
 		s.kill()
+		// weed makes unix sockets in /tmp named after its ports (a
+		// killed process leaves them): remove exactly ours.
 		for _, sock := range []string{
 			fmt.Sprintf("/tmp/seaweedfs-filer-%d.sock", s.ports[2]),
 			fmt.Sprintf("/tmp/seaweedfs-s3-%d.sock", s.ports[3]),
+			fmt.Sprintf("/tmp/seaweedfs-master-grpc-%d.sock", s.ports[4]),
+			fmt.Sprintf("/tmp/seaweedfs-volume-grpc-%d.sock", s.ports[5]),
+			fmt.Sprintf("/tmp/seaweedfs-filer-grpc-%d.sock", s.ports[6]),
+			fmt.Sprintf("/tmp/seaweedfs-s3-grpc-%d.sock", s.ports[7]),
 		} {
 			_ = os.Remove(sock)
 		}
