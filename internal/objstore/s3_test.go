@@ -5,21 +5,31 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/retentiond/retentiond/internal/record"
 )
 
-// fake is an in-process S3 (gofakes3 on a loopback httptest server).
+// fake is an in-process S3 (gofakes3 on a loopback httptest server) that
+// counts the requests it serves, so that tests see what went over the
+// wire rather than what the client believes it sent.
 type fake struct {
 	backend *s3mem.Backend
 	srv     *httptest.Server
+	gets    atomic.Int64 // object GETs (whole or range)
+	parts   atomic.Int64 // multipart part uploads
 }
 
 func newFake(t testing.TB, buckets ...string) *fake {
@@ -30,9 +40,20 @@ func newFake(t testing.TB, buckets ...string) *fake {
 			t.Fatal(err)
 		}
 	}
-	srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(srv.Close)
-	return &fake{backend: backend, srv: srv}
+	f := &fake{backend: backend}
+	h := gofakes3.New(backend).Server()
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		switch {
+		case r.Method == http.MethodGet && strings.Count(strings.Trim(r.URL.Path, "/"), "/") >= 1 && len(q) == 0:
+			f.gets.Add(1)
+		case r.Method == http.MethodPut && q.Has("partNumber"):
+			f.parts.Add(1)
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
 }
 
 func (f *fake) bucket(t testing.TB, cfg Config) Bucket {
@@ -229,5 +250,209 @@ func TestNewRejects(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPutMultipartVerified(t *testing.T) {
+	f := newFake(t, "test-bucket")
+	b := f.bucket(t, Config{PartSize: minPartSize})
+	ctx := context.Background()
+	data := randBytes(t, 2*minPartSize+12345) // three parts
+	path := filepath.Join(t.TempDir(), "big.seg")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	info, err := b.Put(ctx, "big", file, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size != int64(len(data)) || f.parts.Load() != 3 {
+		t.Errorf("multipart info = %+v after %d part uploads, want 3", info, f.parts.Load())
+	}
+	var buf bytes.Buffer
+	if _, err := b.Get(ctx, "big", &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("Get after multipart: %v", err)
+	}
+	// A body that cannot seek is refused above the single-PUT size (it
+	// would have to be held in memory whole).
+	if _, err := b.Put(ctx, "big2", bytes.NewBufferString(string(data)), int64(len(data))); err == nil || !strings.Contains(err.Error(), "seekable") {
+		t.Errorf("Put of an unseekable big body = %v", err)
+	}
+	// A body shorter than its size is an error, and nothing is stored.
+	if _, err := b.Put(ctx, "short", bytes.NewReader(data[:10]), 11); err == nil {
+		t.Error("Put of a short body succeeded")
+	}
+	if _, err := b.Stat(ctx, "short"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("short body left an object: %v", err)
+	}
+}
+
+func TestPutIfAbsent(t *testing.T) {
+	f := newFake(t, "test-bucket")
+	b := f.bucket(t, Config{Prefix: "p/"})
+	ctx := context.Background()
+	if err := b.PutIfAbsent(ctx, LeaseKey(), []byte("node-a")); err != nil {
+		t.Fatal(err)
+	}
+	err := b.PutIfAbsent(ctx, LeaseKey(), []byte("node-b"))
+	if !errors.Is(err, ErrExists) {
+		t.Fatalf("second PutIfAbsent = %v, want ErrExists", err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.Get(ctx, LeaseKey(), &buf); err != nil || buf.String() != "node-a" {
+		t.Errorf("lease holds %q (%v), want the first writer's", buf.String(), err)
+	}
+	if err := b.Delete(ctx, LeaseKey()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutIfAbsent(ctx, LeaseKey(), []byte("node-b")); err != nil {
+		t.Errorf("PutIfAbsent after the lease was released: %v", err)
+	}
+}
+
+func TestDeleteAll(t *testing.T) {
+	for _, versioned := range []bool{false, true} {
+		name := "unversioned"
+		if versioned {
+			name = "versioned"
+		}
+		t.Run(name, func(t *testing.T) {
+			f := newFake(t, "test-bucket")
+			if versioned {
+				if err := f.backend.SetVersioningConfiguration("test-bucket", gofakes3.VersioningConfiguration{Status: gofakes3.VersioningEnabled}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b := f.bucket(t, Config{Prefix: "rtd"})
+			ctx := context.Background()
+			if v, err := b.Versioned(ctx); err != nil || v != versioned {
+				t.Fatalf("Versioned = %v, %v; want %v", v, err, versioned)
+			}
+			day := DayPrefix(mustDay(t, "2026-01-02"))
+			other := DayPrefix(mustDay(t, "2026-01-03"))
+			put := func(key string, n int) {
+				t.Helper()
+				if _, err := b.Put(ctx, key, bytes.NewReader(randBytes(t, n)), int64(n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			put(day+"a/1.seg", 100)
+			put(day+"a/1.seg", 150) // a second version where versioned
+			put(day+"b/1.seg", 200)
+			put(day+"b/2.seg", 50)
+			if err := b.Delete(ctx, day+"b/2.seg"); err != nil { // a delete marker where versioned
+				t.Fatal(err)
+			}
+			put(other+"a/1.seg", 10)
+			res, err := b.DeleteAll(ctx, day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := DeleteResult{Objects: 2, Bytes: 350, Verified: true}
+			if versioned {
+				want = DeleteResult{Objects: 4, Bytes: 500, Markers: 1, Verified: true}
+			}
+			if res != want {
+				t.Errorf("DeleteAll = %+v, want %+v", res, want)
+			}
+			if list, _ := b.List(ctx, day); len(list) != 0 {
+				t.Errorf("objects left: %v", list)
+			}
+			if vs, _ := b.(*s3Bucket).list(ctx, "versions", day, true); len(vs) != 0 {
+				t.Errorf("versions left: %v", vs)
+			}
+			if list, _ := b.List(ctx, other); len(list) != 1 {
+				t.Errorf("the other day was touched: %v", list)
+			}
+			// Again: nothing to do, still verified.
+			if res, err := b.DeleteAll(ctx, day); err != nil || res != (DeleteResult{Verified: true}) {
+				t.Errorf("second DeleteAll = %+v, %v", res, err)
+			}
+		})
+	}
+}
+
+func mustDay(t testing.TB, s string) time.Time {
+	t.Helper()
+	d, err := record.ParseDay(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// TestCredentials checks where the signing keys come from and that an
+// error quoting them (as S3's InvalidAccessKeyId does) never shows them.
+func TestCredentials(t *testing.T) {
+	var auth atomic.Value
+	auth.Store("")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth.Store(r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusForbidden)
+		a := r.Header.Get("Authorization")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The key in %q does not exist</Message><AWSAccessKeyId>%s</AWSAccessKeyId></Error>`, a, a)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	t.Run("config", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
+		b, err := New(Config{Endpoint: srv.URL, Bucket: "bkt", AccessKeyID: "AKIDFROMCONFIG", SecretAccessKey: "configsecret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Stat(ctx, "k")
+		if !strings.Contains(auth.Load().(string), "Credential=AKIDFROMCONFIG/") {
+			t.Errorf("request not signed with the config's key: %q", auth.Load())
+		}
+		checkNoSecrets(t, err, b, "AKIDFROMCONFIG", "configsecret")
+		err = b.ReadAt(ctx, "k", make([]byte, 3), 0) // GET errors carry the body's message
+		checkNoSecrets(t, err, b, "AKIDFROMCONFIG", "configsecret")
+	})
+	t.Run("environment", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "AKIDFROMENV")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
+		t.Setenv("AWS_SESSION_TOKEN", "envsessiontoken")
+		b, err := New(Config{Endpoint: srv.URL, Bucket: "bkt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = b.ReadAt(ctx, "k", make([]byte, 3), 0)
+		if !strings.Contains(auth.Load().(string), "Credential=AKIDFROMENV/") {
+			t.Errorf("request not signed with the environment's key: %q", auth.Load())
+		}
+		checkNoSecrets(t, err, b, "AKIDFROMENV", "envsecret", "envsessiontoken")
+	})
+	t.Run("anonymous", func(t *testing.T) {
+		t.Setenv("AWS_ACCESS_KEY_ID", "")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+		b, err := New(Config{Endpoint: srv.URL, Bucket: "bkt"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = b.ReadAt(ctx, "k", make([]byte, 3), 0)
+		if a := auth.Load().(string); a != "" {
+			t.Errorf("anonymous request carries Authorization %q", a)
+		}
+	})
+}
+
+func checkNoSecrets(t *testing.T, err error, b Bucket, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatal("no error from a store that refuses the key")
+	}
+	for _, s := range secrets {
+		for _, text := range []string{err.Error(), b.String(), fmt.Sprintf("%+v", b), fmt.Sprintf("%#v", err)} {
+			if strings.Contains(text, s) {
+				t.Errorf("%q shows the credential %q", text, s)
+			}
+		}
 	}
 }
