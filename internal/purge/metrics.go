@@ -27,9 +27,57 @@ type metrics struct {
 	clockSkew     prometheus.Counter
 	extraItems    *prometheus.CounterVec
 	extraFailures *prometheus.CounterVec
+	remote        remoteMetrics // registered only with a bucket
 }
 
-func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) {
+// remoteMetrics count the bucket step of the purge. They are separate
+// series rather than a location label on retentiond_purged_*: a day is
+// destroyed locally by one node but in the bucket once for the cluster,
+// and the bucket counts objects, versions and delete markers, which the
+// local purge does not have.
+type remoteMetrics struct {
+	days    prometheus.Counter
+	objects prometheus.Counter
+	bytes   prometheus.Counter
+	markers prometheus.Counter
+	errors  prometheus.Counter
+	skipped *prometheus.CounterVec
+}
+
+func newRemoteMetrics() remoteMetrics {
+	m := remoteMetrics{
+		days: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_days_deleted_total",
+			Help: "UTC days whose prefix this node deleted in the bucket (every object of every node, every version) and listed again empty.",
+		}),
+		objects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_objects_deleted_total",
+			Help: "Objects and object versions this node's purge deleted in the bucket.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_bytes_deleted_total",
+			Help: "Bytes of the objects and versions this node's purge deleted in the bucket.",
+		}),
+		markers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_delete_markers_deleted_total",
+			Help: "Delete markers this node's purge removed in a versioned bucket.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_errors_total",
+			Help: "Purge runs whose bucket step failed (store unreachable, deletion refused, a prefix not empty when listed again); expired days stay in the bucket until a run succeeds.",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_skipped_total",
+			Help: "Purge runs that left the bucket alone, by reason: lease_held (another node is purging it) or already_done (a run record for this cutoff exists).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{SkipLeaseHeld, SkipAlreadyDone} {
+		m.skipped.WithLabelValues(r)
+	}
+	return m
+}
+
+func newMetrics(reg prometheus.Registerer, c *stateCollector, remote bool) (*metrics, error) {
 	m := &metrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_purge_runs_total",
@@ -77,6 +125,15 @@ func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) 
 	if err := metricsx.Register(reg, m.runs, m.lastSuccess, m.duration, m.days, m.records, m.bytes,
 		m.clockSkew, m.extraItems, m.extraFailures, c); err != nil {
 		return nil, err
+	}
+	// Without a bucket the remote series stay unregistered (and the step
+	// never runs), so that a single-node daemon does not expose them.
+	m.remote = newRemoteMetrics()
+	if remote {
+		r := m.remote
+		if err := metricsx.Register(reg, r.days, r.objects, r.bytes, r.markers, r.errors, r.skipped); err != nil {
+			return nil, err
+		}
 	}
 	return m, nil
 }
