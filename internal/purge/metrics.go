@@ -27,7 +27,7 @@ type metrics struct {
 	clockSkew     prometheus.Counter
 	extraItems    *prometheus.CounterVec
 	extraFailures *prometheus.CounterVec
-	remote        remoteMetrics // registered only with a bucket
+	remote        remoteMetrics // the bucket step (zero without a bucket)
 }
 
 // remoteMetrics count the bucket step of the purge. They are separate
@@ -41,14 +41,15 @@ type remoteMetrics struct {
 	bytes   prometheus.Counter
 	markers prometheus.Counter
 	errors  prometheus.Counter
+	failing prometheus.Gauge
 	skipped *prometheus.CounterVec
 }
 
 func newRemoteMetrics() remoteMetrics {
 	m := remoteMetrics{
 		days: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "retentiond_purge_remote_days_deleted_total",
-			Help: "UTC days whose prefix this node deleted in the bucket (every object of every node, every version) and listed again empty.",
+			Name: "retentiond_purge_remote_prefixes_deleted_total",
+			Help: "Day prefixes (one per UTC day) this node deleted in the bucket (every object of every node, every version) and listed again empty.",
 		}),
 		objects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_purge_remote_objects_deleted_total",
@@ -66,6 +67,10 @@ func newRemoteMetrics() remoteMetrics {
 			Name: "retentiond_purge_remote_errors_total",
 			Help: "Purge runs whose bucket step failed (store unreachable, deletion refused, a prefix not empty when listed again); expired days stay in the bucket until a run succeeds.",
 		}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "retentiond_purge_remote_failing",
+			Help: "1 while the bucket step of this node's last purge run failed (expired days remain in the bucket), 0 after one that succeeded or was left to another node. The alert RetentiondBucketPurgeFailed watches it.",
+		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_purge_remote_skipped_total",
 			Help: "Purge runs that left the bucket alone, by reason: lease_held (another node is purging it) or already_done (a run record for this cutoff exists).",
@@ -77,7 +82,7 @@ func newRemoteMetrics() remoteMetrics {
 	return m
 }
 
-func newMetrics(reg prometheus.Registerer, c *stateCollector, remote bool) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) {
 	m := &metrics{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_purge_runs_total",
@@ -126,14 +131,12 @@ func newMetrics(reg prometheus.Registerer, c *stateCollector, remote bool) (*met
 		m.clockSkew, m.extraItems, m.extraFailures, c); err != nil {
 		return nil, err
 	}
-	// Without a bucket the remote series stay unregistered (and the step
-	// never runs), so that a single-node daemon does not expose them.
+	// The remote series exist without a bucket too (at 0), so that the
+	// alert rules on them evaluate alike on every daemon.
 	m.remote = newRemoteMetrics()
-	if remote {
-		r := m.remote
-		if err := metricsx.Register(reg, r.days, r.objects, r.bytes, r.markers, r.errors, r.skipped); err != nil {
-			return nil, err
-		}
+	r := m.remote
+	if err := metricsx.Register(reg, r.days, r.objects, r.bytes, r.markers, r.errors, r.failing, r.skipped); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

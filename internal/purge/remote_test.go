@@ -86,7 +86,7 @@ func TestRemoteDestroysExpiredDays(t *testing.T) {
 				t.Errorf("totals: %d objects, %d bytes, %d markers", r.Objects, r.Bytes, r.Markers)
 			}
 			for name, want := range map[string]float64{
-				"retentiond_purge_remote_days_deleted_total":           2,
+				"retentiond_purge_remote_prefixes_deleted_total":           2,
 				"retentiond_purge_remote_objects_deleted_total":        float64(2 * objects),
 				"retentiond_purge_remote_bytes_deleted_total":          float64(2 * bytes),
 				"retentiond_purge_remote_delete_markers_deleted_total": float64(2 * markers),
@@ -278,6 +278,9 @@ func TestRemoteUnreachable(t *testing.T) {
 	if got := h.mustMetric(t, "retentiond_purge_remote_errors_total"); got != 1 {
 		t.Fatalf("errors = %v", got)
 	}
+	if got := h.mustMetric(t, "retentiond_purge_remote_failing"); got != 1 {
+		t.Fatalf("failing = %v", got)
+	}
 	rec := httptest.NewRecorder()
 	h.s.ServeStatus(rec, httptest.NewRequest("GET", "/", nil))
 	if !strings.Contains(rec.Body.String(), "expired days remain in the bucket") {
@@ -292,6 +295,9 @@ func TestRemoteUnreachable(t *testing.T) {
 	}
 	if got := h.mustMetric(t, "retentiond_purge_remote_errors_total"); got != 1 {
 		t.Fatalf("errors after the retry = %v", got)
+	}
+	if got := h.mustMetric(t, "retentiond_purge_remote_failing"); got != 0 {
+		t.Fatalf("failing after the retry = %v", got)
 	}
 }
 

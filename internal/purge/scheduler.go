@@ -248,7 +248,7 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	if reg == nil {
 		reg = prometheus.NewRegistry()
 	}
-	if s.m, err = newMetrics(reg, newStateCollector(s.store, s.policy, s.holds, s.now, opts.DataDir), s.bucket != nil); err != nil {
+	if s.m, err = newMetrics(reg, newStateCollector(s.store, s.policy, s.holds, s.now, opts.DataDir)); err != nil {
 		return nil, fmt.Errorf("purge: register metrics: %w", err)
 	}
 	cl := cronLogger{s.log}
@@ -508,6 +508,9 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 		rep.Remote = remote.report()
 		if err := remote.err(); err != nil {
 			errs = append(errs, err)
+			s.m.remote.failing.Set(1)
+		} else {
+			s.m.remote.failing.Set(0)
 		}
 	}
 	for i, e := range s.extra {
