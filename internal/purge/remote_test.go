@@ -86,7 +86,7 @@ func TestRemoteDestroysExpiredDays(t *testing.T) {
 				t.Errorf("totals: %d objects, %d bytes, %d markers", r.Objects, r.Bytes, r.Markers)
 			}
 			for name, want := range map[string]float64{
-				"retentiond_purge_remote_prefixes_deleted_total":           2,
+				"retentiond_purge_remote_prefixes_deleted_total":       2,
 				"retentiond_purge_remote_objects_deleted_total":        float64(2 * objects),
 				"retentiond_purge_remote_bytes_deleted_total":          float64(2 * bytes),
 				"retentiond_purge_remote_delete_markers_deleted_total": float64(2 * markers),
