@@ -354,6 +354,38 @@ func (r *remoteStep) record(ctx context.Context) {
 	}
 	if err := r.b.PutIfAbsent(ctx, objstore.PurgeRunKey(r.cutoff), b); err != nil && !errors.Is(err, objstore.ErrExists) {
 		r.fail(fmt.Errorf("purge of the bucket: write the run record: %w", err))
+		return
+	}
+	r.pruneRecords(ctx)
+}
+
+// runRecordsKept is how long run records stay in the bucket, counted back
+// from the current cutoff. They only coordinate the nodes (the signed
+// reports are the audit trail), and a node whose clock lags by more than
+// this would at worst purge the bucket once more, which is idempotent.
+const runRecordsKept = 30 * 24 * time.Hour
+
+// pruneRecords deletes the run records (every version) whose cutoff is more
+// than runRecordsKept before this run's, so that they do not pile up one a
+// day for ever. A failure is logged only: the records hold no log data and
+// the next run prunes again.
+func (r *remoteStep) pruneRecords(ctx context.Context) {
+	root := runsRoot()
+	objs, err := r.b.List(ctx, root)
+	if err == nil {
+		for _, o := range objs {
+			d, perr := record.ParseDay(strings.TrimPrefix(o.Key, root))
+			if perr != nil || objstore.PurgeRunKey(d) != o.Key || !d.Before(r.cutoff.Add(-runRecordsKept)) {
+				continue
+			}
+			if _, err = r.b.DeleteAll(ctx, o.Key); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		r.s.log.Warn("purge: could not prune old run records in the bucket; the next run retries",
+			"store", r.rep.Store, "err", err)
 	}
 }
 
@@ -542,6 +574,13 @@ func listDays(ctx context.Context, b objstore.Bucket) ([]time.Time, error) {
 func daysRoot() string {
 	d := time.Unix(0, 0).UTC()
 	return strings.TrimSuffix(objstore.DayPrefix(d), record.DayString(d)+"/")
+}
+
+// runsRoot is the prefix of the run records ("purges/"), taken from
+// objstore.PurgeRunKey for the same reason.
+func runsRoot() string {
+	d := time.Unix(0, 0).UTC()
+	return strings.TrimSuffix(objstore.PurgeRunKey(d), record.DayString(d))
 }
 
 // dayOfKey returns the day of a key under root whose first element is a

@@ -350,3 +350,23 @@ func TestRemoteNeedsNode(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestRemoteRunRecordsPruned checks that a successful bucket step removes
+// run records more than 30 days older than its cutoff, every version, and
+// keeps the younger ones.
+func TestRemoteRunRecordsPruned(t *testing.T) {
+	b := newFakeBucket("logs", true)
+	old, young := objstore.PurgeRunKey(ts(t, "2024-01-31")), objstore.PurgeRunKey(ts(t, "2024-02-01"))
+	for _, k := range []string{old, young} {
+		if err := b.PutIfAbsent(bg, k, []byte(`{"node":"b"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newNode(t, "a", b, Options{}) // cutoff 2024-03-02: 2024-01-31 is 31 days before
+	if _, err := h.s.RunNow(bg, false); err != nil {
+		t.Fatal(err)
+	}
+	if b.versions(old) != 0 || b.read(young) == nil || b.read(objstore.PurgeRunKey(ts(t, "2024-03-02"))) == nil {
+		t.Fatalf("old: %d versions, young: %q", b.versions(old), b.read(young))
+	}
+}
