@@ -508,14 +508,15 @@ func (r *remoteStep) release(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	cur, err := r.readLease(ctx)
-	if err == nil && cur != nil && cur.Node != r.s.node {
-		// Taken over (our lease had expired): it is not ours to delete.
-		return
-	}
-	if err == nil || errors.Is(err, objstore.ErrNotFound) {
+	switch {
+	case errors.Is(err, objstore.ErrNotFound):
+		return // already gone (taken over and released)
+	case err == nil && cur != nil && cur.Node != r.s.node:
+		return // taken over (our lease had expired): not ours to delete
+	case err == nil:
 		err = r.b.Delete(ctx, objstore.LeaseKey())
 	}
-	if err != nil && !errors.Is(err, objstore.ErrNotFound) {
+	if err != nil {
 		r.s.log.Warn("purge: could not release the purge lease; it expires by itself", "store", r.rep.Store,
 			"expires", r.lease.Expires.Format(time.RFC3339), "err", err)
 	}
