@@ -262,58 +262,96 @@ func (c *segCursor) count() (int64, error) {
 
 // footerCount answers a count from the segment's row counts, if it can.
 func (c *segCursor) footerCount() (int64, bool) {
-	info := c.sr.Info()
-	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
-		return 0, false
-	}
 	// Each row has one domain and one user agent: when every alternative
 	// tests only the domain (or only the user agent), a row matches when
 	// its id is marked by any of them, and the footer's row counts per id
 	// add up to the count.
-	var rows []uint64
-	var field Field
+	field, ok := c.footerField()
+	if !ok {
+		return 0, false
+	}
+	if field == "" {
+		return c.sr.Info().Records, true
+	}
+	rows, ok := c.footerRows(field)
+	if !ok {
+		return 0, false
+	}
+	var n int64
+	for _, r := range rows {
+		n += int64(r)
+	}
+	return n, true
+}
+
+// footerField says whether the footer's row counts can answer for this
+// segment: it lies wholly inside the range, and every alternative of the
+// query tests only the domain or only the user agent, the same one for
+// all (field), or nothing ("": every row matches).
+func (c *segCursor) footerField() (field Field, ok bool) {
+	if c.p == nil {
+		return "", false
+	}
+	info := c.sr.Info()
+	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
+		return "", false
+	}
 	for _, a := range c.p.alts {
 		f := Field("")
 		switch {
 		case a.ipTerms != nil || a.pathTerm != nil || a.domainOK != nil && a.uaOK != nil:
-			return 0, false
+			return "", false
 		case a.domainOK != nil:
 			f = FieldDomain
 		case a.uaOK != nil:
 			f = FieldUserAgent
 		default:
-			return info.Records, true // an alternative without terms
+			return "", true // an alternative without terms: every row
 		}
 		if field != "" && f != field {
-			return 0, false
+			return "", false
 		}
 		field = f
 	}
-	if field == FieldDomain {
-		rows = c.sr.DomainRows()
-	} else {
+	return field, true
+}
+
+// footerRows returns the matching rows per dictionary entry of field
+// (FieldDomain or FieldUserAgent), from the footer alone: stats by domain
+// or user agent over whole days then read no block. ok is false when the
+// footer cannot answer (footerField), when the query tests the other
+// field, or for a format-1 segment.
+func (c *segCursor) footerRows(field Field) ([]uint64, bool) {
+	if c.p == nil {
+		return nil, true // the plan found that nothing matches
+	}
+	tested, ok := c.footerField()
+	if !ok || tested != "" && tested != field {
+		return nil, false
+	}
+	rows := c.sr.DomainRows()
+	if field == FieldUserAgent {
 		rows = c.sr.UserAgentRows()
 	}
 	if rows == nil {
-		return 0, false // format 1: no row counts
+		return nil, false // format 1: no row counts
 	}
-	ok := make([]bool, len(rows))
+	if tested == "" {
+		return rows, true
+	}
+	out := make([]uint64, len(rows))
 	for _, a := range c.p.alts {
 		marks := a.domainOK
 		if field == FieldUserAgent {
 			marks = a.uaOK
 		}
 		for id, hit := range marks {
-			ok[id] = ok[id] || hit
+			if hit {
+				out[id] = rows[id]
+			}
 		}
 	}
-	var n int64
-	for id, hit := range ok {
-		if hit {
-			n += int64(rows[id])
-		}
-	}
-	return n, true
+	return out, true
 }
 
 // scanSegment calls fn for each matching record of sr, in time order, until

@@ -9,6 +9,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
+	"github.com/retentiond/retentiond/internal/store"
 )
 
 // StatsBy is a field to group statistics by.
@@ -148,13 +149,44 @@ func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, 
 	}
 	need := map[StatsBy]segment.Columns{ByIP: segment.ColIP, ByDomain: segment.ColDomain, ByPath: segment.ColPath,
 		ByUserAgent: segment.ColUserAgent}[by]
-	err := e.each(ctx, req, need, func(r record.Record) bool {
+	add := func(r record.Record) bool {
 		k := key(&r)
 		mu.Lock()
-		gc.add(k)
+		gc.add(k, 1)
 		total++
 		mu.Unlock()
 		return true
+	}
+	err := e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
+		if sr == nil {
+			for _, i := range matchHead(v, req) {
+				add(v.Head[i])
+			}
+			return nil
+		}
+		if by == ByDomain || by == ByUserAgent {
+			// A whole day grouped by domain or user agent is answered by
+			// the footer's row count per dictionary entry: no block read.
+			c := newSegCursor(ctx, sr, req, need, cursorOpts{})
+			rows, ok := c.footerRows(map[StatsBy]Field{ByDomain: FieldDomain, ByUserAgent: FieldUserAgent}[by])
+			c.close()
+			if ok {
+				dict := sr.Domains()
+				if by == ByUserAgent {
+					dict = sr.UserAgents()
+				}
+				mu.Lock()
+				for id, n := range rows {
+					if n > 0 {
+						gc.add(dict[id], int64(n))
+						total += int64(n)
+					}
+				}
+				mu.Unlock()
+				return nil
+			}
+		}
+		return scanSegment(ctx, sr, req, need, add)
 	})
 	out := gc.buckets()
 	slices.SortFunc(out, func(a, b Bucket) int {
@@ -227,21 +259,23 @@ func (g *groupCounter) full(k string) bool {
 	return g.held() >= g.maxGroups || g.keyBytes+len(k) > g.maxKeyBytes
 }
 
-// add counts one occurrence of k.
-func (g *groupCounter) add(k string) {
+// add counts n occurrences of k (weighted Space-Saving once approximate:
+// a new value enters with the floor plus n, error the floor, which keeps
+// the bound of the unweighted summary).
+func (g *groupCounter) add(k string, n int64) {
 	if g.exact != nil {
 		if _, ok := g.exact[k]; ok || !g.full(k) {
 			if !ok {
 				g.keyBytes += len(k)
 			}
-			g.exact[k]++
+			g.exact[k] += n
 			g.peak = max(g.peak, len(g.exact))
 			return
 		}
 		g.toSummary()
 	}
 	if i, ok := g.summary.pos[k]; ok {
-		g.summary.e[i].count++
+		g.summary.e[i].count += n
 		g.summary.down(i)
 		return
 	}
@@ -255,7 +289,7 @@ func (g *groupCounter) add(k string) {
 		g.keyBytes -= len(old.key)
 		g.floor = old.count
 	}
-	g.summary.push(ssEntry{key: k, count: g.floor + 1, err: g.floor})
+	g.summary.push(ssEntry{key: k, count: g.floor + n, err: g.floor})
 	g.keyBytes += len(k)
 	g.peak = max(g.peak, len(g.summary.e))
 }

@@ -127,7 +127,7 @@ func TestStatsCounter(t *testing.T) {
 				v := zipf.Uint64()
 				k := fmt.Sprintf("/%d/%s", v, strings.Repeat("x", int(v%7)*rng.IntN(3)))
 				want[k]++
-				gc.add(k)
+				gc.add(k, 1)
 				if gc.held() > tc.maxGroups || gc.keyBytes > tc.maxKeyBytes {
 					t.Fatalf("holds %d values in %d bytes, bounds %d and %d", gc.held(), gc.keyBytes, tc.maxGroups, tc.maxKeyBytes)
 				}

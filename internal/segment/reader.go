@@ -45,6 +45,7 @@ type Block struct {
 type Reader struct {
 	data    []byte // the file, mapped read-only; nil after Close or when src is set
 	src     Source // a segment read by ranges (object storage); nil for a mapped file
+	mapped  bool   // data is a mapping that Close unmaps (not OpenBytes' memory)
 	closed  atomic.Bool
 	path    string
 	size    int64
@@ -113,6 +114,7 @@ func OpenWith(path string, opts OpenOptions) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
+	r.mapped = true
 	if err := r.load(opts.Keys); err != nil {
 		r.Close()
 		return nil, err
@@ -137,6 +139,20 @@ func OpenSource(src Source, opts OpenOptions) (*Reader, error) {
 	r := &Reader{path: src.Name(), size: src.Size(), src: src}
 	if r.size < headerSize+trailerSize {
 		return nil, r.corrupt(0, "file of %d bytes is too short", r.size)
+	}
+	if err := r.load(opts.Keys); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// OpenBytes opens a segment held in memory (WriteMemory's result), checked
+// like a file. b must not change while the reader is in use; name is what
+// errors call it.
+func OpenBytes(b []byte, name string, opts OpenOptions) (*Reader, error) {
+	r := &Reader{path: name, size: int64(len(b)), data: b}
+	if r.size < headerSize+trailerSize {
+		return nil, r.corrupt(0, "segment of %d bytes is too short", r.size)
 	}
 	if err := r.load(opts.Keys); err != nil {
 		return nil, err
@@ -324,6 +340,9 @@ func (r *Reader) Close() error {
 	}
 	data := r.data
 	r.data = nil
+	if !r.mapped {
+		return nil
+	}
 	if err := fsutil.Unmap(data); err != nil {
 		return fmt.Errorf("close segment %s: %w", r.path, err)
 	}

@@ -133,3 +133,39 @@ func (s *failingSource) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return s.fileSource.ReadAt(p, off)
 }
+
+// TestMemorySegment builds the current fixture in memory: the bytes must be
+// the fixture file's, and OpenBytes must read them back.
+func TestMemorySegment(t *testing.T) {
+	b, info, err := WriteMemory("mem:fixture", fixtureRecords(), Options{BlockRows: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join("testdata", "v2.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(want) || info.Bytes != int64(len(want)) {
+		t.Fatalf("in-memory segment of %d bytes differs from the %d-byte fixture", len(b), len(want))
+	}
+	r, err := OpenBytes(b, "mem:fixture", OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, err := range r.Iter() {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != len(fixtureRecords()) {
+		t.Fatalf("read %d records, wrote %d", n, len(fixtureRecords()))
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenBytes(b[:len(b)-1], "mem:cut", OpenOptions{}); err == nil {
+		t.Fatal("a truncated in-memory segment opened")
+	}
+}

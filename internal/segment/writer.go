@@ -62,7 +62,7 @@ type colMeta struct {
 // appears under its final name only when Close succeeds. A Writer is not safe
 // for concurrent use.
 type Writer struct {
-	f     *fsutil.File
+	f     sink
 	path  string
 	opts  Options
 	enc   *zstd.Encoder
@@ -107,8 +107,45 @@ type Writer struct {
 	strScratch map[string]uint32
 }
 
+// sink is where a Writer's bytes go: a file that appears at its final name
+// on Commit (fsutil.File), or memory (memSink).
+type sink interface {
+	Write(b []byte) (int, error)
+	Commit() error
+	Abort()
+}
+
+// memSink collects a segment in memory (NewMemoryWriter).
+type memSink struct{ buf []byte }
+
+func (m *memSink) Write(b []byte) (int, error) { m.buf = append(m.buf, b...); return len(b), nil }
+func (m *memSink) Commit() error               { return nil }
+func (m *memSink) Abort()                      { m.buf = nil }
+
 // NewWriter starts a segment at path. Nothing exists at path until Close.
 func NewWriter(path string, opts Options) (*Writer, error) {
+	return newWriter(path, opts, nil)
+}
+
+// NewMemoryWriter starts a segment built in memory; Bytes returns it after
+// Close. The store encodes the records of a head this way every few
+// seconds, so that fresh data is searched through the same indexes as
+// files (OpenBytes) and held in a fraction of the memory. name is only
+// what errors call it.
+func NewMemoryWriter(name string, opts Options) (*Writer, error) {
+	return newWriter(name, opts, &memSink{})
+}
+
+// Bytes returns the segment a NewMemoryWriter built, after Close; nil for a
+// file writer.
+func (w *Writer) Bytes() []byte {
+	if m, ok := w.f.(*memSink); ok && w.done {
+		return m.buf
+	}
+	return nil
+}
+
+func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 	if opts.BlockRows == 0 {
 		opts.BlockRows = DefaultBlockRows
 	}
@@ -125,9 +162,13 @@ func NewWriter(path string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := opts.FS.Create(path, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("segment writer: %w", err)
+	var f sink = mem
+	if mem == nil {
+		file, err := opts.FS.Create(path, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("segment writer: %w", err)
+		}
+		f = file
 	}
 	w := &Writer{
 		f: f, path: path, opts: opts, enc: enc,
@@ -491,6 +532,29 @@ func appendDomainPosting(b []byte, blocks []uint32, numBlocks int) []byte {
 // times keep their order); recs itself is not reordered, since the store
 // flushes heads that searches may be reading.
 func Write(path string, recs []record.Record, opts Options) (Info, error) {
+	w, err := NewWriter(path, opts)
+	if err != nil {
+		return Info{}, err
+	}
+	return writeSorted(w, recs)
+}
+
+// WriteMemory is Write into memory: it returns the segment's bytes, for
+// OpenBytes.
+func WriteMemory(name string, recs []record.Record, opts Options) ([]byte, Info, error) {
+	w, err := NewMemoryWriter(name, opts)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	info, err := writeSorted(w, recs)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return w.Bytes(), info, nil
+}
+
+// writeSorted adds recs to w in stable time order and closes it.
+func writeSorted(w *Writer, recs []record.Record) (Info, error) {
 	// Sort (time, position) keys rather than a copy of the records: 16 bytes
 	// per record instead of 96, on the flush of a head of millions of them.
 	// The position makes the order stable.
@@ -505,10 +569,6 @@ func Write(path string, recs []record.Record, opts Options) (Info, error) {
 	slices.SortFunc(keys, func(a, b key) int {
 		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.pos, b.pos))
 	})
-	w, err := NewWriter(path, opts)
-	if err != nil {
-		return Info{}, err
-	}
 	for _, k := range keys {
 		if err := w.Add(&recs[k.pos]); err != nil {
 			w.Abort()

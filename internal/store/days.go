@@ -92,6 +92,13 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 			v.Corrupt = slices.Clone(dy.corrupt)
 		}
 		f, h := s.frozen[k], s.heads[k]
+		for _, hd := range []*head{f, h} {
+			if hd != nil {
+				for _, p := range hd.parts {
+					v.Segments = append(v.Segments, p.r)
+				}
+			}
+		}
 		switch {
 		case f != nil && h != nil:
 			v.Head = make([]record.Record, 0, len(f.recs)+len(h.recs))
@@ -161,7 +168,7 @@ func (s *Store) Days() []DayInfo {
 	for _, m := range []map[int64]*head{s.frozen, s.heads} {
 		for k, h := range m {
 			in := get(k)
-			in.Records += int64(len(h.recs))
+			in.Records += h.n
 			widen(in, time.UnixMilli(h.minTime).UTC(), time.UnixMilli(h.maxTime).UTC())
 		}
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -151,6 +152,9 @@ func (s *Store) flushOnce() error {
 			for _, r := range h.recs {
 				s.insertLocked(r)
 			}
+			if len(h.parts) > 0 {
+				s.restorePartsLocked(k, h.parts)
+			}
 			delete(frozen, k)
 		}
 		s.frozen = make(map[int64]*head)
@@ -183,7 +187,7 @@ func (s *Store) flushOnce() error {
 		if archived {
 			opts.Level = segment.ArchiveLevel
 		}
-		if _, err := segment.Write(path, h.recs, opts); err != nil {
+		if err := writeHead(path, key, h, opts); err != nil {
 			return abort(fmt.Errorf("flush day %s: %w", record.DayString(d), err))
 		}
 		r, err := segment.OpenWith(path, s.openOptions())
@@ -193,7 +197,7 @@ func (s *Store) flushOnce() error {
 		ref := &segRef{r: r, minFlush: flushID, maxFlush: flushID, archived: archived, added: s.opts.Now()}
 		ref.refs.Store(1)
 		written[key] = ref
-		records += int64(len(h.recs))
+		records += h.n
 	}
 	cp := checkpoint{Version: 1, WAL: walSeg, Flush: flushID}
 	b, _ := json.Marshal(cp)
@@ -226,4 +230,28 @@ func (s *Store) flushOnce() error {
 	s.m.flushDuration.Observe(time.Since(start).Seconds())
 	s.log.Debug("flushed head", "days", len(frozen), "records", records, "duration", time.Since(start))
 	return nil
+}
+
+// writeHead writes a frozen head as the part file at path: its records
+// sorted as they are when it has no sealed parts, else its parts and tail
+// merged in time order (the parts are sorted already).
+func writeHead(path string, key int64, h *head, opts segment.Options) error {
+	if len(h.parts) == 0 {
+		_, err := segment.Write(path, h.recs, opts)
+		return err
+	}
+	srcs, err := partReaders(path, [][]record.Record{h.recs}, h.parts)
+	if err != nil {
+		return err
+	}
+	w, err := segment.NewWriter(path, opts)
+	if err != nil {
+		return err
+	}
+	if err := mergeInto(context.Background(), w, srcs); err != nil {
+		w.Abort()
+		return err
+	}
+	_, err = w.Close()
+	return err
 }

@@ -12,15 +12,21 @@ import (
 	"github.com/retentiond/retentiond/internal/wal"
 )
 
-// head holds one day's unflushed records in arrival order. Its slice is only
-// ever appended to, so a snapshot may keep reading a prefix of it while new
-// records arrive.
+// head holds one day's unflushed records: sealed in-memory parts (seal.go)
+// and the tail of records that arrived since, in arrival order. The tail's
+// slice is only ever appended to (sealing replaces it with a new one), so
+// a snapshot may keep reading a prefix of it while new records arrive.
 type head struct {
-	recs    []record.Record
+	recs    []record.Record   // the tail, not yet sealed
+	parts   []*memPart        // sealed runs of the head, oldest first
+	n       int64             // records in parts and tail
 	intern  map[string]string // shares domain and user-agent strings
-	bytes   int64
+	bytes   int64             // accounted memory of parts and tail
 	minTime int64
 	maxTime int64
+	// tailSince is when the oldest record of the tail arrived: a tail that
+	// stops growing is sealed after sealAge all the same.
+	tailSince time.Time
 }
 
 func newHead() *head { return &head{intern: make(map[string]string)} }
@@ -48,15 +54,26 @@ func (h *head) add(r record.Record) int64 {
 		n += int64(len(r.UserAgent)) + 48
 	}
 	ms := r.Time.UnixMilli()
-	if len(h.recs) == 0 || ms < h.minTime {
+	if h.n == 0 || ms < h.minTime {
 		h.minTime = ms
 	}
-	if len(h.recs) == 0 || ms > h.maxTime {
+	if h.n == 0 || ms > h.maxTime {
 		h.maxTime = ms
 	}
 	h.recs = append(h.recs, r)
+	h.n++
 	h.bytes += n
 	return n
+}
+
+// tailBytes is what the first n records of the tail were accounted at by
+// add, less their interned strings (which stay in the head's intern map).
+func (h *head) tailBytes(n int) int64 {
+	var b int64
+	for i := range h.recs[:n] {
+		b += int64(recordOverhead + len(h.recs[i].Path))
+	}
+	return b
 }
 
 // insertLocked adds a record to its day's head. s.mu must be held.
@@ -70,8 +87,14 @@ func (s *Store) insertLocked(r record.Record) {
 	if s.headBytes == 0 && s.oldestHead.IsZero() {
 		s.oldestHead = s.opts.Now()
 	}
+	if len(h.recs) == 0 {
+		h.tailSince = s.opts.Now()
+	}
 	s.headBytes += h.add(r)
 	s.walDirty = true
+	if len(h.recs) == s.opts.SealRows {
+		s.kickSeal()
+	}
 }
 
 // Append stores recs durably: it returns nil only after their WAL record is

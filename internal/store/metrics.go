@@ -12,6 +12,7 @@ type metrics struct {
 	busy            prometheus.Counter
 	flushes         prometheus.Counter
 	flushedRecords  prometheus.Counter
+	sealed          prometheus.Counter
 	flushDuration   prometheus.Histogram
 	flushErrors     prometheus.Counter
 	merges          prometheus.Counter
@@ -39,6 +40,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 		flushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_store_flushes_total",
 			Help: "Flushes of the in-memory head into part files.",
+		}),
+		sealed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_sealed_records_total",
+			Help: "Unflushed records sealed into indexed in-memory parts of the head (searched through the indexes, kept compact until the flush).",
 		}),
 		flushedRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_store_flushed_records_total",
@@ -90,7 +95,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			Help: "Records removed by erasures.",
 		}),
 	}
-	return m, metricsx.Register(reg, m.appended, m.busy, m.flushes, m.flushedRecords, m.flushDuration, m.flushErrors,
+	return m, metricsx.Register(reg, m.appended, m.busy, m.flushes, m.flushedRecords, m.sealed, m.flushDuration, m.flushErrors,
 		m.merges, m.deletedDays, m.keysDestroyed, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,
 		m.erasures, m.erasedRecords,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -44,6 +44,10 @@ type Options struct {
 	WALSegmentBytes int64
 	// BlockRows is the number of records per segment block (0: segment default).
 	BlockRows int
+	// SealRows is the size at which a head's tail is sealed into an indexed
+	// in-memory part (seal.go); a tail of a sixteenth of it is sealed once it
+	// is two seconds old. Default 65536; tests lower it.
+	SealRows int
 	// ReaderGrace is how long DeleteDay lets running searches finish with a
 	// day it is destroying; after it, it cancels them (their error says the
 	// day was destroyed) and waits at most one more grace for them to let
@@ -72,6 +76,7 @@ func (o *Options) withDefaults() {
 	o.FlushInterval = cmp.Or(o.FlushInterval, 5*time.Minute)
 	o.MergeGrace = cmp.Or(o.MergeGrace, time.Hour)
 	o.MaxParts = cmp.Or(o.MaxParts, 16)
+	o.SealRows = cmp.Or(o.SealRows, defaultSealRows)
 	o.WALSegmentBytes = cmp.Or(o.WALSegmentBytes, 64<<20)
 	o.ReaderGrace = cmp.Or(o.ReaderGrace, 30*time.Second)
 	if o.Now == nil {
@@ -133,8 +138,12 @@ type Store struct {
 	flushWait  time.Duration // the current backoff
 
 	kick chan struct{}
-	stop chan struct{}
-	done chan struct{}
+	// sealKick wakes the sealing loop (seal.go); sealDone is closed when
+	// it has stopped.
+	sealKick chan struct{}
+	sealDone chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
 }
 
 // Open opens (creating if needed) the data directory dir: it takes the lock,
@@ -151,6 +160,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		heads:    make(map[int64]*head),
 		frozen:   make(map[int64]*head),
 		kick:     make(chan struct{}, 1),
+		sealKick: make(chan struct{}, 1),
+		sealDone: make(chan struct{}),
 		failedCh: make(chan struct{}),
 		deleting: make(map[int64]bool),
 		readers:  make(map[*reader]struct{}),
@@ -172,6 +183,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	go s.loop()
+	go s.sealLoop()
 	return s, nil
 }
 
@@ -279,6 +291,7 @@ func (s *Store) Close() error {
 	s.cancelMergeLocked(nil)
 	s.mu.Unlock()
 	<-s.done
+	<-s.sealDone
 	// A merge called by someone else than the loop: cancelled above if it
 	// had begun, refused by beginMerge (stopping) if not.
 	s.mergeMu.Lock()

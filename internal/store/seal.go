@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
+)
+
+// Sealing turns the tail of a head into an in-memory part: the records,
+// sorted by time and encoded as a segment in memory (segment.WriteMemory),
+// with the same block index, dictionaries and address filter as a file.
+// This is VictoriaLogs' in-memory part, for the same two reasons: a search
+// over fresh data uses the indexes instead of matching every unflushed
+// record (an investigator of a live incident searches exactly that data),
+// and a sealed record takes 10-20 bytes instead of the 150-300 of a
+// record.Record in a slice, so storage.head_max_bytes holds ten times more
+// records between flushes and memory stays low. The records stay durable in
+// the WAL as before; a flush merges a head's parts and tail into the part
+// file.
+const (
+	// defaultSealRows (Options.SealRows) seals a tail as soon as it holds
+	// this many records: the most a search ever matches one by one per day.
+	defaultSealRows = 1 << 16
+	// A tail of a sixteenth of SealRows is sealed once it is sealAge old, so
+	// that a slower stream is indexed within seconds too; a smaller tail is
+	// cheap to scan and not worth a part of its own.
+	sealAge = 2 * time.Second
+	// sealLevel is the zstd level of in-memory parts: the fastest, since a
+	// part lives only until the next flush re-encodes it.
+	sealLevel = 1
+	// maxMemParts is how many parts a head keeps before sealing merges them
+	// into one, so that a search and the flush's merge visit a bounded
+	// number of sources.
+	maxMemParts = 32
+)
+
+// memPart is a sealed run of a head.
+type memPart struct {
+	r     *segment.Reader
+	n     int64 // records
+	bytes int64 // accounted memory: the encoded bytes and the parsed footer
+}
+
+func (s *Store) kickSeal() {
+	select {
+	case s.sealKick <- struct{}{}:
+	default:
+	}
+}
+
+// sealLoop seals heads in the background, apart from the flush and merge
+// loop so that a long merge never keeps fresh data unindexed.
+func (s *Store) sealLoop() {
+	defer close(s.sealDone)
+	tick := time.NewTicker(sealAge / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-s.sealKick:
+		case <-tick.C:
+		}
+		if err := s.sealDue(); err != nil {
+			s.log.Warn("sealing the head failed; its records stay in the tail", "err", err)
+		}
+	}
+}
+
+// sealDue seals every head whose tail is due. It runs under maintMu, so
+// no flush freezes the heads meanwhile; appends go on, into the tail
+// beyond the sealed prefix.
+func (s *Store) sealDue() error {
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
+	type job struct {
+		key  int64
+		h    *head
+		recs []record.Record
+	}
+	var jobs []job
+	now := s.opts.Now()
+	s.mu.Lock()
+	for key, h := range s.heads {
+		n := len(h.recs)
+		if n >= s.opts.SealRows || (n >= s.opts.SealRows/16 && now.Sub(h.tailSince) >= sealAge) {
+			jobs = append(jobs, job{key, h, h.recs[:n:n]})
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
+		p, err := sealPart(j.key, [][]record.Record{j.recs}, nil)
+		if err != nil {
+			return err
+		}
+		s.mu.Lock()
+		if s.heads[j.key] != j.h { // dropped by DeleteDay meanwhile
+			s.mu.Unlock()
+			continue
+		}
+		h := j.h
+		n := len(j.recs)
+		freed := h.tailBytes(n)
+		rest := make([]record.Record, len(h.recs)-n, max(len(h.recs)-n, 1024))
+		copy(rest, h.recs[n:])
+		h.recs = rest
+		h.tailSince = now
+		h.parts = append(h.parts, p)
+		delta := p.bytes - freed
+		h.bytes += delta
+		s.headBytes += delta
+		var compact []*memPart
+		if len(h.parts) > maxMemParts {
+			compact = h.parts
+		}
+		s.mu.Unlock()
+		s.m.sealed.Add(float64(n))
+		if compact != nil {
+			if err := s.compactParts(j.key, h, compact); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// compactParts merges a head's parts into one, outside s.mu: the parts are
+// immutable, and the head's part list only grows meanwhile (under
+// maintMu, only this function shrinks it).
+func (s *Store) compactParts(key int64, h *head, parts []*memPart) error {
+	p, err := sealPart(key, nil, parts)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.heads[key] != h {
+		return nil
+	}
+	var freed int64
+	for _, q := range parts {
+		freed += q.bytes
+	}
+	h.parts = append([]*memPart{p}, h.parts[len(parts):]...)
+	h.bytes += p.bytes - freed
+	s.headBytes += p.bytes - freed
+	return nil
+}
+
+// sealPart encodes record runs and existing parts into one in-memory part.
+func sealPart(key int64, runs [][]record.Record, parts []*memPart) (*memPart, error) {
+	name := fmt.Sprintf("memory part of %s", record.DayString(time.Unix(key, 0)))
+	opts := segment.Options{Level: sealLevel}
+	var b []byte
+	var n int64
+	if len(parts) == 0 && len(runs) == 1 {
+		var info segment.Info
+		var err error
+		if b, info, err = segment.WriteMemory(name, runs[0], opts); err != nil {
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		n = info.Records
+	} else {
+		srcs, err := partReaders(name, runs, parts)
+		if err != nil {
+			return nil, err
+		}
+		w, err := segment.NewMemoryWriter(name, opts)
+		if err != nil {
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		if err := mergeInto(context.Background(), w, srcs); err != nil {
+			w.Abort()
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		info, err := w.Close()
+		if err != nil {
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		b, n = w.Bytes(), info.Records
+	}
+	r, err := segment.OpenBytes(b, name, segment.OpenOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("seal head: %w", err)
+	}
+	// The parsed footer (dictionaries, block table) roughly doubles what
+	// the encoded bytes take.
+	return &memPart{r: r, n: n, bytes: 2*int64(len(b)) + 4096}, nil
+}
+
+// partReaders returns readers over parts followed by each run encoded as a
+// part of its own, in that order (so that equal times keep arrival order
+// in a merge: parts are older than the runs).
+func partReaders(name string, runs [][]record.Record, parts []*memPart) ([]*segment.Reader, error) {
+	srcs := make([]*segment.Reader, 0, len(parts)+len(runs))
+	for _, p := range parts {
+		srcs = append(srcs, p.r)
+	}
+	for _, run := range runs {
+		if len(run) == 0 {
+			continue
+		}
+		b, _, err := segment.WriteMemory(name, run, segment.Options{Level: sealLevel})
+		if err != nil {
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		r, err := segment.OpenBytes(b, name, segment.OpenOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("seal head: %w", err)
+		}
+		srcs = append(srcs, r)
+	}
+	return srcs, nil
+}
+
+// restorePartsLocked gives the sealed parts of a frozen head back to the
+// day's head after a failed flush, as insertLocked does for its tail.
+// s.mu must be held.
+func (s *Store) restorePartsLocked(key int64, parts []*memPart) {
+	h := s.heads[key]
+	if h == nil {
+		h = newHead()
+		s.heads[key] = h
+	}
+	if s.headBytes == 0 && s.oldestHead.IsZero() {
+		s.oldestHead = s.opts.Now()
+	}
+	for _, p := range parts {
+		info := p.r.Info()
+		lo, hi := info.MinTime.UnixMilli(), info.MaxTime.UnixMilli()
+		if h.n == 0 || lo < h.minTime {
+			h.minTime = lo
+		}
+		if h.n == 0 || hi > h.maxTime {
+			h.maxTime = hi
+		}
+		h.parts = append(h.parts, p)
+		h.n += p.n
+		h.bytes += p.bytes
+		s.headBytes += p.bytes
+	}
+	s.walDirty = true
+}
