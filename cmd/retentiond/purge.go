@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -95,6 +96,7 @@ func printPurgeReport(w io.Writer, rep purge.Report) error {
 			return err
 		}
 	}
+	printRemote(w, rep.Remote)
 	for _, e := range rep.Extra {
 		fmt.Fprintf(w, "%s: %d %s, %s\n", e.Name, e.Items, purgePlural(int(e.Items), "item", "items"), purgeBytes(e.Bytes))
 	}
@@ -102,6 +104,47 @@ func printPurgeReport(w io.Writer, rep purge.Report) error {
 		fmt.Fprintf(w, "Next day expires at %s.\n", rep.NextExpiry.UTC().Format(time.RFC3339))
 	}
 	return nil
+}
+
+// printRemote writes what the run did in the bucket: each destroyed day
+// with its proof, or why the bucket was left alone, or the failure and the
+// expired days it left there.
+func printRemote(w io.Writer, r *purge.RemoteReport) {
+	if r == nil {
+		return
+	}
+	switch r.Skipped {
+	case purge.SkipLeaseHeld:
+		fmt.Fprintf(w, "Bucket %s: left alone, node %s holds the purge lease (until %s).\n", r.Store, r.By,
+			r.At.UTC().Format(time.RFC3339))
+	case purge.SkipAlreadyDone:
+		fmt.Fprintf(w, "Bucket %s: already purged for this cutoff by node %s at %s.\n", r.Store, r.By,
+			r.At.UTC().Format(time.RFC3339))
+	default:
+		fmt.Fprintf(w, "Bucket %s: destroyed %d %s, %d objects and versions, %s, %d %s.\n", r.Store,
+			len(r.Days), purgePlural(len(r.Days), "day", "days"), r.Objects, purgeBytes(r.Bytes), r.Markers,
+			purgePlural(int(r.Markers), "delete marker", "delete markers"))
+		for _, d := range r.Days {
+			proof := "not verified"
+			if d.Verified {
+				proof = "listed again: empty"
+			}
+			fmt.Fprintf(w, "  %s  %d objects  %s  %s\n", record.DayString(d.Day), d.Objects, purgeBytes(d.Bytes), proof)
+		}
+	}
+	if len(r.Held) > 0 {
+		fmt.Fprintf(w, "Bucket: %d expired %s kept by legal holds.\n", len(r.Held), purgePlural(len(r.Held), "day", "days"))
+	}
+	if r.Error != "" {
+		fmt.Fprintf(w, "Bucket purge FAILED: %s\n", r.Error)
+	}
+	if len(r.Remaining) > 0 {
+		days := make([]string, 0, len(r.Remaining))
+		for _, d := range r.Remaining {
+			days = append(days, record.DayString(d))
+		}
+		fmt.Fprintf(w, "Expired days still in the bucket (the next run retries): %s\n", strings.Join(days, ", "))
+	}
 }
 
 func purgePlural(n int, one, many string) string {

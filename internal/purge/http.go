@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/retentiond/retentiond/internal/httpx"
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
@@ -49,11 +50,106 @@ type reportJSON struct {
 	NextExpiry      *time.Time   `json:"next_expiry,omitempty"`
 	// Held are the expired days legal holds kept, with the holds' ids.
 	Held []reportDay `json:"held"`
-	// RemoteObjectsDeleted will list the object-storage objects a run
-	// deleted; object storage is not built yet, so it is always empty.
-	RemoteObjectsDeleted []string   `json:"remote_objects_deleted"`
-	OldestRecordBefore   *time.Time `json:"oldest_record_before,omitempty"`
-	OldestRecordAfter    *time.Time `json:"oldest_record_after,omitempty"`
+	// Remote is the bucket step (absent without object storage).
+	Remote             *remoteJSON `json:"remote,omitempty"`
+	OldestRecordBefore *time.Time  `json:"oldest_record_before,omitempty"`
+	OldestRecordAfter  *time.Time  `json:"oldest_record_after,omitempty"`
+}
+
+// remoteJSON is a RemoteReport on the wire.
+type remoteJSON struct {
+	Store     string `json:"store"`
+	Node      string `json:"node"`
+	Versioned bool   `json:"versioned"`
+	// Skipped and By: why the bucket was left alone and by whom (see
+	// SkipLeaseHeld, SkipAlreadyDone); At is the lease's expiry or the
+	// recorded run's time.
+	Skipped string          `json:"skipped,omitempty"`
+	By      string          `json:"by,omitempty"`
+	At      *time.Time      `json:"at,omitempty"`
+	Days    []remoteDayJSON `json:"days"`
+	Held    []reportDay     `json:"held"`
+	Objects int64           `json:"objects"`
+	Bytes   int64           `json:"bytes"`
+	Markers int64           `json:"delete_markers"`
+	// Remaining are the expired days left in the bucket for the next run.
+	Remaining []string `json:"expired_days_remaining"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// remoteDayJSON is one day destroyed in the bucket. Proof is the sentence
+// a reader of the signed report looks for: the prefix was listed again
+// after the deletions and nothing was left.
+type remoteDayJSON struct {
+	Day      string `json:"day"`
+	Prefix   string `json:"prefix"`
+	Objects  int    `json:"objects"`
+	Bytes    int64  `json:"bytes"`
+	Markers  int    `json:"delete_markers"`
+	Verified bool   `json:"verified"`
+	Proof    string `json:"proof"`
+}
+
+// proofEmpty is remoteDayJSON.Proof of a verified day.
+const proofEmpty = "listed again: empty"
+
+func wireRemote(p Policy, r *RemoteReport) *remoteJSON {
+	if r == nil {
+		return nil
+	}
+	j := &remoteJSON{Store: r.Store, Node: r.Node, Versioned: r.Versioned, Skipped: r.Skipped, By: r.By,
+		At: timePtr(r.At), Days: make([]remoteDayJSON, 0, len(r.Days)), Held: make([]reportDay, 0, len(r.Held)),
+		Objects: r.Objects, Bytes: r.Bytes, Markers: r.Markers, Remaining: make([]string, 0, len(r.Remaining)),
+		Error: r.Error}
+	for _, d := range r.Days {
+		proof := "not verified"
+		if d.Verified {
+			proof = proofEmpty
+		}
+		j.Days = append(j.Days, remoteDayJSON{Day: record.DayString(d.Day), Prefix: objstore.DayPrefix(d.Day),
+			Objects: d.Objects, Bytes: d.Bytes, Markers: d.Markers, Verified: d.Verified, Proof: proof})
+	}
+	for _, h := range r.Held {
+		j.Held = append(j.Held, wireDay(p, h.DayInfo, h.Holds))
+	}
+	for _, d := range r.Remaining {
+		j.Remaining = append(j.Remaining, record.DayString(d))
+	}
+	return j
+}
+
+func (j *remoteJSON) report() (*RemoteReport, error) {
+	if j == nil {
+		return nil, nil
+	}
+	r := &RemoteReport{Store: j.Store, Node: j.Node, Versioned: j.Versioned, Skipped: j.Skipped, By: j.By,
+		Objects: j.Objects, Bytes: j.Bytes, Markers: j.Markers, Error: j.Error}
+	if j.At != nil {
+		r.At = *j.At
+	}
+	for _, d := range j.Days {
+		day, err := record.ParseDay(d.Day)
+		if err != nil {
+			return nil, fmt.Errorf("purge report: remote: %w", err)
+		}
+		r.Days = append(r.Days, RemoteDay{Day: day, Objects: d.Objects, Bytes: d.Bytes, Markers: d.Markers,
+			Verified: d.Verified})
+	}
+	for _, d := range j.Held {
+		in, err := d.info()
+		if err != nil {
+			return nil, err
+		}
+		r.Held = append(r.Held, HeldDay{DayInfo: in, Holds: d.Holds})
+	}
+	for _, s := range j.Remaining {
+		day, err := record.ParseDay(s)
+		if err != nil {
+			return nil, fmt.Errorf("purge report: remote: %w", err)
+		}
+		r.Remaining = append(r.Remaining, day)
+	}
+	return r, nil
 }
 
 func wireDay(p Policy, d store.DayInfo, holds []string) reportDay {
@@ -95,7 +191,7 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		Retention: r.Retention.String(), Days: make([]reportDay, 0, len(r.Days)),
 		Records: r.Records, Bytes: r.Bytes, DurationSeconds: r.Duration.Seconds(),
 		Extra: r.Extra, NextExpiry: timePtr(r.NextExpiry), Trigger: r.Trigger,
-		Held: make([]reportDay, 0, len(r.Held)), RemoteObjectsDeleted: []string{},
+		Held: make([]reportDay, 0, len(r.Held)), Remote: wireRemote(p, r.Remote),
 		OldestRecordBefore: timePtr(r.OldestBefore), OldestRecordAfter: timePtr(r.OldestAfter),
 	}
 	for _, d := range r.Days {
@@ -144,6 +240,9 @@ func (r *Report) UnmarshalJSON(b []byte) error {
 			return err
 		}
 		out.Held = append(out.Held, HeldDay{DayInfo: in, Holds: d.Holds})
+	}
+	if out.Remote, err = j.Remote.report(); err != nil {
+		return err
 	}
 	*r = out
 	return nil

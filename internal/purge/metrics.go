@@ -27,6 +27,59 @@ type metrics struct {
 	clockSkew     prometheus.Counter
 	extraItems    *prometheus.CounterVec
 	extraFailures *prometheus.CounterVec
+	remote        remoteMetrics // the bucket step (zero without a bucket)
+}
+
+// remoteMetrics count the bucket step of the purge. They are separate
+// series rather than a location label on retentiond_purged_*: a day is
+// destroyed locally by one node but in the bucket once for the cluster,
+// and the bucket counts objects, versions and delete markers, which the
+// local purge does not have.
+type remoteMetrics struct {
+	days    prometheus.Counter
+	objects prometheus.Counter
+	bytes   prometheus.Counter
+	markers prometheus.Counter
+	errors  prometheus.Counter
+	failing prometheus.Gauge
+	skipped *prometheus.CounterVec
+}
+
+func newRemoteMetrics() remoteMetrics {
+	m := remoteMetrics{
+		days: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_prefixes_deleted_total",
+			Help: "Day prefixes (one per UTC day) this node deleted in the bucket (every object of every node, every version) and listed again empty.",
+		}),
+		objects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_objects_deleted_total",
+			Help: "Objects and object versions this node's purge deleted in the bucket.",
+		}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_bytes_deleted_total",
+			Help: "Bytes of the objects and versions this node's purge deleted in the bucket.",
+		}),
+		markers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_delete_markers_deleted_total",
+			Help: "Delete markers this node's purge removed in a versioned bucket.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_errors_total",
+			Help: "Purge runs whose bucket step failed (store unreachable, deletion refused, a prefix not empty when listed again); expired days stay in the bucket until a run succeeds.",
+		}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "retentiond_purge_remote_failing",
+			Help: "1 while the bucket step of this node's last purge run failed (expired days remain in the bucket), 0 after one that succeeded or was left to another node. The alert RetentiondBucketPurgeFailed watches it.",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_purge_remote_skipped_total",
+			Help: "Purge runs that left the bucket alone, by reason: lease_held (another node is purging it) or already_done (a run record for this cutoff exists).",
+		}, []string{"reason"}),
+	}
+	for _, r := range []string{SkipLeaseHeld, SkipAlreadyDone} {
+		m.skipped.WithLabelValues(r)
+	}
+	return m
 }
 
 func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) {
@@ -76,6 +129,13 @@ func newMetrics(reg prometheus.Registerer, c *stateCollector) (*metrics, error) 
 	}
 	if err := metricsx.Register(reg, m.runs, m.lastSuccess, m.duration, m.days, m.records, m.bytes,
 		m.clockSkew, m.extraItems, m.extraFailures, c); err != nil {
+		return nil, err
+	}
+	// The remote series exist without a bucket too (at 0), so that the
+	// alert rules on them evaluate alike on every daemon.
+	m.remote = newRemoteMetrics()
+	r := m.remote
+	if err := metricsx.Register(reg, r.days, r.objects, r.bytes, r.markers, r.errors, r.failing, r.skipped); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -32,9 +32,11 @@ func exposition(t *testing.T, h *harness) []byte {
 // afterRun returns a harness that has stored and purged a few days, with the
 // free-space gauges on a temporary directory.
 func afterRun(t *testing.T) *harness {
-	h := newHarness(t, "2y", Options{DataDir: t.TempDir()})
+	b := newFakeBucket("logs", true)
+	h := newHarness(t, "2y", Options{DataDir: t.TempDir(), Bucket: b, Node: "a"})
 	for d := ts(t, "2024-02-27"); d.Before(ts(t, "2024-03-05")); d = d.AddDate(0, 0, 1) {
 		h.store.ingest(d, 10)
+		b.seed(d, "a", 100)
 	}
 	h.clock.Set(ts(t, "2026-03-02T00:05:00Z"))
 	if rep, err := h.s.RunNow(bg, false); err != nil || len(rep.Days) != 4 {
@@ -57,13 +59,16 @@ func TestPurgeMetricsExposed(t *testing.T) {
 		"retentiond_purge_duration_seconds_bucket", "retentiond_purged_days_total", "retentiond_purged_records_total",
 		"retentiond_purged_bytes_total", "retentiond_oldest_record_timestamp_seconds", "retentiond_retention_seconds",
 		"retentiond_stored_days", "retentiond_storage_bytes", "retentiond_purge_clock_skew_detected_total",
-		"retentiond_data_dir_free_bytes", "retentiond_data_dir_size_bytes", "retentiond_oldest_day_expiry_timestamp_seconds"} {
+		"retentiond_data_dir_free_bytes", "retentiond_data_dir_size_bytes", "retentiond_oldest_day_expiry_timestamp_seconds",
+		"retentiond_purge_remote_prefixes_deleted_total", "retentiond_purge_remote_objects_deleted_total",
+		"retentiond_purge_remote_bytes_deleted_total", "retentiond_purge_remote_delete_markers_deleted_total",
+		"retentiond_purge_remote_errors_total", "retentiond_purge_remote_failing", "retentiond_purge_remote_skipped_total"} {
 		if !strings.Contains(text, "\n"+name) {
 			t.Errorf("metric %s missing", name)
 		}
 	}
 	for _, l := range regexp.MustCompile(`\{([a-z_]+)=`).FindAllStringSubmatch(text, -1) {
-		if !slices.Contains([]string{"result", "name", "le"}, l[1]) {
+		if !slices.Contains([]string{"result", "name", "le", "reason"}, l[1]) {
 			t.Errorf("unexpected label %q", l[1])
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/robfig/cron/v3"
 
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/policy"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
@@ -95,6 +96,17 @@ type Options struct {
 	// runs), whatever its result, before Run returns: the daemon signs and
 	// stores it (internal/report).
 	OnReport func(Report)
+	// Bucket, when set, is the object store shared by the cluster's nodes:
+	// every real run also destroys the expired days in it, every object of
+	// every node and every version, one node at a time (see remote.go and
+	// docs/retention.md). Nil: local disk only.
+	Bucket objstore.Bucket
+	// Node is this node's name (cluster.node), written into the purge
+	// lease and run record; required with Bucket.
+	Node string
+	// LeaseTTL is how long the purge lease is valid without renewal; 0
+	// means DefaultLeaseTTL.
+	LeaseTTL time.Duration
 }
 
 // RunOptions select the kind of run.
@@ -136,6 +148,9 @@ type Report struct {
 	// OldestBefore and OldestAfter are the oldest stored record before and
 	// after the run (held days included); zero when the store held none.
 	OldestBefore, OldestAfter time.Time
+	// Remote is the bucket step of the run; nil without a bucket (and in
+	// dry runs).
+	Remote *RemoteReport
 }
 
 // Scheduler runs the purge on a cron schedule, at start-up and on demand,
@@ -174,6 +189,13 @@ type Scheduler struct {
 	mu      sync.Mutex
 	lastRun time.Time // clock reading at the previous real run
 	stopped bool
+
+	bucket   objstore.Bucket // nil: local disk only
+	node     string
+	leaseTTL time.Duration
+	// versioned is the bucket's versioning as last checked: 0 not yet,
+	// 1 unversioned, 2 versioned; a change is logged.
+	versioned atomic.Int32
 }
 
 // NewScheduler checks the options, registers the metrics and returns a
@@ -184,6 +206,14 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 	}
 	if err := opts.Policy.Retention.Validate(); err != nil {
 		return nil, fmt.Errorf("purge: %w", err)
+	}
+	if opts.Bucket != nil {
+		if err := objstore.ValidNode(opts.Node); err != nil {
+			return nil, fmt.Errorf("purge: a bucket needs this node's name: %w", err)
+		}
+	}
+	if opts.LeaseTTL < 0 {
+		return nil, fmt.Errorf("purge: lease ttl %s: must be positive", opts.LeaseTTL)
 	}
 	if opts.MaxDaysPerRun < 0 {
 		return nil, fmt.Errorf("purge: max days per run %d: must be 0 (no limit) or more", opts.MaxDaysPerRun)
@@ -205,6 +235,10 @@ func NewScheduler(opts Options) (*Scheduler, error) {
 		log:     cmp.Or(opts.Logger, slog.Default()),
 		spec:    spec,
 		sem:     make(chan struct{}, 1),
+
+		bucket:   opts.Bucket,
+		node:     opts.Node,
+		leaseTTL: cmp.Or(opts.LeaseTTL, DefaultLeaseTTL),
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -409,7 +443,15 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	rep.NextExpiry = s.policy.nextExpiry(days, now)
 	rep.OldestBefore = oldestRecord(days)
 
-	if s.maxDays > 0 && len(expired) > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
+	// The bucket is prepared before anything is destroyed, so that the
+	// guard below counts its expired days too: a clock that jumped forward
+	// must not empty the bucket either.
+	var remote *remoteStep
+	if s.bucket != nil {
+		remote = s.prepareRemote(ctx, now)
+		defer func() { remote.release(ctx) }()
+	}
+	if n := countExpired(expired, remote); s.maxDays > 0 && n > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
 		rep.Result = ResultRefused
 		rep.Days = expired
 		for _, d := range expired {
@@ -419,12 +461,19 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 		rep.Duration = time.Since(start)
 		s.m.runs.WithLabelValues(ResultRefused).Inc()
 		s.m.duration.Observe(rep.Duration.Seconds())
+		rep.Remote = remote.report()
 		err := fmt.Errorf("%w: %d days have expired, more than purge.max_days_per_run (%d); nothing was destroyed. "+
 			"If the clock is right, raise the limit or run 'retentiond purge --force' once",
-			ErrRefused, len(expired), s.maxDays)
-		s.log.Error("purge refused", "days", len(expired), "max_days_per_run", s.maxDays,
-			"oldest_day", record.DayString(expired[0].Day), "newest_day", record.DayString(expired[len(expired)-1].Day),
-			"startup", o.Startup, "now", now.Format(time.RFC3339))
+			ErrRefused, n, s.maxDays)
+		attrs := []any{"days", n, "max_days_per_run", s.maxDays, "startup", o.Startup, "now", now.Format(time.RFC3339)}
+		if len(expired) > 0 {
+			attrs = append(attrs, "oldest_day", record.DayString(expired[0].Day),
+				"newest_day", record.DayString(expired[len(expired)-1].Day))
+		}
+		if remote != nil {
+			attrs = append(attrs, remote.logAttrs()...)
+		}
+		s.log.Error("purge refused", attrs...)
 		return rep, err
 	}
 
@@ -449,6 +498,19 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 			// Go on with the other expired days: one day held by a stuck
 			// search must not keep the rest beyond their retention.
 			errs = append(errs, err)
+		}
+	}
+	if remote != nil {
+		// After the local copies: an unreachable store must not keep this
+		// node's expired days on its disk.
+		remote.destroy(ctx)
+		remote.release(ctx)
+		rep.Remote = remote.report()
+		if err := remote.err(); err != nil {
+			errs = append(errs, err)
+			s.m.remote.failing.Set(1)
+		} else {
+			s.m.remote.failing.Set(0)
 		}
 	}
 	for i, e := range s.extra {
@@ -490,6 +552,9 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	if !rep.NextExpiry.IsZero() {
 		attrs = append(attrs, "next_expiry", rep.NextExpiry.Format(time.RFC3339))
 	}
+	if remote != nil {
+		attrs = append(attrs, remote.logAttrs()...)
+	}
 	if err != nil {
 		rep.Result = ResultFailure
 		s.m.runs.WithLabelValues(ResultFailure).Inc()
@@ -501,6 +566,22 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	s.m.lastSuccess.Set(unixSeconds(now))
 	s.log.Info("purge finished", attrs...)
 	return rep, nil
+}
+
+// countExpired is the number of distinct expired, unheld days of the run:
+// the local ones and those listed in the bucket.
+func countExpired(local []store.DayInfo, remote *remoteStep) int {
+	if remote == nil {
+		return len(local)
+	}
+	seen := map[int64]bool{}
+	for _, d := range local {
+		seen[d.Day.Unix()] = true
+	}
+	for _, d := range remote.expired {
+		seen[d.Unix()] = true
+	}
+	return len(seen)
 }
 
 // checkClock counts and logs a clock that reads earlier than at the previous

@@ -69,5 +69,41 @@ func (s *Scheduler) ServeStatus(w http.ResponseWriter, r *http.Request) {
 	} else {
 		out["last_run"] = nil
 	}
+	if s.bucket != nil {
+		out["bucket"] = s.bucketStatus()
+	}
 	httpx.WriteJSON(w, http.StatusOK, out)
+}
+
+// bucketStatus is the status of the bucket's purge as the previous run
+// left it: what it did or why it did nothing, and whether expired days
+// remain in the bucket (a failed step is retried by the next run).
+func (s *Scheduler) bucketStatus() map[string]any {
+	b := map[string]any{"store": s.bucket.String(), "node": s.node}
+	l := s.last.Load()
+	if l == nil || l.rep.Remote == nil {
+		b["state"] = "no run yet"
+		return b
+	}
+	r := l.rep.Remote
+	switch {
+	case r.Error != "":
+		b["state"] = "failed: expired days remain in the bucket until a purge run succeeds"
+		b["error"] = r.Error
+	case len(r.Remaining) > 0:
+		b["state"] = "incomplete: expired days remain in the bucket until the next run"
+	case r.Skipped == SkipLeaseHeld:
+		b["state"] = "skipped: node " + r.By + " holds the purge lease and is purging the bucket"
+	case r.Skipped == SkipAlreadyDone:
+		b["state"] = "skipped: node " + r.By + " already purged the bucket up to this cutoff"
+	default:
+		b["state"] = "purged"
+	}
+	rem := make([]string, 0, len(r.Remaining))
+	for _, d := range r.Remaining {
+		rem = append(rem, record.DayString(d))
+	}
+	b["expired_days_remaining"] = rem
+	b["versioned"] = r.Versioned
+	return b
 }
