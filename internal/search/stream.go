@@ -4,22 +4,18 @@ import (
 	"context"
 	"slices"
 
+	"github.com/retentiond/retentiond/internal/kmerge"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/store"
 )
 
-// mergeItem is the head of one source in a day's merge.
-type mergeItem struct {
-	r   record.Record
-	src int // tie-break: equal times come out in source order
-}
-
 // streamDay sends the matches of one day to out in batches, in req's time
 // order, at most req.Limit of them when a limit is set. It merges the
 // day's sources (the filtered and sorted head, and a cursor per segment)
-// with a heap, so only one decoded block per segment is held. It returns
-// when done, on error, or when ctx is cancelled.
+// with the one k-way merge (internal/kmerge), so only one decoded block
+// per segment is held. It returns when done, on error, or when ctx is
+// cancelled.
 //
 // gate, when not nil, is called once the day is planned with the number of
 // matches its segments certainly hold; it returns how many matches the
@@ -27,23 +23,10 @@ type mergeItem struct {
 // days before it already give the whole limit.
 func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request, opts cursorOpts,
 	gate func(lower int) (budget int, skip bool), out chan<- []record.Record) error {
-	before := func(a, b *mergeItem) bool {
-		c := a.r.Time.Compare(b.r.Time)
-		if req.Desc {
-			c = -c
-		}
-		return c < 0 || c == 0 && a.src < b.src
-	}
 	// The head is unsorted but bounded by configuration: filter it, then
 	// sort the indices of its matches.
 	head := matchHead(v, req)
-	slices.SortStableFunc(head, func(a, b int) int {
-		c := v.Head[a].Time.Compare(v.Head[b].Time)
-		if req.Desc {
-			c = -c
-		}
-		return c
-	})
+	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(v.Head[a], v.Head[b]) })
 	cursors := make([]*segCursor, len(v.Segments))
 	for i, sr := range v.Segments {
 		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll, opts)
@@ -70,49 +53,21 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 			c.budget = budget
 		}
 	}
-	// Source 0 is the head, source i+1 the segment i.
-	pull := func(src int) (record.Record, bool, error) {
-		if src == 0 {
-			if len(head) == 0 {
-				return record.Record{}, false, nil
-			}
-			r := v.Head[head[0]]
-			head = head[1:]
-			return r, true, nil
+	// Source 0 is the head, source i+1 the segment i: equal times come
+	// out in that order.
+	srcs := make([]kmerge.Source[record.Record], 0, len(cursors)+1)
+	srcs = append(srcs, func() (record.Record, bool, error) {
+		if len(head) == 0 {
+			return record.Record{}, false, nil
 		}
-		return cursors[src-1].next()
+		r := v.Head[head[0]]
+		head = head[1:]
+		return r, true, nil
+	})
+	for _, c := range cursors {
+		srcs = append(srcs, c.next)
 	}
-	h := make([]mergeItem, 0, len(cursors)+1)
-	for src := 0; src <= len(cursors); src++ {
-		r, ok, err := pull(src)
-		if err != nil {
-			return err
-		}
-		if ok {
-			h = append(h, mergeItem{r, src})
-		}
-	}
-	// A binary min-heap by (time, source), reversed in time for newest first.
-	down := func(i int) {
-		for {
-			l := 2*i + 1
-			if l >= len(h) {
-				return
-			}
-			m := l
-			if r := l + 1; r < len(h) && before(&h[r], &h[l]) {
-				m = r
-			}
-			if !before(&h[m], &h[i]) {
-				return
-			}
-			h[i], h[m] = h[m], h[i]
-			i = m
-		}
-	}
-	for i := len(h)/2 - 1; i >= 0; i-- {
-		down(i)
-	}
+	m := kmerge.New(req.compareTime, srcs...)
 	batchSize := e.batchSize
 	if batchSize <= 0 {
 		batchSize = defaultBatchSize
@@ -127,8 +82,15 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	}
 	batch := make([]record.Record, 0, batchSize)
 	n := 0
-	for len(h) > 0 && (req.Limit <= 0 || n < req.Limit) {
-		batch = append(batch, h[0].r)
+	for req.Limit <= 0 || n < req.Limit {
+		r, ok, err := m.Next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			break
+		}
+		batch = append(batch, r)
 		e.inflight(1)
 		n++
 		if len(batch) == batchSize {
@@ -137,17 +99,6 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 			}
 			batch = make([]record.Record, 0, batchSize)
 		}
-		r, ok, err := pull(h[0].src)
-		if err != nil {
-			return err
-		}
-		if ok {
-			h[0].r = r
-		} else {
-			h[0] = h[len(h)-1]
-			h = h[:len(h)-1]
-		}
-		down(0)
 	}
 	if len(batch) > 0 {
 		return send(batch)
@@ -165,4 +116,13 @@ func matchHead(v *store.DayView, req *Request) []int {
 		}
 	}
 	return out
+}
+
+// compareTime orders records in req's time order: oldest first, or newest
+// first for Desc.
+func (req *Request) compareTime(a, b record.Record) int {
+	if req.Desc {
+		return b.Time.Compare(a.Time)
+	}
+	return a.Time.Compare(b.Time)
 }

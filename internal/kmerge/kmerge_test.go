@@ -1,0 +1,107 @@
+package kmerge
+
+import (
+	"cmp"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+type item struct {
+	key int
+	src int // which source it came from
+	pos int // its position in that source
+}
+
+// TestMergeMatchesStableSort is the property: for random sorted sources
+// (many equal keys, empty sources, ascending and descending), the merge
+// equals a stable sort of the sources' concatenation, which is exactly
+// "in order, equal items in source order".
+func TestMergeMatchesStableSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := 0; round < 500; round++ {
+		desc := round%2 == 1
+		order := func(a, b item) int {
+			if desc {
+				return cmp.Compare(b.key, a.key)
+			}
+			return cmp.Compare(a.key, b.key)
+		}
+		k := rng.IntN(8)
+		var all []item
+		srcs := make([]Source[item], k)
+		for s := 0; s < k; s++ {
+			n := rng.IntN(30)
+			its := make([]item, n)
+			for i := range its {
+				its[i] = item{key: rng.IntN(20), src: s}
+			}
+			slices.SortStableFunc(its, order)
+			for i := range its {
+				its[i].pos = i
+			}
+			all = append(all, its...)
+			srcs[s] = Slice(its)
+		}
+		want := slices.Clone(all)
+		slices.SortStableFunc(want, order)
+		m := New(order, srcs...)
+		var got []item
+		for {
+			v, ok, err := m.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, v)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("round %d (desc %v): merge\n%v\nwant\n%v", round, desc, got, want)
+		}
+	}
+}
+
+func TestMergeSourceError(t *testing.T) {
+	boom := errors.New("boom")
+	calls := 0
+	bad := func() (int, bool, error) {
+		calls++
+		if calls > 1 {
+			return 0, false, boom
+		}
+		return 5, true, nil
+	}
+	for _, tc := range []struct {
+		name string
+		srcs []Source[int]
+		ok   int // items returned before the error
+	}{
+		{"at start", []Source[int]{func() (int, bool, error) { return 0, false, boom }}, 0},
+		{"mid-stream", []Source[int]{Slice([]int{1, 2}), bad}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls = 0
+			m := New(cmp.Compare[int], tc.srcs...)
+			n := 0
+			for {
+				_, ok, err := m.Next()
+				if err != nil {
+					if !errors.Is(err, boom) {
+						t.Fatalf("err %v", err)
+					}
+					break
+				}
+				if !ok {
+					t.Fatal("merge ended without the source's error")
+				}
+				n++
+			}
+			if n != tc.ok {
+				t.Fatalf("%d items before the error, want %d", n, tc.ok)
+			}
+		})
+	}
+}
