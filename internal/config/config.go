@@ -41,6 +41,8 @@ type Config struct {
 	Auth       Auth       `mapstructure:"auth" yaml:"auth"`
 	Audit      Audit      `mapstructure:"audit" yaml:"audit"`
 	Cases      Cases      `mapstructure:"cases" yaml:"cases"`
+	// Cluster is the other nodes a search asks for their fresh data.
+	Cluster Cluster `mapstructure:"cluster" yaml:"cluster"`
 
 	// File is the configuration file that was read, or "" when only the
 	// embedded defaults (and the environment) were used. It is not a key.
@@ -102,6 +104,20 @@ type Search struct {
 	WriteStallTimeout time.Duration `mapstructure:"write_stall_timeout" yaml:"write_stall_timeout"`
 	// RequireCase is search.require_case (internal/cases).
 	RequireCase bool `mapstructure:"require_case" yaml:"require_case"`
+}
+
+// Cluster lists the other nodes whose data not yet in the bucket a search
+// asks for (docs/scale-out.md, "Fresh data across nodes").
+type Cluster struct {
+	// Peers are the other nodes' HTTP base URLs (http or https, no user
+	// name, query or fragment).
+	Peers []string `mapstructure:"peers" yaml:"peers"`
+	// Token is the node token: the secret every node of the cluster
+	// presents to its peers and accepts from them. It is a secret: never
+	// logged, redacted by Redacted.
+	Token string `mapstructure:"token" yaml:"token"`
+	// PeerTimeout bounds the wait for a peer's first answer line.
+	PeerTimeout time.Duration `mapstructure:"peer_timeout" yaml:"peer_timeout"`
 }
 
 // Encryption configures encryption at rest: one random data key per UTC
@@ -215,9 +231,10 @@ func Default() *Config {
 			MaxConnections:    512,
 			MinBodyRate:       4 << 10,
 		},
-		Auth:  Auth{Tokens: []Token{}},
-		Audit: Audit{Retention: policy.Retention{Years: 2}, CheckpointLines: 100, CheckpointInterval: 15 * time.Minute},
-		Cases: Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
+		Auth:    Auth{Tokens: []Token{}},
+		Audit:   Audit{Retention: policy.Retention{Years: 2}, CheckpointLines: 100, CheckpointInterval: 15 * time.Minute},
+		Cases:   Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
+		Cluster: Cluster{Peers: []string{}, PeerTimeout: 10 * time.Second},
 	}
 }
 
@@ -241,6 +258,10 @@ func (c *Config) AuditPath() string {
 func (c *Config) Redacted() *Config {
 	r := *c
 	r.Ingest.Allow = append([]string{}, c.Ingest.Allow...)
+	r.Cluster.Peers = append([]string{}, c.Cluster.Peers...)
+	if r.Cluster.Token != "" {
+		r.Cluster.Token = "REDACTED"
+	}
 	r.Auth.Tokens = make([]Token, len(c.Auth.Tokens))
 	for i, t := range c.Auth.Tokens {
 		r.Auth.Tokens[i] = Token{Name: t.Name, SHA256: "REDACTED", Roles: append([]string{}, t.Roles...)}

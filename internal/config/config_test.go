@@ -122,6 +122,7 @@ var envSamples = map[string]string{
 	"tls.cert_file":              "", // set to a real file by the test
 	"tls.key_file":               "",
 	"audit.path":                 "/srv/audit",
+	"cluster.token":              "node-token-of-at-least-32-characters-0123",
 }
 
 // TestEnvEveryKey sets RETENTIOND_* for every key of the Config struct (the
@@ -151,6 +152,8 @@ func TestEnvEveryKey(t *testing.T) {
 		case k.Type == retentionType:
 			r := policy.Retention{Days: 400 + len(want)} // a different value per key
 			env, val = r.String(), r
+		case k.Type == stringsType && k.Name == "cluster.peers":
+			env, val = "http://node-b:8080, https://[2001:db8::2]:8443", []string{"http://node-b:8080", "https://[2001:db8::2]:8443"}
 		case k.Type == stringsType:
 			env, val = "10.0.0.0/8, 2001:db8::/32", []string{"10.0.0.0/8", "2001:db8::/32"}
 		case k.Type == tokensType:
@@ -255,6 +258,12 @@ func TestBadConfigs(t *testing.T) {
 		{"tls cert without key", "tls:\n  cert_file: /etc/ssl/x.pem\n", nil, "tls.key_file", "set tls.key_file"},
 		{"tls key without cert", "tls:\n  key_file: " + keyFile + "\n", nil, "tls.cert_file", "set tls.cert_file"},
 		{"bad CIDR", "ingest:\n  allow: [10.0.0.0/33]\n", nil, "ingest.allow[0]", `"10.0.0.0/8"`},
+		{"peer not a URL", "cluster:\n  peers: [node-b:8080]\n  token: " + strings.Repeat("t", 32) + "\n", nil, "cluster.peers[0]", "http://host:port"},
+		{"peer with password", "cluster:\n  peers: [\"http://u:p@node-b:8080\"]\n  token: " + strings.Repeat("t", 32) + "\n", nil, "cluster.peers[0]", "cluster.token"},
+		{"peer twice", "cluster:\n  peers: [\"http://b:1\", \"http://b:1/\"]\n  token: " + strings.Repeat("t", 32) + "\n", nil, "cluster.peers[1]", "once"},
+		{"peers without token", "cluster:\n  peers: [\"http://node-b:8080\"]\n", nil, "cluster.token", "RETENTIOND_CLUSTER_TOKEN"},
+		{"short token", "", map[string]string{"RETENTIOND_CLUSTER_PEERS": "http://node-b:8080", "RETENTIOND_CLUSTER_TOKEN": "short"}, "cluster.token", "at least 32"},
+		{"zero peer timeout", "cluster:\n  peer_timeout: 0s\n", nil, "cluster.peer_timeout", "positive duration"},
 		{"bare IP in allow", "ingest:\n  allow: [10.0.0.0/8, 192.0.2.7]\n", nil, "ingest.allow[1]", `"192.0.2.7/32"`},
 		{"token bad sha256", "auth:\n  tokens:\n    - {name: alice, sha256: abc, roles: [search]}\n", nil, "auth.tokens[0].sha256", "sha256sum"},
 		{"token upper-case sha256", "auth:\n  tokens:\n    - {name: alice, sha256: " + strings.Repeat("AB", 32) + ", roles: [search]}\n", nil, "auth.tokens[0].sha256", "lower-case"},
@@ -406,6 +415,10 @@ func TestRedacted(t *testing.T) {
 	}
 	if c.Auth.Tokens[0].SHA256 != hash {
 		t.Error("Redacted modified the original")
+	}
+	c.Cluster.Token = "node-token-of-at-least-32-characters-0123"
+	if out, _ := c.Redacted().YAML(); strings.Contains(string(out), c.Cluster.Token) {
+		t.Errorf("redacted YAML still holds the node token:\n%s", out)
 	}
 }
 

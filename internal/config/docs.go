@@ -116,6 +116,13 @@ var keyDocs = map[string]string{
 	"cases":                 "The case registry: investigations under which searches may run (retentiond case; docs/security.md).",
 	"cases.default_expires": "How long after it is opened a case expires when retentiond case open gives no --expires.",
 	"cases.max_expires":     "The longest --expires a case may be opened with; an investigation that needs longer is opened again and approved again.",
+
+	"cluster": "The other nodes of a cluster sharing one bucket: a search asks each for its data not yet uploaded and merges the answers in time order (docs/scale-out.md).",
+	"cluster.peers": "The other nodes' HTTP base URLs (http://host:port or https://host:port, no user name). A peer that does not answer makes an answer partial, and the answer names it. " +
+		"In the environment: comma-separated.",
+	"cluster.token": "The node token every node presents to its peers and accepts from them (the same on every node; at least 32 characters, e.g. head -c 32 /dev/urandom | base64). " +
+		"Required when cluster.peers is set. A secret: better set as RETENTIOND_CLUSTER_TOKEN than in the file; never logged.",
+	"cluster.peer_timeout": "How long a search waits for a peer's first answer line; a peer slower than this is left out and named in the partial answer.",
 }
 
 // exampleHeader opens config.example.yaml.

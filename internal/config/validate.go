@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -149,7 +150,41 @@ func (c *Config) Validate() error {
 		v.add("cases.default_expires", fmt.Sprintf("%s is longer than cases.max_expires (%s)", c.Cases.DefaultExpires, c.Cases.MaxExpires),
 			"make it at most cases.max_expires")
 	}
+	v.cluster(c.Cluster)
 	return errors.Join(v.problems...)
+}
+
+// MinClusterTokenLength is the shortest node token accepted: the token is
+// the whole of a peer's authentication, so it must be a random secret
+// (`head -c 32 /dev/urandom | base64`), not a word.
+const MinClusterTokenLength = 32
+
+// cluster checks cluster.*: each peer a plain http(s) base URL (no user
+// name, which would put a credential where logs and metrics could show it),
+// and a node token whenever there are peers.
+func (v *validator) cluster(c Cluster) {
+	seen := map[string]bool{}
+	for i, p := range c.Peers {
+		key := fmt.Sprintf("cluster.peers[%d]", i)
+		u, err := url.Parse(p)
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			v.add(key, fmt.Sprintf("%q is not an http or https base URL", p), "write the peer's address as http://host:port or https://host:port")
+		case u.User != nil:
+			v.add(key, "carries a user name or password", "remove it: peers authenticate with cluster.token")
+		case u.RawQuery != "" || u.Fragment != "":
+			v.add(key, "has a query or fragment", "write only the base URL, e.g. https://node-b:8080")
+		case seen[strings.TrimSuffix(p, "/")]:
+			v.add(key, "is listed twice", "list every peer once")
+		}
+		seen[strings.TrimSuffix(p, "/")] = true
+	}
+	if len(c.Peers) > 0 || c.Token != "" {
+		v.check(len(c.Token) >= MinClusterTokenLength, "cluster.token",
+			fmt.Sprintf("is %d characters; a node token needs at least %d", len(c.Token), MinClusterTokenLength),
+			"generate one with `head -c 32 /dev/urandom | base64` and give every node the same (or set RETENTIOND_CLUSTER_TOKEN)")
+	}
+	v.duration("cluster.peer_timeout", c.PeerTimeout, true)
 }
 
 type validator struct{ problems []error }
