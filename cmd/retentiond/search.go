@@ -292,12 +292,21 @@ func warnSkipped(w io.Writer, hdrs ...http.Header) {
 			if err := json.Unmarshal([]byte(v), &f); err != nil {
 				f = search.SkippedFile{File: v, Offset: -1}
 			}
-			if seen[f.File] {
+			if seen[f.Peer+" "+f.File] {
 				continue
 			}
-			seen[f.File] = true
-			fmt.Fprintf(w, "warning: damaged segment file %s (offset %d: %s) was skipped: its records are missing from this answer\n",
-				f.File, f.Offset, printable(f.Reason))
+			seen[f.Peer+" "+f.File] = true
+			switch {
+			case f.File == "":
+				fmt.Fprintf(w, "warning: cluster peer %s %s: its records not yet in the bucket are missing from this answer\n",
+					printable(f.Peer), printable(f.Reason))
+			case f.Peer != "":
+				fmt.Fprintf(w, "warning: damaged segment file %s on cluster peer %s (offset %d: %s) was skipped: its records are missing from this answer\n",
+					f.File, printable(f.Peer), f.Offset, printable(f.Reason))
+			default:
+				fmt.Fprintf(w, "warning: damaged segment file %s (offset %d: %s) was skipped: its records are missing from this answer\n",
+					f.File, f.Offset, printable(f.Reason))
+			}
 		}
 	}
 }

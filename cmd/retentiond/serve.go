@@ -28,6 +28,7 @@ import (
 	"github.com/retentiond/retentiond/internal/evidence"
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/hold"
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/ingest"
 	"github.com/retentiond/retentiond/internal/purge"
 	"github.com/retentiond/retentiond/internal/report"
@@ -132,6 +133,9 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Registerer:      reg,
 		FS:              hooks.fs,
 		Keys:            ring,
+		// The node's name in a cluster; cluster.node (h/objstore) replaces
+		// the host name here.
+		Node: hostName(),
 	})
 	if err != nil {
 		return err
@@ -247,7 +251,14 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	ingestOpts.MaxConcurrent = cfg.Ingest.MaxConcurrentRequests
 	ingestOpts.QueueTimeout = cfg.Ingest.QueueTimeout
 	ingestH := ingest.NewHandler(ingestOpts)
+	var peers *search.Peers
+	if len(cfg.Cluster.Peers) > 0 {
+		peers = search.NewPeers(search.PeersOptions{URLs: cfg.Cluster.Peers, Token: cfg.Cluster.Token, Node: st.Node(),
+			Timeout: cfg.Cluster.PeerTimeout, Registerer: reg, Logger: log.With("component", "cluster")})
+		log.Info("cluster search: asking peers for their data not yet in the bucket", "node", st.Node(), "peers", len(cfg.Cluster.Peers))
+	}
 	searchH := search.NewHandler(search.Options{
+		Peers:             peers,
 		Source:            st,
 		MaxConcurrency:    cfg.Search.Concurrency(),
 		Timeout:           cfg.Search.Timeout,
@@ -259,9 +270,16 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		OnSkipped: func(ctx context.Context, files []search.SkippedFile) {
 			names := make([]string, len(files))
 			for i, f := range files {
-				names[i] = f.File
+				switch {
+				case f.File == "":
+					names[i] = "peer " + f.Peer + " (" + f.Reason + ")"
+				case f.Peer != "":
+					names[i] = f.File + " on peer " + f.Peer
+				default:
+					names[i] = f.File
+				}
 			}
-			audit.ReportPartial(ctx, fmt.Sprintf("%d damaged segment file(s) skipped: %s", len(files), strings.Join(names, ", ")))
+			audit.ReportPartial(ctx, fmt.Sprintf("%d damaged segment file(s) or peer(s) skipped: %s", len(files), strings.Join(names, ", ")))
 		},
 		// A day past the retention that a legal hold keeps is read only
 		// under the holding case.
@@ -359,6 +377,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			Erase:   authn.Require(auth.RoleAdmin, eraser),
 			Reports: authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeList)),
 			Report:  authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeReport)),
+			Cluster: clusterRoute(cfg.Cluster.Token, authn, auditLog, searchH),
 		},
 	})
 	if err != nil {
@@ -473,4 +492,34 @@ func watchdog(log *slog.Logger) (stop func()) {
 	}()
 	log.Debug("systemd watchdog enabled", "interval", interval)
 	return func() { close(done) }
+}
+
+// clusterRoute is the endpoint the other nodes of a cluster ask for this
+// node's data not yet in the bucket: only the node token passes, and every
+// request is audited with the asking node and the case it forwarded.
+// Without a node token it is not mounted.
+func clusterRoute(token string, authn *auth.Authenticator, l *audit.Log, h *search.Handler) http.Handler {
+	if token == "" {
+		return nil
+	}
+	ops := map[string]http.Handler{}
+	for _, op := range search.PeerOps {
+		ops[op] = audit.Forwarded(l, "cluster/"+op, http.HandlerFunc(h.ServePeer))
+	}
+	return authn.RequireNode(token, search.NodeParam, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if op := ops[r.PathValue("op")]; op != nil {
+			op.ServeHTTP(w, r)
+			return
+		}
+		httpx.WriteError(w, http.StatusNotFound, "no such cluster operation; want one of "+strings.Join(search.PeerOps, ", "))
+	}))
+}
+
+// hostName is the node's default name: the host name, or "retentiond"
+// when it cannot be read.
+func hostName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "retentiond"
 }

@@ -64,13 +64,30 @@ func Guard(a *auth.Authenticator, l *Log, endpoint string, next http.Handler) ht
 // SHA-256 (an export file's digest, to match it to this line) and the
 // duration. The principal, if any, comes from the auth middleware.
 func RequireCase(l *Log, endpoint string, next http.Handler) http.Handler {
+	return requireCase(l, endpoint, next, true)
+}
+
+// Forwarded audits a cluster peer's request (docs/scale-out.md): another
+// node asks this one for its data not yet in the bucket on behalf of a
+// search it has already authorised and audited under its own case
+// registry. The request must carry the case and reason it forwarded, and
+// gets the allowed line (fsynced before next runs) and the done line that
+// RequireCase writes, whose token field names the asking node
+// (auth.NodePrefix); the case check is not consulted, because the case
+// registry is the asking node's. Authenticate the node before it
+// (auth.RequireNode).
+func Forwarded(l *Log, endpoint string, next http.Handler) http.Handler {
+	return requireCase(l, endpoint, next, false)
+}
+
+func requireCase(l *Log, endpoint string, next http.Handler, checkCase bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		if msg := checkRequest(q); msg != "" {
 			l.refuse(w, r, endpoint, &Refusal{Status: http.StatusBadRequest, Message: msg})
 			return
 		}
-		if c := l.check.Load(); c != nil {
+		if c := l.check.Load(); c != nil && checkCase {
 			next, ref := (*c)(r, endpoint)
 			if ref != nil {
 				l.refuse(w, r, endpoint, ref)

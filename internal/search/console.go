@@ -97,7 +97,20 @@ func (e *Executor) Histogram(ctx context.Context, req *Request, step time.Durati
 // timeline counts the matches of req per bucket of step from the range's
 // start aligned down to step (UTC), every bucket included; more than
 // maxBuckets is an error. Histograms and stats by time share it.
+//
+// With Peers, the peers' counts are added (see timelineCluster).
 func (e *Executor) timeline(ctx context.Context, req *Request, step time.Duration, maxBuckets int) (start time.Time, counts []int64, total int64, err error) {
+	if e.fansOut(req) {
+		if _, n := buckets(req, step); n > int64(maxBuckets) {
+			return time.Time{}, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n, maxBuckets)
+		}
+		return e.timelineCluster(ctx, req, step, maxBuckets)
+	}
+	return e.timelineLocal(ctx, req, step, maxBuckets)
+}
+
+// timelineLocal is timeline over this node's snapshot only.
+func (e *Executor) timelineLocal(ctx context.Context, req *Request, step time.Duration, maxBuckets int) (start time.Time, counts []int64, total int64, err error) {
 	start, n64 := buckets(req, step)
 	if n64 > int64(maxBuckets) {
 		return start, nil, 0, fmt.Errorf("step: %s over this range makes %d buckets, more than %d", step, n64, maxBuckets)

@@ -11,11 +11,18 @@ import (
 	"github.com/retentiond/retentiond/internal/store"
 )
 
-// SkippedFile names a damaged segment file that an answer leaves out.
+// SkippedFile names what an answer leaves out: a damaged segment file, or
+// (Peer set) a cluster peer that did not answer, whose data not yet in the
+// bucket is then missing. Both make the answer partial, by the same
+// headers, trailers and "skipped" fields.
 type SkippedFile struct {
-	File   string `json:"file"`   // the file's name in the data directory when the damage was found
+	File   string `json:"file"`   // the file's name in the data directory when the damage was found; "" for a peer
 	Offset int64  `json:"offset"` // byte offset of the damage; -1 when not known
 	Reason string `json:"reason"`
+	// Peer names a peer that did not answer (its index in cluster.peers
+	// and its base URL, which carries no credentials), or the peer whose
+	// damaged File this is.
+	Peer string `json:"peer,omitempty"`
 }
 
 // Skipped collects the damaged segment files a search left out. It is safe
@@ -39,15 +46,25 @@ func (s *Skipped) Files() []SkippedFile {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := slices.Clone(s.files)
-	slices.SortFunc(out, func(a, b SkippedFile) int { return cmp.Compare(a.File, b.File) })
+	slices.SortFunc(out, func(a, b SkippedFile) int { return cmp.Or(cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.File, b.File)) })
 	return out
 }
 
 func (s *Skipped) add(ce *segment.CorruptionError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !slices.ContainsFunc(s.files, func(f SkippedFile) bool { return f.File == ce.File }) {
+	if !slices.ContainsFunc(s.files, func(f SkippedFile) bool { return f.File == ce.File && f.Peer == "" }) {
 		s.files = append(s.files, SkippedFile{File: ce.File, Offset: ce.Offset, Reason: ce.Err.Error()})
+	}
+}
+
+// addFile adds a skipped entry (a peer's damaged file, or a peer that did
+// not answer) unless it is already named.
+func (s *Skipped) addFile(f SkippedFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.ContainsFunc(s.files, func(g SkippedFile) bool { return g.File == f.File && g.Peer == f.Peer }) {
+		s.files = append(s.files, f)
 	}
 }
 

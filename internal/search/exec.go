@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"net/url"
 	"runtime"
 	"slices"
 	"sync"
@@ -21,6 +22,19 @@ type Source interface {
 	Snapshot(from, to time.Time) (*store.Snapshot, error)
 }
 
+// ClusterSource is a Source that can also take the snapshots of a cluster
+// search (docs/scale-out.md, "Fresh data across nodes"): a peer's, of only
+// its data not yet in the bucket, and the asker's, with the objects its
+// peers answered with in place of the bucket listing's. *store.Store
+// satisfies it.
+type ClusterSource interface {
+	Source
+	SnapshotWith(from, to time.Time, o store.SnapshotOptions) (*store.Snapshot, error)
+	// Node is this node's name, sent to peers and named in their audit
+	// lines.
+	Node() string
+}
+
 // Request is one search: a query over [From, To).
 type Request struct {
 	Query *Query
@@ -36,6 +50,16 @@ type Request struct {
 	// that a legal hold keeps is read only under the holding case (see
 	// Options.Held).
 	Days func(day time.Time) bool
+
+	// snap is how the search's snapshot is taken: Unshared on a peer,
+	// PeerObjects on the node that asked its peers (see ClusterSource).
+	snap store.SnapshotOptions
+	// forward are the parameters of the guard layer (case, reason) a peer
+	// is sent, so that its audit line names the case.
+	forward url.Values
+	// onSnapshot, when set, is told of the snapshot before anything is
+	// read from it: a peer's first answer line names its shared objects.
+	onSnapshot func(*store.Snapshot)
 }
 
 // Executor runs requests against a Source.
@@ -45,6 +69,12 @@ type Executor struct {
 	// StatsMaxGroups and StatsMaxKeyBytes bound the distinct values one
 	// stats request counts exactly (see Stats); 0 means the defaults.
 	StatsMaxGroups, StatsMaxKeyBytes int
+
+	// Peers, when it lists any, makes Run, Count, Stats and Histogram ask
+	// the other nodes of the cluster for their data not yet in the bucket
+	// and merge it with this node's answer; Source must then be a
+	// ClusterSource.
+	Peers *Peers
 
 	// Unexported knobs for tests: zero means the defaults.
 	batchSize, chanBatches int
@@ -99,8 +129,37 @@ type runStats struct {
 // streams through a bounded channel. Run returns only after every producer
 // it started has stopped. A purge that destroys a day of the search's
 // snapshot after its reader grace ends it with a store.DayDestroyedError.
-func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Record) error) (_ int64, err error) {
-	snap, err := e.Source.Snapshot(req.From, req.To)
+//
+// With Peers, the peers' answers are merged in (see runCluster).
+func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Record) error) (int64, error) {
+	if e.fansOut(req) {
+		return e.runCluster(ctx, req, emit)
+	}
+	return e.runLocal(ctx, req, emit)
+}
+
+// snapshot takes the snapshot req reads, as req.snap asks.
+func (e *Executor) snapshot(req *Request) (*store.Snapshot, error) {
+	var snap *store.Snapshot
+	var err error
+	if req.snap.Unshared || req.snap.PeerObjects != nil {
+		cs, ok := e.Source.(ClusterSource)
+		if !ok {
+			return nil, errors.New("cluster search: the source cannot take cluster snapshots")
+		}
+		snap, err = cs.SnapshotWith(req.From, req.To, req.snap)
+	} else {
+		snap, err = e.Source.Snapshot(req.From, req.To)
+	}
+	if err == nil && req.onSnapshot != nil {
+		req.onSnapshot(snap)
+	}
+	return snap, err
+}
+
+// runLocal is Run over this node's snapshot only.
+func (e *Executor) runLocal(ctx context.Context, req *Request, emit func(record.Record) error) (_ int64, err error) {
+	snap, err := e.snapshot(req)
 	if err != nil {
 		return 0, err
 	}
@@ -220,7 +279,16 @@ func (e *Executor) Run(ctx context.Context, req *Request, emit func(record.Recor
 // Count returns how many records match, scanning days in parallel. No
 // record is built: segments count candidate rows per block, or answer from
 // their footer (see segCursor.count).
+// With Peers, the peers' counts are added (see countCluster).
 func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
+	if e.fansOut(req) {
+		return e.countCluster(ctx, req)
+	}
+	return e.countLocal(ctx, req)
+}
+
+// countLocal is Count over this node's snapshot only.
+func (e *Executor) countLocal(ctx context.Context, req *Request) (int64, error) {
 	var total atomic.Int64
 	err := e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
 		if sr == nil {
@@ -241,7 +309,11 @@ func (e *Executor) Count(ctx context.Context, req *Request) (int64, error) {
 // false as soon as a segment would need its blocks read (a path term, an
 // OR of addresses, a mix of fields), and the count is then not computed.
 // A search that stopped at its limit uses it to say how many matched.
+// A cluster search (Peers) is never cheap: the peers would have to count.
 func (e *Executor) CountIfCheap(ctx context.Context, req *Request) (n int64, ok bool, err error) {
+	if e.fansOut(req) {
+		return 0, false, nil
+	}
 	var total atomic.Int64
 	var dear atomic.Bool
 	err = e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
@@ -288,7 +360,7 @@ func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns,
 // fn must stop when the ctx it is given ends: a purge that destroys a day of
 // the snapshot cancels it (see Run).
 func (e *Executor) forEachSource(ctx context.Context, req *Request, fn func(ctx context.Context, v *store.DayView, sr *segment.Reader) error) error {
-	snap, err := e.Source.Snapshot(req.From, req.To)
+	snap, err := e.snapshot(req)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
@@ -71,6 +72,11 @@ type Options struct {
 	// went away. Its status line may already say 200, so without this the
 	// audit log would record a cut-short disclosure as complete.
 	OnAborted func(ctx context.Context, why string)
+	// Peers, when it lists any, makes every search, count, stats, histogram
+	// and export ask the other nodes of the cluster for their data not yet
+	// in the bucket (cluster.peers); Source must then be a ClusterSource.
+	// ServePeer answers them.
+	Peers *Peers
 	// GuardParams are query parameters that layers around the handlers
 	// read: a request may carry them besides its endpoint's own. nil means
 	// the audit guard's case and reason, which every search carries (and
@@ -139,7 +145,7 @@ func NewHandler(opts Options) *Handler {
 		opts.Logger = slog.Default()
 	}
 	h := &Handler{opts: opts, exec: &Executor{Source: opts.Source, Concurrency: opts.MaxConcurrency,
-		StatsMaxGroups: opts.StatsMaxGroups, StatsMaxKeyBytes: opts.StatsMaxKeyBytes},
+		StatsMaxGroups: opts.StatsMaxGroups, StatsMaxKeyBytes: opts.StatsMaxKeyBytes, Peers: opts.Peers},
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "retentiond_search_duration_seconds", Help: "Time to answer a search, count or stats request.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 10),
@@ -218,6 +224,12 @@ var endpointParams = map[string][]string{
 	"stats":     {"q", "from", "to", "by", "top"},
 	"histogram": {"q", "from", "to", "step"},
 	"export":    {"q", "from", "to"},
+	// The peer endpoints (peer.go): the asker resolves the range and
+	// names itself.
+	"cluster/search":   {"q", "from", "to", "limit", "order", NodeParam},
+	"cluster/count":    {"q", "from", "to", NodeParam},
+	"cluster/timeline": {"q", "from", "to", "step", NodeParam},
+	"cluster/groups":   {"q", "from", "to", "by", NodeParam},
 }
 
 // checkParams returns an error naming every query parameter of r that
@@ -269,7 +281,12 @@ func (h *Handler) request(r *http.Request) (*Request, error) {
 		return nil, err
 	}
 	now := h.opts.Now()
-	req := &Request{Query: q, To: now.Add(48 * time.Hour).UTC()}
+	req := &Request{Query: q, To: now.Add(48 * time.Hour).UTC(), forward: url.Values{}}
+	for _, k := range h.opts.GuardParams {
+		if vs, ok := qs[k]; ok {
+			req.forward[k] = vs
+		}
+	}
 	if h.opts.Retention != nil {
 		req.From = h.opts.Retention(now)
 		if h.opts.Held != nil {

@@ -118,10 +118,12 @@ type StatsResult struct {
 // first buckets looks as if the activity stopped). Its keys are RFC 3339
 // times, dates by day; more than MaxTimelineBuckets buckets is an error.
 func (e *Executor) Stats(ctx context.Context, req *Request, by StatsBy, n int) (StatsResult, error) {
-	res, _, err := e.groupStats(ctx, req, by, n, cmp.Or(e.StatsMaxGroups, DefaultStatsMaxGroups),
-		cmp.Or(e.StatsMaxKeyBytes, DefaultStatsMaxKeyBytes))
+	res, _, err := e.groupStats(ctx, req, by, n, e.statsMaxGroups(), e.statsMaxKeyBytes())
 	return res, err
 }
+
+func (e *Executor) statsMaxGroups() int   { return cmp.Or(e.StatsMaxGroups, DefaultStatsMaxGroups) }
+func (e *Executor) statsMaxKeyBytes() int { return cmp.Or(e.StatsMaxKeyBytes, DefaultStatsMaxKeyBytes) }
 
 // groupStats is Stats with explicit bounds; it also returns the counter, whose
 // peak the tests inspect.
@@ -132,6 +134,15 @@ func (e *Executor) groupStats(ctx context.Context, req *Request, by StatsBy, n, 
 		res, err := e.timelineStats(ctx, req, by, step)
 		return res, newGroupCounter(0, 0), err
 	}
+	if e.fansOut(req) {
+		res, err := e.groupsCluster(ctx, req, by, n, maxGroups, maxKeyBytes)
+		return res, newGroupCounter(0, 0), err
+	}
+	return e.groupStatsLocal(ctx, req, by, n, maxGroups, maxKeyBytes)
+}
+
+// groupStatsLocal is groupStats by value over this node's snapshot only.
+func (e *Executor) groupStatsLocal(ctx context.Context, req *Request, by StatsBy, n, maxGroups, maxKeyBytes int) (StatsResult, *groupCounter, error) {
 	var mu sync.Mutex
 	gc := newGroupCounter(maxGroups, maxKeyBytes)
 	var total int64

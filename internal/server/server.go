@@ -58,6 +58,10 @@ type Routes struct {
 	Erase   http.Handler // POST /api/v1/admin/erase
 	Reports http.Handler // GET /api/v1/admin/reports
 	Report  http.Handler // GET /api/v1/admin/reports/{name}
+
+	// Cluster answers the other nodes of a cluster (POST
+	// /api/v1/cluster/{op}; search.Handler.ServePeer behind the node token).
+	Cluster http.Handler
 }
 
 // Options configure the server.
@@ -168,6 +172,7 @@ func New(opts Options) (*Server, error) {
 	mount("POST /api/v1/admin/erase", opts.Routes.Erase)
 	mount("GET /api/v1/admin/reports", opts.Routes.Reports)
 	mount("GET /api/v1/admin/reports/{name}", opts.Routes.Report)
+	mount("POST /api/v1/cluster/{op}", opts.Routes.Cluster)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 )
@@ -106,7 +107,11 @@ func (e *DayDestroyedError) Is(target error) bool { return target == ErrDayDestr
 // its reader grace, and then cancels the contexts made by Context.
 type Snapshot struct {
 	// Days are the days that overlap the requested range, oldest first.
-	Days    []*DayView
+	Days []*DayView
+	// Shared, for an Unshared snapshot (SnapshotWith), are this node's
+	// current objects in the bucket over the range: what a peer asking for
+	// this node's fresh data takes from the bucket instead.
+	Shared  []objstore.ObjectInfo
 	release func()
 	report  func(*segment.CorruptionError)
 	rd      *reader // nil for a snapshot not made by a Store

@@ -26,6 +26,8 @@ const (
 
 // Options tune the store. The zero value of each field selects its default.
 type Options struct {
+	// Node is this node's name in a cluster (cluster.node); Node returns it.
+	Node string
 	// HeadMaxBytes bounds the memory of unflushed records (an estimate of
 	// their size), including records being flushed. Half of it triggers a
 	// flush; an Append that would cross it returns ErrBusy instead.
