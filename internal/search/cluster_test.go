@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -191,10 +192,19 @@ func TestClusterPartial(t *testing.T) {
 	stopped.srv.Close()
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	defer hung.Close()
+	// A peer that sends its first line and some records, then dies
+	// without its last line.
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"node":"a3","shared":[]}`+"\n")
+		line := fmt.Sprintf(`{"records":%q}`, base64.StdEncoding.EncodeToString(record.AppendBatch(nil, recsA[:5])))
+		io.WriteString(w, line+"\n")
+	}))
+	defer cut.Close()
 	cases := []struct {
 		name, url, token, why string
 	}{
 		{"stopped", stopped.srv.URL, testNodeToken, "connection refused"},
+		{"cut mid-answer", cut.URL, testNodeToken, "ended before its last line"},
 		{"timeout", hung.URL, testNodeToken, "cluster.peer_timeout"},
 		{"wrong token", a.srv.URL, "wrong-token-wrong-token-wrong-token!", "401"},
 	}
@@ -203,12 +213,18 @@ func TestClusterPartial(t *testing.T) {
 			b := newClusterNode(t, "b", recsB, []string{c.url}, c.token, 300*time.Millisecond)
 			resp := askNode(b.h.ServeSearch, "/", "q", "", "limit", "0")
 			text := body(t, resp)
-			skipped := resp.Header.Values(SkippedHeader)
+			// Named in the header when known before the first record,
+			// else in the trailer.
+			skipped := append(resp.Header.Values(SkippedHeader), resp.Trailer.Values(SkippedHeader)...)
 			if resp.StatusCode != 200 || len(skipped) != 1 || !strings.Contains(skipped[0], c.url) || !strings.Contains(skipped[0], c.why) {
 				t.Fatalf("status %d, skipped %q: want the peer %s named with %q", resp.StatusCode, skipped, c.url, c.why)
 			}
-			if lines := strings.Count(text, "\n"); lines != len(recsB) {
-				t.Fatalf("%d records, want B's own %d", lines, len(recsB))
+			wantLines := len(recsB)
+			if c.url == cut.URL {
+				wantLines += 5 // what it sent before it died
+			}
+			if lines := strings.Count(text, "\n"); lines != wantLines {
+				t.Fatalf("%d records, want %d", lines, wantLines)
 			}
 			resp = askNode(b.h.ServeCount, "/", "q", "")
 			text = body(t, resp)

@@ -152,7 +152,7 @@ func NewHandler(opts Options) *Handler {
 		}, []string{"endpoint"}),
 		partial: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "retentiond_search_partial_results_total",
-			Help: "Search, count and stats answers that left out damaged segment files (named in the answer).",
+			Help: "Search, count and stats answers that left out damaged segment files or cluster peers that did not answer (named in the answer).",
 		}, []string{"endpoint"}),
 		stalled: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_search_stalled_responses_total",
@@ -189,11 +189,16 @@ func (h *Handler) skipped(r *http.Request, endpoint string, req *Request) []Skip
 		return nil
 	}
 	h.partial.WithLabelValues(endpoint).Inc()
-	names := make([]string, len(files))
-	for i, f := range files {
-		names[i] = f.File
+	var names, peers []string
+	for _, f := range files {
+		if f.File != "" {
+			names = append(names, f.File)
+		} else {
+			peers = append(peers, f.Peer)
+		}
 	}
-	h.opts.Logger.Warn("answer left out damaged segment files", "endpoint", endpoint, "files", names)
+	h.opts.Logger.Warn("answer partial: it left out damaged segment files or cluster peers that did not answer", "endpoint", endpoint,
+		"files", names, "peers", peers)
 	if h.opts.OnSkipped != nil {
 		h.opts.OnSkipped(r.Context(), files)
 	}
