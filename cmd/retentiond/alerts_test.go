@@ -30,8 +30,11 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	// Every listener runs, so that each one's metrics are registered.
-	d := startDaemon(t, dir, freePort(t), "RETENTIOND_LISTEN_SYSLOG_TCP="+freePort(t))
+	// Every listener runs, and a cluster peer is configured (the peer
+	// metrics exist only then; it is never asked), so that each one's
+	// metrics are registered.
+	d := startDaemon(t, dir, freePort(t), "RETENTIOND_LISTEN_SYSLOG_TCP="+freePort(t),
+		"RETENTIOND_CLUSTER_PEERS=http://"+freePort(t), "RETENTIOND_CLUSTER_TOKEN="+strings.Repeat("t", 32))
 	defer d.stop(syscall.SIGTERM)
 	// The oldest-record gauges exist only while something is stored.
 	if _, err := ingestBatch(d.addr, []string{line(1)}); err != nil {
