@@ -84,9 +84,8 @@ func NewPeers(o PeersOptions) *Peers {
 			Name: "retentiond_cluster_peer_errors_total",
 			Help: "Peers that did not answer a cluster search (refused, timed out, failed or cut short mid-answer); the answer named them as partial. peer_index is the peer's position in cluster.peers.",
 		}, []string{"peer_index"})}
-	for i, u := range o.URLs {
+	for _, u := range o.URLs {
 		p.urls = append(p.urls, strings.TrimSuffix(u, "/"))
-		p.errors.WithLabelValues(strconv.Itoa(i))
 	}
 	if p.client == nil {
 		p.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
@@ -95,6 +94,11 @@ func NewPeers(o PeersOptions) *Peers {
 		p.log = slog.Default()
 	}
 	p.errors = metricsx.Reuse(o.Registerer, p.errors)
+	// Every peer's series exists from the start, at 0, so that increase()
+	// sees its first failure.
+	for i := range p.urls {
+		p.errors.WithLabelValues(strconv.Itoa(i))
+	}
 	return p
 }
 
