@@ -108,13 +108,31 @@ func (e *DayDestroyedError) Is(target error) bool { return target == ErrDayDestr
 type Snapshot struct {
 	// Days are the days that overlap the requested range, oldest first.
 	Days []*DayView
-	// Shared, for an Unshared snapshot (SnapshotWith), are this node's
-	// current objects in the bucket over the range: what a peer asking for
-	// this node's fresh data takes from the bucket instead.
+	// Shared, for a snapshot taken with SnapshotOptions.Unshared, are this
+	// node's current uploaded objects overlapping the range: the data the
+	// snapshot leaves out because any node can read it from the bucket.
+	// It is taken under the same lock as Days, so that every record of this
+	// node is in exactly one of the two. Empty for other snapshots.
 	Shared  []objstore.ObjectInfo
 	release func()
 	report  func(*segment.CorruptionError)
 	rd      *reader // nil for a snapshot not made by a Store
+}
+
+// SnapshotOptions select what a snapshot holds in a cluster
+// (docs/scale-out.md). The zero value is the whole view of this node:
+// its local data and every node's objects in the bucket.
+type SnapshotOptions struct {
+	// Unshared: only this node's data that is not (yet) in the bucket:
+	// heads, local parts, days not uploaded. A peer asking this node for
+	// its fresh data gets exactly this, and Snapshot.Shared lists what was
+	// left out because it is in the bucket.
+	Unshared bool
+	// PeerObjects, per peer node that answered, the objects that node said
+	// are current (Snapshot.Shared of its unshared snapshot); they replace
+	// what this node's listing holds for that node, so that the asking node
+	// reads every object exactly once even if its listing is stale.
+	PeerObjects map[string][]objstore.ObjectInfo
 }
 
 // ReportCorrupt tells the store that a reader of this snapshot found damage

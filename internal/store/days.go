@@ -53,8 +53,15 @@ type day struct {
 // Snapshot returns a view of every day that overlaps [from, to). Its
 // segment readers stay open and its days stay on disk until Release, or
 // until a purge that has waited its reader grace destroys one of them (see
-// Snapshot.Context).
+// Snapshot.Context). It is SnapshotWith(from, to, SnapshotOptions{}).
 func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
+	return s.SnapshotWith(from, to, SnapshotOptions{})
+}
+
+// SnapshotWith is Snapshot with the cluster's choices (SnapshotOptions):
+// only this node's unshared data, or the whole view with the objects of
+// the peers that answered taken from their answers.
+func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

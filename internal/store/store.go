@@ -13,6 +13,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/keys"
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/wal"
 )
 
@@ -26,8 +27,6 @@ const (
 
 // Options tune the store. The zero value of each field selects its default.
 type Options struct {
-	// Node is this node's name in a cluster (cluster.node); Node returns it.
-	Node string
 	// HeadMaxBytes bounds the memory of unflushed records (an estimate of
 	// their size), including records being flushed. Half of it triggers a
 	// flush; an Append that would cross it returns ErrBusy instead.
@@ -71,6 +70,15 @@ type Options struct {
 	// docs/security.md). Plain files written before keep being read. nil
 	// writes plain files, and a sealed file or frame is then an error.
 	Keys *keys.Ring
+
+	// Bucket, when set, is the object store closed days are uploaded to
+	// and the days of every node are read from (docs/scale-out.md, "Closed
+	// days in the bucket"). nil keeps every day on local disk only.
+	Bucket objstore.Bucket
+	// Node is this node's name in the bucket's keys (cluster.node): it
+	// must pass objstore.ValidNode when Bucket is set, and be unique in the
+	// cluster.
+	Node string
 }
 
 func (o *Options) withDefaults() {
@@ -276,6 +284,11 @@ func (s *Store) stopping() bool {
 		return false
 	}
 }
+
+// Node returns this node's name in the cluster (Options.Node): the path
+// element of its objects in the bucket, and what a cluster search names a
+// peer by.
+func (s *Store) Node() string { return s.opts.Node }
 
 // Dir returns the data directory.
 func (s *Store) Dir() string { return s.dir }
