@@ -70,6 +70,15 @@ type DayInfo struct {
 	// KeyID is the id of the day key DeleteDay destroyed (encrypted data
 	// directories only; empty otherwise). It is not key material.
 	KeyID string `json:",omitempty"`
+	// Local says the day has data on this node's disk (files or records
+	// not yet flushed); Remote that it has objects in the bucket (any
+	// node's, this node's own where its local copy was evicted). A day
+	// with only remote data is listed too, so that the purge sees it.
+	Local, Remote bool
+	// Objects and RemoteBytes are the day's current objects in the bucket
+	// and their size. Records includes the objects whose footer was read.
+	Objects     int
+	RemoteBytes int64
 }
 
 // DayView is what a search sees of one day: its immutable segment files and a

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -25,7 +26,12 @@ type segRef struct {
 	// added is when the file joined the day (or the store was opened): the
 	// age of a day's late parts decides when it is archived again.
 	added time.Time
-	refs  atomic.Int32
+	// remote: the reader reads an object in the bucket by ranges.
+	remote bool
+	// used is when a snapshot last took the file (Unix nanoseconds): the
+	// eviction of uploaded local files removes the least recently used.
+	used atomic.Int64
+	refs atomic.Int32
 }
 
 func (s *segRef) acquire() { s.refs.Add(1) }
@@ -48,6 +54,22 @@ type day struct {
 	// is their size.
 	shredded      bool
 	shreddedBytes int64
+	// remote are the day's objects in the bucket, one per node (see
+	// remoteObj): other nodes' days, and this node's own whose local copy
+	// was evicted. A snapshot reads this node's only where no local file
+	// covers it.
+	remote map[string]*remoteObj
+	// remoteOnly: the day was learnt from a listing of the bucket (no
+	// local directory was found for it); it leaves the registry when the
+	// bucket no longer holds it and nothing local was added.
+	remoteOnly bool
+}
+
+// newDayLocked returns a new registry entry for day key, its directory
+// named (not created). s.mu must be held.
+func (s *Store) newDayLocked(key int64) *day {
+	d := time.Unix(key, 0).UTC()
+	return &day{start: d, dir: filepath.Join(s.dir, daysDirName, record.DayString(d))}
 }
 
 // Snapshot returns a view of every day that overlaps [from, to). Its
@@ -62,12 +84,53 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 // only this node's unshared data, or the whole view with the objects of
 // the peers that answered taken from their answers.
 func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, error) {
+	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
+	var peers map[int64][]*remoteObj
+	if s.opts.Bucket != nil && !o.Unshared && len(o.PeerObjects) > 0 {
+		var err error
+		if peers, err = s.peerObjects(lo, hi, o.PeerObjects); err != nil {
+			return nil, err
+		}
+	}
+	// Remote footers are read outside the lock; a listing may replace an
+	// object meanwhile, so the view is built again (a few times at most)
+	// until every object it needs is open.
+	for attempt := 0; ; attempt++ {
+		snap, missing, err := s.snapshotLocked(lo, hi, o, peers)
+		if err != nil || len(missing) == 0 {
+			if err != nil {
+				for _, objs := range peers {
+					for _, p := range objs {
+						p.release()
+					}
+				}
+			}
+			return snap, err
+		}
+		err = s.openObjects(missing)
+		if err == nil && attempt == 3 {
+			err = errors.New("the bucket's objects changed under four attempts to open them")
+		}
+		if err != nil {
+			for _, objs := range peers {
+				for _, p := range objs {
+					p.release()
+				}
+			}
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+	}
+}
+
+// snapshotLocked builds the snapshot of [lo, hi) under s.mu, or returns
+// the remote objects it needs that are not open yet (then it holds
+// nothing). peers are the objects of the peers that answered, per day.
+func (s *Store) snapshotLocked(lo, hi int64, o SnapshotOptions, peers map[int64][]*remoteObj) (*Snapshot, []*remoteObj, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
-	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
 	keys := make(map[int64]bool)
 	for _, m := range []map[int64]*head{s.heads, s.frozen} {
 		for k := range m {
@@ -75,6 +138,9 @@ func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, 
 		}
 	}
 	for k := range s.days {
+		keys[k] = true
+	}
+	for k := range peers {
 		keys[k] = true
 	}
 	var sorted []int64
@@ -85,18 +151,72 @@ func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, 
 	}
 	slices.Sort(sorted)
 
+	var missing []*remoteObj
+	if !o.Unshared {
+		for _, k := range sorted {
+			if dy := s.days[k]; dy != nil {
+				for _, ro := range s.remoteLocked(dy) {
+					if _, answered := o.PeerObjects[ro.node]; answered && ro.node != s.opts.Node {
+						continue
+					}
+					if ro.ref == nil && ro.bad == nil {
+						missing = append(missing, ro)
+					}
+				}
+			}
+		}
+		if len(missing) > 0 {
+			return nil, missing, nil
+		}
+	}
+
 	rd := &reader{s: s, keys: sorted, done: make(chan struct{})}
 	snap := &Snapshot{report: s.reportCorrupt, rd: rd}
 	var refs []*segRef
+	add := func(v *DayView, ref *segRef) {
+		ref.acquire()
+		refs = append(refs, ref)
+		v.Segments = append(v.Segments, ref.r)
+	}
+	now := time.Now().UnixNano()
 	for _, k := range sorted {
 		v := &DayView{Day: time.Unix(k, 0).UTC()}
 		if dy := s.days[k]; dy != nil {
 			for _, ref := range dy.segs {
-				ref.acquire()
-				refs = append(refs, ref)
-				v.Segments = append(v.Segments, ref.r)
+				if o.Unshared && s.uploadedLocked(k, ref) {
+					snap.Shared = append(snap.Shared, s.ledger.Days[record.DayString(v.Day)].info())
+					continue
+				}
+				ref.used.Store(now)
+				add(v, ref)
 			}
 			v.Corrupt = slices.Clone(dy.corrupt)
+			if o.Unshared {
+				if own := s.ownRemoteLocked(dy); own != nil {
+					snap.Shared = append(snap.Shared, own.info)
+				}
+			} else {
+				for _, ro := range s.remoteLocked(dy) {
+					if _, answered := o.PeerObjects[ro.node]; answered && ro.node != s.opts.Node {
+						continue
+					}
+					if ro.bad != nil {
+						v.Corrupt = append(v.Corrupt, ro.corruptFile())
+						continue
+					}
+					add(v, ro.ref)
+				}
+			}
+		}
+		for _, p := range peers[k] {
+			if p.bad != nil {
+				v.Corrupt = append(v.Corrupt, p.corruptFile())
+				continue
+			}
+			// The snapshot takes over the reference peerObjects took.
+			refs = append(refs, p.ref)
+			v.Segments = append(v.Segments, p.ref.r)
+			p.ref = nil
 		}
 		f, h := s.frozen[k], s.heads[k]
 		for _, hd := range []*head{f, h} {
@@ -115,6 +235,9 @@ func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, 
 		case h != nil:
 			v.Head = h.recs[:len(h.recs):len(h.recs)]
 		}
+		if o.Unshared && len(v.Segments) == 0 && len(v.Head) == 0 && len(v.Corrupt) == 0 {
+			continue // everything of the day is in the bucket (Shared)
+		}
 		snap.Days = append(snap.Days, v)
 	}
 	s.readers[rd] = struct{}{}
@@ -127,7 +250,7 @@ func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, 
 		s.mu.Unlock()
 		close(rd.done)
 	}
-	return snap, nil
+	return snap, nil, nil
 }
 
 // Days lists the stored days, oldest first, with their sizes.
@@ -171,10 +294,27 @@ func (s *Store) Days() []DayInfo {
 			in.Bytes += c.Bytes
 		}
 		in.Bytes += dy.shreddedBytes
+		in.Local = len(dy.segs) > 0 || len(dy.corrupt) > 0 || dy.shredded
+		for _, o := range s.remoteLocked(dy) {
+			in.Remote = true
+			in.Objects++
+			in.RemoteBytes += o.info.Size
+			switch {
+			case o.bad != nil:
+				in.CorruptFiles++
+			case o.ref != nil:
+				si := o.ref.r.Info()
+				in.Records += si.Records
+				if si.Records > 0 {
+					widen(in, si.MinTime, si.MaxTime)
+				}
+			}
+		}
 	}
 	for _, m := range []map[int64]*head{s.frozen, s.heads} {
 		for k, h := range m {
 			in := get(k)
+			in.Local = true
 			in.Records += h.n
 			widen(in, time.UnixMilli(h.minTime).UTC(), time.UnixMilli(h.maxTime).UTC())
 		}
@@ -256,11 +396,19 @@ func (s *Store) DeleteDay(ctx context.Context, d time.Time) (DayInfo, error) {
 		for _, ref := range dy.segs {
 			ref.release()
 		}
+		releaseRemoteLocked(dy)
 		delete(s.days, key)
 	}
 	s.dropHeadLocked(key)
 	delete(s.deleting, key)
+	s.deletedAt[key] = time.Now()
 	s.mu.Unlock()
+	// An upload of the day still in flight sees the day gone and deletes
+	// what it put; the ledger forgets the day (the purge deletes its
+	// prefix in the bucket).
+	if err := s.forgetDay(key); err != nil {
+		return info, fmt.Errorf("delete day %s: %w", record.DayString(d), err)
+	}
 	// Records of the day may still sit in WAL files; a flush moves every
 	// other unflushed record into parts, checkpoints and removes those
 	// files. The flush only warns when the removal fails; the purge must

@@ -177,7 +177,7 @@ func (s *Store) flushOnce() error {
 		// now rather than as a part the archive pass re-encodes.
 		s.mu.Lock()
 		dy := s.days[key]
-		archived := (dy == nil || len(dy.segs) == 0) && s.dayClosed(d)
+		archived := (dy == nil || len(dy.segs) == 0 && s.ownRemoteLocked(dy) == nil) && s.dayClosed(d)
 		s.mu.Unlock()
 		path := filepath.Join(dir, segName(flushID, flushID, archived))
 		opts, err := s.segmentOptions(d, nil)
@@ -210,11 +210,13 @@ func (s *Store) flushOnce() error {
 	for key, ref := range written {
 		dy := s.days[key]
 		if dy == nil {
-			d := time.Unix(key, 0).UTC()
-			dy = &day{start: d, dir: filepath.Join(s.dir, daysDirName, record.DayString(d))}
+			dy = s.newDayLocked(key)
 			s.days[key] = dy
 		}
 		dy.segs = append(dy.segs, ref)
+		if ref.archived {
+			s.kickUpload()
+		}
 	}
 	s.frozen = make(map[int64]*head)
 	s.frozenBytes = 0

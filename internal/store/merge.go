@@ -64,14 +64,21 @@ func (s *Store) planMerge(dy *day) []*segRef {
 		return nil
 	}
 	var (
-		arch      []*segRef
+		archBytes int64
 		late      []*segRef
 		lateBytes int64
 		oldest    time.Time
 	)
+	nArch := 0
+	if o := s.ownRemoteLocked(dy); o != nil {
+		// This node's evicted archive of the day counts as its archived
+		// file; a merge of all files downloads it first (restoreForMerge).
+		nArch, archBytes = 1, o.info.Size
+	}
 	for _, ref := range dy.segs {
 		if ref.archived {
-			arch = append(arch, ref)
+			nArch++
+			archBytes = ref.r.Info().Bytes
 			continue
 		}
 		late = append(late, ref)
@@ -81,11 +88,11 @@ func (s *Store) planMerge(dy *day) []*segRef {
 		}
 	}
 	switch {
-	case len(late) == 0 && len(arch) <= 1:
+	case len(late) == 0 && nArch <= 1:
 		return nil // archived, or no file at all
-	case len(arch) != 1:
+	case nArch != 1:
 		return dy.segs // never archived (or, oddly, twice): archive it all
-	case lateBytes*lateArchiveShare >= arch[0].r.Info().Bytes || !now.Before(oldest.Add(s.opts.MergeGrace)) ||
+	case lateBytes*lateArchiveShare >= archBytes || !now.Before(oldest.Add(s.opts.MergeGrace)) ||
 		len(dy.segs) >= s.opts.MaxParts:
 		return dy.segs
 	case len(late) >= 2:
@@ -134,6 +141,9 @@ func (s *Store) mergeDay(d time.Time, choose func(*day) []*segRef) error {
 	defer s.mergeMu.Unlock()
 	start := time.Now()
 	key := record.Day(d).Unix()
+	if err := s.restoreForMerge(key, choose); err != nil {
+		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
+	}
 	job, dy, srcs, all, err := s.beginMerge(key, choose)
 	if job == nil {
 		if err != nil {
@@ -248,6 +258,9 @@ func (s *Store) mergeDay(d time.Time, choose func(*day) []*segRef) error {
 		ref.release() // the registry's reference
 	}
 	s.m.merges.Inc()
+	if archived {
+		s.kickUpload()
+	}
 	s.log.Debug("merged day", "day", record.DayString(d), "parts", len(srcs), "duration", time.Since(start))
 	return nil
 }

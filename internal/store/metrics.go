@@ -25,6 +25,74 @@ type metrics struct {
 	cancelledSearches prometheus.Counter
 	erasures          prometheus.Counter
 	erasedRecords     prometheus.Counter
+	remote            remoteMetrics
+}
+
+// remoteMetrics are the bucket's side (upload.go, remote.go); they are
+// registered only when the store has a bucket.
+type remoteMetrics struct {
+	uploads           *prometheus.CounterVec
+	uploadedBytes     prometheus.Counter
+	uploadDuration    prometheus.Histogram
+	supersededDeleted prometheus.Counter
+	evictions         prometheus.Counter
+	downloads         prometheus.Counter
+	lists             prometheus.Counter
+	listErrors        prometheus.Counter
+}
+
+func newRemoteMetrics(reg prometheus.Registerer, s *Store) (remoteMetrics, error) {
+	m := remoteMetrics{
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "retentiond_store_uploads_total",
+			Help: "Uploads of a closed day's archived file to the bucket, by result (ok, error).",
+		}, []string{"result"}),
+		uploadedBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_uploaded_bytes_total",
+			Help: "Bytes of day files uploaded to the bucket and verified.",
+		}),
+		uploadDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "retentiond_store_upload_duration_seconds",
+			Help:    "Time to upload and verify one day file.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 4, 10),
+		}),
+		supersededDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_superseded_objects_deleted_total",
+			Help: "This node's objects deleted from the bucket after a newer archive of their day replaced them.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_evicted_files_total",
+			Help: "Uploaded day files removed from local disk beyond object_storage.cache_bytes (their days are read from the bucket).",
+		}),
+		downloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_downloaded_files_total",
+			Help: "Evicted day files downloaded again to merge late records into them.",
+		}),
+		lists: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_bucket_lists_total",
+			Help: "Listings of the bucket's days that succeeded.",
+		}),
+		listErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "retentiond_store_bucket_list_errors_total",
+			Help: "Listings of the bucket's days that failed (other nodes' new days stay unseen until one succeeds).",
+		}),
+	}
+	m.uploads.WithLabelValues("ok")
+	m.uploads.WithLabelValues("error")
+	if s.opts.Bucket == nil {
+		return m, nil
+	}
+	return m, metricsx.Register(reg, m.uploads, m.uploadedBytes, m.uploadDuration, m.supersededDeleted, m.evictions,
+		m.downloads, m.lists, m.listErrors,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_upload_backlog_days",
+			Help: "Closed days whose archived file is not in the bucket yet (uploads retried with backoff; the local disk holds them).",
+		}, func() float64 { d, _ := s.backlog(); return float64(d) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "retentiond_store_upload_backlog_bytes",
+			Help: "Bytes of the closed days' files not in the bucket yet.",
+		}, func() float64 { _, b := s.backlog(); return float64(b) }),
+	)
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
@@ -94,6 +162,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) (*metrics, error) {
 			Name: "retentiond_store_erased_records_total",
 			Help: "Records removed by erasures.",
 		}),
+	}
+	var err error
+	if m.remote, err = newRemoteMetrics(reg, s); err != nil {
+		return nil, err
 	}
 	return m, metricsx.Register(reg, m.appended, m.busy, m.flushes, m.flushedRecords, m.sealed, m.flushDuration, m.flushErrors,
 		m.merges, m.deletedDays, m.keysDestroyed, m.replayed, m.recoveryRemoved, m.corruptFound, m.cancelledSearches,

@@ -299,6 +299,9 @@ func (s *Store) noteCorrupt(ce *segment.CorruptionError, foundBy string) {
 // its day's readable files: later snapshots skip it and name it, merges
 // leave it out, and the background loop quarantines it.
 func (s *Store) reportCorrupt(ce *segment.CorruptionError) {
+	if s.reportRemoteCorrupt(ce) {
+		return // an object in the bucket: marked, never quarantined (it is not ours to rename)
+	}
 	var found *segRef
 	s.mu.Lock()
 	for key, dy := range s.days {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,6 +80,28 @@ type Options struct {
 	// must pass objstore.ValidNode when Bucket is set, and be unique in the
 	// cluster.
 	Node string
+	// Cache keeps the ranges searches read from remote segments on local
+	// disk (*objstore.Cache); nil reads every range from the bucket.
+	Cache RangeCache
+	// LocalCacheBytes bounds the uploaded day files kept on local disk: an
+	// uploaded file is a cache entry, and beyond the bound the least
+	// recently read are removed (their days are then read from the
+	// bucket). Default 5 GiB. Files not yet uploaded are never evicted.
+	LocalCacheBytes int64
+	// UploadRetryMin and UploadRetryMax bound the backoff between upload
+	// rounds while the bucket fails. Defaults 1s and 5m.
+	UploadRetryMin, UploadRetryMax time.Duration
+	// ListInterval is how often the bucket is listed to learn the days of
+	// the other nodes. Default 1m.
+	ListInterval time.Duration
+	// SupersededGrace is how long an object replaced by a newer archive of
+	// its day stays in the bucket before this node deletes it, so that a
+	// search that listed it moments ago can still read it. Default 10m.
+	SupersededGrace time.Duration
+
+	// manual (tests of this package only): no background listing and
+	// upload loops; the test calls ListBucket and UploadPending.
+	manual bool
 }
 
 func (o *Options) withDefaults() {
@@ -89,6 +112,11 @@ func (o *Options) withDefaults() {
 	o.SealRows = cmp.Or(o.SealRows, defaultSealRows)
 	o.WALSegmentBytes = cmp.Or(o.WALSegmentBytes, 64<<20)
 	o.ReaderGrace = cmp.Or(o.ReaderGrace, 30*time.Second)
+	o.LocalCacheBytes = cmp.Or(o.LocalCacheBytes, 5<<30)
+	o.UploadRetryMin = cmp.Or(o.UploadRetryMin, time.Second)
+	o.UploadRetryMax = cmp.Or(o.UploadRetryMax, 5*time.Minute)
+	o.ListInterval = cmp.Or(o.ListInterval, time.Minute)
+	o.SupersededGrace = cmp.Or(o.SupersededGrace, 10*time.Minute)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -147,6 +175,19 @@ type Store struct {
 	flushRetry time.Time     // no background flush before this (backoff after failures)
 	flushWait  time.Duration // the current backoff
 
+	// The bucket's side (remote.go, upload.go). ledger is guarded by mu
+	// for reading; changing it also takes upMu, which orders the ledger's
+	// writes and an upload's commit against DeleteDay.
+	ledger ledger
+	upMu   sync.Mutex
+	// deletedAt says when DeleteDay removed a day, so that a listing that
+	// began before does not bring it back.
+	deletedAt    map[int64]time.Time
+	upKick       chan struct{}
+	remoteCtx    context.Context
+	remoteCancel context.CancelFunc
+	remoteWG     sync.WaitGroup
+
 	kick chan struct{}
 	// sealKick wakes the sealing loop (seal.go); sealDone is closed when
 	// it has stopped.
@@ -162,21 +203,27 @@ type Store struct {
 func Open(dir string, opts Options) (*Store, error) {
 	opts.withDefaults()
 	s := &Store{
-		dir:      dir,
-		opts:     opts,
-		fs:       opts.FS,
-		log:      opts.Logger,
-		days:     make(map[int64]*day),
-		heads:    make(map[int64]*head),
-		frozen:   make(map[int64]*head),
-		kick:     make(chan struct{}, 1),
-		sealKick: make(chan struct{}, 1),
-		sealDone: make(chan struct{}),
-		failedCh: make(chan struct{}),
-		deleting: make(map[int64]bool),
-		readers:  make(map[*reader]struct{}),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		dir:       dir,
+		opts:      opts,
+		fs:        opts.FS,
+		log:       opts.Logger,
+		days:      make(map[int64]*day),
+		heads:     make(map[int64]*head),
+		frozen:    make(map[int64]*head),
+		kick:      make(chan struct{}, 1),
+		sealKick:  make(chan struct{}, 1),
+		sealDone:  make(chan struct{}),
+		failedCh:  make(chan struct{}),
+		deleting:  make(map[int64]bool),
+		readers:   make(map[*reader]struct{}),
+		deletedAt: make(map[int64]time.Time),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if opts.Bucket != nil {
+		if err := objstore.ValidNode(opts.Node); err != nil {
+			return nil, fmt.Errorf("store: cluster.node: %w", err)
+		}
 	}
 	var err error
 	if s.m, err = newMetrics(opts.Registerer, s); err != nil {
@@ -192,6 +239,13 @@ func Open(dir string, opts Options) (*Store, error) {
 		s.closeFiles()
 		return nil, err
 	}
+	if opts.Bucket != nil {
+		if err := s.loadLedger(); err != nil {
+			s.closeFiles()
+			return nil, err
+		}
+	}
+	s.startRemote()
 	go s.loop()
 	go s.sealLoop()
 	return s, nil
@@ -303,10 +357,12 @@ func (s *Store) Close() error {
 		return nil
 	}
 	close(s.stop)
+	s.remoteCancel() // uploads and downloads in flight stop; the next start repeats them
 	s.cancelMergeLocked(nil)
 	s.mu.Unlock()
 	<-s.done
 	<-s.sealDone
+	s.stopRemote()
 	// A merge called by someone else than the loop: cancelled above if it
 	// had begun, refused by beginMerge (stopping) if not.
 	s.mergeMu.Lock()
@@ -331,6 +387,7 @@ func (s *Store) closeFiles() error {
 		for _, ref := range dy.segs {
 			ref.release()
 		}
+		releaseRemoteLocked(dy)
 	}
 	s.days = map[int64]*day{}
 	s.mu.Unlock()
