@@ -122,6 +122,11 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	if ring != nil {
 		log.Info("encryption at rest enabled", "key_dir", cfg.KeyDir(), "master_key_id", ring.MasterID().String())
 	}
+	rem, err := openRemote(cfg, reg, log)
+	if err != nil {
+		return err
+	}
+	defer rem.Close()
 	st, err := store.Open(cfg.DataDir, store.Options{
 		HeadMaxBytes:    int64(cfg.Storage.HeadMaxBytes),
 		FlushInterval:   cfg.Storage.FlushInterval,
@@ -133,9 +138,11 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		Registerer:      reg,
 		FS:              hooks.fs,
 		Keys:            ring,
-		// The node's name in a cluster; cluster.node (h/objstore) replaces
-		// the host name here.
-		Node: hostName(),
+		Bucket:          rem.bucket,
+		Node:            rem.node,
+		Cache:           rem.cache,
+		LocalCacheBytes: rem.localBytes,
+		ListInterval:    cfg.ObjectStorage.ListInterval,
 	})
 	if err != nil {
 		return err
@@ -302,6 +309,8 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 		StartupIgnoresLimit: true,
 		DataDir:             cfg.DataDir,
 		Holds:               holds,
+		Bucket:              rem.bucket,
+		Node:                rem.node,
 		OnReport: func(rep purge.Report) {
 			// Save logs and counts a failure (retentiond_reports_write_failures_total).
 			_, _ = reports.Save(report.KindPurge, rep.Now, rep)

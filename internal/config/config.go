@@ -12,14 +12,17 @@ package config
 import (
 	"cmp"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/policy"
 )
 
@@ -41,7 +44,9 @@ type Config struct {
 	Auth       Auth       `mapstructure:"auth" yaml:"auth"`
 	Audit      Audit      `mapstructure:"audit" yaml:"audit"`
 	Cases      Cases      `mapstructure:"cases" yaml:"cases"`
-	// Cluster is the other nodes a search asks for their fresh data.
+	// ObjectStorage is the bucket closed days go to (docs/scale-out.md).
+	ObjectStorage ObjectStorage `mapstructure:"object_storage" yaml:"object_storage"`
+	// Cluster names this node among the nodes sharing the bucket.
 	Cluster Cluster `mapstructure:"cluster" yaml:"cluster"`
 
 	// File is the configuration file that was read, or "" when only the
@@ -106,9 +111,12 @@ type Search struct {
 	RequireCase bool `mapstructure:"require_case" yaml:"require_case"`
 }
 
-// Cluster lists the other nodes whose data not yet in the bucket a search
-// asks for (docs/scale-out.md, "Fresh data across nodes").
+// Cluster names this node and lists the other nodes whose data not yet in
+// the bucket a search asks for (docs/scale-out.md, "Fresh data across nodes").
 type Cluster struct {
+	// Node is this node's name in the bucket's keys and to its peers;
+	// empty: the host name.
+	Node string `mapstructure:"node" yaml:"node"`
 	// Peers are the other nodes' HTTP base URLs (http or https, no user
 	// name, query or fragment).
 	Peers []string `mapstructure:"peers" yaml:"peers"`
@@ -118,6 +126,46 @@ type Cluster struct {
 	Token string `mapstructure:"token" yaml:"token"`
 	// PeerTimeout bounds the wait for a peer's first answer line.
 	PeerTimeout time.Duration `mapstructure:"peer_timeout" yaml:"peer_timeout"`
+}
+
+// ObjectStorage is the S3-compatible bucket closed days are uploaded to and
+// read from (docs/scale-out.md). An empty Endpoint keeps everything on
+// local disk.
+type ObjectStorage struct {
+	Endpoint string `mapstructure:"endpoint" yaml:"endpoint"`
+	Bucket   string `mapstructure:"bucket" yaml:"bucket"`
+	Prefix   string `mapstructure:"prefix" yaml:"prefix"`
+	Region   string `mapstructure:"region" yaml:"region"`
+	// AccessKeyID and SecretAccessKey sign requests; empty: the AWS_*
+	// environment variables. Secrets: redacted by Redacted, never logged.
+	AccessKeyID     string `mapstructure:"access_key_id" yaml:"access_key_id"`
+	SecretAccessKey string `mapstructure:"secret_access_key" yaml:"secret_access_key"`
+	// CAFile is a PEM file of CAs trusted for an https endpoint.
+	CAFile string `mapstructure:"ca_file" yaml:"ca_file"`
+	// CacheBytes bounds the local disk used for remote data: half for
+	// uploaded day files kept as cache entries, half for the ranges
+	// searches read from the bucket.
+	CacheBytes ByteSize `mapstructure:"cache_bytes" yaml:"cache_bytes"`
+	// ListInterval is how often the bucket is listed for other nodes' days.
+	ListInterval time.Duration `mapstructure:"list_interval" yaml:"list_interval"`
+}
+
+// NodeName is cluster.node, or the host name when it is empty, checked
+// with objstore.ValidNode (a host name with other characters must be
+// replaced by a configured name).
+func (c Cluster) NodeName() (string, error) {
+	name := c.Node
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("cluster.node is empty and the host name is unknown: %w", err)
+		}
+		name = h
+	}
+	if err := objstore.ValidNode(name); err != nil {
+		return "", fmt.Errorf("cluster.node: %w", err)
+	}
+	return name, nil
 }
 
 // Encryption configures encryption at rest: one random data key per UTC
@@ -231,10 +279,11 @@ func Default() *Config {
 			MaxConnections:    512,
 			MinBodyRate:       4 << 10,
 		},
-		Auth:    Auth{Tokens: []Token{}},
-		Audit:   Audit{Retention: policy.Retention{Years: 2}, CheckpointLines: 100, CheckpointInterval: 15 * time.Minute},
-		Cases:   Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
-		Cluster: Cluster{Peers: []string{}, PeerTimeout: 10 * time.Second},
+		Auth:          Auth{Tokens: []Token{}},
+		Audit:         Audit{Retention: policy.Retention{Years: 2}, CheckpointLines: 100, CheckpointInterval: 15 * time.Minute},
+		Cases:         Cases{DefaultExpires: 30 * 24 * time.Hour, MaxExpires: 90 * 24 * time.Hour},
+		Cluster:       Cluster{Peers: []string{}, PeerTimeout: 10 * time.Second},
+		ObjectStorage: ObjectStorage{Region: "us-east-1", CacheBytes: 10 << 30, ListInterval: time.Minute},
 	}
 }
 
@@ -261,6 +310,12 @@ func (c *Config) Redacted() *Config {
 	r.Cluster.Peers = append([]string{}, c.Cluster.Peers...)
 	if r.Cluster.Token != "" {
 		r.Cluster.Token = "REDACTED"
+	}
+	if r.ObjectStorage.AccessKeyID != "" {
+		r.ObjectStorage.AccessKeyID = "REDACTED"
+	}
+	if r.ObjectStorage.SecretAccessKey != "" {
+		r.ObjectStorage.SecretAccessKey = "REDACTED"
 	}
 	r.Auth.Tokens = make([]Token, len(c.Auth.Tokens))
 	for i, t := range c.Auth.Tokens {

@@ -110,19 +110,27 @@ func TestLoadLocations(t *testing.T) {
 // valid forms depend on the key. A new string key without a sample fails
 // TestEnvEveryKey, so it cannot be left untested.
 var envSamples = map[string]string{
-	"data_dir":                   "/srv/retentiond",
-	"listen.http":                "[::1]:9090",
-	"encryption.master_key_file": "/run/credentials/retentiond.service/master.key",
-	"encryption.key_dir":         "/var/lib/retentiond-keys",
-	"listen.syslog_udp":          "",
-	"listen.syslog_tcp":          "0.0.0.0:6514",
-	"purge.schedule":             "CRON_TZ=Europe/Amsterdam 30 3 * * *",
-	"log.level":                  "debug",
-	"log.format":                 "json",
-	"tls.cert_file":              "", // set to a real file by the test
-	"tls.key_file":               "",
-	"audit.path":                 "/srv/audit",
-	"cluster.token":              "node-token-of-at-least-32-characters-0123",
+	"data_dir":                         "/srv/retentiond",
+	"listen.http":                      "[::1]:9090",
+	"encryption.master_key_file":       "/run/credentials/retentiond.service/master.key",
+	"encryption.key_dir":               "/var/lib/retentiond-keys",
+	"listen.syslog_udp":                "",
+	"listen.syslog_tcp":                "0.0.0.0:6514",
+	"purge.schedule":                   "CRON_TZ=Europe/Amsterdam 30 3 * * *",
+	"log.level":                        "debug",
+	"log.format":                       "json",
+	"tls.cert_file":                    "", // set to a real file by the test
+	"tls.key_file":                     "",
+	"audit.path":                       "/srv/audit",
+	"object_storage.endpoint":          "http://127.0.0.1:8333",
+	"object_storage.bucket":            "retentiond",
+	"object_storage.prefix":            "cluster-1/",
+	"object_storage.region":            "eu-west-1",
+	"object_storage.access_key_id":     "AKIAEXAMPLE",
+	"object_storage.secret_access_key": "secret-example",
+	"object_storage.ca_file":           "/etc/retentiond/ca.pem",
+	"cluster.node":                     "node-a",
+	"cluster.token":                    "node-token-of-at-least-32-characters-0123",
 }
 
 // TestEnvEveryKey sets RETENTIOND_* for every key of the Config struct (the
@@ -419,6 +427,51 @@ func TestRedacted(t *testing.T) {
 	c.Cluster.Token = "node-token-of-at-least-32-characters-0123"
 	if out, _ := c.Redacted().YAML(); strings.Contains(string(out), c.Cluster.Token) {
 		t.Errorf("redacted YAML still holds the node token:\n%s", out)
+	}
+}
+
+// TestObjectStorageChecks: the bucket section is checked only when an
+// endpoint is set, cluster.node by objstore's rule, and the keys are
+// redacted.
+func TestObjectStorageChecks(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		key  string // the key of the expected problem; "" for none
+	}{
+		{"local only", func(c *Config) {}, ""},
+		{"complete", func(c *Config) {
+			c.ObjectStorage.Endpoint, c.ObjectStorage.Bucket, c.Cluster.Node = "https://s3.example.net", "b", "node-a"
+		}, ""},
+		{"no bucket", func(c *Config) { c.ObjectStorage.Endpoint, c.Cluster.Node = "http://127.0.0.1:8333", "n" }, "object_storage.bucket"},
+		{"credentials in the URL", func(c *Config) {
+			c.ObjectStorage.Endpoint, c.ObjectStorage.Bucket, c.Cluster.Node = "http://key:secret@127.0.0.1:8333", "b", "n"
+		}, "object_storage.endpoint"},
+		{"bad node", func(c *Config) { c.Cluster.Node = "a/b" }, "cluster.node"},
+		{"zero cache", func(c *Config) { c.ObjectStorage.CacheBytes = 0 }, "object_storage.cache_bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Default()
+			tc.mod(c)
+			err := c.Validate()
+			var ke *KeyError
+			switch {
+			case tc.key == "" && err != nil:
+				t.Fatalf("unexpected problem: %v", err)
+			case tc.key != "" && (!errors.As(err, &ke) || ke.Key != tc.key):
+				t.Fatalf("got %v, want a problem with %s", err, tc.key)
+			}
+		})
+	}
+	c := Default()
+	c.ObjectStorage.AccessKeyID, c.ObjectStorage.SecretAccessKey = "AKIAEXAMPLE", "very-secret-key"
+	out, err := c.Redacted().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "very-secret-key") || strings.Contains(string(out), "AKIAEXAMPLE") {
+		t.Errorf("redacted YAML holds the bucket credentials:\n%s", out)
 	}
 }
 

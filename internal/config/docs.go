@@ -113,11 +113,27 @@ var keyDocs = map[string]string{
 	"audit.checkpoint_lines":    "The audit witness: write a signed checkpoint of the audit chain's head (seq, hash, time) to the daemon's own log after every this many audit lines; 0 disables the count. `retentiond audit verify --checkpoints` checks the chain against them (docs/security.md).",
 	"audit.checkpoint_interval": "Also write a checkpoint this often, whether or not lines were added (and always at start-up and shutdown); 0 disables the timer.",
 
+	"object_storage": "An S3-compatible bucket (AWS S3, Ceph RGW, SeaweedFS, Garage, MinIO) shared by every node: closed days are uploaded to it after storage.merge_grace, " +
+		"and every node searches every node's days in it (docs/scale-out.md). Empty endpoint: local disk only.",
+	"object_storage.endpoint": "The store's URL, scheme and host[:port] (e.g. http://127.0.0.1:8333); requests are path-style. Empty: local disk only (no upload, no listing).",
+	"object_storage.bucket":   "The bucket; it must exist. Unversioned, or the purge cannot prove a day destroyed (docs/scale-out.md).",
+	"object_storage.prefix":   "Put before every key (e.g. \"retentiond/\"), to share a bucket with other data.",
+	"object_storage.region":   "The signing region.",
+	"object_storage.access_key_id": "Access key; empty: AWS_ACCESS_KEY_ID from the environment (with AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN). " +
+		"Never logged; config show prints REDACTED.",
+	"object_storage.secret_access_key": "Secret key; empty: AWS_SECRET_ACCESS_KEY. Never logged; config show prints REDACTED. Prefer the environment or a systemd credential to the file.",
+	"object_storage.ca_file":           "PEM file of CA certificates trusted for an https endpoint besides the system's (a private CA of an on-premises store).",
+	"object_storage.cache_bytes": "Local disk for data held in the bucket: half keeps uploaded day files (least recently read evicted beyond it, then read from the bucket), " +
+		"half keeps the footers, index pages and blocks searches fetched by range GETs. Days not yet uploaded are never evicted and do not count.",
+	"object_storage.list_interval": "How often the bucket is listed to learn the days other nodes uploaded (and at start-up, in the background).",
+
+	"cluster.node": "Unique node name, the path element of this node's objects (days/<day>/<node>/...): letters, digits, '.', '_', '-', at most 64 bytes. Empty: the host name. Never reuse a name on a new data directory while the bucket holds that node's days.",
+
 	"cases":                 "The case registry: investigations under which searches may run (retentiond case; docs/security.md).",
 	"cases.default_expires": "How long after it is opened a case expires when retentiond case open gives no --expires.",
 	"cases.max_expires":     "The longest --expires a case may be opened with; an investigation that needs longer is opened again and approved again.",
 
-	"cluster": "The other nodes of a cluster sharing one bucket: a search asks each for its data not yet uploaded and merges the answers in time order (docs/scale-out.md).",
+	"cluster": "This node and the other nodes of a cluster sharing one bucket: a search asks each for its data not yet uploaded and merges the answers in time order (docs/scale-out.md).",
 	"cluster.peers": "The other nodes' HTTP base URLs (http://host:port or https://host:port, no user name). A peer that does not answer makes an answer partial, and the answer names it. " +
 		"In the environment: comma-separated.",
 	"cluster.token": "The node token every node presents to its peers and accepts from them (the same on every node; at least 32 characters, e.g. head -c 32 /dev/urandom | base64). " +

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/policy"
 )
 
@@ -151,6 +152,7 @@ func (c *Config) Validate() error {
 			"make it at most cases.max_expires")
 	}
 	v.cluster(c.Cluster)
+	v.objectStorage(c)
 	return errors.Join(v.problems...)
 }
 
@@ -185,6 +187,32 @@ func (v *validator) cluster(c Cluster) {
 			"generate one with `head -c 32 /dev/urandom | base64` and give every node the same (or set RETENTIOND_CLUSTER_TOKEN)")
 	}
 	v.duration("cluster.peer_timeout", c.PeerTimeout, true)
+}
+
+// objectStorage checks object_storage and cluster.node; with no endpoint
+// the rest of the section is not used and not checked.
+func (v *validator) objectStorage(c *Config) {
+	o := c.ObjectStorage
+	v.positiveSize("object_storage.cache_bytes", o.CacheBytes, "10GiB")
+	v.duration("object_storage.list_interval", o.ListInterval, true)
+	if c.Cluster.Node != "" {
+		if err := objstore.ValidNode(c.Cluster.Node); err != nil {
+			v.add("cluster.node", err.Error(), "use a unique name of letters, digits, '.', '_' and '-', e.g. \"node-a\"")
+		}
+	}
+	if o.Endpoint == "" {
+		return
+	}
+	if u, err := url.Parse(o.Endpoint); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
+		v.add("object_storage.endpoint", fmt.Sprintf("%q is not an http(s) URL of a host", o.Endpoint),
+			"write scheme and host[:port] without credentials, e.g. \"http://127.0.0.1:8333\"")
+	}
+	v.check(o.Bucket != "", "object_storage.bucket", "is empty while object_storage.endpoint is set", "name the bucket")
+	if c.Cluster.Node == "" {
+		if _, err := c.Cluster.NodeName(); err != nil {
+			v.add("cluster.node", err.Error()+" (it defaults to the host name)", "set cluster.node to a unique name such as \"node-a\"")
+		}
+	}
 }
 
 type validator struct{ problems []error }

@@ -17,13 +17,6 @@ import (
 // days whose local copy was evicted), read by ranges through a
 // segment.Source. upload.go is the other direction.
 
-// RangeCache keeps the byte ranges of remote segments that searches read
-// (footers, index pages, blocks) on local disk within a bound;
-// *objstore.Cache is one. Without it every read is a range GET.
-type RangeCache interface {
-	Source(b objstore.Bucket, key string, size int64) segment.Source
-}
-
 // remoteFooterOpens bounds how many footers are fetched at once, so that a
 // listing of 730 days of many nodes does not open hundreds of connections.
 const remoteFooterOpens = 8

@@ -80,9 +80,10 @@ type Options struct {
 	// must pass objstore.ValidNode when Bucket is set, and be unique in the
 	// cluster.
 	Node string
-	// Cache keeps the ranges searches read from remote segments on local
-	// disk (*objstore.Cache); nil reads every range from the bucket.
-	Cache RangeCache
+	// Cache keeps the ranges searches read from remote segments (footers,
+	// index pages, blocks) on local disk within its bound; nil reads every
+	// range from the bucket.
+	Cache *objstore.Cache
 	// LocalCacheBytes bounds the uploaded day files kept on local disk: an
 	// uploaded file is a cache entry, and beyond the bound the least
 	// recently read are removed (their days are then read from the
