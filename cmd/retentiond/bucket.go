@@ -14,7 +14,7 @@ import (
 
 // rangeCacheDir is where the range cache of remote segments lives in the
 // data directory (wiped at every start: it is a cache).
-const rangeCacheDir = "objcache"
+const rangeCacheDir = "cache"
 
 // remote is the daemon's object storage: the bucket, the range cache of
 // remote segments, this node's name and the local disk kept for uploaded
