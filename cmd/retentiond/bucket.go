@@ -34,10 +34,15 @@ type remote struct {
 // logged.
 func openRemote(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger) (remote, error) {
 	o := cfg.ObjectStorage
-	if o.Endpoint == "" {
-		return remote{}, nil
-	}
 	node, err := cfg.Cluster.NodeName()
+	if o.Endpoint == "" {
+		// Local only: the node name is still what a cluster search calls
+		// this node, when the host name makes a valid one.
+		if err != nil {
+			node = ""
+		}
+		return remote{node: node}, nil
+	}
 	if err != nil {
 		return remote{}, err
 	}

@@ -107,7 +107,7 @@ func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, 
 			}
 			return snap, err
 		}
-		err = s.openObjects(missing)
+		err = s.openObjects(context.Background(), missing)
 		if err == nil && attempt == 3 {
 			err = errors.New("the bucket's objects changed under four attempts to open them")
 		}

@@ -121,7 +121,7 @@ func (s *Store) openObject(o *remoteObj) (*segRef, error) {
 // the object is still registered (else it is closed again). A damaged
 // object is marked (and counted, once); the other errors are returned,
 // joined: the bucket is unreachable, and a search must say so.
-func (s *Store) openObjects(objs []*remoteObj) error {
+func (s *Store) openObjects(ctx context.Context, objs []*remoteObj) error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
@@ -134,6 +134,10 @@ func (s *Store) openObjects(objs []*remoteObj) error {
 		s.mu.Unlock()
 		if !todo {
 			continue
+		}
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
 		}
 		wg.Add(1)
 		sem <- struct{}{}
@@ -172,7 +176,7 @@ func (s *Store) openObjects(objs []*remoteObj) error {
 	wg.Wait()
 	if len(errs) > 0 {
 		// One store, one cause: the first error says it, the count says how many.
-		return fmt.Errorf("object store unreachable for %d object(s): %w", len(errs), errs[0])
+		return fmt.Errorf("reading %d object(s) of the bucket failed: %w", len(errs), errs[0])
 	}
 	return nil
 }
@@ -327,7 +331,7 @@ func (s *Store) ListBucket(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	s.m.remote.lists.Inc()
-	return s.openObjects(toOpen)
+	return s.openObjects(ctx, toOpen)
 }
 
 // peerObjects resolves SnapshotOptions.PeerObjects for the days [lo, hi):
@@ -369,7 +373,7 @@ func (s *Store) peerObjects(lo, hi int64, peers map[string][]objstore.ObjectInfo
 			o.release()
 		}
 	}
-	if err := s.openObjects(objs); err != nil {
+	if err := s.openObjects(context.Background(), objs); err != nil {
 		release()
 		return nil, err
 	}
