@@ -30,11 +30,14 @@ func TestAlertRulesUseExposedMetrics(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	// Every listener runs, and a cluster peer is configured (the peer
-	// metrics exist only then; it is never asked), so that each one's
-	// metrics are registered.
+	// Every listener runs, a cluster peer is configured (the peer metrics
+	// exist only then; it is never asked), and object storage (an endpoint
+	// nothing listens on: the daemon starts anyway and exposes the upload
+	// backlog), so that each one's metrics are registered.
 	d := startDaemon(t, dir, freePort(t), "RETENTIOND_LISTEN_SYSLOG_TCP="+freePort(t),
-		"RETENTIOND_CLUSTER_PEERS=http://"+freePort(t), "RETENTIOND_CLUSTER_TOKEN="+strings.Repeat("t", 32))
+		"RETENTIOND_CLUSTER_PEERS=http://"+freePort(t), "RETENTIOND_CLUSTER_TOKEN="+strings.Repeat("t", 32),
+		"RETENTIOND_OBJECT_STORAGE_ENDPOINT=http://"+freePort(t), "RETENTIOND_OBJECT_STORAGE_BUCKET=retentiond",
+		"RETENTIOND_CLUSTER_NODE=alerts-test")
 	defer d.stop(syscall.SIGTERM)
 	// The oldest-record gauges exist only while something is stored.
 	if _, err := ingestBatch(d.addr, []string{line(1)}); err != nil {
