@@ -37,9 +37,9 @@ func openRemote(cfg *config.Config, reg prometheus.Registerer, log *slog.Logger)
 	node, err := cfg.Cluster.NodeName()
 	if o.Endpoint == "" {
 		// Local only: the node name is still what a cluster search calls
-		// this node, when the host name makes a valid one.
+		// this node (the host name as it is when it makes no valid name).
 		if err != nil {
-			node = ""
+			node = hostName()
 		}
 		return remote{node: node}, nil
 	}
