@@ -221,6 +221,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	// unregistered id passes only where searches accept one (development
 	// mode, search.require_case false), by the rule of cases.Check.
 	holds, err := hold.Open(filepath.Join(cfg.DataDir, hold.DirName), hold.Options{Audit: auditLog, FS: hooks.fs,
+		Bucket: rem.bucket, Node: rem.node,
 		Logger: log.With("component", "hold"), Registerer: reg, CaseCheck: func(id string) error {
 			c, ok := caseReg.Get(id)
 			switch {

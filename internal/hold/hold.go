@@ -30,6 +30,7 @@ import (
 	"github.com/retentiond/retentiond/internal/audit"
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/metricsx"
+	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -55,6 +56,7 @@ type Hold struct {
 	ReleasedBy      string     `json:"released_by,omitempty"`
 	ReleaseReason   string     `json:"release_reason,omitempty"`
 	from, to, until time.Time
+	node            string // for another node's hold read from the bucket
 }
 
 // Active reports whether the hold still keeps its days.
@@ -99,6 +101,14 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registerer receives the hold metrics; nil: none.
 	Registerer prometheus.Registerer
+	// Bucket, when set (a cluster on object storage), receives a copy of
+	// every active hold under objstore.HoldKey(Node, id), and Refresh
+	// reads the other nodes' copies: a hold placed on any node then keeps
+	// its days from every node's purge, including the one that destroys
+	// expired days in the shared bucket (cluster.go).
+	Bucket objstore.Bucket
+	// Node is this node's name (cluster.node); required with Bucket.
+	Node string
 }
 
 // Registry is the set of holds. It is safe for concurrent use.
@@ -110,6 +120,9 @@ type Registry struct {
 	mu    sync.Mutex
 	next  int
 	holds []*Hold
+	// cluster are the other nodes' active holds as Refresh last read them
+	// from the bucket.
+	cluster []*Hold
 }
 
 // state is holds.json.
@@ -126,6 +139,11 @@ func Open(dir string, opts Options) (*Registry, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Bucket != nil {
+		if err := objstore.ValidNode(opts.Node); err != nil {
+			return nil, fmt.Errorf("hold: %w", err)
+		}
 	}
 	r := &Registry{dir: dir, opts: opts, log: cmp.Or(opts.Logger, slog.Default()), next: 1}
 	if err := opts.FS.MkdirAll(dir, 0o750); err != nil {
@@ -226,6 +244,11 @@ func (r *Registry) Add(req Request, who Actor) (Hold, error) {
 	e := r.entry("add", who, h)
 	e.Reason = req.Reason
 	err := r.opts.Audit.Do(e, func(int64) (int64, error) {
+		// The bucket's copy first: a hold that cannot reach the other
+		// nodes is refused rather than in force on this node only.
+		if err := r.mirror(h); err != nil {
+			return 0, err
+		}
 		holds := append(slices.Clone(r.holds), h)
 		if err := r.save(holds, r.next+1); err != nil {
 			return 0, err
@@ -258,6 +281,9 @@ func (r *Registry) Release(id, reason string, who Actor) (Hold, error) {
 	e := r.entry("release", who, &h)
 	e.Reason = reason
 	err := r.opts.Audit.Do(e, func(int64) (int64, error) {
+		if err := r.unmirror(&h); err != nil {
+			return 0, err
+		}
 		holds := slices.Clone(r.holds)
 		holds[i] = &h
 		if err := r.save(holds, r.next); err != nil {
@@ -303,6 +329,11 @@ func (r *Registry) HeldBy(d time.Time) []string {
 	for _, h := range r.holds {
 		if h.Active() && h.covers(d) {
 			ids = append(ids, h.ID)
+		}
+	}
+	for _, h := range r.cluster {
+		if h.covers(d) {
+			ids = append(ids, h.node+"/"+h.ID)
 		}
 	}
 	return ids

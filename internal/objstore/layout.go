@@ -114,3 +114,34 @@ func LeaseKey() string { return leaseKey }
 func PurgeRunKey(cutoff time.Time) string {
 	return purgesDir + record.DayString(cutoff)
 }
+
+// HoldsPrefix is where every node mirrors its active legal holds
+// ("holds/<node>/<id>.json"), so that the purge of any node, and above all
+// the one that destroys expired days in the shared bucket, keeps a day
+// that a hold placed on another node covers.
+const HoldsPrefix = "holds/"
+
+// HoldKey is the key of node's hold id.
+func HoldKey(node, id string) string {
+	if err := ValidNode(node); err != nil {
+		panic(fmt.Sprintf("objstore.HoldKey: %v", err))
+	}
+	if err := validElement("hold id", id, MaxNodeLen); err != nil {
+		panic(fmt.Sprintf("objstore.HoldKey: %v", err))
+	}
+	return HoldsPrefix + node + "/" + id + ".json"
+}
+
+// ParseHoldKey splits a key written by HoldKey.
+func ParseHoldKey(key string) (node, id string, ok bool) {
+	rest, ok := strings.CutPrefix(key, HoldsPrefix)
+	if !ok {
+		return "", "", false
+	}
+	node, file, ok := strings.Cut(rest, "/")
+	id, ok2 := strings.CutSuffix(file, ".json")
+	if !ok || !ok2 || ValidNode(node) != nil || validElement("hold id", id, MaxNodeLen) != nil {
+		return "", "", false
+	}
+	return node, id, true
+}

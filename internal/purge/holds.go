@@ -1,6 +1,7 @@
 package purge
 
 import (
+	"context"
 	"slices"
 	"time"
 
@@ -15,6 +16,28 @@ type Holds interface {
 	// HeldBy returns the ids of the holds that keep the UTC day holding
 	// day; none means the day may be destroyed.
 	HeldBy(day time.Time) []string
+}
+
+// clusterHolds is implemented by a Holds that also knows the holds placed
+// on other nodes of a cluster (hold.Registry with a bucket): Refresh reads
+// them, and HeldBy counts them from then on.
+type clusterHolds interface {
+	Refresh(ctx context.Context) error
+}
+
+// refreshHolds reads the cluster's holds before a run decides what to
+// destroy. On error the holds read last stay in force; the bucket step is
+// then skipped (see prepareRemote), the local step goes on.
+func (s *Scheduler) refreshHolds(ctx context.Context) error {
+	ch, ok := s.holds.(clusterHolds)
+	if !ok {
+		return nil
+	}
+	if err := ch.Refresh(ctx); err != nil {
+		s.log.Warn("purge: the cluster's legal holds could not be read; the holds read last apply", "err", err)
+		return err
+	}
+	return nil
 }
 
 // HeldDay is an expired day a run kept because of a legal hold.

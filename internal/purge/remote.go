@@ -153,9 +153,15 @@ type remoteStep struct {
 // of this cutoff and lists the bucket's expired days. It never fails the
 // run by itself: an error is kept in the step (and the run's local deletions
 // go ahead), a skip leaves nothing to destroy.
-func (s *Scheduler) prepareRemote(ctx context.Context, now time.Time) *remoteStep {
+func (s *Scheduler) prepareRemote(ctx context.Context, now time.Time, holdsErr error) *remoteStep {
 	r := &remoteStep{s: s, b: s.bucket, now: now, cutoff: s.policy.Oldest(now),
 		rep: RemoteReport{Store: s.bucket.String(), Node: s.node}}
+	if holdsErr != nil {
+		// A hold placed on another node may cover an expired day: without
+		// the cluster's holds, nothing in the bucket is destroyed.
+		r.fail(fmt.Errorf("purge of the bucket: %w", holdsErr))
+		return r
+	}
 	versioned, err := r.b.Versioned(ctx)
 	if err != nil {
 		r.fail(fmt.Errorf("purge of the bucket: check versioning: %w", err))

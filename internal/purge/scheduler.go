@@ -404,6 +404,9 @@ func (s *Scheduler) dryRun() Report {
 	now := s.now().UTC()
 	days := s.store.Days()
 	rep := Report{DryRun: true, Now: now, Retention: s.policy.Retention}
+	if err := s.refreshHolds(context.Background()); err != nil {
+		s.log.Warn("purge dry run: the cluster's legal holds could not be read; the holds read last apply", "err", err)
+	}
 	rep.Days, rep.Held = splitHeld(s.holds, plan(s.policy, days, now))
 	for _, d := range rep.Days {
 		rep.Records += d.Records
@@ -438,6 +441,7 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 		rep.Trigger = TriggerSchedule
 	}
 	days := s.store.Days()
+	holdsErr := s.refreshHolds(ctx)
 	expired, held := splitHeld(s.holds, plan(s.policy, days, now))
 	rep.Held = held
 	rep.NextExpiry = s.policy.nextExpiry(days, now)
@@ -448,7 +452,7 @@ func (s *Scheduler) run(ctx context.Context, o RunOptions) (Report, error) {
 	// must not empty the bucket either.
 	var remote *remoteStep
 	if s.bucket != nil {
-		remote = s.prepareRemote(ctx, now)
+		remote = s.prepareRemote(ctx, now, holdsErr)
 		defer func() { remote.release(ctx) }()
 	}
 	if n := countExpired(expired, remote); s.maxDays > 0 && n > s.maxDays && !o.Force && !(o.Startup && s.startOK) {
