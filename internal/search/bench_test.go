@@ -210,36 +210,13 @@ func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) 
 	runs := min(b.N, 10)
 	var blocks int64
 	for range runs {
-		marks := make([]int, len(logs))
-		for i, l := range logs {
-			marks[i] = l.mark()
-		}
+		marks := logs.mark()
 		if m := run(logged); m != n {
 			b.Fatalf("the run over logged readers found %d matches, the timed runs %d", m, n)
 		}
-		for i, l := range logs {
-			blocks += l.blocksSince(b, marks[i])
-		}
+		blocks += sum(logs.blocksSince(b, marks))
 	}
 	b.ReportMetric(float64(blocks)/float64(runs), "blocks/op")
-}
-
-// loggedTwin returns a Source over the same segment files as src, opened
-// (as src's were, with src.open) through readLogs.
-func loggedTwin(b *testing.B, src *fakeSource) (*fakeSource, []*readLog) {
-	b.Helper()
-	twin := &fakeSource{open: src.open}
-	var logs []*readLog
-	for _, v := range src.days {
-		dv := &store.DayView{Day: v.Day}
-		for _, sr := range v.Segments {
-			lr, l := openLogged(b, sr.Path(), src.open)
-			dv.Segments = append(dv.Segments, lr)
-			logs = append(logs, l)
-		}
-		twin.days = append(twin.days, dv)
-	}
-	return twin, logs
 }
 
 // BenchmarkSearch5M runs the investigation queries of issue 4 over 5M

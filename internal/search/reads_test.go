@@ -118,3 +118,55 @@ func (l *readLog) blocksSince(t testing.TB, m int) int64 {
 	}
 	return int64(len(touched))
 }
+
+// loggedTwin returns a Source over the same days as src (heads and damaged
+// files included), its segment files opened as src's were (src.open)
+// through readLogs, so that a test or benchmark can count what a search
+// over src reads.
+func loggedTwin(t testing.TB, src *fakeSource) (*fakeSource, readLogs) {
+	t.Helper()
+	twin := &fakeSource{open: src.open}
+	var logs readLogs
+	for _, v := range src.days {
+		dv := *v
+		dv.Segments = nil
+		for _, sr := range v.Segments {
+			lr, l := openLogged(t, sr.Path(), src.open)
+			dv.Segments = append(dv.Segments, lr)
+			logs = append(logs, l)
+		}
+		twin.days = append(twin.days, &dv)
+	}
+	return twin, logs
+}
+
+// readLogs are the logs of several segments (a Source's).
+type readLogs []*readLog
+
+// mark returns each log's position to count reads from.
+func (ls readLogs) mark() []int {
+	m := make([]int, len(ls))
+	for i, l := range ls {
+		m[i] = l.mark()
+	}
+	return m
+}
+
+// blocksSince returns the blocks read from each segment since marks m (see
+// readLog.blocksSince).
+func (ls readLogs) blocksSince(t testing.TB, m []int) []int64 {
+	t.Helper()
+	n := make([]int64, len(ls))
+	for i, l := range ls {
+		n[i] = l.blocksSince(t, m[i])
+	}
+	return n
+}
+
+// sum adds up counts per segment.
+func sum(n []int64) (s int64) {
+	for _, x := range n {
+		s += x
+	}
+	return s
+}

@@ -702,7 +702,7 @@ func TestEveryFormatVersion(t *testing.T) {
 func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 	target := netip.MustParseAddr("198.51.100.7")
 	src := &fakeSource{}
-	var logs []*readLog
+	var logs readLogs
 	for d := 0; d < 3; d++ {
 		day := start.AddDate(0, 0, d)
 		var recs []record.Record
@@ -722,21 +722,9 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 		logs = append(logs, log)
 		src.days = append(src.days, &store.DayView{Day: day, Segments: []*segment.Reader{sr}})
 	}
-	mark := func() (m []int) {
-		for _, l := range logs {
-			m = append(m, l.mark())
-		}
-		return m
-	}
-	decodedSince := func(m []int) (n []int64) {
-		for d, l := range logs {
-			n = append(n, l.blocksSince(t, m[d]))
-		}
-		return n
-	}
 	q, _ := Parse("ip:" + target.String())
 	for _, desc := range []bool{false, true} {
-		before := mark()
+		before := logs.mark()
 		var got []record.Record
 		_, err := (&Executor{Source: src}).Run(context.Background(),
 			&Request{Query: q, From: start, To: start.AddDate(0, 0, 3), Desc: desc, Limit: 5},
@@ -744,7 +732,7 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		read := decodedSince(before)
+		read := logs.blocksSince(t, before)
 		want := []int64{1, 0, 0}
 		if desc {
 			want = []int64{0, 0, 1}
@@ -767,12 +755,12 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 			}
 		}
 	}
-	before := mark()
+	before := logs.mark()
 	n, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if read := decodedSince(before); n != 300 || !slices.Equal(read, []int64{0, 0, 0}) {
+	if read := logs.blocksSince(t, before); n != 300 || !slices.Equal(read, []int64{0, 0, 0}) {
 		t.Fatalf("count: %d (want 300), blocks decoded per day %v (want none)", n, read)
 	}
 }
