@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -42,13 +41,7 @@ func (m *memDays) DeleteDay(_ context.Context, d time.Time) (store.DayInfo, erro
 
 func runPurgeCmd(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := newPurgeCmd()
-	var out bytes.Buffer
-	cmd.SetOut(&out)
-	cmd.SetErr(io.Discard)
-	cmd.SetArgs(args)
-	err := cmd.Execute()
-	return out.String(), err
+	return runCmd(t, newPurgeCmd, args...)
 }
 
 func TestPurgeCommand(t *testing.T) {

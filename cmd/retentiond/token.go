@@ -45,7 +45,7 @@ ingest (send records), search (search, count, stats, export), admin (administrat
 			seen := map[auth.Role]bool{}
 			var rs []string
 			for _, r := range roles {
-				role, err := auth.ParseRole(strings.TrimSpace(r))
+				role, err := policy.ParseRole(strings.TrimSpace(r))
 				if err != nil {
 					return &exitError{code: 2, err: err}
 				}

@@ -22,12 +22,13 @@ import (
 func init() { register(newVerifyCmd) }
 
 func newVerifyCmd() *cobra.Command {
-	var cfgFile, dataDir, masterFile, keyDir string
+	var cfgFile, dataDir, masterFile, keyDir, auditDir string
 	cmd := &cobra.Command{
 		Use:   "verify [--config FILE | --data-dir DIR]",
 		Short: "Check every checksum in a data directory: segments, WAL and audit chain (read-only)",
 		Long: `Verify reads every segment file and decodes every block (checking its CRC32C), checks every
-WAL frame, and verifies the audit log's hash chain. It changes nothing, so it is safe to run
+WAL frame, and verifies the audit log's hash chain (with --config, the log at the config's
+audit.path, where its daemon writes it; otherwise DATA_DIR/audit). It changes nothing, so it is safe to run
 beside a running daemon (a file being written may show as a torn WAL tail, which the daemon
 repairs on its next start). Segment files the daemon quarantined (*.seg.corrupt) are damage
 too and are reported every time, with the offset when the damage can still be found.
@@ -45,6 +46,11 @@ Exit status: 0 all good, 1 damage found (each problem is named with file and off
 					return &exitError{code: 2, err: err}
 				}
 				if err == nil {
+					if dataDir == "" {
+						// The config's daemon writes its audit log at
+						// audit.path (by default DATA_DIR/audit).
+						auditDir = cfg.AuditPath()
+					}
 					dataDir = cmp.Or(dataDir, cfg.DataDir)
 					if cfg.Encryption.Enabled && masterFile == "" {
 						masterFile = masterKeyPath(cfg.Encryption.MasterKeyFile)
@@ -61,7 +67,7 @@ Exit status: 0 all good, 1 damage found (each problem is named with file and off
 				defer clear(master)
 				keyDir = cmp.Or(keyDir, filepath.Join(dataDir, "keys"))
 			}
-			return runVerify(cmd, dataDir, keyDir, master)
+			return runVerify(cmd, dataDir, cmp.Or(auditDir, filepath.Join(dataDir, "audit")), keyDir, master)
 		},
 	}
 	cmd.Flags().StringVar(&masterFile, "master-key", "", "master key file of an encrypted data directory (default: the config's encryption.master_key_file)")
@@ -71,7 +77,8 @@ Exit status: 0 all good, 1 damage found (each problem is named with file and off
 	return cmd
 }
 
-func runVerify(cmd *cobra.Command, dir, keyDir string, master []byte) error {
+// runVerify checks the data directory dir and the audit log in auditDir.
+func runVerify(cmd *cobra.Command, dir, auditDir, keyDir string, master []byte) error {
 	out := cmd.OutOrStdout()
 	segs, quarantined, err := store.SegmentFiles(dir)
 	if err != nil {
@@ -133,7 +140,6 @@ func runVerify(cmd *cobra.Command, dir, keyDir string, master []byte) error {
 		}
 	}
 	fmt.Fprintf(out, "wal: %d files, %d batches\n", len(wals), frames)
-	auditDir := filepath.Join(dir, "audit")
 	if _, err := os.Stat(auditDir); err == nil {
 		res, err := audit.Verify(auditDir)
 		switch {

@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -33,25 +32,16 @@ import (
 	"github.com/retentiond/retentiond/internal/policy"
 )
 
-// Role is a permission a token carries. Roles are independent: admin does not
-// imply search, so that an automation token for purges cannot read records.
-type Role string
+// Role is a permission a token carries (policy.Role: the config check and
+// the authenticator share one list of roles).
+type Role = policy.Role
 
 // The roles a token can carry.
 const (
-	RoleIngest Role = "ingest" // send records
-	RoleSearch Role = "search" // search, count, stats, export
-	RoleAdmin  Role = "admin"  // administrative actions such as an on-demand purge
+	RoleIngest = policy.RoleIngest // send records
+	RoleSearch = policy.RoleSearch // search, count, stats, export
+	RoleAdmin  = policy.RoleAdmin  // administrative actions such as an on-demand purge
 )
-
-// ParseRole returns the Role named s, or an error for an unknown name.
-func ParseRole(s string) (Role, error) {
-	switch r := Role(s); r {
-	case RoleIngest, RoleSearch, RoleAdmin:
-		return r, nil
-	}
-	return "", fmt.Errorf("unknown role %q (want ingest, search or admin)", s)
-}
 
 // TokenConfig is one entry of the auth.tokens config list. It mirrors the
 // config shape so that this package does not import internal/config.
@@ -198,11 +188,11 @@ func newState(tokens []TokenConfig, allow []netip.Prefix) (*state, error) {
 		names[tc.Name] = true
 		var e tokenEntry
 		e.name = tc.Name
-		raw, err := hex.DecodeString(strings.TrimSpace(tc.SHA256))
-		if err != nil || len(raw) != sha256.Size {
-			return nil, fmt.Errorf("auth.tokens[%d] (%s): sha256 must be 64 hex digits (the hash, never the token itself)", i, tc.Name)
+		sum, err := policy.ParseTokenHash(tc.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("auth.tokens[%d] (%s): sha256 must be 64 hex digits, lower-case (the hash, never the token itself)", i, tc.Name)
 		}
-		copy(e.sum[:], raw)
+		e.sum = sum
 		if sums[e.sum] {
 			return nil, fmt.Errorf("auth.tokens[%d] (%s): the same token hash appears twice", i, tc.Name)
 		}
@@ -211,7 +201,7 @@ func newState(tokens []TokenConfig, allow []netip.Prefix) (*state, error) {
 			return nil, fmt.Errorf("auth.tokens[%d] (%s): no roles", i, tc.Name)
 		}
 		for _, rs := range tc.Roles {
-			r, err := ParseRole(rs)
+			r, err := policy.ParseRole(rs)
 			if err != nil {
 				return nil, fmt.Errorf("auth.tokens[%d] (%s): %w", i, tc.Name, err)
 			}

@@ -470,20 +470,11 @@ func (r *Registry) validateOpen(c *Case, req OpenRequest, now time.Time) error {
 // In development mode nobody is identified, so only an emergency approval
 // is possible there.
 func (r *Registry) Approve(who Actor, id string, emergency bool, justification string) (Case, error) {
-	now := r.now().UTC()
-	if err := ValidID(id); err != nil {
-		return Case{}, errorf(http.StatusBadRequest, "%v", err)
-	}
-	justification = strings.TrimSpace(justification)
-	if err := checkText("justification", justification, MaxReasonLength, emergency); err != nil {
-		return Case{}, err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.expireDueLocked(now)
-	old := r.cases[id]
-	if old == nil {
-		return Case{}, r.refused(id, "approve", who, justification, errorf(http.StatusNotFound, "no case %s", id))
+	old, justification, now, err := r.lookupLocked(who, "approve", id, "justification", justification, emergency)
+	if err != nil {
+		return Case{}, err
 	}
 	if old.State != StatePending {
 		return Case{}, r.refused(id, "approve", who, justification, errorf(http.StatusConflict, "case %s is %s, not pending approval", id, old.State))
@@ -522,20 +513,11 @@ func (r *Registry) Approve(who Actor, id string, emergency bool, justification s
 
 // Close ends an open case: no search runs under it any more.
 func (r *Registry) Close(who Actor, id, reason string) (Case, error) {
-	now := r.now().UTC()
-	if err := ValidID(id); err != nil {
-		return Case{}, errorf(http.StatusBadRequest, "%v", err)
-	}
-	reason = strings.TrimSpace(reason)
-	if err := checkText("reason", reason, MaxReasonLength, false); err != nil {
-		return Case{}, err
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.expireDueLocked(now)
-	old := r.cases[id]
-	if old == nil {
-		return Case{}, r.refused(id, "close", who, reason, errorf(http.StatusNotFound, "no case %s", id))
+	old, reason, now, err := r.lookupLocked(who, "close", id, "reason", reason, false)
+	if err != nil {
+		return Case{}, err
 	}
 	if !old.State.Open() {
 		return Case{}, r.refused(id, "close", who, reason, errorf(http.StatusConflict, "case %s is already %s", id, old.State))
@@ -547,6 +529,28 @@ func (r *Registry) Close(who Actor, id, reason string) (Case, error) {
 	}
 	r.log.Info("case closed", "token_name", who.Name, "audit_seq", c.Events[len(c.Events)-1].Seq)
 	return *c.clone(), nil
+}
+
+// lookupLocked is the prelude of a change to an existing case (Approve,
+// Close): it checks the id and the text the change carries (trimmed; what
+// names it in errors, required refuses it empty), records due expiries, and
+// returns the case, the trimmed text and the time of the change. An
+// unknown case is refused, and the refusal audited as action. r.mu must be
+// held.
+func (r *Registry) lookupLocked(who Actor, action, id, what, text string, required bool) (old *Case, trimmed string, now time.Time, err error) {
+	now = r.now().UTC()
+	if err := ValidID(id); err != nil {
+		return nil, "", now, errorf(http.StatusBadRequest, "%v", err)
+	}
+	text = strings.TrimSpace(text)
+	if err := checkText(what, text, MaxReasonLength, required); err != nil {
+		return nil, "", now, err
+	}
+	r.expireDueLocked(now)
+	if old = r.cases[id]; old == nil {
+		return nil, "", now, r.refused(id, action, who, text, errorf(http.StatusNotFound, "no case %s", id))
+	}
+	return old, text, now, nil
 }
 
 // expireDueLocked records the expiry of every open case whose expiry has

@@ -11,7 +11,6 @@ package config
 
 import (
 	"cmp"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -235,9 +234,6 @@ type Cases struct {
 	MaxExpires     time.Duration `mapstructure:"max_expires" yaml:"max_expires"`
 }
 
-// Roles are the roles a token may carry.
-var Roles = []string{"search", "ingest", "admin"}
-
 // DefaultPaths are the configuration files tried, in order, when no --config
 // is given. The relative one lets `retentiond serve` run from a checkout.
 var DefaultPaths = []string{"/etc/retentiond/retentiond.yaml", "retentiond.yaml"}
@@ -370,9 +366,8 @@ func (l Log) NewLogger(w io.Writer) *slog.Logger {
 }
 
 // Hash returns the decoded SHA-256 of a validated token.
-func (t Token) Hash() (h [32]byte) {
-	b, _ := hex.DecodeString(t.SHA256)
-	copy(h[:], b)
+func (t Token) Hash() [32]byte {
+	h, _ := policy.ParseTokenHash(t.SHA256)
 	return h
 }
 

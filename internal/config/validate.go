@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,8 +14,6 @@ import (
 	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/policy"
 )
-
-var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // Validate checks every value and returns all problems joined, each a
 // *KeyError naming the key and the fix. It does not touch the file system:
@@ -123,8 +120,8 @@ func (c *Config) Validate() error {
 			v.add(key+".name", fmt.Sprintf("%q is used by two tokens", t.Name), "give every token its own name")
 		}
 		names[t.Name] = true
-		if !sha256RE.MatchString(t.SHA256) {
-			v.add(key+".sha256", fmt.Sprintf("is not 64 lower-case hex digits (got %d characters)", len(t.SHA256)),
+		if _, err := policy.ParseTokenHash(t.SHA256); err != nil {
+			v.add(key+".sha256", fmt.Sprintf("is not %s (got %d characters)", policy.TokenHashRule, len(t.SHA256)),
 				"write the SHA-256 of the token, e.g. the first field of `printf %s \"$TOKEN\" | sha256sum`")
 		} else if other, dup := hashes[t.SHA256]; dup {
 			v.add(key+".sha256", fmt.Sprintf("is the same as token %q's", other), "generate a separate token for each person or shipper")
@@ -132,11 +129,11 @@ func (c *Config) Validate() error {
 			hashes[t.SHA256] = t.Name
 		}
 		if len(t.Roles) == 0 {
-			v.add(key+".roles", "is empty, so the token could do nothing", "list at least one of: "+strings.Join(Roles, ", "))
+			v.add(key+".roles", "is empty, so the token could do nothing", "list at least one of: "+policy.RoleNames())
 		}
 		for _, r := range t.Roles {
-			if !slices.Contains(Roles, r) {
-				v.add(key+".roles", fmt.Sprintf("%q is not a role", r), "use "+strings.Join(Roles, ", "))
+			if _, err := policy.ParseRole(r); err != nil {
+				v.add(key+".roles", fmt.Sprintf("%q is not a role", r), "use "+policy.RoleNames())
 			}
 		}
 	}

@@ -217,10 +217,15 @@ type fileRun struct {
 	batch   []record.Record
 	lines   []int64 // file line of each record in batch
 	handled int64   // lines handled in this pass (after any skipped prefix)
-	// replaying is set while head-phase lines are handled (see pass).
+	// replaying is set while head-phase lines are handled (see importRest).
 	replaying bool
 }
 
+// pass makes one pass over a file, in phases: read the head and match it
+// against earlier imports (readHead), detect the format from the head
+// (detectFormat), skip what the best matching import already covered
+// (skipImported), start or continue the ledger entry (startEntry), import
+// the rest (importRest) and record the file as complete (finish).
 func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error {
 	in, err := openInput(name, im.opts.Stdin)
 	if err != nil {
@@ -232,23 +237,42 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 	im.opts.Progress.StartFile(name, in.size)
 	defer im.opts.Progress.EndFile()
 
-	// Head phase: read up to the first line boundary at or after headBytes,
-	// keeping the lines, and see which earlier imports start the same way.
+	head, matched, eof, err := fr.readHead(cands)
+	if err != nil {
+		return err
+	}
+	headLen, headSum := lr.offset, hexSum(lr.Sum())
+	if empty, err := fr.detectFormat(head, eof, headLen); empty || err != nil {
+		return err
+	}
+	prev := furthest(matched)
+	if head, err = fr.skipImported(prev, head, headLen); err != nil {
+		return err
+	}
+	fr.startEntry(prev, headLen, headSum)
+	if err := fr.importRest(ctx, head); err != nil {
+		return err
+	}
+	return fr.finish(ctx, prev)
+}
+
+// readHead is the head phase: it reads up to the first line boundary at or
+// after headBytes, keeping the lines, and returns the earlier imports (of
+// cands) whose head has the same length and hash. eof is set when the file
+// ended within the head.
+func (fr *fileRun) readHead(cands []*Entry) (head []pending, matched []*Entry, eof bool, err error) {
+	lr := fr.lr
 	byHeadLen := map[int64][]*Entry{}
 	for _, c := range cands {
 		byHeadLen[c.HeadLen] = append(byHeadLen[c.HeadLen], c)
 	}
-	var head []pending
-	var matched []*Entry
-	eof := false
 	for lr.offset < headBytes {
 		line, err := lr.Next()
 		if errors.Is(err, io.EOF) {
-			eof = true
-			break
+			return head, matched, true, nil
 		}
 		if err != nil && !errors.Is(err, errLineTooLong) {
-			return fmt.Errorf("read %s: %w", name, err)
+			return nil, nil, false, fmt.Errorf("read %s: %w", fr.name, err)
 		}
 		head = append(head, pending{line: bytes.Clone(line), no: lr.line, end: lr.offset, err: err})
 		if es := byHeadLen[lr.offset]; len(es) > 0 {
@@ -260,63 +284,87 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 			}
 		}
 	}
-	headLen, headSum := lr.offset, hexSum(lr.Sum())
+	return head, matched, false, nil
+}
 
-	if fr.format = parse.Format(im.opts.Format); fr.format == "" {
-		var sample [][]byte
-		for _, p := range head {
-			if p.err == nil && len(bytes.TrimSpace(p.line)) > 0 && len(sample) < detectLines {
-				sample = append(sample, p.line)
-			}
-		}
-		if len(sample) == 0 {
-			if eof {
-				// An empty file: nothing to import, nothing to remember.
-				return nil
-			}
-			return fmt.Errorf("%s: no line in the first %d bytes to detect the format from; give --format", name, headLen)
-		}
-		fr.format, err = parse.DetectFormat(sample)
-		if err != nil {
-			return fmt.Errorf("%s: detect format: %w (give --format)", name, err)
+// detectFormat sets the run's format: Options.Format, else the one detected
+// from the head's lines. empty is set (with a nil error) for an empty file,
+// which has nothing to import and nothing to remember.
+func (fr *fileRun) detectFormat(head []pending, eof bool, headLen int64) (empty bool, err error) {
+	if fr.format = parse.Format(fr.im.opts.Format); fr.format != "" {
+		return false, nil
+	}
+	var sample [][]byte
+	for _, p := range head {
+		if p.err == nil && len(bytes.TrimSpace(p.line)) > 0 && len(sample) < detectLines {
+			sample = append(sample, p.line)
 		}
 	}
+	if len(sample) == 0 {
+		if eof {
+			return true, nil
+		}
+		return false, fmt.Errorf("%s: no line in the first %d bytes to detect the format from; give --format", fr.name, headLen)
+	}
+	fr.format, err = parse.DetectFormat(sample)
+	if err != nil {
+		return false, fmt.Errorf("%s: detect format: %w (give --format)", fr.name, err)
+	}
+	return false, nil
+}
 
-	// The best candidate is the matching earlier import that got furthest.
+// furthest returns the matching earlier import that got furthest, or nil.
+func furthest(matched []*Entry) *Entry {
 	var prev *Entry
 	for _, e := range matched {
 		if prev == nil || e.Offset > prev.Offset {
 			prev = e
 		}
 	}
-	if prev != nil && prev.Offset > lr.offset {
-		// Skip phase: hash without parsing up to where prev ended.
-		for lr.offset < prev.Offset {
-			_, err := lr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil && !errors.Is(err, errLineTooLong) {
-				return fmt.Errorf("read %s: %w", name, err)
-			}
-		}
-		if lr.offset != prev.Offset || hexSum(lr.Sum()) != prev.SHA256 {
-			if !in.reopen {
-				return fmt.Errorf("%s: its first %d bytes match the earlier import of %s but later content differs; import it from a file, or with --force",
-					name, headLen, prev.Name)
-			}
-			return &rewind{entry: prev}
-		}
-		head = nil
-	} else if prev != nil {
+	return prev
+}
+
+// skipImported is the skip phase: it moves past the content prev already
+// imported and returns the head lines still to handle. Beyond the head the
+// content is hashed without parsing; if it then differs from prev's, the
+// pass is refused (a stream cannot be read again) or, for a file, retried
+// without prev (*rewind).
+func (fr *fileRun) skipImported(prev *Entry, head []pending, headLen int64) ([]pending, error) {
+	lr := fr.lr
+	if prev == nil {
+		return head, nil
+	}
+	if prev.Offset <= lr.offset {
 		// prev is no longer than the head: it matched exactly at its end.
 		i := 0
 		for i < len(head) && head[i].end <= prev.Offset {
 			i++
 		}
-		head = head[i:]
+		return head[i:], nil
 	}
+	for lr.offset < prev.Offset {
+		_, err := lr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, errLineTooLong) {
+			return nil, fmt.Errorf("read %s: %w", fr.name, err)
+		}
+	}
+	if lr.offset != prev.Offset || hexSum(lr.Sum()) != prev.SHA256 {
+		if !fr.in.reopen {
+			return nil, fmt.Errorf("%s: its first %d bytes match the earlier import of %s but later content differs; import it from a file, or with --force",
+				fr.name, headLen, prev.Name)
+		}
+		return nil, &rewind{entry: prev}
+	}
+	return nil, nil
+}
 
+// startEntry sets the ledger entry this run advances: a new one, a new one
+// continuing a complete earlier import, or the interrupted earlier one.
+func (fr *fileRun) startEntry(prev *Entry, headLen int64, headSum string) {
+	im := fr.im
 	now := im.opts.Now().UTC()
 	switch {
 	case prev == nil:
@@ -330,14 +378,17 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 		// An interrupted run: continue its entry.
 		fr.entry = prev
 	}
-	fr.entry.Dest, fr.entry.Name = im.opts.Dest, name
+	fr.entry.Dest, fr.entry.Name = im.opts.Dest, fr.name
 	fr.entry.HeadLen, fr.entry.HeadSHA256 = headLen, headSum
 	if prev != nil {
 		im.sum.AlreadyImported += prev.Lines
 	}
+}
 
-	// The head lines are handled without flushing: the reader is already
-	// past them, so an acknowledgement could not name their exact end.
+// importRest handles the remaining head lines, then every line after them.
+// The head lines are handled without flushing: the reader is already past
+// them, so an acknowledgement could not name their exact end.
+func (fr *fileRun) importRest(ctx context.Context, head []pending) error {
 	fr.replaying = true
 	for _, p := range head {
 		if err := fr.handle(ctx, p.line, p.no, p.err); err != nil {
@@ -346,23 +397,29 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 	}
 	fr.replaying = false
 	for {
-		line, err := lr.Next()
+		line, err := fr.lr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil && !errors.Is(err, errLineTooLong) {
-			return fmt.Errorf("read %s: %w", name, err)
+			return fmt.Errorf("read %s: %w", fr.name, err)
 		}
-		if err := fr.handle(ctx, line, lr.line, err); err != nil {
+		if err := fr.handle(ctx, line, fr.lr.line, err); err != nil {
 			return err
 		}
 	}
+}
+
+// finish refuses a file that only repeats a complete earlier import, else
+// sends the last batch and marks the entry complete in the ledger.
+func (fr *fileRun) finish(ctx context.Context, prev *Entry) error {
+	im := fr.im
 	if prev != nil && prev.Complete && fr.handled == 0 {
 		// Nothing follows the end of a complete earlier import: the same
 		// file again. Nothing was sent; the ledger stays as it was.
 		im.sum.Refused++
 		return fmt.Errorf("%s: %w: the same content (%d lines, sha256 %.12s…) went to %s on %s as %s; --force imports it again",
-			name, ErrAlreadyImported, prev.Lines, prev.SHA256, im.opts.Dest, prev.Updated.Local().Format(time.DateTime), prev.Name)
+			fr.name, ErrAlreadyImported, prev.Lines, prev.SHA256, im.opts.Dest, prev.Updated.Local().Format(time.DateTime), prev.Name)
 	}
 	if err := fr.flush(ctx); err != nil {
 		return err
@@ -372,7 +429,7 @@ func (im *Importer) pass(ctx context.Context, name string, cands []*Entry) error
 	if err := im.opts.Ledger.put(fr.entry); err != nil {
 		return err
 	}
-	im.opts.Progress.Update(in.raw, im.sum.Lines)
+	im.opts.Progress.Update(fr.in.raw, im.sum.Lines)
 	return nil
 }
 

@@ -1,6 +1,6 @@
 // Package policy holds the pure rules that retentiond's configuration is
 // checked against and its daemon acts on: the retention grammar, the cron
-// dialect of purge.schedule and the token-name rule. Each rule is written
+// dialect of purge.schedule and the rules of API tokens (name, roles, hash). Each rule is written
 // here once, because the config package (which checks a file at start-up and
 // in `config check`) and the packages that act on the values (purge, auth,
 // `token create`) must agree exactly: a second copy drifted once, so that

@@ -24,3 +24,34 @@ func TestValidTokenName(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRole(t *testing.T) {
+	for _, r := range Roles {
+		if got, err := ParseRole(string(r)); err != nil || got != r {
+			t.Errorf("ParseRole(%q) = %q, %v", r, got, err)
+		}
+	}
+	for _, s := range []string{"", "root", "Admin", " search", "search,ingest"} {
+		if _, err := ParseRole(s); err == nil || !strings.Contains(err.Error(), RoleNames()) {
+			t.Errorf("ParseRole(%q) = %v, want an error naming %s", s, err, RoleNames())
+		}
+	}
+	if RoleNames() != "search, ingest, admin" {
+		t.Errorf("RoleNames() = %q", RoleNames())
+	}
+}
+
+func TestParseTokenHash(t *testing.T) {
+	good := strings.Repeat("0f", 32)
+	sum, err := ParseTokenHash(good)
+	if err != nil || sum[0] != 0x0f || sum[31] != 0x0f {
+		t.Fatalf("ParseTokenHash(%q) = %x, %v", good, sum, err)
+	}
+	// One hash, one spelling: upper case and surrounding space are refused
+	// by the config check and the authenticator alike.
+	for _, s := range []string{"", "rtd_abc", good[:62], good + "00", strings.ToUpper(good), " " + good[1:], good[:63] + "g"} {
+		if _, err := ParseTokenHash(s); err == nil || !strings.Contains(err.Error(), TokenHashRule) {
+			t.Errorf("ParseTokenHash(%q) = %v, want an error stating the rule", s, err)
+		}
+	}
+}

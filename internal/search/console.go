@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 )
@@ -176,5 +177,5 @@ func (h *Handler) ServeHistogram(w http.ResponseWriter, r *http.Request) {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/retentiond/retentiond/internal/httpx"
+	"github.com/retentiond/retentiond/internal/metricsx"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
 )
@@ -158,9 +160,12 @@ func NewHandler(opts Options) *Handler {
 			Name: "retentiond_search_stalled_responses_total",
 			Help: "Search, count and stats responses abandoned because the client stopped reading for search.write_stall_timeout.",
 		})}
-	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(h.duration, h.partial, h.stalled)
-	}
+	// NewHandler returns no error, so its metrics are registered as
+	// ingest's are: a handler built again on one registry counts on the
+	// first one's collectors.
+	h.duration = metricsx.Reuse(opts.Registerer, h.duration)
+	h.partial = metricsx.Reuse(opts.Registerer, h.partial)
+	h.stalled = metricsx.Reuse(opts.Registerer, h.stalled)
 	return h
 }
 
@@ -218,7 +223,7 @@ func (h *Handler) reject(w http.ResponseWriter, r *http.Request, req *Request, m
 	if h.opts.OnDone != nil {
 		h.opts.OnDone(r, req.Query, 0, errors.New(msg))
 	}
-	writeError(w, http.StatusBadRequest, msg)
+	httpx.WriteError(w, http.StatusBadRequest, msg)
 }
 
 // endpointParams are the query parameters each endpoint reads; "export"
@@ -272,7 +277,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request, endpoint string)
 	}
 	if err != nil {
 		h.done(r, nil, 0, err)
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpx.WriteError(w, http.StatusBadRequest, err.Error())
 		return nil, observe
 	}
 	return req, observe
@@ -506,7 +511,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	if internal {
 		h.opts.Logger.Error("search failed", "err", err)
 	}
-	writeError(w, status, msg)
+	httpx.WriteError(w, status, msg)
 }
 
 // stallWriter writes a response in pieces of at most stallChunk bytes, each
@@ -604,7 +609,7 @@ func (h *Handler) ServeCount(w http.ResponseWriter, r *http.Request) {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
-	sw.stalledCheck(writeJSON(sw, http.StatusOK, out))
+	sw.stalledCheck(httpx.WriteJSON(sw, http.StatusOK, out))
 }
 
 // ServeStats answers the top values of a field among the matches.
@@ -666,7 +671,7 @@ func (h *Handler) ServeStats(w http.ResponseWriter, r *http.Request) {
 		out["skipped"] = files
 		setSkipped(w.Header(), SkippedHeader, files)
 	}
-	sw.stalledCheck(writeJSON(sw, http.StatusOK, out))
+	sw.stalledCheck(httpx.WriteJSON(sw, http.StatusOK, out))
 }
 
 // trimFuture drops the empty buckets of a timeline that start after now:
@@ -788,15 +793,4 @@ func appendCombinedField(b []byte, s string) []byte {
 		i += size
 	}
 	return b
-}
-
-// writeJSON answers v with status; its error is the client's write error.
-func writeJSON(w http.ResponseWriter, status int, v any) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	return json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

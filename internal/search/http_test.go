@@ -12,7 +12,7 @@ import (
 )
 
 // TestHandlers drives the three endpoints over generated data and checks
-// status, body shape, the numbers against brute force, and what the OnDone
+// status, headers, body shape, the numbers against brute force, and what the OnDone
 // hook reports to a wrapping auth/audit layer.
 func TestHandlers(t *testing.T) {
 	src, all := dataset(t, 3000)
@@ -85,6 +85,13 @@ func TestHandlers(t *testing.T) {
 			tc.serve(rec, httptest.NewRequest("GET", "/x"+tc.query, nil))
 			if rec.Code != tc.status {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tc.status, rec.Body)
+			}
+			// Every JSON answer (all but the streamed search) has the
+			// API's headers (internal/httpx): it names records, so no
+			// cache may keep it.
+			if hd := rec.Header(); tc.name != "search ndjson" &&
+				(hd.Get("Content-Type") != "application/json" || hd.Get("Cache-Control") != "no-store") {
+				t.Fatalf("headers %v: want a JSON answer that is not cached", hd)
 			}
 			tc.check(t, rec.Body.String())
 			if len(got) != 1 {

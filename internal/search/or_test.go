@@ -125,11 +125,7 @@ func TestOrOfAddressesReadsOnlyTheirBlocks(t *testing.T) {
 	if _, err := segment.Write(p, recs, segment.Options{BlockRows: 1024}); err != nil {
 		t.Fatal(err)
 	}
-	sr, err := segment.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sr.Close()
+	sr, log := openLogged(t, p, segment.OpenOptions{})
 	// Two visitors of a few requests each: the first such addresses of the
 	// first and the second half of the day.
 	seen := map[netip.Addr]int{}
@@ -169,13 +165,13 @@ func TestOrOfAddressesReadsOnlyTheirBlocks(t *testing.T) {
 		}
 		return &Request{Query: pq, From: start, To: start.Add(24 * time.Hour)}
 	}
-	before := sr.BlocksDecoded()
+	before := log.mark()
 	var got []record.Record
 	if _, err := ex.Run(context.Background(), day("ip:"+a.String()+" OR ip:"+b.String()),
 		func(r record.Record) error { got = append(got, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if read := sr.BlocksDecoded() - before; read != int64(len(holding)) {
+	if read := log.blocksSince(t, before); read != int64(len(holding)) {
 		t.Fatalf("the OR of two addresses decoded %d blocks; %d of %d blocks hold them", read, len(holding), sr.NumBlocks())
 	}
 	var want int
@@ -192,13 +188,13 @@ func TestOrOfAddressesReadsOnlyTheirBlocks(t *testing.T) {
 		t.Fatalf("count = %d, %v; want %d", n, err, want)
 	}
 	// With a limit, the index's row counts still stop the cursor early.
-	before = sr.BlocksDecoded()
+	before = log.mark()
 	lim := day("ip:" + a.String() + " OR ip:" + b.String())
 	lim.Limit = 1
 	if _, err := ex.Run(context.Background(), lim, func(record.Record) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if read := sr.BlocksDecoded() - before; read != 1 {
+	if read := log.blocksSince(t, before); read != 1 {
 		t.Fatalf("limit 1 decoded %d blocks, want 1", read)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/httpx"
 	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/store"
@@ -40,7 +41,7 @@ func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
 	op := r.PathValue("op")
 	endpoint := "cluster/" + op
 	if _, ok := endpointParams[endpoint]; !ok {
-		writeError(w, http.StatusNotFound, "no such cluster operation; want search, count, timeline or groups")
+		httpx.WriteError(w, http.StatusNotFound, "no such cluster operation; want search, count, timeline or groups")
 		return
 	}
 	req, observe := h.begin(w, r, endpoint)

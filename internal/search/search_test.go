@@ -23,7 +23,10 @@ import (
 	"github.com/retentiond/retentiond/internal/store"
 )
 
-type fakeSource struct{ days []*store.DayView }
+type fakeSource struct {
+	days []*store.DayView
+	open segment.OpenOptions // how the benchmarks opened the segments (see loggedTwin)
+}
 
 func (f *fakeSource) Snapshot(from, to time.Time) (*store.Snapshot, error) {
 	s := &store.Snapshot{}
@@ -395,11 +398,7 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 	if _, err := segment.Write(p, recs, segment.Options{BlockRows: 1024}); err != nil {
 		t.Fatal(err)
 	}
-	sr, err := segment.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sr.Close()
+	sr, log := openLogged(t, p, segment.OpenOptions{})
 	target := recs[len(recs)/2].IP
 	holding := map[int]bool{}
 	for i := 0; i < sr.NumBlocks(); i++ {
@@ -412,14 +411,14 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 		}
 	}
 	src := &fakeSource{days: []*store.DayView{{Day: start, Segments: []*segment.Reader{sr}}}}
-	before := sr.BlocksDecoded()
+	before := log.mark()
 	q, _ := Parse("ip:" + target.String())
 	n, err := (&Executor{Source: src}).Run(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 1)},
 		func(record.Record) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := sr.BlocksDecoded() - before
+	read := log.blocksSince(t, before)
 	if read != int64(len(holding)) {
 		t.Fatalf("exact-IP query decoded %d blocks; %d of %d blocks hold the IP", read, len(holding), sr.NumBlocks())
 	}
@@ -428,20 +427,20 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 	}
 	// An address the segment does not hold must cost no block at all: an
 	// empty index answer prunes the segment (it once meant "all blocks").
-	before = sr.BlocksDecoded()
+	before = log.mark()
 	absent, _ := Parse("ip:192.0.2.1")
 	if _, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	if read := sr.BlocksDecoded() - before; read != 0 {
+	if read := log.blocksSince(t, before); read != 0 {
 		t.Fatalf("query for an absent IP decoded %d blocks, want 0", read)
 	}
 	// The segment's address filter rules that address out, so neither a
 	// search nor a count reads even an index page for it.
-	if sr.MayHoldIP(netip.MustParseAddr("192.0.2.1")) {
+	if sr.MayHoldPrefix(netip.MustParsePrefix("192.0.2.1/32")) {
 		t.Fatal("test setup: the address filter does not rule 192.0.2.1 out (a false positive): pick another")
 	}
-	pages := sr.IPPagesRead()
+	pages := log.mark()
 	if _, err := (&Executor{Source: src}).Run(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)},
 		func(record.Record) error { return nil }); err != nil {
 		t.Fatal(err)
@@ -449,8 +448,8 @@ func TestExactIPReadsOnlyItsBlocks(t *testing.T) {
 	if _, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: absent, From: start, To: start.AddDate(0, 0, 1)}); err != nil {
 		t.Fatal(err)
 	}
-	if n := sr.IPPagesRead() - pages; n != 0 {
-		t.Fatalf("an address the filter rules out cost %d index page reads, want 0", n)
+	if n := log.readsSince(pages); n != 0 {
+		t.Fatalf("an address the filter rules out cost %d reads (index pages or blocks), want 0", n)
 	}
 }
 
@@ -703,7 +702,7 @@ func TestEveryFormatVersion(t *testing.T) {
 func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 	target := netip.MustParseAddr("198.51.100.7")
 	src := &fakeSource{}
-	var readers []*segment.Reader
+	var logs readLogs
 	for d := 0; d < 3; d++ {
 		day := start.AddDate(0, 0, d)
 		var recs []record.Record
@@ -719,23 +718,13 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 		if _, err := segment.Write(p, recs, segment.Options{BlockRows: 100}); err != nil {
 			t.Fatal(err)
 		}
-		sr, err := segment.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sr.Close()
-		readers = append(readers, sr)
+		sr, log := openLogged(t, p, segment.OpenOptions{})
+		logs = append(logs, log)
 		src.days = append(src.days, &store.DayView{Day: day, Segments: []*segment.Reader{sr}})
-	}
-	decoded := func() (n []int64) {
-		for _, sr := range readers {
-			n = append(n, sr.BlocksDecoded())
-		}
-		return n
 	}
 	q, _ := Parse("ip:" + target.String())
 	for _, desc := range []bool{false, true} {
-		before := decoded()
+		before := logs.mark()
 		var got []record.Record
 		_, err := (&Executor{Source: src}).Run(context.Background(),
 			&Request{Query: q, From: start, To: start.AddDate(0, 0, 3), Desc: desc, Limit: 5},
@@ -743,15 +732,14 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		after := decoded()
+		read := logs.blocksSince(t, before)
 		want := []int64{1, 0, 0}
 		if desc {
 			want = []int64{0, 0, 1}
 		}
-		for d := range after {
-			if after[d]-before[d] != want[d] {
-				t.Fatalf("desc=%v: day %d decoded %d blocks, want %d (all days: before %v after %v)",
-					desc, d, after[d]-before[d], want[d], before, after)
+		for d := range read {
+			if read[d] != want[d] {
+				t.Fatalf("desc=%v: day %d decoded %d blocks, want %d (all days: %v)", desc, d, read[d], want[d], read)
 			}
 		}
 		if len(got) != 5 {
@@ -767,12 +755,12 @@ func TestLimitedIPSearchDecodesOnlyWhatItNeeds(t *testing.T) {
 			}
 		}
 	}
-	before := decoded()
+	before := logs.mark()
 	n, err := (&Executor{Source: src}).Count(context.Background(), &Request{Query: q, From: start, To: start.AddDate(0, 0, 3)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != 300 || !slices.Equal(decoded(), before) {
-		t.Fatalf("count: %d (want 300), blocks decoded before %v after %v (want none)", n, before, decoded())
+	if read := logs.blocksSince(t, before); n != 300 || !slices.Equal(read, []int64{0, 0, 0}) {
+		t.Fatalf("count: %d (want 300), blocks decoded per day %v (want none)", n, read)
 	}
 }

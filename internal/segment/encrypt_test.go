@@ -162,8 +162,8 @@ func TestEncryptedHidesContents(t *testing.T) {
 	defer r.Close()
 	for _, ip := range []string{"198.51.100.77", "2001:db8:feed:beef::77"} {
 		a := netip.MustParseAddr(ip)
-		if !r.MayHoldIP(a) || len(r.blocksForIP(a)) != 1 {
-			t.Fatalf("%s: filter %v, blocks %v", ip, r.MayHoldIP(a), r.blocksForIP(a))
+		if !r.mayHoldIP(a) || len(r.blocksForIP(a)) != 1 {
+			t.Fatalf("%s: filter %v, blocks %v", ip, r.mayHoldIP(a), r.blocksForIP(a))
 		}
 	}
 	if !r.MayHoldPrefix(netip.MustParsePrefix("198.51.100.0/24")) {

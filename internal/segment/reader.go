@@ -60,6 +60,10 @@ type Reader struct {
 	fc  *keys.FileCipher
 	mix func(uint64) uint64 // the filter's keyed permutation; nil when plain
 
+	// decoded counts blocks decoded (once per view) and pagesRead the IP
+	// index pages lookups read, so that this package's tests can prove an
+	// index spared them. Other packages' tests observe reads through a
+	// Source (OpenSource).
 	decoded   atomic.Int64
 	pagesRead atomic.Int64
 }
@@ -366,14 +370,6 @@ func (r *Reader) Domains() []string { return r.domains }
 // it. The slice is shared; callers must not modify it.
 func (r *Reader) UserAgents() []string { return r.uas }
 
-// IPPagesRead returns how many IP index pages lookups have read, so tests
-// can prove that the address filter spared them.
-func (r *Reader) IPPagesRead() int64 { return r.pagesRead.Load() }
-
-// BlocksDecoded returns how many times ReadBlock has been called, so tests
-// can prove that an index spared decoding.
-func (r *Reader) BlocksDecoded() int64 { return r.decoded.Load() }
-
 // Iter yields every record in time order, block by block, decoding one block
 // at a time. After an error it stops.
 func (r *Reader) Iter() iter.Seq2[record.Record, error] {
@@ -412,10 +408,10 @@ func (r *Reader) allBlocks(off int64, err error) []int {
 	return out
 }
 
-// MayHoldIP reports whether the segment may hold a, from its address
+// mayHoldIP reports whether the segment may hold a, from its address
 // filter: false is certain, true is wrong about 1% of the time for an
 // absent address (and always true for format 1, which has no filter).
-func (r *Reader) MayHoldIP(a netip.Addr) bool {
+func (r *Reader) mayHoldIP(a netip.Addr) bool {
 	if !a.IsValid() {
 		return false
 	}
@@ -436,7 +432,7 @@ func (r *Reader) MayHoldPrefix(p netip.Prefix) bool {
 	case r.filter == nil:
 		return true
 	case p.IsSingleIP():
-		return r.MayHoldIP(a)
+		return r.mayHoldIP(a)
 	case a.Is4() && p.Bits() >= bloomNet4Bits, !a.Is4() && p.Bits() >= bloomNet6Bits:
 		return bloomMayContain(r.filter, appendNetKey(nil, a), r.mix)
 	}

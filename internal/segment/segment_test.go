@@ -143,8 +143,8 @@ func TestReadBlockColumnSubsets(t *testing.T) {
 		}
 	}
 	// The empty column set decodes nothing and is not counted.
-	if got, want := r.BlocksDecoded(), int64(31*r.NumBlocks()); got != want {
-		t.Errorf("BlocksDecoded = %d, want %d", got, want)
+	if got, want := r.decoded.Load(), int64(31*r.NumBlocks()); got != want {
+		t.Errorf("blocks decoded = %d, want %d", got, want)
 	}
 }
 
@@ -487,8 +487,8 @@ func TestConcurrentReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got, n := r.BlocksDecoded(), int64(8*r.NumBlocks()); got != n {
-		t.Errorf("BlocksDecoded = %d, want %d", got, n)
+	if got, n := r.decoded.Load(), int64(8*r.NumBlocks()); got != n {
+		t.Errorf("blocks decoded = %d, want %d", got, n)
 	}
 	if !slices.Contains(want, 777/200) {
 		t.Errorf("blocksForIP misses block %d: %v", 777/200, want)
@@ -526,13 +526,13 @@ func TestDecodeBlockView(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		before := r.BlocksDecoded()
+		before := r.decoded.Load()
 		for _, c := range []Columns{ColPath, ColIP, ColTime | ColDomain, ColUserAgent, ColAll} {
 			if err := r.DecodeBlock(b, c, &v); err != nil {
 				t.Fatal(err)
 			}
 		}
-		if got := r.BlocksDecoded() - before; got > 1 {
+		if got := r.decoded.Load() - before; got > 1 {
 			t.Fatalf("block %d counted %d times in one view", b, got)
 		}
 		if v.Block != b || v.Rows != len(want.Times) || v.Have != ColAll {
@@ -731,7 +731,7 @@ func TestAddressFilter(t *testing.T) {
 	held := map[netip.Addr]bool{}
 	for _, x := range recs {
 		held[x.IP] = true
-		if !r.MayHoldIP(x.IP) {
+		if !r.mayHoldIP(x.IP) {
 			t.Fatalf("filter rules out %s, which the segment holds", x.IP)
 		}
 	}
@@ -752,14 +752,14 @@ func TestAddressFilter(t *testing.T) {
 			continue
 		}
 		absent++
-		before := r.IPPagesRead()
+		before := r.pagesRead.Load()
 		blocks := r.blocksForIP(a)
 		if len(blocks) != 0 {
 			t.Fatalf("absent %s: blocks %v", a, blocks)
 		}
-		if r.MayHoldIP(a) {
+		if r.mayHoldIP(a) {
 			falsePos++
-		} else if r.IPPagesRead() != before {
+		} else if r.pagesRead.Load() != before {
 			t.Fatalf("absent %s ruled out by the filter, yet an index page was read", a)
 		}
 	}
@@ -768,7 +768,7 @@ func TestAddressFilter(t *testing.T) {
 	} else {
 		t.Logf("%d distinct addresses; false positives %d of %d absent (%.2f%%)", len(held), falsePos, absent, 100*rate)
 	}
-	if r.MayHoldIP(netip.Addr{}) {
+	if r.mayHoldIP(netip.Addr{}) {
 		t.Fatal("the zero address may be held")
 	}
 	// Networks: never a false negative for a network holding an address,
@@ -823,7 +823,7 @@ func TestAddressFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer old.Close()
-	if !old.MayHoldIP(netip.MustParseAddr("192.0.2.1")) || !old.MayHoldPrefix(netip.MustParsePrefix("192.0.2.0/24")) {
+	if !old.mayHoldIP(netip.MustParseAddr("192.0.2.1")) || !old.MayHoldPrefix(netip.MustParsePrefix("192.0.2.0/24")) {
 		t.Fatal("a v1 segment has no filter and must not rule an address out")
 	}
 }

@@ -150,7 +150,7 @@ func (v *BlockView) IPRange(p netip.Prefix) (lo, hi int) { return v.ips.prefixRa
 // DecodeBlock decodes the requested columns of block i into v, keeping the
 // columns v already holds for block i of this reader. Each column's CRC32C is checked
 // before it is decoded; damage is a *CorruptionError with the column's
-// offset. BlocksDecoded counts each block once per view.
+// offset. Each block counts once per view in r.decoded.
 func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 	if i < 0 || i >= len(r.blocks) {
 		return fmt.Errorf("segment %s: block %d out of range [0, %d)", r.path, i, len(r.blocks))
