@@ -70,12 +70,17 @@ func (s *Store) sealLoop() {
 	}
 }
 
-// sealDue seals every head whose tail is due. It runs under maintMu, so
-// no flush freezes the heads meanwhile; appends go on, into the tail
-// beyond the sealed prefix.
+// sealDue seals every head whose tail is due. Appends go on meanwhile,
+// into the tail beyond the sealed prefix, and so does a flush: sealing must
+// not wait for one (a flush of a big head takes seconds, and a tail left
+// growing meanwhile takes ten times the memory of its parts). It changes a
+// head only under s.mu and only while the head is still current: a flush
+// freezes heads under s.mu too, and a frozen head is never changed, so an
+// encoding that lost that race is dropped and the flush writes the tail.
+// sealMu lets one sealing run at a time.
 func (s *Store) sealDue() error {
-	s.maintMu.Lock()
-	defer s.maintMu.Unlock()
+	s.sealMu.Lock()
+	defer s.sealMu.Unlock()
 	type job struct {
 		key  int64
 		h    *head
@@ -97,7 +102,7 @@ func (s *Store) sealDue() error {
 			return err
 		}
 		s.mu.Lock()
-		if s.heads[j.key] != j.h { // dropped by DeleteDay meanwhile
+		if s.heads[j.key] != j.h { // frozen by a flush or dropped by DeleteDay meanwhile
 			s.mu.Unlock()
 			continue
 		}
@@ -128,8 +133,8 @@ func (s *Store) sealDue() error {
 }
 
 // compactParts merges a head's parts into one, outside s.mu: the parts are
-// immutable, and the head's part list only grows meanwhile (under
-// maintMu, only this function shrinks it).
+// immutable, and the head's part list only grows meanwhile (under sealMu,
+// only this function shrinks it); a head frozen meanwhile is left as it is.
 func (s *Store) compactParts(key int64, h *head, parts []*memPart) error {
 	p, err := sealPart(key, nil, parts)
 	if err != nil {

@@ -149,6 +149,9 @@ type Store struct {
 	maintMu sync.Mutex
 	// mergeMu lets one merge run at a time. Lock order: mergeMu, maintMu, mu.
 	mergeMu sync.Mutex
+	// sealMu lets one sealing of heads run at a time (seal.go); it is taken
+	// before mu and never with maintMu.
+	sealMu sync.Mutex
 
 	mu          sync.Mutex // guards everything below
 	days        map[int64]*day
