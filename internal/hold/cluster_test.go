@@ -138,7 +138,7 @@ func (b *memBucket) DeleteAll(ctx context.Context, prefix string) (objstore.Dele
 }
 
 func (b *memBucket) Versioned(context.Context) (bool, error) { return false, b.check() }
-func (b *memBucket) String() string                         { return "mem://bucket" }
+func (b *memBucket) String() string                          { return "mem://bucket" }
 
 func openNode(t *testing.T, node string, b objstore.Bucket, clk *testkit.Clock) *Registry {
 	t.Helper()
