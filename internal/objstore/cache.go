@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -72,6 +73,9 @@ type page struct {
 	n    int // bytes in the page (the object's last page may be short)
 	pins int // readers copying out of the slot: not to be evicted
 	elem *list.Element
+	// dead: Invalidate dropped the page while a reader had it pinned; the
+	// last reader to unpin it wipes and frees its slot.
+	dead bool
 }
 
 // Stats are the cache's counters since NewCache, for tests and benchmarks.
@@ -225,12 +229,17 @@ func (s *Source) ReadAt(p []byte, off int64) (int, error) {
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
+		var wipe []int
 		for _, pg := range held {
 			if pg != nil {
 				pg.pins--
+				if pg.dead && pg.pins == 0 {
+					wipe = append(wipe, pg.slot)
+				}
 			}
 		}
 		c.mu.Unlock()
+		c.wipe(wipe)
 	}()
 
 	var hits, misses int64
@@ -342,4 +351,54 @@ func (c *Cache) slotLocked() (int, bool) {
 		return pg.slot, true
 	}
 	return 0, false
+}
+
+// Invalidate drops every cached page of key in b and overwrites their
+// slots with zeros before they are reused. The store calls it when an
+// erasure destroys an object: its pages hold the erased records, and a
+// cache entry must not keep what the bucket no longer has (the cache file
+// is on local disk). A page a reader is copying from is wiped when that
+// reader is done. It returns how many pages were dropped.
+func (c *Cache) Invalidate(b Bucket, key string) int {
+	prefix := b.String() + "\x00" + key + "\x00"
+	var wipe []int
+	n := 0
+	c.mu.Lock()
+	for k, pg := range c.pages {
+		if !strings.HasPrefix(k.obj, prefix) {
+			continue
+		}
+		n++
+		delete(c.pages, k)
+		c.lru.Remove(pg.elem)
+		c.bytes -= int64(pg.n)
+		if pg.pins > 0 {
+			pg.dead = true
+		} else {
+			wipe = append(wipe, pg.slot)
+		}
+	}
+	c.mu.Unlock()
+	c.wipe(wipe)
+	return n
+}
+
+// wipe overwrites slots with zeros and returns them to the free list. A
+// slot that cannot be overwritten is not reused for another object's page
+// only by luck, so it stays out of the free list (lost capacity, never
+// stale bytes served: its page is gone from the map either way).
+func (c *Cache) wipe(slots []int) {
+	if len(slots) == 0 {
+		return
+	}
+	zero := make([]byte, PageSize)
+	var freed []int
+	for _, s := range slots {
+		if _, err := c.w.WriteAt(zero, int64(s)*PageSize); err == nil {
+			freed = append(freed, s)
+		}
+	}
+	c.mu.Lock()
+	c.free = append(c.free, freed...)
+	c.mu.Unlock()
 }

@@ -207,3 +207,52 @@ func TestCacheConcurrent(t *testing.T) {
 		t.Errorf("stats %+v", s)
 	}
 }
+
+// TestCacheInvalidate: Invalidate drops an object's pages (the next read
+// fetches again), overwrites their slots in the cache file (an erased
+// object's bytes must not stay on local disk) and leaves other objects'
+// pages alone.
+func TestCacheInvalidate(t *testing.T) {
+	f, c, src, data := cacheFixture(t, 3*PageSize, 100)
+	b := f.bucket(t, Config{})
+	other := randBytes(t, PageSize)
+	if _, err := b.Put(context.Background(), "other", bytes.NewReader(other), int64(len(other))); err != nil {
+		t.Fatal(err)
+	}
+	osrc := c.Source(b, "other", int64(len(other)))
+	p := make([]byte, len(data))
+	if _, err := src.ReadAt(p, 0); err != nil {
+		t.Fatal(err)
+	}
+	q := make([]byte, len(other))
+	if _, err := osrc.ReadAt(q, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.Invalidate(b, "obj"); n != 3 {
+		t.Fatalf("Invalidate dropped %d pages, want 3", n)
+	}
+	file, err := os.ReadFile(filepath.Join(c.dir, pagesFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(file, data[:4096]) || bytes.Contains(file, data[2*PageSize:2*PageSize+4096]) {
+		t.Fatal("the invalidated object's bytes are still in the cache file")
+	}
+	if !bytes.Contains(file, other[:4096]) {
+		t.Fatal("the other object's page was wiped too")
+	}
+	if st := c.Stats(); st.Bytes != int64(len(other)) {
+		t.Fatalf("cache holds %d bytes, want the other object's %d", st.Bytes, len(other))
+	}
+	before := c.Stats().GETs
+	if _, err := src.ReadAt(p, 0); err != nil || !bytes.Equal(p, data) {
+		t.Fatalf("read after Invalidate: %v", err)
+	}
+	if c.Stats().GETs != before+1 {
+		t.Fatal("a read after Invalidate did not fetch again")
+	}
+	before = c.Stats().GETs
+	if _, err := osrc.ReadAt(q, 0); err != nil || c.Stats().GETs != before {
+		t.Fatalf("the other object is no longer cached: %v", err)
+	}
+}
