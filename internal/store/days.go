@@ -32,6 +32,9 @@ type segRef struct {
 	// eviction of uploaded local files removes the least recently used.
 	used atomic.Int64
 	refs atomic.Int32
+	// erased: an erasure replaced the file; an upload of it that was in
+	// flight destroys its object at once instead of after the grace.
+	erased atomic.Bool
 }
 
 func (s *segRef) acquire() { s.refs.Add(1) }

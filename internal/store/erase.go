@@ -42,6 +42,18 @@ type ErasureResult struct {
 	// cannot be read, so whether they hold the address is unknown; a purge
 	// or an operator removing them is the only way to be sure.
 	Unchecked []string
+	// Destroyed are this node's objects in the bucket the erasure
+	// replaced and destroyed, every version.
+	Destroyed []ErasedObject
+	// Pending are this node's objects that still hold (or may hold) the
+	// erased records because the bucket could not be reached: the upload
+	// loop keeps trying, and the erasure is not complete until they are
+	// gone (run it again to check).
+	Pending []ErasedObject
+	// UploadPending are days whose rewritten file is not in the bucket
+	// yet (the upload loop retries; until then the cluster reads it
+	// through this node).
+	UploadPending []time.Time
 }
 
 // Erase removes every record of e.Prefix in [e.From, e.To) from the data
@@ -84,9 +96,10 @@ func (s *Store) Erase(ctx context.Context, e Erasure) (ErasureResult, error) {
 	}
 
 	type dayWork struct {
-		key  int64
-		dy   *day
-		segs []*segRef
+		key    int64
+		dy     *day
+		segs   []*segRef
+		bucket bool // this node's objects of the day are in the bucket (erasebucket.go)
 	}
 	var work []dayWork
 	s.mu.Lock()
@@ -102,14 +115,23 @@ func (s *Store) Erase(ctx context.Context, e Erasure) (ErasureResult, error) {
 		for _, c := range dy.corrupt {
 			res.Unchecked = append(res.Unchecked, c.Path)
 		}
-		work = append(work, dayWork{key, dy, slices.Clone(dy.segs)})
+		work = append(work, dayWork{key, dy, slices.Clone(dy.segs), s.bucketDayLocked(key, dy)})
 	}
 	s.mu.Unlock()
 	slices.SortFunc(work, func(a, b dayWork) int { return a.dy.start.Compare(b.dy.start) })
 	slices.SortFunc(res.Skipped, func(a, b time.Time) int { return a.Compare(b) })
 
+	drop := func(r *record.Record) bool { return p.Contains(r.IP) && inTime(r.Time) }
 	for _, w := range work {
 		ed := ErasedDay{Day: w.dy.start}
+		if w.bucket {
+			if err := s.eraseBucketDay(ctx, w.key, w.dy, p, drop, &ed, &res); err != nil {
+				res.addDay(ed)
+				return res, fmt.Errorf("erase: day %s: %w", record.DayString(w.dy.start), err)
+			}
+			res.addDay(ed)
+			continue
+		}
 		for _, ref := range w.segs {
 			if err := ctx.Err(); err != nil {
 				return res, err
@@ -117,7 +139,7 @@ func (s *Store) Erase(ctx context.Context, e Erasure) (ErasureResult, error) {
 			if !ref.r.MayHoldPrefix(p) || len(ref.r.BlocksForPrefix(p)) == 0 {
 				continue
 			}
-			if err := s.rewriteWithout(w.dy, ref, func(r *record.Record) bool { return p.Contains(r.IP) && inTime(r.Time) }, &ed); err != nil {
+			if err := s.rewriteWithout(w.dy, ref, drop, &ed); err != nil {
 				res.addDay(ed)
 				return res, fmt.Errorf("erase: day %s: %w", record.DayString(w.dy.start), err)
 			}
@@ -126,8 +148,15 @@ func (s *Store) Erase(ctx context.Context, e Erasure) (ErasureResult, error) {
 	}
 	s.m.erasures.Inc()
 	s.m.erasedRecords.Add(float64(res.Records))
+	if s.opts.Bucket != nil {
+		// Erased objects of earlier runs that are still waiting (the
+		// store was unreachable then) are destroyed now, or named.
+		destroyed, pending := s.destroyErased(ctx, "")
+		res.Destroyed = append(res.Destroyed, destroyed...)
+		res.Pending = mergePending(res.Pending, pending)
+	}
 	s.log.Info("erasure done", "days", len(res.Days), "records", res.Records, "skipped_days", len(res.Skipped),
-		"unchecked_files", len(res.Unchecked))
+		"unchecked_files", len(res.Unchecked), "objects_destroyed", len(res.Destroyed), "objects_pending", len(res.Pending))
 	return res, nil
 }
 
@@ -234,4 +263,14 @@ func (s *Store) segmentOptions(d time.Time, dy *day) (segment.Options, error) {
 		return segment.Options{}, err
 	}
 	return segment.Options{BlockRows: s.opts.BlockRows, Level: level, FS: s.fs, Key: dk}, nil
+}
+
+// mergePending adds the pending objects of b not already in a (by key).
+func mergePending(a, b []ErasedObject) []ErasedObject {
+	for _, o := range b {
+		if !slices.ContainsFunc(a, func(x ErasedObject) bool { return x.Key == o.Key }) {
+			a = append(a, o)
+		}
+	}
+	return a
 }

@@ -15,6 +15,13 @@ import (
 // of the day. It stops with ctx's error once ctx is done (a purge of the
 // day, or Close), checking every mergeCheckEvery records.
 func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) error {
+	_, _, err := mergeWithout(ctx, w, srcs, nil)
+	return err
+}
+
+// mergeWithout is mergeInto leaving out the records drop (if set) returns
+// true for (an erasure): it returns how many were written and left out.
+func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader, drop func(*record.Record) bool) (kept, removed int64, err error) {
 	pulls := make([]kmerge.Source[record.Record], len(srcs))
 	for i, r := range srcs {
 		next, stop := iter.Pull2(r.Iter())
@@ -31,16 +38,21 @@ func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) e
 	for n := 0; ; n++ {
 		if n%mergeCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
-				return err
+				return kept, removed, err
 			}
 		}
 		rec, ok, err := m.Next()
 		if err != nil || !ok {
-			return err
+			return kept, removed, err
+		}
+		if drop != nil && drop(&rec) {
+			removed++
+			continue
 		}
 		if err := w.Add(&rec); err != nil {
-			return err
+			return kept, removed, err
 		}
+		kept++
 	}
 }
 

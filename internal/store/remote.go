@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
@@ -156,8 +157,14 @@ func (s *Store) openObjects(ctx context.Context, objs []*remoteObj) error {
 				return
 			}
 			if err != nil {
+				err = fmt.Errorf("day %s, node %s's object: %w", record.DayString(time.Unix(o.key, 0)), o.node, err)
+				if errors.Is(err, keys.ErrNoKey) || errors.Is(err, segment.ErrNoKeys) {
+					// Objects are sealed under their uploading node's day
+					// keys, which no other node holds (docs/encryption.md).
+					err = fmt.Errorf("%w (it is sealed under node %s's day key, which this node does not hold: a cluster with encryption needs shared day keys, which are not built yet)", err, o.node)
+				}
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("day %s: %w", record.DayString(time.Unix(o.key, 0)), err))
+				errs = append(errs, err)
 				mu.Unlock()
 				return
 			}

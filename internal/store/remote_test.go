@@ -33,6 +33,9 @@ type memBucket struct {
 	putHook func(ctx context.Context, key string) error
 	puts    int
 	deletes []string
+	// old are the versions a versioned bucket keeps: an overwritten or
+	// deleted object's earlier bytes stay until DeleteAll.
+	old map[string][][]byte
 }
 
 func newMemBucket() *memBucket { return &memBucket{objs: map[string][]byte{}} }
@@ -71,6 +74,9 @@ func (b *memBucket) Put(ctx context.Context, key string, body io.Reader, size in
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if prev, ok := b.objs[key]; ok {
+		b.keepLocked(key, prev)
+	}
 	b.objs[key] = data
 	b.puts++
 	return objstore.ObjectInfo{Key: key, Size: size, ETag: fmt.Sprintf("%x", len(data))}, nil
@@ -137,13 +143,58 @@ func (b *memBucket) Delete(ctx context.Context, key string) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if prev, ok := b.objs[key]; ok {
+		b.keepLocked(key, prev)
+	}
 	delete(b.objs, key)
 	b.deletes = append(b.deletes, key)
 	return nil
 }
 
+func (b *memBucket) keepLocked(key string, data []byte) {
+	if b.old == nil {
+		b.old = map[string][][]byte{}
+	}
+	b.old[key] = append(b.old[key], data)
+}
+
 func (b *memBucket) DeleteAll(ctx context.Context, prefix string) (objstore.DeleteResult, error) {
-	return objstore.DeleteResult{}, errors.New("not used by the store")
+	if err := b.check(); err != nil {
+		return objstore.DeleteResult{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var res objstore.DeleteResult
+	for k, v := range b.objs {
+		if strings.HasPrefix(k, prefix) {
+			res.Objects++
+			res.Bytes += int64(len(v))
+			delete(b.objs, k)
+			b.deletes = append(b.deletes, k)
+		}
+	}
+	for k, vs := range b.old {
+		if strings.HasPrefix(k, prefix) {
+			res.Objects += len(vs)
+			delete(b.old, k)
+		}
+	}
+	res.Verified = true
+	return res, nil
+}
+
+// versions returns every object's bytes and every kept earlier version's.
+func (b *memBucket) versions() map[string][][]byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string][][]byte{}
+	for k, v := range b.objs {
+		out[k] = append(out[k], v)
+	}
+	for k, vs := range b.old {
+		out[k] = append(out[k], vs...)
+	}
+	return out
 }
 
 func (b *memBucket) Versioned(ctx context.Context) (bool, error) { return false, nil }

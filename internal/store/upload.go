@@ -56,6 +56,9 @@ type supersededObj struct {
 	Key   string    `json:"key"`
 	Day   string    `json:"day"`
 	After time.Time `json:"after"`
+	// Erase: an erasure replaced the object; it is destroyed at once with
+	// every version (destroyErased), not after a grace.
+	Erase bool `json:"erase,omitempty"`
 }
 
 func (e ledgerEntry) info() objstore.ObjectInfo {
@@ -244,7 +247,11 @@ func (s *Store) UploadPending(ctx context.Context) error {
 		}
 		todo[i].ref.release()
 	}
-	return errors.Join(err, s.deleteSuperseded(ctx), s.evict())
+	var perr error
+	if _, pending := s.destroyErased(ctx, ""); len(pending) > 0 {
+		perr = fmt.Errorf("destroy %d erased object(s): %w", len(pending), pending[0].Err)
+	}
+	return errors.Join(err, perr, s.deleteSuperseded(ctx), s.evict())
 }
 
 // uploadOne puts a day's archived file into the bucket, verified (Put
@@ -286,6 +293,21 @@ func (s *Store) uploadOne(ctx context.Context, u upload) error {
 	current := !gone && slices.Contains(dy.segs, u.ref)
 	if !current {
 		s.mu.Unlock()
+		if u.ref.erased.Load() {
+			// An erasure replaced the file while the PUT ran: the object
+			// holds the erased records and goes now, every version.
+			if _, err := s.opts.Bucket.DeleteAll(ctx, key); err != nil {
+				s.mu.Lock()
+				s.ledger.Superseded = append(s.ledger.Superseded, supersededObj{Key: key, Day: ds, After: s.opts.Now().UTC(), Erase: true})
+				b := s.ledgerBytesLocked()
+				s.mu.Unlock()
+				return errors.Join(fmt.Errorf("destroy the upload of an erased file of day %s: %w", ds, err), s.writeLedger(b))
+			}
+			if s.opts.Cache != nil {
+				s.opts.Cache.Invalidate(s.opts.Bucket, key)
+			}
+			return nil
+		}
 		if gone {
 			// DeleteDay ran while the PUT did: the object must not outlive it.
 			if err := s.opts.Bucket.Delete(ctx, key); err != nil && !errors.Is(err, objstore.ErrNotFound) {
@@ -343,7 +365,7 @@ func (s *Store) deleteSuperseded(ctx context.Context) error {
 	now := s.opts.Now()
 	var due []string
 	for _, o := range s.ledger.Superseded {
-		if !now.Before(o.After) {
+		if !o.Erase && !now.Before(o.After) {
 			due = append(due, o.Key)
 		}
 	}
@@ -364,7 +386,7 @@ func (s *Store) deleteSuperseded(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.ledger.Superseded = slices.DeleteFunc(s.ledger.Superseded, func(o supersededObj) bool {
-		return slices.Contains(done, o.Key)
+		return !o.Erase && slices.Contains(done, o.Key)
 	})
 	b := s.ledgerBytesLocked()
 	s.mu.Unlock()
