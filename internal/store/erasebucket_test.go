@@ -22,9 +22,11 @@ type bytesSource struct {
 	b    []byte
 }
 
-func (s bytesSource) ReadAt(p []byte, off int64) (int, error) { return bytes.NewReader(s.b).ReadAt(p, off) }
-func (s bytesSource) Size() int64                             { return int64(len(s.b)) }
-func (s bytesSource) Name() string                            { return s.name }
+func (s bytesSource) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(s.b).ReadAt(p, off)
+}
+func (s bytesSource) Size() int64  { return int64(len(s.b)) }
+func (s bytesSource) Name() string { return s.name }
 
 // bucketHolding returns the keys of which some version, current or kept,
 // holds a record of addr (read record by record) or its 4 bytes anywhere.
