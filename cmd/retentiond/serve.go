@@ -238,8 +238,14 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 	if err != nil {
 		return fmt.Errorf("open legal holds: %w", err)
 	}
+	var eraseCluster *erasure.Cluster
+	if len(cfg.Cluster.Peers) > 0 {
+		// Every node erases its own data (and objects): an erasure asked
+		// of this node is asked of every peer too (docs/scale-out.md).
+		eraseCluster = &erasure.Cluster{URLs: cfg.Cluster.Peers, Token: cfg.Cluster.Token, Node: st.Node()}
+	}
 	eraser, err := erasure.New(cfg.DataDir, erasure.Options{Store: st, Audit: auditLog, Reports: reports, Holds: holds,
-		FS: hooks.fs, Logger: log.With("component", "erasure")})
+		Cluster: eraseCluster, Node: st.Node(), FS: hooks.fs, Logger: log.With("component", "erasure")})
 	if err != nil {
 		return err
 	}
@@ -387,7 +393,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			Erase:   authn.Require(auth.RoleAdmin, eraser),
 			Reports: authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeList)),
 			Report:  authn.Require(auth.RoleAdmin, http.HandlerFunc(reports.ServeReport)),
-			Cluster: clusterRoute(cfg.Cluster.Token, authn, auditLog, searchH),
+			Cluster: clusterRoute(cfg.Cluster.Token, authn, auditLog, searchH, eraser),
 		},
 	})
 	if err != nil {
@@ -508,7 +514,7 @@ func watchdog(log *slog.Logger) (stop func()) {
 // node's data not yet in the bucket: only the node token passes, and every
 // request is audited with the asking node and the case it forwarded.
 // Without a node token it is not mounted.
-func clusterRoute(token string, authn *auth.Authenticator, l *audit.Log, h *search.Handler) http.Handler {
+func clusterRoute(token string, authn *auth.Authenticator, l *audit.Log, h *search.Handler, e *erasure.Eraser) http.Handler {
 	if token == "" {
 		return nil
 	}
@@ -516,12 +522,15 @@ func clusterRoute(token string, authn *auth.Authenticator, l *audit.Log, h *sear
 	for _, op := range search.PeerOps {
 		ops[op] = audit.Forwarded(l, "cluster/"+op, http.HandlerFunc(h.ServePeer))
 	}
+	// A peer's erasure writes its own erasure audit line (requested by
+	// node:<asker>, with the forwarded case) before it runs.
+	ops["erase"] = http.HandlerFunc(e.ServePeer)
 	return authn.RequireNode(token, search.NodeParam, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if op := ops[r.PathValue("op")]; op != nil {
 			op.ServeHTTP(w, r)
 			return
 		}
-		httpx.WriteError(w, http.StatusNotFound, "no such cluster operation; want one of "+strings.Join(search.PeerOps, ", "))
+		httpx.WriteError(w, http.StatusNotFound, "no such cluster operation; want one of "+strings.Join(search.PeerOps, ", ")+", erase")
 	}))
 }
 

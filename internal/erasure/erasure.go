@@ -56,9 +56,14 @@ type Options struct {
 	Audit   *audit.Log
 	Reports *report.Dir
 	Holds   Holds // nil: no holds
-	FS      fsutil.FS
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Cluster, when set with peers, makes every erasure asked of this
+	// node also run on each peer (cluster.go); nil: a single node.
+	Cluster *Cluster
+	// Node is this node's name (cluster.node) when Cluster is nil.
+	Node   string
+	FS     fsutil.FS
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // Eraser runs erasures.
@@ -208,7 +213,7 @@ type HeldDay struct {
 
 // Report is the body of a signed erasure report.
 type Report struct {
-	Result         string    `json:"result"` // success or failure
+	Result         string    `json:"result"` // success, partial (see NotErased) or failure
 	Error          string    `json:"error,omitempty"`
 	Subject        string    `json:"subject"` // keyed hash of the prefix (Subject)
 	PrefixBits     int       `json:"prefix_bits"`
@@ -222,18 +227,41 @@ type Report struct {
 	Finished       time.Time `json:"finished"`
 	AuditSeq       int64     `json:"audit_seq"` // the audit line written before the erasure ran
 	Days           []Day     `json:"days"`
-	RecordsRemoved int64     `json:"records_removed"`
-	Held           []HeldDay `json:"held"`
+	RecordsRemoved int64     `json:"records_removed"` // on this node
+	// ObjectsDestroyed are this node's objects in the bucket that held
+	// the address: replaced by rewritten ones and destroyed with every
+	// version.
+	ObjectsDestroyed []string `json:"objects_destroyed"`
+	// UploadsPending are days whose rewritten file is not in the bucket
+	// yet (the upload loop retries; this node serves the day meanwhile).
+	UploadsPending []string `json:"uploads_pending,omitempty"`
+	// Nodes are the peers the erasure was fanned out to (cluster.peers).
+	Nodes []NodeResult `json:"nodes,omitempty"`
+	// NotErased names what may still hold the address: peers that did
+	// not answer or failed, this node's objects the bucket did not let it
+	// destroy, objects of nodes outside the cluster. Not empty: the
+	// result is partial and the erasure must be run again.
+	NotErased []string  `json:"not_erased"`
+	Held      []HeldDay `json:"held"`
 	// UncheckedFiles are damaged (quarantined) segment files in the
 	// range, which cannot be read and so may still hold the address.
 	UncheckedFiles []string `json:"unchecked_files"`
 	ReportFile     string   `json:"-"`
 }
 
+// ErrPartial is returned (wrapped) when the erasure ran but something may
+// still hold the address (Report.NotErased): run it again.
+var ErrPartial = errors.New("erasure partial")
+
 // Erase runs the erasure req: audit line first, then the store's erasure,
-// then the signed report. It returns the report (also on failure, when the
-// erasure ran part-way).
+// then (with Options.Cluster) the same erasure on every peer, then the
+// signed report. It returns the report (also on failure, when the
+// erasure ran part-way); a partial erasure returns ErrPartial.
 func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, error) {
+	return e.erase(ctx, req, who, true)
+}
+
+func (e *Eraser) erase(ctx context.Context, req Request, who Actor, fanOut bool) (Report, error) {
 	p, err := ParsePrefix(req.IP)
 	if err != nil {
 		return Report{}, fmt.Errorf("%w: ip: %w", ErrInvalid, err)
@@ -266,6 +294,7 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 		Subject: Subject(e.key, p), PrefixBits: p.Bits(), Family: "ipv6",
 		From: req.From, To: req.To, Case: req.Case, Reason: req.Reason, RequestedBy: who.Token,
 		Started: e.opts.Now().UTC(), Days: []Day{}, Held: []HeldDay{}, UncheckedFiles: []string{},
+		ObjectsDestroyed: []string{}, NotErased: []string{},
 	}
 	if p.Addr().Is4() {
 		rep.Family = "ipv4"
@@ -287,6 +316,44 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 		// The audit line could not be written: nothing ran.
 		return Report{}, runErr
 	}
+	for _, o := range res.Destroyed {
+		rep.ObjectsDestroyed = append(rep.ObjectsDestroyed, o.Key)
+	}
+	for _, o := range res.Pending {
+		rep.NotErased = append(rep.NotErased, fmt.Sprintf("this node's object %s of day %s (%v)", o.Key, record.DayString(o.Day), o.Err))
+	}
+	for _, d := range res.UploadPending {
+		rep.UploadsPending = append(rep.UploadsPending, record.DayString(d))
+	}
+	if c := e.opts.Cluster; fanOut && c != nil && len(c.URLs) > 0 {
+		rep.Nodes = c.fanOut(ctx, req)
+		for _, n := range rep.Nodes {
+			if n.Result != "success" {
+				rep.NotErased = append(rep.NotErased, fmt.Sprintf("peer %s (%s: %s)", n.Peer, n.Result, n.Error))
+			}
+		}
+	}
+	if fl, ok := e.opts.Store.(ForeignLister); ok && fanOut {
+		// What the bucket still has of nodes that did not erase: peers
+		// that failed, and nodes outside cluster.peers.
+		var erased []string
+		for _, n := range rep.Nodes {
+			if n.Result == "success" && n.Node != "" {
+				erased = append(erased, n.Node)
+			}
+		}
+		objs, err := fl.ForeignObjects(ctx, p, from, to, skip, erased)
+		if err != nil {
+			rep.NotErased = append(rep.NotErased, "the bucket could not be listed to check other nodes' objects: "+err.Error())
+		}
+		for _, o := range objs {
+			why := "not in cluster.peers or did not erase"
+			if o.Unreadable {
+				why += "; unreadable here"
+			}
+			rep.NotErased = append(rep.NotErased, fmt.Sprintf("node %s's object %s of day %s (%s)", o.Node, o.Key, record.DayString(o.Day), why))
+		}
+	}
 	rep.Finished = e.opts.Now().UTC()
 	for _, d := range res.Days {
 		rep.Days = append(rep.Days, Day{Day: record.DayString(d.Day), RecordsRemoved: d.Records, RecordsKept: d.Kept,
@@ -303,8 +370,12 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 	rep.UncheckedFiles = append(rep.UncheckedFiles, res.Unchecked...)
 	rep.RecordsRemoved = res.Records
 	rep.Result = "success"
-	if runErr != nil {
+	switch {
+	case runErr != nil:
 		rep.Result, rep.Error = "failure", runErr.Error()
+	case len(rep.NotErased) > 0:
+		runErr = fmt.Errorf("%w: %d place(s) may still hold the address (see not_erased); run the erasure again once they are reachable", ErrPartial, len(rep.NotErased))
+		rep.Result, rep.Error = "partial", runErr.Error()
 	}
 	name, err := e.opts.Reports.Save(report.KindErasure, rep.Finished, rep)
 	if err != nil {
@@ -313,7 +384,8 @@ func (e *Eraser) Erase(ctx context.Context, req Request, who Actor) (Report, err
 	}
 	rep.ReportFile = name
 	e.log.Info("erasure finished", "subject", rep.Subject, "result", rep.Result, "days", len(rep.Days),
-		"records", rep.RecordsRemoved, "held_days", len(rep.Held), "report", name)
+		"records", rep.RecordsRemoved, "held_days", len(rep.Held), "objects_destroyed", len(rep.ObjectsDestroyed),
+		"peers", len(rep.Nodes), "not_erased", len(rep.NotErased), "report", name)
 	return rep, runErr
 }
 

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/retentiond/retentiond/internal/auth"
 	"github.com/retentiond/retentiond/internal/httpx"
 )
 
@@ -14,7 +13,9 @@ import (
 // address travels in the body, never in a URL that a proxy might log).
 // It answers 200 with {"report_file", "report"} once the erasure is done
 // and its report written, 400 for a bad request, 500 (with the partial
-// report) when it failed part-way. Mount it behind an admin token.
+// report) when it failed part-way or is partial (report.result "partial":
+// report.not_erased names the peers and objects not erased; run it
+// again). Mount it behind an admin token.
 func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -28,14 +29,7 @@ func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
 		return
 	}
-	var who Actor
-	if p, ok := auth.PrincipalFrom(r.Context()); ok {
-		who.Token = p.Name
-	}
-	if a := auth.SourceAddr(r); a.IsValid() {
-		who.Source = a.String()
-	}
-	rep, err := e.Erase(r.Context(), req, who)
+	rep, err := e.Erase(r.Context(), req, actorOf(r))
 	type answer struct {
 		Error      string  `json:"error,omitempty"`
 		ReportFile string  `json:"report_file,omitempty"`

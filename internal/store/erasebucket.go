@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/objstore"
@@ -363,4 +364,59 @@ func (s *Store) destroyErased(ctx context.Context, ds string) (destroyed []Erase
 		s.log.Warn("upload ledger not written after destroying erased objects", "err", err)
 	}
 	return destroyed, pending
+}
+
+// ForeignObject is another node's object of a day that may hold an
+// erased prefix: its node must erase it (erasure's fan-out), or, for a
+// node no longer in the cluster, the erasure report names it as not
+// erased.
+type ForeignObject struct {
+	Day  time.Time
+	Node string
+	Key  string
+	// Unreadable: the object could not be checked (sealed under another
+	// node's key, or unreachable); it may hold the prefix.
+	Unreadable bool
+}
+
+// ForeignObjects lists the bucket now and returns the objects of nodes
+// other than this one and those in except, in [from, to) (zero: unbounded,
+// skip: days left alone), whose address filter and index may hold p, or
+// which cannot be read to tell. An erasure calls it after its peers have
+// erased their own objects: what remains belongs to nodes that did not.
+func (s *Store) ForeignObjects(ctx context.Context, p netip.Prefix, from, to time.Time, skip func(time.Time) bool, except []string) ([]ForeignObject, error) {
+	if s.opts.Bucket == nil {
+		return nil, nil
+	}
+	// A failure to open some footers is not a failure of the listing:
+	// those objects are reported unreadable below.
+	if err := s.ListBucket(ctx); err != nil && !errors.Is(err, errOpenObjects) {
+		return nil, err
+	}
+	p = p.Masked()
+	var out []ForeignObject
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, dy := range s.days {
+		end := dy.start.AddDate(0, 0, 1)
+		if (!from.IsZero() && !end.After(from)) || (!to.IsZero() && !dy.start.Before(to)) || skip != nil && skip(dy.start) {
+			continue
+		}
+		for node, o := range dy.remote {
+			if node == s.opts.Node || slices.Contains(except, node) {
+				continue
+			}
+			if o.ref != nil && !mayHold(o.ref.r, p) {
+				continue
+			}
+			out = append(out, ForeignObject{Day: dy.start, Node: node, Key: o.info.Key, Unreadable: o.ref == nil})
+		}
+	}
+	slices.SortFunc(out, func(a, b ForeignObject) int {
+		if c := a.Day.Compare(b.Day); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
+	return out, nil
 }

@@ -18,6 +18,10 @@ import (
 // days whose local copy was evicted), read by ranges through a
 // segment.Source. upload.go is the other direction.
 
+// errOpenObjects marks a listing that succeeded but some of whose
+// objects could not be opened (ForeignObjects reports those).
+var errOpenObjects = errors.New("reading objects of the bucket failed")
+
 // remoteFooterOpens bounds how many footers are fetched at once, so that a
 // listing of 730 days of many nodes does not open hundreds of connections.
 const remoteFooterOpens = 8
@@ -183,7 +187,7 @@ func (s *Store) openObjects(ctx context.Context, objs []*remoteObj) error {
 	wg.Wait()
 	if len(errs) > 0 {
 		// One store, one cause: the first error says it, the count says how many.
-		return fmt.Errorf("reading %d object(s) of the bucket failed: %w", len(errs), errs[0])
+		return fmt.Errorf("%w: %d object(s): %w", errOpenObjects, len(errs), errs[0])
 	}
 	return nil
 }
