@@ -298,3 +298,47 @@ func snapshotErr(s *Store) error {
 	}
 	return err
 }
+
+// TestErasedObjectLeavesOtherCaches: a node that read another node's object
+// through its range cache drops the cached pages once its listing finds the
+// object replaced by an erasure, so the erased records do not outlive the
+// object in its cache.
+func TestErasedObjectLeavesOtherCaches(t *testing.T) {
+	ctx := context.Background()
+	clk := testkit.NewClock(base.Add(4 * 24 * time.Hour))
+	b := newMemBucket()
+	a, _ := openNode(t, t.TempDir(), "node-a", b, clk, nil)
+	defer a.Close()
+	archiveDays(t, a, clk, dayRecs(base, 0, 600))
+	if err := a.UploadPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+	old := mustList(t, b)
+	if len(old) != 1 {
+		t.Fatalf("bucket holds %d objects, want 1", len(old))
+	}
+	cache, err := objstore.NewCache(t.TempDir(), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := openNode(t, t.TempDir(), "node-c", b, clk, func(o *Options) { o.Cache = cache })
+	defer c.Close()
+	if err := c.ListBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := collect(t, c, base, base.AddDate(0, 0, 1)); len(got) != 600 {
+		t.Fatalf("node c reads %d records, want 600", len(got))
+	}
+	if _, err := a.Erase(ctx, Erasure{Prefix: netip.PrefixFrom(netip.MustParseAddr("192.0.2.7"), 32)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ListBucket(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := cache.Invalidate(b, old[0].Key); n != 0 {
+		t.Fatalf("node c's cache still held %d pages of the erased object %s after its listing", n, old[0].Key)
+	}
+	if got := collect(t, c, base, base.AddDate(0, 0, 1)); len(got) >= 600 || len(got) == 0 {
+		t.Fatalf("node c reads %d records after the erasure, want fewer than 600", len(got))
+	}
+}

@@ -291,6 +291,11 @@ func (s *Store) ListBucket(ctx context.Context) error {
 		}
 	}
 	var toOpen []*remoteObj
+	// gone are the objects the listing no longer holds or that a newer
+	// object of their node replaced (an erasure's rewrite among them): their
+	// cached pages are dropped, so that erased records do not outlive the
+	// object in this node's range cache.
+	var gone []string
 	s.mu.Lock()
 	for key, dy := range s.days {
 		for node, o := range dy.remote {
@@ -300,6 +305,7 @@ func (s *Store) ListBucket(ctx context.Context) error {
 			if node == s.opts.Node && s.ledger.Days[record.DayString(dy.start)].Key == o.info.Key {
 				continue // uploaded by this node; a listing may lag behind its own upload
 			}
+			gone = append(gone, o.info.Key)
 			o.release()
 			delete(dy.remote, node)
 		}
@@ -325,6 +331,7 @@ func (s *Store) ListBucket(ctx context.Context) error {
 				if p.info.Key == o.info.Key || node == s.opts.Node && p.newer(o) {
 					continue
 				}
+				gone = append(gone, p.info.Key)
 				p.release()
 			}
 			dy.remote[node] = o
@@ -341,6 +348,11 @@ func (s *Store) ListBucket(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	if s.opts.Cache != nil {
+		for _, k := range gone {
+			s.opts.Cache.Invalidate(s.opts.Bucket, k)
+		}
+	}
 	s.m.remote.lists.Inc()
 	return s.openObjects(ctx, toOpen)
 }
