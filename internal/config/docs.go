@@ -12,7 +12,7 @@ import (
 // docs/configuration.md are generated from it together with Default(), and
 // tests fail when a key has no entry or a generated file is stale, so the
 // documentation cannot drift from the code.
-var keyDocs = map[string]string{
+var keyDocs = map[string]string{ //nolint:gosec // G101: descriptions of the token and key settings, no credential
 	"data_dir": "Directory holding the WAL, the day segments and (by default) the audit log. Under the systemd unit use /var/lib/retentiond (its StateDirectory).",
 	"retention": "How long records are kept: whole calendar years (\"2y\") or days (\"730d\"). " +
 		"A UTC day is destroyed once its last record is older than the retention; records already older are rejected at ingest.",

@@ -222,7 +222,6 @@ func remoteCompare(b *testing.B, bucket objstore.Bucket, name string, local *fak
 				tCold += t3.Sub(t1)
 				cs := cache.Stats()
 				cache.Close()
-				coldSrc = nil
 				runtime.GC()
 				w0 := warm.Stats()
 				t4 := time.Now()
