@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -159,7 +158,7 @@ func (s *Server) kill() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Process.Kill() // SIGKILL on Unix
 	<-exit
 }
 
@@ -195,7 +194,7 @@ func (s *Server) start() {
 		// Its own process group, so that a test binary killed by a
 		// timeout does not take the terminal's signals to it (and so
 		// that it is killed by pid, never by name).
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr = ownProcessGroup()
 		if err := cmd.Start(); err != nil {
 			logf.Close()
 			s.t.Fatalf("start %s: %v", s.bin, err)
