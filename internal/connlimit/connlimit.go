@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/retentiond/retentiond/internal/metricsx"
 )
 
 // DefaultMinIdle is how long an idle connection must have been silent
@@ -94,11 +95,14 @@ func Wrap(ln net.Listener, opts Options) *Listener {
 		mRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "refused_total", Help: "Connections closed at once because the cap was reached and no open connection was idle long enough to make room."}),
 		mEvicted: prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "evicted_total", Help: "Idle connections closed to make room for a new one at the cap."}),
 	}
-	if opts.Registerer != nil {
-		limit := prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "max", Help: "The connection cap."})
-		limit.Set(float64(opts.Max))
-		opts.Registerer.MustRegister(l.mOpen, l.mRefused, l.mEvicted, limit)
-	}
+	// Reuse, so that a listener opened again on the same registry (a
+	// restart of the server in tests) counts on the same series.
+	reg := opts.Registerer
+	l.mOpen = metricsx.Reuse(reg, l.mOpen)
+	l.mRefused = metricsx.Reuse(reg, l.mRefused)
+	l.mEvicted = metricsx.Reuse(reg, l.mEvicted)
+	limit := metricsx.Reuse(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: ns + "max", Help: "The connection cap."}))
+	limit.Set(float64(opts.Max))
 	return l
 }
 
