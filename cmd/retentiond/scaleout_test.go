@@ -427,8 +427,8 @@ func TestScaleOutThirdNodeReadsTheBucket(t *testing.T) {
 
 // TestScaleOutFreshDataFromPeer: records node A holds only in its head
 // (today, not flushed, not uploaded) are found from node B through
-// cluster.peers, each once; with A stopped, B's answer says it is partial
-// and names A (Retentiond-Skipped, in the count's header and the search's
+// cluster.peers, each once; with A stopped, B finds none of them (they were
+// never in the bucket), and its answer says it is partial and names A (Retentiond-Skipped, in the count's header and the search's
 // header or trailer), and the CLI prints a warning naming A.
 func TestScaleOutFreshDataFromPeer(t *testing.T) {
 	srv := weedtest.Start(t)
@@ -473,6 +473,11 @@ func TestScaleOutFreshDataFromPeer(t *testing.T) {
 		return false
 	}
 	n, h := countRecords(t, addrB, "ua:fresh", from, to)
+	if n != 0 {
+		// The records were only ever on node-a: found before through the
+		// peer, not in the bucket.
+		t.Errorf("node-b counts %d of node-a's fresh records with node-a stopped, want 0", n)
+	}
 	if !namesA(h.Values(search.SkippedHeader)) {
 		t.Errorf("node-b's count with node-a stopped (%d) does not name node-a as skipped: %v", n, h.Values(search.SkippedHeader))
 	}
@@ -488,6 +493,8 @@ func TestScaleOutFreshDataFromPeer(t *testing.T) {
 	if !strings.Contains(stderr.String(), "warning: cluster peer") || !strings.Contains(stderr.String(), "http://"+addrA) {
 		t.Errorf("the CLI does not warn that node-a was left out: err %v, stdout %d bytes, stderr:\n%s", err, len(out), stderr.String())
 	}
+	t.Logf("with node-a stopped: %s: %s; the CLI (exit %v) warns: %s", search.SkippedHeader, skipped, err,
+		strings.TrimSpace(stderr.String()))
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
