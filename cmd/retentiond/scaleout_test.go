@@ -194,14 +194,15 @@ func dayFilesState(t *testing.T, dataDir string) string {
 	return ""
 }
 
-// waitListed waits until the node has listed the bucket once since it
-// started (its listing runs in the background, Open never waits for it).
-func waitListed(t *testing.T, d *child) {
+// waitListed waits until the node's listings of the bucket
+// (retentiond_store_bucket_lists_total) reach n. It runs them in the
+// background (Open never waits for the bucket), every list_interval.
+func waitListed(t *testing.T, d *child, n float64) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for storeMetric(t, d.addr, "retentiond_store_bucket_lists_total") < 1 {
+	for storeMetric(t, d.addr, "retentiond_store_bucket_lists_total") < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no listing of the bucket within 60s\n%s", d.logs())
+			t.Fatalf("fewer than %v listings of the bucket within 60s\n%s", n, d.logs())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -383,7 +384,7 @@ func TestScaleOutThirdNodeReadsTheBucket(t *testing.T) {
 	dir, data := nodeDir(t)
 	c := startScaleNode(t, dir, freePort(t), srv, scaleNode{name: "node-c"})
 	defer c.stop(syscall.SIGTERM)
-	waitListed(t, c)
+	waitListed(t, c, 1)
 	const from, to = "2026-10-01", "2026-12-01"
 	if n, _ := countRecords(t, c.addr, "ua:scaleout", from, to); n != len(all) {
 		t.Fatalf("node-c counts %d records, want %d", n, len(all))
@@ -425,40 +426,75 @@ func TestScaleOutThirdNodeReadsTheBucket(t *testing.T) {
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
-// TestScaleOutFreshDataFromPeer: records node A holds only in its head
-// (today, not flushed, not uploaded) are found from node B through
-// cluster.peers, each once; with A stopped, B finds none of them (they were
-// never in the bucket), and its answer says it is partial and names A (Retentiond-Skipped, in the count's header and the search's
-// header or trailer), and the CLI prints a warning naming A.
+// TestScaleOutFreshDataFromPeer: node A holds a closed day, uploaded to the
+// bucket, and fresh records only in its head (today, not flushed, not
+// uploaded). Node B, with A in cluster.peers, finds all of them, each
+// once: the fresh ones through A, the closed day from the bucket (read once,
+// although A's answer and B's listing both name its object). With A
+// stopped, B still finds the closed day in the bucket but none of the
+// fresh records, and its answer says it is partial and names A
+// (Retentiond-Skipped in the count's header and the search's header or
+// trailer); the CLI prints a warning naming A.
 func TestScaleOutFreshDataFromPeer(t *testing.T) {
 	srv := weedtest.Start(t)
 	start := time.Now()
 	addrA, addrB := freePort(t), freePort(t)
-	dirA, _ := nodeDir(t)
+	dirA, dataA := nodeDir(t)
 	dirB, _ := nodeDir(t)
 	a := startScaleNode(t, dirA, addrA, srv, scaleNode{name: "node-a", peers: []string{"http://" + addrB}})
 	b := startScaleNode(t, dirB, addrB, srv, scaleNode{name: "node-b", peers: []string{"http://" + addrA}})
 	defer b.stop(syscall.SIGTERM)
 
-	now := time.Now().UTC().Add(-time.Minute)
-	want := map[int]bool{}
+	const ip = "203.0.113.44"
+	closed, fresh := map[int]bool{}, map[int]bool{}
+	withIP := map[int]bool{}
 	var lines []string
-	for i := 0; i < 300; i++ {
-		lines = append(lines, scaleLine(i, now.Add(time.Duration(i)*time.Millisecond), "fresh", "203.0.113.44"))
-		want[i] = true
+	day := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < 1000; i++ {
+		addr := fmt.Sprintf("198.51.100.%d", i%250)
+		if i%200 == 0 {
+			addr = ip
+			withIP[i] = true
+		}
+		lines = append(lines, scaleLine(i, day.Add(time.Duration(i)*time.Minute), "peer", addr))
+		closed[i] = true
 	}
 	ingestAll(t, addrA, lines)
-	from := record.DayString(record.Day(now).AddDate(0, 0, -1))
+	adminFlush(t, addrA)
+	waitUploaded(t, a, dataA, 60*time.Second)
+	// node-b's own listing must have found the closed day, for the part
+	// of the test with node-a stopped: two more listings, so that one
+	// began after the upload.
+	waitListed(t, b, storeMetric(t, addrB, "retentiond_store_bucket_lists_total")+2)
+
+	now := time.Now().UTC().Add(-time.Minute)
+	lines = lines[:0]
+	for i := 1000; i < 1300; i++ {
+		lines = append(lines, scaleLine(i, now.Add(time.Duration(i)*time.Millisecond), "peer", ip))
+		fresh[i], withIP[i] = true, true
+	}
+	ingestAll(t, addrA, lines)
+	all := map[int]bool{}
+	for s := range closed {
+		all[s] = true
+	}
+	for s := range fresh {
+		all[s] = true
+	}
+	from := "2026-11-01"
 	to := record.DayString(record.Day(now).AddDate(0, 0, 1))
 
-	if n, h := countRecords(t, addrB, "ua:fresh", from, to); n != len(want) || len(h.Values(search.SkippedHeader)) != 0 {
-		t.Fatalf("node-b counts %d of node-a's fresh records (want %d), skipped %v", n, len(want), h.Values(search.SkippedHeader))
+	if n, h := countRecords(t, addrB, "ua:peer", from, to); n != len(all) || len(h.Values(search.SkippedHeader)) != 0 {
+		t.Fatalf("node-b counts %d records (want %d: node-a's closed and fresh ones), skipped %v", n, len(all),
+			h.Values(search.SkippedHeader))
 	}
-	got, skipped := exportSeqs(t, addrB, "ip:203.0.113.44", from, to)
+	got, skipped := exportSeqs(t, addrB, "ua:peer", from, to)
 	if len(skipped) != 0 {
 		t.Fatalf("node-b's search with node-a up says it is partial: %v", skipped)
 	}
-	sameSeqs(t, "node-b's search of node-a's fresh records", got, want)
+	sameSeqs(t, "node-b's export with node-a up", got, all)
+	got, _ = exportSeqs(t, addrB, "ip:"+ip, from, to)
+	sameSeqs(t, "node-b's search of the address with node-a up", got, withIP)
 
 	if err := a.stop(syscall.SIGTERM); err != nil {
 		t.Fatalf("node-a: exit after SIGTERM: %v\n%s", err, a.logs())
@@ -472,26 +508,27 @@ func TestScaleOutFreshDataFromPeer(t *testing.T) {
 		}
 		return false
 	}
-	n, h := countRecords(t, addrB, "ua:fresh", from, to)
-	if n != 0 {
-		// The records were only ever on node-a: found before through the
-		// peer, not in the bucket.
-		t.Errorf("node-b counts %d of node-a's fresh records with node-a stopped, want 0", n)
+	// The fresh records were only ever on node-a; its closed day is in
+	// the bucket.
+	n, h := countRecords(t, addrB, "ua:peer", from, to)
+	if n != len(closed) {
+		t.Errorf("node-b counts %d records with node-a stopped, want the %d of its uploaded day", n, len(closed))
 	}
 	if !namesA(h.Values(search.SkippedHeader)) {
-		t.Errorf("node-b's count with node-a stopped (%d) does not name node-a as skipped: %v", n, h.Values(search.SkippedHeader))
+		t.Errorf("node-b's count with node-a stopped does not name node-a as skipped: %v", h.Values(search.SkippedHeader))
 	}
-	got, skipped = exportSeqs(t, addrB, "ua:fresh", from, to)
+	got, skipped = exportSeqs(t, addrB, "ua:peer", from, to)
 	if !namesA(skipped) {
-		t.Errorf("node-b's search with node-a stopped (%d records) does not name node-a as skipped: %v", len(got), skipped)
+		t.Errorf("node-b's search with node-a stopped does not name node-a as skipped: %v", skipped)
 	}
+	sameSeqs(t, "node-b's export with node-a stopped", got, closed)
 	cmd := exec.Command(binary(t), "search", "--server", "http://"+addrB, "--case", "E2E-SCALE", "--reason", "test",
-		"--from", from, "--to", to, "ua:fresh")
+		"--from", from, "--to", to, "--count", "ua:peer")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
-	if !strings.Contains(stderr.String(), "warning: cluster peer") || !strings.Contains(stderr.String(), "http://"+addrA) {
-		t.Errorf("the CLI does not warn that node-a was left out: err %v, stdout %d bytes, stderr:\n%s", err, len(out), stderr.String())
+	if !strings.Contains(stderr.String(), "warning: cluster peer http://"+addrA) || strings.TrimSpace(string(out)) != strconv.Itoa(len(closed)) {
+		t.Errorf("the CLI does not warn that node-a was left out: err %v, stdout %q, stderr:\n%s", err, out, stderr.String())
 	}
 	t.Logf("with node-a stopped: %s: %s; the CLI (exit %v) warns: %s", search.SkippedHeader, skipped, err,
 		strings.TrimSpace(stderr.String()))
@@ -524,6 +561,9 @@ func TestScaleOutStoreDownWhileIngesting(t *testing.T) {
 		ctx, cancel = context.WithCancel(context.Background())
 		wg          sync.WaitGroup
 	)
+	// The clients stop before the test ends, also when it fails early
+	// (they report through t).
+	defer wg.Wait()
 	defer cancel()
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
@@ -612,7 +652,7 @@ func TestScaleOutStoreDownWhileIngesting(t *testing.T) {
 	cdir, cdata := nodeDir(t)
 	c := startScaleNode(t, cdir, freePort(t), srv, scaleNode{name: "node-c"})
 	defer c.stop(syscall.SIGTERM)
-	waitListed(t, c)
+	waitListed(t, c, 1)
 	const from, to = "2026-10-01", "2026-12-06"
 	if n, _ := countRecords(t, c.addr, "ua:outage", from, to); n != len(acked) {
 		t.Fatalf("node-c counts %d records, want the %d acknowledged", n, len(acked))
