@@ -666,40 +666,47 @@ func TestScaleOutStoreDownWhileIngesting(t *testing.T) {
 	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
 }
 
-// TestScaleOutPurgeEmptiesTheBucket: a node uploads two old days and a
-// young one to a versioned bucket (with a second version of an object and a
-// delete marker under an old day's prefix). Restarted with a shorter
-// retention, `retentiond purge` destroys the old days and its report says
-// each was listed again empty; a listing of the bucket's versions, made
-// directly with an S3 client, finds no object, version or delete marker
-// under the expired days' prefixes, and the young day is still there.
+// TestScaleOutPurgeEmptiesTheBucket: two nodes upload to a versioned
+// bucket, node A two old days and a young one, node B one of the old days
+// too; the test adds a second version of an object and a delete marker under
+// an old day's prefix. Node A, restarted with a shorter retention, destroys
+// the old days with `retentiond purge`, whose report says each was listed
+// again empty; a listing made directly (objstore for the current objects,
+// an S3 client of the test's own for every version and delete marker) finds
+// nothing under the expired days' prefixes, node B's objects included, and
+// the young day is still there.
 func TestScaleOutPurgeEmptiesTheBucket(t *testing.T) {
 	srv := weedtest.Start(t)
 	srv.EnableVersioning()
 	start := time.Now()
-	dir, data := nodeDir(t)
-	addr := freePort(t)
-	d := startScaleNode(t, dir, addr, srv, scaleNode{name: "node-a"})
 	old := []string{"2024-03-10", "2024-03-11"}
 	const young = "2026-11-10"
-	var lines []string
 	seq := 0
-	for _, ds := range append(old[:len(old):len(old)], young) {
-		day, err := record.ParseDay(ds)
-		if err != nil {
-			t.Fatal(err)
+	upload := func(name string, days []string) (dir, addr string) {
+		dir, data := nodeDir(t)
+		addr = freePort(t)
+		d := startScaleNode(t, dir, addr, srv, scaleNode{name: name})
+		var lines []string
+		for _, ds := range days {
+			day, err := record.ParseDay(ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 500; i++ {
+				lines = append(lines, scaleLine(seq, day.Add(time.Duration(i)*time.Minute), "purge", "198.51.100.1"))
+				seq++
+			}
 		}
-		for i := 0; i < 500; i++ {
-			lines = append(lines, scaleLine(seq, day.Add(time.Duration(i)*time.Minute), "purge", "198.51.100.1"))
-			seq++
+		ingestAll(t, addr, lines)
+		adminFlush(t, addr)
+		waitUploaded(t, d, data, 60*time.Second)
+		if err := d.stop(syscall.SIGTERM); err != nil {
+			t.Fatalf("%s: exit after SIGTERM: %v\n%s", name, err, d.logs())
 		}
+		return dir, addr
 	}
-	ingestAll(t, addr, lines)
-	adminFlush(t, addr)
-	waitUploaded(t, d, data, 60*time.Second)
-	if err := d.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.logs())
-	}
+	dir, addr := upload("node-a", []string{old[0], old[1], young})
+	upload("node-b", old[:1])
 
 	ctx := context.Background()
 	b, err := objstore.New(srv.Config())
@@ -708,11 +715,11 @@ func TestScaleOutPurgeEmptiesTheBucket(t *testing.T) {
 	}
 	day0, _ := record.ParseDay(old[0])
 	objs, err := b.List(ctx, objstore.DayPrefix(day0))
-	if err != nil || len(objs) != 1 {
-		t.Fatalf("day %s in the bucket: %v, %v", old[0], objs, err)
+	if err != nil || len(objs) != 2 {
+		t.Fatalf("day %s in the bucket: %v, %v; want one object of each node", old[0], objs, err)
 	}
-	// A second version of the node's object (the same bytes), and a
-	// delete marker.
+	// A second version of an object (the same bytes), and a delete
+	// marker.
 	var body strings.Builder
 	if _, err := b.Get(ctx, objs[0].Key, &body); err != nil {
 		t.Fatal(err)
@@ -724,13 +731,13 @@ func TestScaleOutPurgeEmptiesTheBucket(t *testing.T) {
 		t.Fatal(err)
 	}
 	s3 := rawS3(t, srv)
-	if n := versionsUnder(t, s3, srv.Bucket, objstore.DayPrefix(day0)); n != 3 {
-		t.Fatalf("%d versions and markers under %s before the purge, want 3", n, objstore.DayPrefix(day0))
+	if n := versionsUnder(t, s3, srv.Bucket, objstore.DayPrefix(day0)); n != 4 {
+		t.Fatalf("%d versions and markers under %s before the purge, want 4", n, objstore.DayPrefix(day0))
 	}
 
 	// 2y: a day expires once now >= its start + 2 years + 1 day, so the
 	// March 2024 days have, November 2026 has not.
-	d = startScaleNode(t, dir, addr, srv, scaleNode{name: "node-a", retention: "2y"})
+	d := startScaleNode(t, dir, addr, srv, scaleNode{name: "node-a", retention: "2y"})
 	defer d.stop(syscall.SIGTERM)
 	out, err := exec.Command(binary(t), "purge", "--server", "http://"+addr).CombinedOutput()
 	if err != nil {
@@ -746,6 +753,9 @@ func TestScaleOutPurgeEmptiesTheBucket(t *testing.T) {
 		day, _ := record.ParseDay(ds)
 		if n := versionsUnder(t, s3, srv.Bucket, objstore.DayPrefix(day)); n != 0 {
 			t.Errorf("day %s: %d objects, versions or delete markers left in the bucket after the purge", ds, n)
+		}
+		if objs, err := b.List(ctx, objstore.DayPrefix(day)); err != nil || len(objs) != 0 {
+			t.Errorf("day %s: objstore lists %v, %v after the purge", ds, objs, err)
 		}
 	}
 	yday, _ := record.ParseDay(young)
