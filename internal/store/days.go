@@ -88,6 +88,13 @@ func (s *Store) Snapshot(from, to time.Time) (*Snapshot, error) {
 // the peers that answered taken from their answers.
 func (s *Store) SnapshotWith(from, to time.Time, o SnapshotOptions) (*Snapshot, error) {
 	lo, hi := record.Day(from).Unix(), to.UTC().Unix()
+	if !o.Unshared {
+		// The whole view needs the bucket's days; a peer's unshared part
+		// does not (it names its objects itself).
+		if err := s.ensureListed(context.Background()); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+	}
 	var peers map[int64][]*remoteObj
 	if s.opts.Bucket != nil && !o.Unshared && len(o.PeerObjects) > 0 {
 		var err error

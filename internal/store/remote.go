@@ -269,6 +269,33 @@ func (s *Store) ListBucket(ctx context.Context) error {
 	if s.opts.Bucket == nil {
 		return nil
 	}
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	return s.listBucketLocked(ctx)
+}
+
+// ensureListed lists the bucket now unless a listing has succeeded since
+// Open. Until one has, this node does not know which days the bucket holds
+// (other nodes' days, its own evicted ones): a search without them would
+// be silently short, so it fails instead, with the store's error. After
+// the first listing, the background loop keeps the registry current.
+func (s *Store) ensureListed(ctx context.Context) error {
+	if s.opts.Bucket == nil || s.listed.Load() {
+		return nil
+	}
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if s.listed.Load() {
+		return nil
+	}
+	if err := s.listBucketLocked(ctx); err != nil && !s.listed.Load() {
+		return fmt.Errorf("the bucket's days are not known (no listing has succeeded since start): %w", err)
+	}
+	return nil
+}
+
+// listBucketLocked is ListBucket; s.listMu must be held.
+func (s *Store) listBucketLocked(ctx context.Context) error {
 	started := time.Now()
 	infos, err := s.opts.Bucket.List(ctx, "days/")
 	if err != nil {
@@ -354,6 +381,9 @@ func (s *Store) ListBucket(ctx context.Context) error {
 		}
 	}
 	s.m.remote.lists.Inc()
+	// The registry holds the bucket's objects now; footers not read below
+	// are read by the snapshot that needs them.
+	s.listed.Store(true)
 	return s.openObjects(ctx, toOpen)
 }
 

@@ -560,6 +560,7 @@ func TestBucketDownKeepsIngest(t *testing.T) {
 		dy.remote = map[string]*remoteObj{o.node: o}
 		d.days[o.key] = dy
 	}
+	d.listed.Store(true) // as a listing would: it knows the objects
 	d.mu.Unlock()
 	b.setDown(true)
 	if err := d.ListBucket(ctx); !errors.Is(err, errDown) {
@@ -590,6 +591,67 @@ func TestBucketDownKeepsIngest(t *testing.T) {
 	}
 	if readErr == nil || !strings.Contains(readErr.Error(), b.String()) || asCorruption(readErr) != nil {
 		t.Fatalf("block read with the store down: %v, want a non-corruption error naming the store", readErr)
+	}
+	b.setDown(false)
+}
+
+// TestSnapshotBeforeTheFirstListing: a node that has not listed the
+// bucket since it started does not know which days the bucket holds. With
+// the store down, its snapshot (every search, count and export) fails with
+// an error naming the store instead of answering without the bucket's
+// days, while a peer's unshared snapshot, which needs no listing, still
+// works; once the store answers, a snapshot lists the bucket itself and
+// holds every record, without waiting for the background listing.
+func TestSnapshotBeforeTheFirstListing(t *testing.T) {
+	ctx := context.Background()
+	clk := testkit.NewClock(base.Add(4 * 24 * time.Hour))
+	b := newMemBucket()
+	a, _ := openNode(t, t.TempDir(), "node-a", b, clk, nil)
+	defer a.Close()
+	archiveDays(t, a, clk, append(dayRecs(base, 0, 300), dayRecs(base.AddDate(0, 0, 1), 300, 500)...))
+	if err := a.UploadPending(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	b.setDown(true)
+	c, _ := openNode(t, t.TempDir(), "node-c", b, clk, nil)
+	defer c.Close()
+	if err := c.Append(ctx, dayRecs(base.AddDate(0, 0, 3), 500, 520)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		o    SnapshotOptions
+	}{
+		{"whole view", SnapshotOptions{}},
+		{"with peers' objects", SnapshotOptions{PeerObjects: map[string][]objstore.ObjectInfo{"node-b": nil}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap, err := c.SnapshotWith(base, base.AddDate(0, 0, 4), tc.o)
+			if err == nil {
+				snap.Release()
+				t.Fatal("snapshot before any listing, the store down: no error; an answer would lack the bucket's days")
+			}
+			if !errors.Is(err, errDown) || !strings.Contains(err.Error(), b.String()) {
+				t.Fatalf("snapshot before any listing, the store down: %v; want the store's error naming %s", err, b.String())
+			}
+		})
+	}
+	snap, err := c.SnapshotWith(base, base.AddDate(0, 0, 4), SnapshotOptions{Unshared: true})
+	if err != nil {
+		t.Fatalf("a peer's unshared snapshot needs no listing: %v", err)
+	}
+	snap.Release()
+
+	b.setDown(false)
+	if got := collect(t, c, base, base.AddDate(0, 0, 4)); !slices.Equal(got, seqRange(0, 520)) {
+		t.Fatalf("first snapshot after the store came back holds %d records, want 520", len(got))
+	}
+	// Listed once: a store down later leaves the known days' footers
+	// readable from the registry, and the snapshot does not list again.
+	b.setDown(true)
+	if got := collect(t, c, base.AddDate(0, 0, 3), base.AddDate(0, 0, 4)); !slices.Equal(got, seqRange(500, 520)) {
+		t.Fatalf("local day with the store down after a listing: %d records, want 20", len(got))
 	}
 	b.setDown(false)
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,8 +187,13 @@ type Store struct {
 	upMu   sync.Mutex
 	// deletedAt says when DeleteDay removed a day, so that a listing that
 	// began before does not bring it back.
-	deletedAt    map[int64]time.Time
-	upKick       chan struct{}
+	deletedAt map[int64]time.Time
+	upKick    chan struct{}
+	// listMu orders listings of the bucket (each applies what it found in
+	// full before the next begins, so an older listing never undoes a
+	// newer one); listed is set once a listing has succeeded since Open.
+	listMu       sync.Mutex
+	listed       atomic.Bool
 	remoteCtx    context.Context
 	remoteCancel context.CancelFunc
 	remoteWG     sync.WaitGroup
