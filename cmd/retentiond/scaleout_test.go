@@ -799,3 +799,47 @@ func versionsUnder(t *testing.T, c *minio.Client, bucket, prefix string) int {
 	}
 	return n
 }
+
+// TestScaleOutStoreDownAtStart: a node started on an empty data directory
+// while the object store is down has never listed the bucket, so it cannot
+// know which days the bucket holds: its count and the CLI's search answer
+// an error naming the store, never an empty or short result.
+func TestScaleOutStoreDownAtStart(t *testing.T) {
+	srv := weedtest.Start(t)
+	start := time.Now()
+	dir, data := nodeDir(t)
+	a := startScaleNode(t, dir, freePort(t), srv, scaleNode{name: "node-a"})
+	day := time.Date(2026, 11, 12, 0, 0, 0, 0, time.UTC)
+	var lines []string
+	for i := 0; i < 1000; i++ {
+		lines = append(lines, scaleLine(i, day.Add(time.Duration(i)*time.Minute), "down", "198.51.100.7"))
+	}
+	ingestAll(t, a.addr, lines)
+	adminFlush(t, a.addr)
+	waitUploaded(t, a, data, 60*time.Second)
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, a.logs())
+	}
+	srv.Stop()
+
+	cdir, _ := nodeDir(t)
+	c := startScaleNode(t, cdir, freePort(t), srv, scaleNode{name: "node-c"})
+	defer c.stop(syscall.SIGTERM)
+	resp, err := http.Get("http://" + c.addr + "/api/v1/count?" + e2eQuery("ua:down", "2026-11-01", "2026-12-01").Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || !strings.Contains(string(b), srv.Endpoint) {
+		t.Fatalf("count on a node that never listed the bucket, the store down: %d %s; want an error naming the store",
+			resp.StatusCode, b)
+	}
+	t.Logf("count with the store down: %d %s", resp.StatusCode, b)
+	out, err := exec.Command(binary(t), "search", "--server", "http://"+c.addr, "--case", "E2E-SCALE", "--reason", "test",
+		"--from", "2026-11-01", "--to", "2026-12-01", "ua:down").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), srv.Endpoint) {
+		t.Fatalf("retentiond search on that node: %v, output:\n%s\nwant a failure naming the store", err, out)
+	}
+	t.Logf("total %s", time.Since(start).Round(time.Millisecond))
+}
