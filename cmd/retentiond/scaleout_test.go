@@ -384,7 +384,8 @@ func TestScaleOutThirdNodeReadsTheBucket(t *testing.T) {
 	dir, data := nodeDir(t)
 	c := startScaleNode(t, dir, freePort(t), srv, scaleNode{name: "node-c"})
 	defer c.stop(syscall.SIGTERM)
-	waitListed(t, c, 1)
+	// No wait for its background listing: its first search lists the
+	// bucket itself.
 	const from, to = "2026-10-01", "2026-12-01"
 	if n, _ := countRecords(t, c.addr, "ua:scaleout", from, to); n != len(all) {
 		t.Fatalf("node-c counts %d records, want %d", n, len(all))
@@ -496,29 +497,46 @@ func TestScaleOutFreshDataFromPeer(t *testing.T) {
 	got, _ = exportSeqs(t, addrB, "ip:"+ip, from, to)
 	sameSeqs(t, "node-b's search of the address with node-a up", got, withIP)
 
-	if err := a.stop(syscall.SIGTERM); err != nil {
-		t.Fatalf("node-a: exit after SIGTERM: %v\n%s", err, a.logs())
-	}
-	namesA := func(values []string) bool {
+	namesA := func(values []string, reason string) bool {
 		for _, v := range values {
 			var f search.SkippedFile
-			if json.Unmarshal([]byte(v), &f) == nil && f.File == "" && strings.Contains(f.Peer, "http://"+addrA) {
+			if json.Unmarshal([]byte(v), &f) == nil && f.File == "" && strings.Contains(f.Peer, "http://"+addrA) &&
+				strings.Contains(f.Reason, reason) {
 				return true
 			}
 		}
 		return false
 	}
+	// node-a hung (SIGSTOP): its port still accepts connections, nothing
+	// answers; after cluster.peer_timeout (5s) node-b answers without it.
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	asked := time.Now()
+	n, h := countRecords(t, addrB, "ua:peer", from, to)
+	if n != len(closed) || !namesA(h.Values(search.SkippedHeader), "cluster.peer_timeout") {
+		t.Errorf("node-b's count with node-a hung: %d (want %d), skipped %v; want node-a named for its timeout", n,
+			len(closed), h.Values(search.SkippedHeader))
+	}
+	t.Logf("with node-a hung, node-b answered in %s: %s", time.Since(asked).Round(time.Millisecond),
+		h.Values(search.SkippedHeader))
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("node-a: exit after SIGTERM: %v\n%s", err, a.logs())
+	}
 	// The fresh records were only ever on node-a; its closed day is in
 	// the bucket.
-	n, h := countRecords(t, addrB, "ua:peer", from, to)
+	n, h = countRecords(t, addrB, "ua:peer", from, to)
 	if n != len(closed) {
 		t.Errorf("node-b counts %d records with node-a stopped, want the %d of its uploaded day", n, len(closed))
 	}
-	if !namesA(h.Values(search.SkippedHeader)) {
+	if !namesA(h.Values(search.SkippedHeader), "did not answer") {
 		t.Errorf("node-b's count with node-a stopped does not name node-a as skipped: %v", h.Values(search.SkippedHeader))
 	}
 	got, skipped = exportSeqs(t, addrB, "ua:peer", from, to)
-	if !namesA(skipped) {
+	if !namesA(skipped, "did not answer") {
 		t.Errorf("node-b's search with node-a stopped does not name node-a as skipped: %v", skipped)
 	}
 	sameSeqs(t, "node-b's export with node-a stopped", got, closed)
@@ -652,8 +670,7 @@ func TestScaleOutStoreDownWhileIngesting(t *testing.T) {
 	cdir, cdata := nodeDir(t)
 	c := startScaleNode(t, cdir, freePort(t), srv, scaleNode{name: "node-c"})
 	defer c.stop(syscall.SIGTERM)
-	waitListed(t, c, 1)
-	const from, to = "2026-10-01", "2026-12-06"
+	const from, to = "2026-10-01", "2026-12-06" // its first search lists the bucket
 	if n, _ := countRecords(t, c.addr, "ua:outage", from, to); n != len(acked) {
 		t.Fatalf("node-c counts %d records, want the %d acknowledged", n, len(acked))
 	}
