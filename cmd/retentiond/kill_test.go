@@ -20,14 +20,7 @@ import (
 // may or may not be stored: it was not acknowledged. Three rounds by
 // default; RTD_TEST_DAEMON_KILLS sets another number (e.g. 200 locally).
 func TestSigkillUnderLoad(t *testing.T) {
-	rounds := 3
-	if s := os.Getenv("RTD_TEST_DAEMON_KILLS"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			t.Fatalf("RTD_TEST_DAEMON_KILLS=%q: want a whole number >= 1", s)
-		}
-		rounds = n
-	}
+	rounds := daemonKills(t)
 	dir := t.TempDir()
 	addr := freePort(t)
 	var mu sync.Mutex
@@ -102,6 +95,21 @@ func TestSigkillUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d SIGKILL rounds: %d acknowledged records all present exactly once (%d stored in all, %d sent)",
 		rounds, len(acked), len(seen), len(sent))
+}
+
+// daemonKills is the number of SIGKILL rounds of the tests that kill the
+// real daemon: 3, or RTD_TEST_DAEMON_KILLS.
+func daemonKills(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv("RTD_TEST_DAEMON_KILLS")
+	if s == "" {
+		return 3
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		t.Fatalf("RTD_TEST_DAEMON_KILLS=%q: want a whole number >= 1", s)
+	}
+	return n
 }
 
 // msLine is line with records a millisecond apart, so that millions of them
