@@ -129,7 +129,8 @@ func printRemote(w io.Writer, r *purge.RemoteReport) {
 			if d.Verified {
 				proof = "listed again: empty"
 			}
-			fmt.Fprintf(w, "  %s  %d objects  %s  %s\n", record.DayString(d.Day), d.Objects, purgeBytes(d.Bytes), proof)
+			fmt.Fprintf(w, "  %s  %d %s  %s  %s\n", record.DayString(d.Day), d.Objects, purgePlural(int(d.Objects), "object", "objects"),
+				purgeBytes(d.Bytes), proof)
 		}
 	}
 	if len(r.Held) > 0 {
