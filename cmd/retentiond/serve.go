@@ -114,7 +114,7 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 
 	policy := purge.Policy{Retention: cfg.Retention}
 
-	setMemoryLimit(int64(cfg.Storage.HeadMaxBytes), log)
+	adaptLimit := setMemoryLimit(int64(cfg.Storage.HeadMaxBytes), log)
 	ring, err := openKeyRing(cfg)
 	if err != nil {
 		return fmt.Errorf("encryption: %w", err)
@@ -153,6 +153,11 @@ func runDaemonWith(ctx context.Context, cfg *config.Config, logOut *os.File, hoo
 			st.Close()
 		}
 	}()
+	if adaptLimit {
+		limitCtx, stopLimit := context.WithCancel(ctx)
+		defer stopLimit()
+		go adaptMemoryLimit(limitCtx, int64(cfg.Storage.HeadMaxBytes), st.MemoryInUse)
+	}
 
 	authn, err := auth.New(auth.Options{
 		Tokens:      authTokens(cfg),

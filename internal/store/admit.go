@@ -153,3 +153,12 @@ func (r *Reservation) Release() {
 	r.s.mu.Unlock()
 	r.n = 0
 }
+
+// MemoryInUse is what the head bound counts now: unflushed records (sealed
+// parts and tails, frozen heads included) and reservations of records on
+// their way in. The daemon sizes the Go runtime's soft memory limit by it.
+func (s *Store) MemoryInUse() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.headBytes + s.frozenBytes + s.reserved
+}
