@@ -146,16 +146,8 @@ func (c *Cluster) ask(ctx context.Context, client *http.Client, base, caseID str
 // asking node as the requester (node:<name>) with the forwarded case, and
 // this node keeps its own signed report.
 func (e *Eraser) ServePeer(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
-	var req Request
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
+	req, ok := readRequest(w, r)
+	if !ok {
 		return
 	}
 	who := actorOf(r)

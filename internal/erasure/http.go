@@ -17,16 +17,8 @@ import (
 // report.not_erased names the peers and objects not erased; run it
 // again). Mount it behind an admin token.
 func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
-	var req Request
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
+	req, ok := readRequest(w, r)
+	if !ok {
 		return
 	}
 	rep, err := e.Erase(r.Context(), req, actorOf(r))
@@ -45,4 +37,23 @@ func (e *Eraser) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, answer{Error: err.Error()})
 	}
+}
+
+// readRequest checks that r is a POST and decodes its JSON Request (at most
+// 64 KiB, no unknown fields), answering 405 or 400 itself when not: the
+// admin endpoint and the peer endpoint take the same body.
+func readRequest(w http.ResponseWriter, r *http.Request) (Request, bool) {
+	var req Request
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST")
+		return req, false
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "body: "+err.Error())
+		return req, false
+	}
+	return req, true
 }
