@@ -23,9 +23,8 @@ func TestSigkillUnderLoad(t *testing.T) {
 	rounds := daemonKills(t)
 	dir := t.TempDir()
 	addr := freePort(t)
-	var mu sync.Mutex
-	acked := map[int]bool{}
-	sent := map[int]bool{}
+	acks := newAckLog()
+	acked, sent := acks.acked, acks.sent
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	var next atomic.Int64 // the next sequence number to send
 	for round := 0; round < rounds; round++ {
@@ -45,24 +44,9 @@ func TestSigkillUnderLoad(t *testing.T) {
 						lines = append(lines, msLine(seq))
 						seqs = append(seqs, seq)
 					}
-					mu.Lock()
-					for _, s := range seqs {
-						sent[s] = true
-					}
-					mu.Unlock()
-					n, err := ingestBatch(addr, lines)
-					if err != nil {
-						return // killed: this batch was not acknowledged
-					}
-					if n != len(lines) {
-						t.Errorf("accepted %d of %d", n, len(lines))
+					if !acks.post(t, addr, lines, seqs) {
 						return
 					}
-					mu.Lock()
-					for _, s := range seqs {
-						acked[s] = true
-					}
-					mu.Unlock()
 				}
 			}()
 		}
@@ -118,4 +102,41 @@ func msLine(seq int) string {
 	ts := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(seq) * time.Millisecond)
 	return fmt.Sprintf(`{"time":%q,"domain":"shop%d.example.nl","path":"/seq/%d","user_agent":"e2e","ip":"192.0.2.%d"}`,
 		ts.Format(time.RFC3339Nano), seq%5, seq, seq%200)
+}
+
+// ackLog is what a test that kills the daemon under load knows of each
+// record (by sequence number): sent, and acknowledged (its batch answered
+// with every line accepted). After the kill, every acknowledged record
+// must be stored exactly once, and nothing that was never sent.
+type ackLog struct {
+	mu          sync.Mutex
+	sent, acked map[int]bool
+}
+
+func newAckLog() *ackLog { return &ackLog{sent: map[int]bool{}, acked: map[int]bool{}} }
+
+// post sends lines (carrying seqs) to addr as one batch, marking them sent
+// before and acknowledged after a full answer. It returns false when the
+// batch was not acknowledged (the daemon was killed) or not wholly
+// accepted (a test error).
+func (l *ackLog) post(t *testing.T, addr string, lines []string, seqs []int) bool {
+	l.mu.Lock()
+	for _, s := range seqs {
+		l.sent[s] = true
+	}
+	l.mu.Unlock()
+	n, err := ingestBatch(addr, lines)
+	if err != nil {
+		return false // killed: this batch was not acknowledged
+	}
+	if n != len(lines) {
+		t.Errorf("accepted %d of %d", n, len(lines))
+		return false
+	}
+	l.mu.Lock()
+	for _, s := range seqs {
+		l.acked[s] = true
+	}
+	l.mu.Unlock()
+	return true
 }

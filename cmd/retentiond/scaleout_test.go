@@ -876,11 +876,9 @@ func TestScaleOutNodeKilledWhileUploading(t *testing.T) {
 	dir, data := nodeDir(t)
 	addr := freePort(t)
 	base := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var (
-		mu          sync.Mutex
-		acked, sent = map[int]bool{}, map[int]bool{}
-		next        atomic.Int64
-	)
+	acks := newAckLog()
+	acked, sent := acks.acked, acks.sent
+	var next atomic.Int64
 	rounds := daemonKills(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	for round := 0; round < rounds; round++ {
@@ -894,30 +892,17 @@ func TestScaleOutNodeKilledWhileUploading(t *testing.T) {
 				for ctx.Err() == nil {
 					lo := int(next.Add(100)) - 100
 					lines := make([]string, 0, 100)
+					seqs := make([]int, 0, 100)
 					for s := lo; s < lo+100; s++ {
 						// 30 s apart: 2880 a day, every day long closed
 						// (November 2026, then from its start again).
 						lines = append(lines, scaleLine(s, base.Add(time.Duration(s%86400)*30*time.Second), "killed",
 							fmt.Sprintf("198.51.100.%d", s%250)))
+						seqs = append(seqs, s)
 					}
-					mu.Lock()
-					for s := lo; s < lo+100; s++ {
-						sent[s] = true
-					}
-					mu.Unlock()
-					n, err := ingestBatch(addr, lines)
-					if err != nil {
-						return // killed: this batch was not acknowledged
-					}
-					if n != len(lines) {
-						t.Errorf("accepted %d of %d", n, len(lines))
+					if !acks.post(t, addr, lines, seqs) {
 						return
 					}
-					mu.Lock()
-					for s := lo; s < lo+100; s++ {
-						acked[s] = true
-					}
-					mu.Unlock()
 					time.Sleep(20 * time.Millisecond)
 				}
 			}()
