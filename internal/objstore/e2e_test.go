@@ -15,7 +15,6 @@ import (
 	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/objstore"
 	"github.com/retentiond/retentiond/internal/objstore/weedtest"
-	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 )
 
@@ -97,21 +96,8 @@ func TestE2EBucket(t *testing.T) {
 	})
 
 	t.Run("a segment read through the cache by range GETs", func(t *testing.T) {
-		g := loggen.New(loggen.Options{Seed: 3, Total: 30_000, Vhosts: 100, Visitors: 3000})
-		var recs []record.Record
-		for !g.Done() {
-			recs = append(recs, g.Next())
-		}
-		path := filepath.Join(t.TempDir(), "seg-00000001-00000002.seg")
-		info, err := segment.Write(path, recs, segment.Options{BlockRows: 2048})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
+		recs, path, info, f := writeSegment(t, loggen.Options{Seed: 3, Total: 30_000, Vhosts: 100, Visitors: 3000},
+			"seg-00000001-00000002.seg", 2048)
 		key := objstore.SegmentKey(day, "node-b", filepath.Base(path))
 		if _, err := b.Put(ctx, key, f, info.Bytes); err != nil {
 			t.Fatal(err)

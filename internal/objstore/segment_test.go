@@ -35,21 +35,8 @@ func TestSegmentThroughCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := loggen.New(loggen.Options{Seed: 7, Total: 50_000, Vhosts: 200, Visitors: 5000})
-	var recs []record.Record
-	for !g.Done() {
-		recs = append(recs, g.Next())
-	}
-	path := filepath.Join(t.TempDir(), "seg-00000001-00000001.seg")
-	info, err := segment.Write(path, recs, segment.Options{BlockRows: 4096})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	recs, path, info, f := writeSegment(t, loggen.Options{Seed: 7, Total: 50_000, Vhosts: 200, Visitors: 5000},
+		"seg-00000001-00000001.seg", 4096)
 	key := objstore.SegmentKey(recs[0].Time, "node-a", filepath.Base(path))
 	obj, err := b.Put(context.Background(), key, f, info.Bytes)
 	if err != nil {
@@ -116,4 +103,27 @@ func TestSegmentThroughCache(t *testing.T) {
 	if d := cache.Stats().GETs - before; d != 0 {
 		t.Errorf("warm open and full read cost %d GETs, want 0", d)
 	}
+}
+
+// writeSegment writes the records loggen makes with opts as a segment file
+// named name, in blocks of blockRows, and opens it for an upload (closed at
+// the test's end).
+func writeSegment(t *testing.T, opts loggen.Options, name string, blockRows int) ([]record.Record, string, segment.Info, *os.File) {
+	t.Helper()
+	g := loggen.New(opts)
+	var recs []record.Record
+	for !g.Done() {
+		recs = append(recs, g.Next())
+	}
+	path := filepath.Join(t.TempDir(), name)
+	info, err := segment.Write(path, recs, segment.Options{BlockRows: blockRows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return recs, path, info, f
 }
