@@ -130,6 +130,8 @@ type uintCol struct {
 	planes []byte
 	all    []uint32 // the merged values, once merged is set
 	merged bool
+	// Format 3: the values are table[rows[i]] (see via).
+	table, rows []uint32
 }
 
 // set points u at the stream at the start of b and returns the bytes after
@@ -142,20 +144,31 @@ func (u *uintCol) set(b []byte, what string, n, limit int) ([]byte, error) {
 	if width*n > len(b)-1 {
 		return nil, malformed(what)
 	}
-	u.what, u.width, u.n, u.limit, u.merged = what, width, n, limit, false
+	u.what, u.width, u.n, u.limit, u.merged, u.table = what, width, n, limit, false, nil
 	u.planes = b[1 : 1+width*n]
 	return b[1+width*n:], nil
 }
 
 // preset makes u hold already decoded values (format-1 columns).
 func (u *uintCol) preset(vals []uint32, what string) {
-	u.what, u.n, u.all, u.merged = what, len(vals), vals, true
+	u.what, u.n, u.all, u.merged, u.table = what, len(vals), vals, true, nil
+}
+
+// via makes row i's value table[rows[i]] (format 3's domain and
+// user-agent ids, kept in the IP column's combinations). Both were
+// checked when decoded: every rows value indexes table, every table value
+// is below the limit.
+func (u *uintCol) via(table, rows []uint32, what string) {
+	u.what, u.n, u.table, u.rows, u.merged = what, len(rows), table, rows, false
 }
 
 // at returns value i, checked against the limit.
 func (u *uintCol) at(i int) (uint32, error) {
 	if u.merged {
 		return u.all[i], nil
+	}
+	if u.table != nil {
+		return u.table[u.rows[i]], nil
 	}
 	var v uint32
 	for p := 0; p < u.width; p++ {
@@ -170,6 +183,14 @@ func (u *uintCol) at(i int) (uint32, error) {
 // values merges and validates every value once.
 func (u *uintCol) values() ([]uint32, error) {
 	if u.merged {
+		return u.all, nil
+	}
+	if u.table != nil {
+		u.all = grow(u.all, u.n)
+		for i, v := range u.rows {
+			u.all[i] = u.table[v]
+		}
+		u.merged = true
 		return u.all, nil
 	}
 	all, err := mergeUints(u.all, u.width, u.planes, u.n, uint64(u.limit), u.what)
@@ -247,11 +268,11 @@ func decodeTimes(dst []int64, raw []byte, rows int, minT, maxT int64, scratch []
 	return out, deltas, nil
 }
 
-// appendIPs writes a per-block dictionary of the distinct addresses (IPv4 ones
-// first, each family sorted and byte-transposed: all first bytes, then all
-// second bytes, ...) followed by one uvarint dictionary index per row.
-// Visitors repeat within a block, and sorted transposed planes compress far
-// better than interleaved addresses.
+// appendIPs writes the block's address dictionary (IPv4 addresses first,
+// each family sorted and byte-transposed: all first bytes, then all second
+// bytes, ...) and returns each row's index into it in idx. Visitors repeat
+// within a block, and sorted transposed planes compress far better than
+// interleaved addresses.
 func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []uint32) []uint32 {
 	b := p.buf
 	clear(scratch)
@@ -293,7 +314,54 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 	for _, a := range ips {
 		idx = append(idx, scratch[a])
 	}
-	p.buf = appendUints(p.buf, idx)
+	return idx
+}
+
+// visitor is one distinct (address, domain, user agent) combination of a
+// block: the address as an index into the block's address dictionary, the
+// domain and user agent as segment dictionary ids.
+type visitor struct{ ip, dom, ua uint32 }
+
+// visitors is the writer's scratch for appendVisitors.
+type visitors struct {
+	ids                map[visitor]uint32
+	ip, dom, ua, perRow []uint32
+}
+
+// appendVisitors writes the IP column of format 3: the address dictionary
+// (appendIPs), then the block's distinct (address, domain, user agent)
+// combinations in order of first appearance as three uints streams behind
+// their count, then per row the index of its combination. A visitor's
+// requests to one site with one browser come in runs, so a block holds a
+// few combinations per address: the combination index replaces the three
+// per-row columns of format 2 (the address index, the domain and the
+// user-agent id) and measured 1.8 bytes per record smaller
+// (docs/format.md). It returns each row's address index.
+func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, scratch map[netip.Addr]uint32, v *visitors, idx []uint32) []uint32 {
+	idx = appendIPs(p, ips, scratch, idx)
+	if v.ids == nil {
+		v.ids = make(map[visitor]uint32)
+	}
+	clear(v.ids)
+	v.ip, v.dom, v.ua, v.perRow = v.ip[:0], v.dom[:0], v.ua[:0], v.perRow[:0]
+	for i, a := range idx {
+		k := visitor{a, dom[i], ua[i]}
+		id, ok := v.ids[k]
+		if !ok {
+			id = uint32(len(v.ip))
+			v.ids[k] = id
+			v.ip, v.dom, v.ua = append(v.ip, k.ip), append(v.dom, k.dom), append(v.ua, k.ua)
+		}
+		v.perRow = append(v.perRow, id)
+	}
+	p.buf = binary.AppendUvarint(p.buf, uint64(len(v.ip)))
+	p.buf = appendUints(p.buf, v.ip)
+	p.cut()
+	p.buf = appendUints(p.buf, v.dom)
+	p.cut()
+	p.buf = appendUints(p.buf, v.ua)
+	p.cut()
+	p.buf = appendUints(p.buf, v.perRow)
 	p.cut()
 	return idx
 }
@@ -310,10 +378,18 @@ type ipDict struct {
 	idx    []uint32
 	all    []netip.Addr // every address, once built
 	built  bool
+
+	// Format 3: the block's (address, domain, user agent) combinations
+	// and each row's combination (appendVisitors).
+	vip, vdom, vua, perRow []uint32
 }
 
-// decode parses the column and merges the row indexes.
-func (d *ipDict) decode(raw []byte, rows int) error {
+// decode parses the column of a segment of the given format version and
+// merges the row indexes. From format 3 on the column also holds each
+// row's domain and user-agent id (ids below nDom and nUA), which decode
+// points dom and ua at; they are read from the combinations only when
+// asked for.
+func (d *ipDict) decode(raw []byte, rows int, version byte, nDom, nUA int, dom, ua *uintCol) error {
 	r := dec{b: raw}
 	n4 := r.count("ipv4 count", uint64(rows))
 	n6 := r.count("ipv6 count", uint64(rows))
@@ -322,7 +398,20 @@ func (d *ipDict) decode(raw []byte, rows int) error {
 	if r.err != nil {
 		return r.err
 	}
-	idx, rest, err := readUints(d.idx, r.b, "ip index", rows, uint64(n4+n6))
+	var (
+		idx  []uint32
+		rest []byte
+		err  error
+	)
+	if version < 3 {
+		idx, rest, err = readUints(d.idx, r.b, "ip index", rows, uint64(n4+n6))
+	} else {
+		idx, rest, err = d.decodeVisitors(r.b, rows, uint64(n4+n6), nDom, nUA)
+		if err == nil {
+			dom.via(d.vdom, d.perRow, "domain id")
+			ua.via(d.vua, d.perRow, "user agent id")
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -331,6 +420,34 @@ func (d *ipDict) decode(raw []byte, rows int) error {
 	}
 	d.n4, d.n6, d.p4, d.p6, d.idx, d.built = n4, n6, p4, p6, idx, false
 	return nil
+}
+
+// decodeVisitors reads format 3's combinations and per-row combination
+// indexes from b, each checked against its limit, and returns every row's
+// address index (below nIPs) and the bytes after them.
+func (d *ipDict) decodeVisitors(b []byte, rows int, nIPs uint64, nDom, nUA int) (idx []uint32, rest []byte, err error) {
+	r := dec{b: b}
+	n := r.count("visitor count", uint64(rows))
+	if r.err != nil {
+		return nil, nil, r.err
+	}
+	if d.vip, rest, err = readUints(d.vip, r.b, "visitor address", n, nIPs); err != nil {
+		return nil, nil, err
+	}
+	if d.vdom, rest, err = readUints(d.vdom, rest, "visitor domain id", n, uint64(nDom)); err != nil {
+		return nil, nil, err
+	}
+	if d.vua, rest, err = readUints(d.vua, rest, "visitor user agent id", n, uint64(nUA)); err != nil {
+		return nil, nil, err
+	}
+	if d.perRow, rest, err = readUints(d.perRow, rest, "visitor index", rows, uint64(n)); err != nil {
+		return nil, nil, err
+	}
+	idx = grow(d.idx, rows)
+	for i, v := range d.perRow {
+		idx[i] = d.vip[v]
+	}
+	return idx, rest, nil
 }
 
 func (d *ipDict) len() int { return d.n4 + d.n6 }
@@ -389,15 +506,6 @@ func (d *ipDict) prefixRange(p netip.Prefix) (lo, hi int) {
 	lo = sort.Search(n, func(k int) bool { return bytes.Compare(d.key(k, buf[:0]), first) >= 0 })
 	hi = sort.Search(n, func(k int) bool { return bytes.Compare(d.key(k, buf[:0]), last) > 0 })
 	return lo, max(lo, hi)
-}
-
-// appendIDs writes dictionary ids (domain or user agent) as byte-transposed
-// uints. Ids are assigned in order of first appearance in the segment, so
-// busy sites and common browsers get small ids and the high planes
-// compress to little; fixed-width planes decode without a branch per row.
-func appendIDs(p *parts, ids []uint32) {
-	p.buf = appendUints(p.buf, ids)
-	p.cut()
 }
 
 // decodeIDs points u at a dictionary-id column (domain or user agent);

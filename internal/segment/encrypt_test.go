@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -19,7 +20,8 @@ import (
 
 // The encrypted fixture's key: the master key and the seed of the
 // generator that draws the day key, its id and the file's salt. With them
-// the writer reproduces testdata/v2-encrypted.seg byte for byte.
+// the writer reproduces the current version's testdata/vN-encrypted.seg
+// byte for byte.
 var (
 	fixtureMaster = bytes.Repeat([]byte{0x5a}, keys.KeySize)
 	fixtureSeed   = [32]byte{'r', 'e', 't', 'e', 'n', 't', 'i', 'o', 'n', 'd', ' ', 'f', 'i', 'x', 't', 'u', 'r', 'e'}
@@ -47,56 +49,71 @@ func fixtureKey(t testing.TB) (*keys.Ring, *keys.DayKey) {
 	return r, k
 }
 
-// TestEncryptedFixture pins the encrypted layout: the committed fixture
-// decodes (with the fixture key) to the same records as the plain v2
-// fixture, and the writer reproduces it byte for byte (regenerate only for
-// a deliberate format change: go test ./internal/segment -run
-// TestEncryptedFixture -update).
+// encryptedFixture is the encrypted fixture of format version v.
+func encryptedFixture(v int) string {
+	return filepath.Join("testdata", fmt.Sprintf("v%d-encrypted.seg", v))
+}
+
+// TestEncryptedFixture pins the encrypted layout: each committed fixture
+// (one per format version since encryption, 2 on) decodes with the fixture
+// key to the same records as the plain fixtures, and the writer reproduces
+// the current version's byte for byte (regenerate only for a deliberate
+// format change: go test ./internal/segment -run TestEncryptedFixture
+// -update).
 func TestEncryptedFixture(t *testing.T) {
-	seg := filepath.Join("testdata", "v2-encrypted.seg")
-	if *testkit.Update {
-		_, k := fixtureKey(t)
-		if _, err := Write(seg, fixtureRecords(), Options{BlockRows: 64, Key: k}); err != nil {
-			t.Fatal(err)
-		}
+	for v := 2; v <= Version; v++ {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			seg := encryptedFixture(v)
+			_, k := fixtureKey(t)
+			if v == Version {
+				if *testkit.Update {
+					if _, err := Write(seg, fixtureRecords(), Options{BlockRows: 64, Key: k}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				again := filepath.Join(t.TempDir(), "again.seg")
+				if _, err := Write(again, fixtureRecords(), Options{BlockRows: 64, Key: k}); err != nil {
+					t.Fatal(err)
+				}
+				a, _ := os.ReadFile(again)
+				f, err := os.ReadFile(seg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(a, f) {
+					t.Fatalf("the writer no longer produces %s byte for byte: the encrypted format changed", seg)
+				}
+			}
+			_, k2 := fixtureKey(t) // a second ring drawn from the same seed: the fixture key is reproducible
+			r, err := OpenWith(seg, OpenOptions{Keys: keyRing{k2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if r.Version() != v {
+				t.Fatalf("version %d, want %d", r.Version(), v)
+			}
+			if id, ok := r.KeyID(); !ok || id != k.ID() {
+				t.Fatalf("KeyID = %s, %v; want %s", id, ok, k.ID())
+			}
+			var got []record.Record
+			for rc, err := range r.Iter() {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, rc)
+			}
+			golden := filepath.Join("testdata", fmt.Sprintf("v%d.golden.json", v))
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gb, _ := json.MarshalIndent(got, "", " "); string(gb) != string(want) {
+				t.Fatalf("the encrypted fixture does not decode to %s", golden)
+			}
+			checkRowCounts(t, r, got)
+		})
 	}
-	_, k := fixtureKey(t)
-	again := filepath.Join(t.TempDir(), "again.seg")
-	if _, err := Write(again, fixtureRecords(), Options{BlockRows: 64, Key: k}); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := os.ReadFile(again)
-	f, err := os.ReadFile(seg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(a, f) {
-		t.Fatalf("the writer no longer produces %s byte for byte: the encrypted format changed", seg)
-	}
-	_, k2 := fixtureKey(t) // a second ring drawn from the same seed: the fixture key is reproducible
-	r, err := OpenWith(seg, OpenOptions{Keys: keyRing{k2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	if id, ok := r.KeyID(); !ok || id != k.ID() {
-		t.Fatalf("KeyID = %s, %v; want %s", id, ok, k.ID())
-	}
-	var got []record.Record
-	for rc, err := range r.Iter() {
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, rc)
-	}
-	want, err := os.ReadFile(filepath.Join("testdata", "v2.golden.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if gb, _ := json.MarshalIndent(got, "", " "); string(gb) != string(want) {
-		t.Fatal("the encrypted fixture does not decode to v2.golden.json")
-	}
-	checkRowCounts(t, r, got)
 }
 
 // TestEncryptedHidesContents: no domain, path, user agent or address of
@@ -214,7 +231,7 @@ func (kr keyRing) Lookup(day time.Time) (*keys.DayKey, error) {
 // that is not a CorruptionError (the file is intact and must not be
 // quarantined).
 func TestEncryptedNeedsItsKey(t *testing.T) {
-	seg := filepath.Join("testdata", "v2-encrypted.seg")
+	seg := encryptedFixture(Version)
 	other, err := keys.Open(t.TempDir(), fixtureMaster, keys.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -338,10 +355,12 @@ func readEvery(path string, opts OpenOptions) error {
 // header, sealed meta section, sealed IP pages and columns, and the keyed
 // filter must fail on any input, never panic.
 func FuzzOpenEncrypted(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v2-encrypted.seg")); err == nil {
-		f.Add(b)
+	for v := 2; v <= Version; v++ {
+		if b, err := os.ReadFile(encryptedFixture(v)); err == nil {
+			f.Add(b)
+		}
 	}
-	f.Add([]byte("RDSG\x02\x01\x00\x00"))
+	f.Add([]byte("RDSG\x03\x01\x00\x00"))
 	_, k := fixtureKey(f)
 	opts := OpenOptions{Keys: keyRing{k}}
 	dir := f.TempDir()

@@ -136,6 +136,12 @@ func parseMeta(meta []byte, version byte, dataOff, footerOff, metaRel int64) (fo
 			}
 			off += int64(b.cols[c].clen)
 		}
+		// Every stored byte must be covered by a checksum that some read
+		// checks: format 3 never reads the (empty) domain and user-agent
+		// columns, so they must hold nothing.
+		if version >= 3 && (b.cols[2] != colMeta{} || b.cols[3] != colMeta{}) {
+			return f, fmt.Errorf("%w: block %d has domain or user-agent column bytes (format 3 keeps them in the ip column)", errMalformed, i)
+		}
 		total += int64(b.rows)
 		f.blocks = append(f.blocks, b)
 	}

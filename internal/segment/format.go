@@ -15,11 +15,13 @@ import (
 
 // Version is the format version this package writes. The reader also reads
 // every older version still within a retention period (see MinVersion).
-const Version = 2
+const Version = 3
 
 // MinVersion is the oldest format version the reader accepts. Version 1
 // lacks the per-entry row counts of version 2; readers of it answer counts
-// by scanning.
+// by scanning. Version 2 stores domain and user-agent ids per row in their
+// own columns; version 3 in the IP column's (address, domain, user agent)
+// combinations.
 const MinVersion = 1
 
 // Layout constants. docs/format.md is the prose form of these.

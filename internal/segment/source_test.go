@@ -3,6 +3,7 @@ package segment
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func (s *fileSource) Name() string { return "remote:" + filepath.Base(s.f.Name()
 // same records as the golden file, and an address lookup that reads a small
 // part of the object, not all of it.
 func TestOpenSource(t *testing.T) {
-	for _, name := range []string{"v1", "v2"} {
+	for _, name := range []string{"v1", "v2", "v3"} {
 		t.Run(name, func(t *testing.T) {
 			src := openFileSource(t, filepath.Join("testdata", name+".seg"))
 			r, err := OpenSource(src, OpenOptions{})
@@ -78,7 +79,7 @@ func TestOpenSource(t *testing.T) {
 		})
 	}
 	t.Run("lookup reads ranges", func(t *testing.T) {
-		src := openFileSource(t, filepath.Join("testdata", "v2.seg"))
+		src := openFileSource(t, filepath.Join("testdata", fmt.Sprintf("v%d.seg", Version)))
 		r, err := OpenSource(src, OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -95,7 +96,7 @@ func TestOpenSource(t *testing.T) {
 		}
 	})
 	t.Run("truncated object", func(t *testing.T) {
-		full, err := os.ReadFile(filepath.Join("testdata", "v2.seg"))
+		full, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("v%d.seg", Version)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +111,7 @@ func TestOpenSource(t *testing.T) {
 		}
 	})
 	t.Run("read error", func(t *testing.T) {
-		src := &failingSource{fileSource: openFileSource(t, filepath.Join("testdata", "v2.seg"))}
+		src := &failingSource{fileSource: openFileSource(t, filepath.Join("testdata", fmt.Sprintf("v%d.seg", Version)))}
 		r, err := OpenSource(src, OpenOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +142,7 @@ func TestMemorySegment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := os.ReadFile(filepath.Join("testdata", "v2.seg"))
+	want, err := os.ReadFile(filepath.Join("testdata", fmt.Sprintf("v%d.seg", Version)))
 	if err != nil {
 		t.Fatal(err)
 	}

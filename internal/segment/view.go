@@ -124,6 +124,9 @@ func (v *BlockView) checkAt(col Columns, u *uintCol, i int) (uint32, error) {
 
 // corrupt reports err as damage in column col of the view's block.
 func (v *BlockView) corrupt(col Columns, err error) error {
+	if v.r.version >= 3 && col&(ColDomain|ColUserAgent) != 0 {
+		col = ColIP // format 3 keeps these ids in the IP column
+	}
 	b := &v.r.blocks[v.Block]
 	off := b.off
 	c := 0
@@ -164,6 +167,11 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		r.decoded.Add(1)
 	}
 	todo := cols & ColAll &^ v.Have
+	if r.version >= 3 && todo&(ColDomain|ColUserAgent) != 0 {
+		// Format 3 keeps the domain and user-agent ids in the IP
+		// column; their own columns are empty.
+		todo = (todo | ColIP) &^ (ColDomain | ColUserAgent) &^ v.Have
+	}
 	if todo == 0 {
 		return nil
 	}
@@ -232,6 +240,9 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			return r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
 		}
 		v.Have |= col
+		if col == ColIP && r.version >= 3 {
+			v.Have |= ColDomain | ColUserAgent
+		}
 	}
 	return nil
 }
@@ -256,7 +267,7 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta)
 	case ColTime:
 		v.Times, v.scratch, err = decodeTimes(v.Times, raw, b.rows, b.minT, b.maxT, v.scratch)
 	case ColIP:
-		err = v.ips.decode(raw, b.rows)
+		err = v.ips.decode(raw, b.rows, r.version, len(r.domains), len(r.uas), &v.dom, &v.ua)
 		v.IPIdx = v.ips.idx
 	case ColDomain:
 		err = decodeIDs(&v.dom, raw, b.rows, len(r.domains), "domain")
@@ -278,27 +289,30 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 	}
 	out := &Block{}
 	var err error
-	if v.Have&ColTime != 0 {
+	// Only the columns asked for: format 3 decodes the domain and
+	// user-agent ids with the IP column.
+	have := v.Have & cols
+	if have&ColTime != 0 {
 		out.Times = v.Times
 	}
-	if v.Have&ColIP != 0 {
+	if have&ColIP != 0 {
 		out.IPs = make([]netip.Addr, v.Rows)
 		dict := v.ips.addrs()
 		for j, k := range v.IPIdx {
 			out.IPs[j] = dict[k]
 		}
 	}
-	if v.Have&ColDomain != 0 {
+	if have&ColDomain != 0 {
 		if out.DomainIDs, err = v.DomainIDs(); err != nil {
 			return nil, err
 		}
 	}
-	if v.Have&ColUserAgent != 0 {
+	if have&ColUserAgent != 0 {
 		if out.UserAgentIDs, err = v.UserAgentIDs(); err != nil {
 			return nil, err
 		}
 	}
-	if v.Have&ColPath != 0 {
+	if have&ColPath != 0 {
 		idx, err := v.PathIdx()
 		if err != nil {
 			return nil, err

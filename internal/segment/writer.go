@@ -105,6 +105,7 @@ type Writer struct {
 	idx        []uint32
 	ipScratch  map[netip.Addr]uint32
 	strScratch map[string]uint32
+	visitors   visitors
 }
 
 // sink is where a Writer's bytes go: a file that appears at its final name
@@ -291,11 +292,13 @@ func (w *Writer) flushBlock() {
 		case ColTime:
 			w.idx = appendTimes(&w.raw, w.times, w.idx)
 		case ColIP:
-			w.idx = appendIPs(&w.raw, w.ips, w.ipScratch, w.idx)
-		case ColDomain:
-			appendIDs(&w.raw, w.domIDs)
-		case ColUserAgent:
-			appendIDs(&w.raw, w.agentIDs)
+			w.idx = appendVisitors(&w.raw, w.ips, w.domIDs, w.agentIDs, w.ipScratch, &w.visitors, w.idx)
+		case ColDomain, ColUserAgent:
+			// Format 3 keeps domain and user-agent ids in the IP column's
+			// combinations: these columns are empty, zero bytes on disk
+			// (an encrypted segment seals no unit for them).
+			m.cols[c] = colMeta{}
+			continue
 		case ColPath:
 			w.idx = appendPaths(&w.raw, w.paths, w.strScratch, w.idx)
 		}
