@@ -324,7 +324,7 @@ type visitor struct{ ip, dom, ua uint32 }
 
 // visitors is the writer's scratch for appendVisitors.
 type visitors struct {
-	ids                map[visitor]uint32
+	ids                 map[visitor]uint32
 	ip, dom, ua, perRow []uint32
 }
 
