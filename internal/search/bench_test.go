@@ -171,6 +171,50 @@ func rareIP(b *testing.B, src *fakeSource) netip.Addr {
 	return best
 }
 
+// thinIP returns issue 15's thinly spread address: among the addresses of
+// a middle segment, the one with 1,000 to 3,000
+// matches over every day that lies in the most blocks (a regular visitor,
+// a few rows per block across nearly every block), so that its first 1000
+// rows touch hundreds of blocks. The index answers both figures without
+// decoding a block.
+func thinIP(b *testing.B, src *fakeSource) (addr netip.Addr, matches int64, blocks int) {
+	b.Helper()
+	e := &Executor{Source: src}
+	seen := map[netip.Addr]bool{}
+	for r, err := range src.days[len(src.days)/2].Segments[0].Iter() {
+		if err != nil {
+			b.Fatal(err)
+		}
+		if seen[r.IP] {
+			continue
+		}
+		seen[r.IP] = true
+		q, _ := Parse("ip:" + r.IP.String())
+		n, err := e.Count(context.Background(), &Request{Query: q, From: benchStart, To: benchStart.AddDate(3, 0, 0)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n < 1000 || n > 3000 {
+			continue
+		}
+		nb := 0
+		for _, d := range src.days {
+			for _, sr := range d.Segments {
+				nb += len(sr.BlocksForPrefix(netip.PrefixFrom(r.IP, r.IP.BitLen())))
+			}
+		}
+		if nb > blocks {
+			addr, matches, blocks = r.IP, n, nb
+		}
+	}
+	if blocks == 0 {
+		b.Fatal("no address with 1,000 to 3,000 matches")
+	}
+	return addr, matches, blocks
+}
+
+func abs(n int64) int64 { return max(n, -n) }
+
 func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) {
 	b.Helper()
 	pq, err := Parse(q)
@@ -227,6 +271,8 @@ func BenchmarkSearch5M(b *testing.B) {
 	r6 := sampleRecord(b, src, false)
 	net4 := netip.PrefixFrom(r4.IP, 24).Masked()
 	net6 := netip.PrefixFrom(r6.IP, 48).Masked()
+	thin, thinN, thinBlocks := thinIP(b, src)
+	b.Logf("thinly spread address: %d matches in %d blocks", thinN, thinBlocks)
 	dom := r4.Domain
 	suffix := dom
 	if i := strings.IndexByte(dom, '.'); i >= 0 {
@@ -235,6 +281,7 @@ func BenchmarkSearch5M(b *testing.B) {
 	cases := []struct{ name, q, mode string }{
 		{"exact_ip_busy", "ip:" + r4.IP.String(), "search"},
 		{"exact_ip_rare", "ip:" + rareIP(b, src).String(), "search"},
+		{"exact_ip_thin", "ip:" + thin.String(), "search"},
 		{"ipv4_24", "ip:" + net4.String(), "search"},
 		{"ipv6_48", "ip:" + net6.String(), "search"},
 		{"domain_exact", "domain:" + dom, "search"},
