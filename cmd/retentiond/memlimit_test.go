@@ -11,9 +11,10 @@ func TestMemoryLimit(t *testing.T) {
 		used int64
 		want int64
 	}{
-		{"empty", 0, B + 32*MiB},
-		{"half full", B / 2, B + 32*MiB},
-		{"three quarters", 3 * B / 4, B + B/4 + 32*MiB},
+		{"empty", 0, B/2 + 48*MiB},
+		{"peer benchmark's sealed head", 75 * MiB, B/2 + 48*MiB},
+		{"a third full", B / 3, B/2 + 32*MiB + 16*MiB},
+		{"half full", B / 2, 3*B/4 + 32*MiB},
 		{"full", B, B + B/2 + 32*MiB},
 		{"over (reservations race)", 2 * B, B + B/2 + 32*MiB},
 	} {

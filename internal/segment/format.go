@@ -41,13 +41,17 @@ const (
 	// measurably shrinks the path column at a modest encode cost.
 	DefaultLevel = 7
 	// ArchiveLevel is the zstd level for a segment that will be read for
-	// years and never rewritten: a closed day's final merge. Levels 11 and
-	// up use the "best" encoder, whose longer matches make files 2%
-	// smaller and, with fewer sequences to execute, 15% faster to decode,
-	// at 1.6 times the encoding CPU (measured on 500,000 loggen records:
-	// 10.19 vs 9.98 bytes/record, 223 vs 192 µs to decode a block's five
-	// columns, 560k vs 368k records/s to encode).
-	ArchiveLevel = 11
+	// years and never rewritten: a closed day's final merge. It is the
+	// default level. Levels 11 and up use klauspost's "best" encoder,
+	// which measured 2% smaller files in format 2 and 2.2% in format 3
+	// (41.3 vs 42.2 MB for 5M loggen records over 10 days) but no faster
+	// searches in format 3 (BenchmarkSearch5M, every query within noise),
+	// at 1.6 times the encoding CPU and a 34 MB match table that stays
+	// live while a day is archived: that table alone put the daemon's peak
+	// memory above VictoriaLogs' in issue 15's peer benchmark. The store
+	// still tells a day's final file by its name (.archive.seg), not by
+	// its level.
+	ArchiveLevel = DefaultLevel
 
 	// maxFieldLen bounds one path, user agent or domain. It is far above the
 	// record package's limits; it only guarantees the reader's size limits.

@@ -27,6 +27,9 @@ type head struct {
 	// tailSince is when the oldest record of the tail arrived: a tail that
 	// stops growing is sealed after sealAge all the same.
 	tailSince time.Time
+	// tailCap is the capacity the tail grows to at once when it is full:
+	// what the last seal took, and an eighth more (Store.sealDue).
+	tailCap int
 }
 
 func newHead() *head { return &head{intern: make(map[string]string)} }
@@ -59,6 +62,11 @@ func (h *head) add(r record.Record) int64 {
 	}
 	if h.n == 0 || ms > h.maxTime {
 		h.maxTime = ms
+	}
+	if len(h.recs) == cap(h.recs) && h.tailCap > len(h.recs) {
+		grown := make([]record.Record, len(h.recs), h.tailCap)
+		copy(grown, h.recs)
+		h.recs = grown
 	}
 	h.recs = append(h.recs, r)
 	h.n++

@@ -174,10 +174,12 @@ func (s *Store) mergeDay(d time.Time, choose func(*day) []*segRef) error {
 	if err != nil {
 		return fmt.Errorf("merge day %s: %w", record.DayString(d), err)
 	}
-	if !all {
+	// A merge of all files of a closed day writes the day's final form;
+	// segmentOptions gave it the archive level.
+	archived := all && s.dayClosed(dy.start)
+	if !archived {
 		opts.Level = segment.DefaultLevel
 	}
-	archived := opts.Level == segment.ArchiveLevel
 	if archived {
 		added = s.opts.Now()
 	}
