@@ -161,6 +161,7 @@ func (c *chunker) flush() error {
 		defer res.Release()
 	}
 	c.recs = c.recs[:0]
+	win := c.h.opts.windowAt(c.now)
 	for _, it := range c.items {
 		var rec record.Record
 		err := it.err
@@ -168,7 +169,7 @@ func (c *chunker) flush() error {
 			rec, err = c.parse(c.buf[it.off:it.end])
 		}
 		if err == nil {
-			err = c.h.opts.checkWindow(&rec, c.now)
+			err = win.check(&rec)
 		}
 		if err != nil {
 			c.ans.reject(it.line, err)

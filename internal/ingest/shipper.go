@@ -225,10 +225,11 @@ func (h *Handler) ship(ctx context.Context, input string, n int, mapItem func(i 
 		recs, idx = recs[:0], idx[:0]
 		return true
 	}
+	win := h.opts.windowAt(now)
 	for i := 0; i < n; i++ {
 		rec, err := mapItem(i)
 		if err == nil {
-			err = h.opts.checkWindow(&rec, now)
+			err = win.check(&rec)
 		}
 		if err != nil {
 			res.errs[i] = err

@@ -3,7 +3,11 @@ package parse
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
+	"unsafe"
+
+	"github.com/retentiond/retentiond/internal/record"
 )
 
 // jsonBase is a valid object; tests add one member in front of it.
@@ -73,5 +77,50 @@ func TestJSONDuplicateKeys(t *testing.T) {
 	rec, err := ParseJSON([]byte(`{"ts":1795278428,"ts":1795278429,"domain":"a.example","path":"/","ip":"192.0.2.1"}`), "")
 	if err != nil || rec.Time.Unix() != 1795278429 {
 		t.Errorf("time given twice: %v, %v; want the second", rec.Time, err)
+	}
+}
+
+// TestInterner: records parsed through an Interner equal those parsed
+// without one, equal domains and user agents share one string, and a body
+// of unique values stops being shared at maxInterned entries.
+func TestInterner(t *testing.T) {
+	var in Interner
+	line := func(i int) []byte {
+		return fmt.Appendf(nil, `{"time":"2026-03-01T00:00:0%dZ","domain":"shop.example","path":"/p%d","user_agent":"UA %d","ip":"192.0.2.%d"}`, i%10, i, i%2, i%200)
+	}
+	var first, second record.Record
+	for i := range 4 {
+		want, err := ParseJSON(line(i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseJSONWith(line(i), "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("line %d: %+v through the interner, %+v without", i, got, want)
+		}
+		switch i {
+		case 0:
+			first = got
+		case 2:
+			second = got
+		}
+	}
+	if unsafe.StringData(first.UserAgent) != unsafe.StringData(second.UserAgent) {
+		t.Fatal("two records with the same user agent hold two copies of it")
+	}
+	if unsafe.StringData(first.Domain) != unsafe.StringData(second.Domain) {
+		t.Fatal("two records with the same domain hold two copies of it")
+	}
+	for i := range maxInterned + 10 {
+		in.intern(fmt.Appendf(nil, "unique-%d", i))
+	}
+	if len(in.m) != maxInterned {
+		t.Fatalf("the interner holds %d strings, want at most %d", len(in.m), maxInterned)
+	}
+	if s := (*Interner)(nil).intern([]byte("x")); s != "x" {
+		t.Fatalf("a nil interner returned %q", s)
 	}
 }

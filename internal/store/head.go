@@ -28,7 +28,7 @@ type head struct {
 	// stops growing is sealed after sealAge all the same.
 	tailSince time.Time
 	// tailCap is the capacity the tail grows to at once when it is full:
-	// what the last seal took, and an eighth more (Store.sealDue).
+	// twice what the last seal took (Store.sealDue).
 	tailCap int
 }
 

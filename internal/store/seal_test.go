@@ -144,7 +144,7 @@ func (s *Store) headBytesNow() int64 {
 
 // TestTailGrowsOnceAfterASeal: after a seal of n records, the day's next
 // tail starts small and, once past its first 1024 records, grows at once to
-// room for n + n/8, so a busy head fills it without append copying it again
+// room for 2n, so a busy head fills it without append copying it again
 // and again (15% of the daemon's ingest CPU in issue 15's profile), while a
 // head that receives little keeps a small tail.
 func TestTailGrowsOnceAfterASeal(t *testing.T) {
@@ -179,7 +179,7 @@ func TestTailGrowsOnceAfterASeal(t *testing.T) {
 			grows, last = grows+1, c
 		}
 	}
-	if n, c := tail(); n != added || c != sealRows+sealRows/8 || grows != 1 {
-		t.Fatalf("a tail of %d records has room for %d after %d growths; want room for %d after 1", n, c, grows, sealRows+sealRows/8)
+	if n, c := tail(); n != added || c != 2*sealRows || grows != 1 {
+		t.Fatalf("a tail of %d records has room for %d after %d growths; want room for %d after 1", n, c, grows, 2*sealRows)
 	}
 }
