@@ -155,9 +155,13 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan) *altPlan {
 	// Each dictionary entry is tested once, not once per row.
 	if len(dTerms) > 0 {
 		doms := sr.Domains()
+		match := (*Term).matchString
+		if sr.DomainsLowerCase() {
+			match = (*Term).matchLowered
+		}
 		var any bool
 		a.domainOK, any = markEntries(nil, len(doms), func(id int) bool {
-			return allHold(dTerms, func(t *Term) bool { return t.matchString(doms[id]) })
+			return allHold(dTerms, func(t *Term) bool { return match(t, doms[id]) })
 		})
 		if !any {
 			return nil

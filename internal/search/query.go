@@ -525,6 +525,14 @@ func (t *Term) matchString(v string) bool {
 		// an older ASCII-only rule stored ("bÜcher.example").
 		v = record.LowerDomain(v)
 	}
+	return t.matchLowered(v)
+}
+
+// matchLowered is matchString for a value already in the form the term
+// compares (lower case for domain and user-agent terms): the planner
+// uses it for a segment whose domains are all stored lower-cased
+// (segment.Reader.DomainsLowerCase).
+func (t *Term) matchLowered(v string) bool {
 	var ok bool
 	switch t.Op {
 	case OpExact:

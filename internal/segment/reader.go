@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,11 @@ type Reader struct {
 	// Source (OpenSource).
 	decoded   atomic.Int64
 	pagesRead atomic.Int64
+
+	// domainsLower is set once (domainsOnce) to whether every domain of
+	// the dictionary is in record.LowerDomain form.
+	domainsOnce  sync.Once
+	domainsLower bool
 }
 
 // Open opens a segment, validating its header, trailer and footer checksum.
@@ -365,6 +371,26 @@ func (r *Reader) Block(i int) BlockMeta {
 // Domains returns the domain dictionary: a row's domain id indexes it. The
 // slice is shared; callers must not modify it.
 func (r *Reader) Domains() []string { return r.domains }
+
+// DomainsLowerCase reports whether every domain of the dictionary is
+// already in record.LowerDomain form, as ingest stores them since one
+// host-name rule serves ingest and queries. A search then compares stored
+// names as they are instead of lower-casing each for every term: a domain
+// count spent most of its CPU lower-casing the dictionaries. Computed once,
+// on first use (older files may hold non-ASCII names an ASCII-only rule
+// kept).
+func (r *Reader) DomainsLowerCase() bool {
+	r.domainsOnce.Do(func() {
+		r.domainsLower = true
+		for _, d := range r.domains {
+			if record.LowerDomain(d) != d {
+				r.domainsLower = false
+				break
+			}
+		}
+	})
+	return r.domainsLower
+}
 
 // UserAgents returns the user-agent dictionary: a row's user-agent id indexes
 // it. The slice is shared; callers must not modify it.

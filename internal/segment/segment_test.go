@@ -827,3 +827,30 @@ func TestAddressFilter(t *testing.T) {
 		t.Fatal("a v1 segment has no filter and must not rule an address out")
 	}
 }
+
+// TestDomainsLowerCase: a segment whose domains are all stored lower-cased
+// says so, and one holding a name an older ASCII-only rule kept
+// ("bÜcher.example") does not, so that searches lower-case its names.
+func TestDomainsLowerCase(t *testing.T) {
+	for _, c := range []struct {
+		domain string
+		want   bool
+	}{{"shop.example", true}, {"bÜcher.example", false}} {
+		t.Run(c.domain, func(t *testing.T) {
+			recs := genRecords(3, 100)
+			recs[50].Domain = c.domain
+			path := filepath.Join(t.TempDir(), "s.seg")
+			if _, err := Write(path, recs, Options{}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got := r.DomainsLowerCase(); got != c.want {
+				t.Fatalf("DomainsLowerCase() = %v with %q stored, want %v", got, c.domain, c.want)
+			}
+		})
+	}
+}
