@@ -213,8 +213,6 @@ func thinIP(b *testing.B, src *fakeSource) (addr netip.Addr, matches int64, bloc
 	return addr, matches, blocks
 }
 
-func abs(n int64) int64 { return max(n, -n) }
-
 func runSearch(b *testing.B, src *fakeSource, q string, limit int, mode string) {
 	b.Helper()
 	pq, err := Parse(q)
