@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/retentiond/retentiond/internal/record"
 )
@@ -518,6 +519,9 @@ func makeTerm(name string, sep byte, val string) (Term, error) {
 // matchString applies a term to a string value (domain, path or ua).
 func (t *Term) matchString(v string) bool {
 	if t.Field == FieldUserAgent && t.Op != OpRegexp {
+		if ok, ascii := t.matchASCIIFold(v); ascii {
+			return ok != t.Negate
+		}
 		v = strings.ToLower(v)
 	}
 	if t.Field == FieldDomain && t.Op != OpRegexp {
@@ -526,6 +530,61 @@ func (t *Term) matchString(v string) bool {
 		v = record.LowerDomain(v)
 	}
 	return t.matchLowered(v)
+}
+
+// matchASCIIFold applies a user-agent term (its value lower-cased by the
+// parser) to an ASCII value as strings.ToLower would, without building the
+// lower-cased copy; ascii is false, and ok meaningless, when v holds a
+// byte outside ASCII. A user-agent term is tested against every entry of
+// every segment's dictionary it plans, and a copy per entry made a search
+// over two years of busy days allocate gigabytes.
+func (t *Term) matchASCIIFold(v string) (ok, ascii bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= utf8.RuneSelf {
+			return false, false
+		}
+	}
+	w := t.Value
+	switch t.Op {
+	case OpExact:
+		return len(v) == len(w) && lowerEqualASCII(v, w), true
+	case OpPrefix:
+		return len(v) >= len(w) && lowerEqualASCII(v[:len(w)], w), true
+	case OpSuffix:
+		return len(v) >= len(w) && lowerEqualASCII(v[len(v)-len(w):], w), true
+	case OpSubstr:
+		if len(w) == 0 {
+			return true, true
+		}
+		// Test the first byte inline: it rules out almost every start.
+		first := w[0]
+		for i := 0; i+len(w) <= len(v); i++ {
+			c := v[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c == first && lowerEqualASCII(v[i+1:i+len(w)], w[1:]) {
+				return true, true
+			}
+		}
+		return false, true
+	}
+	return false, false
+}
+
+// lowerEqualASCII reports whether ASCII a lower-cased equals b (of the same
+// length).
+func lowerEqualASCII(a, b string) bool {
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // matchLowered is matchString for a value already in the form the term
