@@ -139,15 +139,13 @@ func sampleRecord(b *testing.B, src *fakeSource, v4 bool) record.Record {
 	return record.Record{}
 }
 
-// rareIP returns, among the first distinct addresses of a middle segment,
-// the one with the fewest matches: the typical needle of an investigation,
-// where the sample record's address may be a heavy crawler.
-func rareIP(b *testing.B, src *fakeSource) netip.Addr {
+// middleAddresses yields the distinct addresses of a middle segment in
+// order of first appearance, each with its match count over every day (a
+// count reads no block), until yield returns false.
+func middleAddresses(b *testing.B, src *fakeSource, yield func(a netip.Addr, matches int64) bool) {
 	b.Helper()
 	e := &Executor{Source: src}
 	seen := map[netip.Addr]bool{}
-	var best netip.Addr
-	bestN := int64(-1)
 	for r, err := range src.days[len(src.days)/2].Segments[0].Iter() {
 		if err != nil {
 			b.Fatal(err)
@@ -161,52 +159,51 @@ func rareIP(b *testing.B, src *fakeSource) netip.Addr {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if bestN < 0 || n < bestN {
-			best, bestN = r.IP, n
-		}
-		if len(seen) == 50 {
-			break
+		if !yield(r.IP, n) {
+			return
 		}
 	}
+}
+
+// rareIP returns, among the first 50 distinct addresses of a middle
+// segment, the one with the fewest matches: the typical needle of an
+// investigation, where the sample record's address may be a heavy crawler.
+func rareIP(b *testing.B, src *fakeSource) netip.Addr {
+	b.Helper()
+	var best netip.Addr
+	bestN, seen := int64(-1), 0
+	middleAddresses(b, src, func(a netip.Addr, n int64) bool {
+		if bestN < 0 || n < bestN {
+			best, bestN = a, n
+		}
+		seen++
+		return seen < 50
+	})
 	return best
 }
 
 // thinIP returns issue 15's thinly spread address: among the addresses of
-// a middle segment, the one with 1,000 to 3,000
-// matches over every day that lies in the most blocks (a regular visitor,
-// a few rows per block across nearly every block), so that its first 1000
-// rows touch hundreds of blocks. The index answers both figures without
-// decoding a block.
+// a middle segment, the one with 1,000 to 3,000 matches over every day
+// that lies in the most blocks (a regular visitor, a few rows per block
+// across nearly every block), so that its first 1000 rows touch hundreds
+// of blocks. The index answers both figures without decoding a block.
 func thinIP(b *testing.B, src *fakeSource) (addr netip.Addr, matches int64, blocks int) {
 	b.Helper()
-	e := &Executor{Source: src}
-	seen := map[netip.Addr]bool{}
-	for r, err := range src.days[len(src.days)/2].Segments[0].Iter() {
-		if err != nil {
-			b.Fatal(err)
-		}
-		if seen[r.IP] {
-			continue
-		}
-		seen[r.IP] = true
-		q, _ := Parse("ip:" + r.IP.String())
-		n, err := e.Count(context.Background(), &Request{Query: q, From: benchStart, To: benchStart.AddDate(3, 0, 0)})
-		if err != nil {
-			b.Fatal(err)
-		}
+	middleAddresses(b, src, func(a netip.Addr, n int64) bool {
 		if n < 1000 || n > 3000 {
-			continue
+			return true
 		}
 		nb := 0
 		for _, d := range src.days {
 			for _, sr := range d.Segments {
-				nb += len(sr.BlocksForPrefix(netip.PrefixFrom(r.IP, r.IP.BitLen())))
+				nb += len(sr.BlocksForPrefix(netip.PrefixFrom(a, a.BitLen())))
 			}
 		}
 		if nb > blocks {
-			addr, matches, blocks = r.IP, n, nb
+			addr, matches, blocks = a, n, nb
 		}
-	}
+		return true
+	})
 	if blocks == 0 {
 		b.Fatal("no address with 1,000 to 3,000 matches")
 	}
