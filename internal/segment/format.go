@@ -15,13 +15,14 @@ import (
 
 // Version is the format version this package writes. The reader also reads
 // every older version still within a retention period (see MinVersion).
-const Version = 3
+const Version = 4
 
 // MinVersion is the oldest format version the reader accepts. Version 1
 // lacks the per-entry row counts of version 2; readers of it answer counts
 // by scanning. Version 2 stores domain and user-agent ids per row in their
 // own columns; version 3 in the IP column's (address, domain, user agent)
-// combinations.
+// combinations. Version 4 compresses the path text of every block but the
+// first with the first block's path text as a zstd dictionary (pathdict.go).
 const MinVersion = 1
 
 // Layout constants. docs/format.md is the prose form of these.
@@ -181,6 +182,12 @@ func decompressInto(dst, src []byte, rawLen int) ([]byte, error) {
 	if decErr != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", decErr)
 	}
+	return decodeAllInto(decoder, dst, src, rawLen)
+}
+
+// decodeAllInto decodes src with d into dst (reused when large enough),
+// which must come to exactly rawLen bytes.
+func decodeAllInto(d *zstd.Decoder, dst, src []byte, rawLen int) ([]byte, error) {
 	// The slack lets the decoder use its fast copies, which may write up
 	// to 16 bytes past the end of the output; with an exact-size buffer it
 	// falls back to bounds-exact copies (measured 15% slower on columns).
@@ -188,7 +195,7 @@ func decompressInto(dst, src []byte, rawLen int) ([]byte, error) {
 	if cap(dst) < limit {
 		dst = make([]byte, 0, limit)
 	}
-	out, err := decoder.DecodeAll(src, dst[:0:limit])
+	out, err := d.DecodeAll(src, dst[:0:limit])
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", errMalformed, err)
 	}

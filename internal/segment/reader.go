@@ -72,6 +72,10 @@ type Reader struct {
 	// the dictionary is in record.LowerDomain form.
 	domainsOnce  sync.Once
 	domainsLower bool
+
+	// pathDict is the path dictionary of format 4 (pathdict.go), nil
+	// until a block after the first is decoded, and again after eviction.
+	pathDict atomic.Pointer[[]byte]
 }
 
 // Open opens a segment, validating its header, trailer and footer checksum.
@@ -341,6 +345,7 @@ func (r *Reader) Info() Info {
 
 // Close unmaps the file. Reads after Close fail with an error.
 func (r *Reader) Close() error {
+	r.pathDict.Store(nil)
 	if r.src != nil {
 		r.closed.Store(true)
 		return nil

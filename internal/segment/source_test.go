@@ -48,7 +48,7 @@ func (s *fileSource) Name() string { return "remote:" + filepath.Base(s.f.Name()
 // same records as the golden file, and an address lookup that reads a small
 // part of the object, not all of it.
 func TestOpenSource(t *testing.T) {
-	for _, name := range []string{"v1", "v2", "v3"} {
+	for _, name := range []string{"v1", "v2", "v3", "v4"} {
 		t.Run(name, func(t *testing.T) {
 			src := openFileSource(t, filepath.Join("testdata", name+".seg"))
 			r, err := OpenSource(src, OpenOptions{})

@@ -200,23 +200,13 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 			continue
 		}
 		cm, off := b.cols[c], colOff[c]
-		comp := span[off-colOff[first] : colOff[c+1]-colOff[first]]
-		if got := crc(comp); got != cm.crc {
+		comp, err := r.openColumn(v.open[:0], span[off-colOff[first]:colOff[c+1]-colOff[first]], off, i, c, cm.crc)
+		if err != nil {
 			v.Have = 0
-			return r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
-				i, columnNames[c], ErrChecksum, got, cm.crc)
+			return err
 		}
 		if r.fc != nil {
-			v.open, err = r.fc.Open(v.open[:0], comp, uint64(off), unitColumn, uint32(i)<<3|uint32(c))
-			if errors.Is(err, keys.ErrDestroyed) {
-				v.Have = 0 // not damage: the purge destroyed the day under the read
-				return fmt.Errorf("segment %s: %w", r.path, err)
-			}
-			if err != nil {
-				v.Have = 0
-				return r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
-			}
-			comp = v.open
+			v.open = comp
 		}
 		// Columns read lazily keep their own buffers: they are read after
 		// other columns have been decoded.
@@ -231,7 +221,16 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		case ColIP:
 			dst = &v.ips.raw
 		}
-		*dst, err = decompressInto(*dst, comp, int(cm.rlen))
+		if col == ColPath && r.version >= 4 && i > 0 {
+			var dict []byte
+			if dict, err = r.pathDictionary(); err != nil {
+				v.Have = 0
+				return err
+			}
+			*dst, err = decompressDictInto(*dst, comp, int(cm.rlen), dict)
+		} else {
+			*dst, err = decompressInto(*dst, comp, int(cm.rlen))
+		}
 		if err == nil {
 			err = r.decodeColumn(v, col, *dst, b)
 		}
@@ -245,6 +244,28 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		}
 	}
 	return nil
+}
+
+// openColumn checks the CRC32C of column c of block i, stored at off, and
+// opens it when the segment is encrypted (into buf, reused). It returns
+// the column's compressed bytes.
+func (r *Reader) openColumn(buf, comp []byte, off int64, i, c int, want uint32) ([]byte, error) {
+	if got := crc(comp); got != want {
+		return nil, r.corrupt(off, "block %d %s column: %w (crc32c %08x, footer says %08x)",
+			i, columnNames[c], ErrChecksum, got, want)
+	}
+	if r.fc == nil {
+		return comp, nil
+	}
+	out, err := r.fc.Open(buf, comp, uint64(off), unitColumn, uint32(i)<<3|uint32(c))
+	if errors.Is(err, keys.ErrDestroyed) {
+		// Not damage: the purge destroyed the day under the read.
+		return nil, fmt.Errorf("segment %s: %w", r.path, err)
+	}
+	if err != nil {
+		return nil, r.corrupt(off, "block %d %s column: %w", i, columnNames[c], err)
+	}
+	return out, nil
 }
 
 func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta) (err error) {

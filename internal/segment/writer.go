@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -99,6 +100,11 @@ type Writer struct {
 	agentIDs  []uint32
 	paths     []string
 	pathBytes int
+
+	// pathDict is the path dictionary (pathdict.go): the start of block
+	// 0's path text; dictEnc compresses later blocks' path text with it.
+	pathDict []byte
+	dictEnc  *zstd.Encoder
 
 	raw        parts
 	comp       []byte
@@ -304,7 +310,11 @@ func (w *Writer) flushBlock() {
 		}
 		w.comp = w.comp[:0]
 		for i := range w.raw.ends {
-			w.comp = w.enc.EncodeAll(w.raw.stream(i), w.comp)
+			enc := w.enc
+			if c == 4 && i == pathTextStream {
+				enc = w.pathTextEncoder(blk)
+			}
+			w.comp = enc.EncodeAll(w.raw.stream(i), w.comp)
 		}
 		// Sealed after compression: ciphertext does not compress, and the
 		// compressed length is all a sealed column tells about its data.
@@ -340,6 +350,30 @@ func (w *Writer) flushBlock() {
 	w.paths, w.pathBytes = w.paths[:0], 0
 }
 
+// pathTextEncoder returns the encoder of block blk's path text: the
+// writer's own for block 0, whose text becomes the dictionary, and the
+// dictionary encoder for the blocks after it. An empty dictionary (or one
+// the encoder refuses) leaves the text compressed without one, which
+// readers decode all the same: only a frame that names the dictionary
+// uses it.
+func (w *Writer) pathTextEncoder(blk uint32) *zstd.Encoder {
+	if blk == 0 {
+		w.pathDict = bytes.Clone(w.raw.stream(pathTextStream)[:min(len(w.raw.stream(pathTextStream)), pathDictMax)])
+		return w.enc
+	}
+	if w.dictEnc == nil && len(w.pathDict) > 0 {
+		if e, err := newDictEncoder(w.opts.Level, w.pathDict); err == nil {
+			w.dictEnc = e
+		} else {
+			w.pathDict = nil
+		}
+	}
+	if w.dictEnc == nil {
+		return w.enc
+	}
+	return w.dictEnc
+}
+
 func addPosting(list *[]uint32, blk uint32) {
 	if n := len(*list); n == 0 || (*list)[n-1] != blk {
 		*list = append(*list, blk)
@@ -353,6 +387,7 @@ func (w *Writer) Close() (Info, error) {
 		return Info{}, errors.New("segment writer: close after close")
 	}
 	w.flushBlock()
+	w.dictEnc = nil // its tables are garbage from here on
 	for len(w.domainBlocks) < len(w.domains) {
 		w.domainBlocks = append(w.domainBlocks, nil)
 	}
@@ -379,6 +414,7 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
+	w.dictEnc = nil
 	w.f.Abort()
 }
 
