@@ -277,7 +277,12 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 	b := p.buf
 	clear(scratch)
 	var v4, v6 []netip.Addr
-	for _, a := range ips {
+	for i, a := range ips {
+		// Rows come in runs of one visitor's requests: a row with the
+		// previous row's address needs no map lookup.
+		if i > 0 && a == ips[i-1] {
+			continue
+		}
 		if _, ok := scratch[a]; ok {
 			continue
 		}
@@ -311,7 +316,11 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 	p.buf = b
 	p.cut()
 	idx = idx[:0]
-	for _, a := range ips {
+	for i, a := range ips {
+		if i > 0 && a == ips[i-1] {
+			idx = append(idx, idx[i-1])
+			continue
+		}
 		idx = append(idx, scratch[a])
 	}
 	return idx
@@ -344,8 +353,16 @@ func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, scratch map[ne
 	}
 	clear(v.ids)
 	v.ip, v.dom, v.ua, v.perRow = v.ip[:0], v.dom[:0], v.ua[:0], v.perRow[:0]
+	var prev visitor
 	for i, a := range idx {
 		k := visitor{a, dom[i], ua[i]}
+		if i > 0 && k == prev {
+			// The previous row's visitor: rows come in runs of one
+			// visitor's requests (five rows a run on loggen days).
+			v.perRow = append(v.perRow, v.perRow[i-1])
+			continue
+		}
+		prev = k
 		id, ok := v.ids[k]
 		if !ok {
 			id = uint32(len(v.ip))

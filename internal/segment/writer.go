@@ -92,6 +92,9 @@ type Writer struct {
 	ipRows       [][]uint32 // per ipIDs value: rows in each of those blocks (format v2)
 	blocks       []blockMeta
 	records      int64
+	// lastDom and lastUA are the previous record's domain and user-agent
+	// ids (Add).
+	lastDom, lastUA uint32
 
 	// The block being filled.
 	times     []int64
@@ -250,8 +253,18 @@ func (w *Writer) Add(r *record.Record) error {
 	w.records++
 	w.times = append(w.times, t)
 	w.ips = append(w.ips, r.IP.WithZone(""))
-	dom := intern(r.Domain, w.domainIDs, &w.domains)
-	ua := intern(r.UserAgent, w.uaIDs, &w.uas)
+	// A visitor's requests come in runs: a record with the previous
+	// record's domain or user agent takes its id without a map lookup
+	// (string equality is a pointer comparison when the strings are
+	// shared, as a merge's and the head's are).
+	dom, ua := w.lastDom, w.lastUA
+	if w.records == 1 || r.Domain != w.domains[dom] {
+		dom = intern(r.Domain, w.domainIDs, &w.domains)
+	}
+	if w.records == 1 || r.UserAgent != w.uas[ua] {
+		ua = intern(r.UserAgent, w.uaIDs, &w.uas)
+	}
+	w.lastDom, w.lastUA = dom, ua
 	w.domIDs = append(w.domIDs, dom)
 	w.agentIDs = append(w.agentIDs, ua)
 	w.domainRows = countRow(w.domainRows, dom)

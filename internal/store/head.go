@@ -30,6 +30,9 @@ type head struct {
 	// tailCap is the capacity the tail grows to at once when it is full:
 	// twice what the last seal took (Store.sealDue).
 	tailCap int
+	// lastDom and lastUA are the last record's interned domain and user
+	// agent (add).
+	lastDom, lastUA string
 }
 
 func newHead() *head { return &head{intern: make(map[string]string)} }
@@ -44,18 +47,25 @@ const recordOverhead = 128
 
 func (h *head) add(r record.Record) int64 {
 	n := int64(recordOverhead + len(r.Path))
-	if s, ok := h.intern[r.Domain]; ok {
+	// A visitor's requests come in runs: a record with the previous
+	// record's domain or user agent shares it without a map lookup.
+	if h.n > 0 && r.Domain == h.lastDom {
+		r.Domain = h.lastDom
+	} else if s, ok := h.intern[r.Domain]; ok {
 		r.Domain = s
 	} else {
 		h.intern[r.Domain] = r.Domain
 		n += int64(len(r.Domain)) + 48
 	}
-	if s, ok := h.intern[r.UserAgent]; ok {
+	if h.n > 0 && r.UserAgent == h.lastUA {
+		r.UserAgent = h.lastUA
+	} else if s, ok := h.intern[r.UserAgent]; ok {
 		r.UserAgent = s
 	} else {
 		h.intern[r.UserAgent] = r.UserAgent
 		n += int64(len(r.UserAgent)) + 48
 	}
+	h.lastDom, h.lastUA = r.Domain, r.UserAgent
 	ms := r.Time.UnixMilli()
 	if h.n == 0 || ms < h.minTime {
 		h.minTime = ms
