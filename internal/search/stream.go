@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"math"
 	"slices"
 
 	"github.com/retentiond/retentiond/internal/kmerge"
@@ -64,8 +65,8 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 		head = head[1:]
 		return r, true, nil
 	})
-	for _, c := range cursors {
-		srcs = append(srcs, c.next)
+	for _, g := range chains(v.Segments) {
+		srcs = append(srcs, chain(cursors[g[0]:g[1]], req.Desc))
 	}
 	m := kmerge.New(req.compareTime, srcs...)
 	batchSize := e.batchSize
@@ -104,6 +105,57 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 		return send(batch)
 	}
 	return nil
+}
+
+// chains splits a day's segments into runs of consecutive segments whose
+// times follow one another without overlap (each ends before the next
+// begins), as [start, end) index pairs. The parts a head is sealed into,
+// and the files its flushes write, are such runs: a run is read as one
+// source, one segment after the other, where merging its segments would
+// start every one of them (its cursor decodes its first blocks to offer
+// its first record), so that a limited search of fresh data stops in the
+// first segments as it does in a single file (BenchmarkFreshData). Equal
+// times never span two segments of a run, so the order of equal times,
+// by segment, is kept.
+func chains(segs []*segment.Reader) [][2]int {
+	var out [][2]int
+	start := 0
+	last := int64(math.MinInt64) // the run's latest time so far
+	for i, sr := range segs {
+		n := sr.NumBlocks()
+		if n == 0 { // an empty segment joins any run
+			continue
+		}
+		if i > start && sr.Block(0).MinTime <= last {
+			out = append(out, [2]int{start, i})
+			start = i
+		}
+		last = sr.Block(n - 1).MaxTime
+	}
+	if len(segs) > 0 {
+		out = append(out, [2]int{start, len(segs)})
+	}
+	return out
+}
+
+// chain returns a source that yields the matches of cs, segments in time
+// order (chains), one cursor after the other: newest first from the last.
+func chain(cs []*segCursor, desc bool) kmerge.Source[record.Record] {
+	if len(cs) == 1 {
+		return cs[0].next
+	}
+	i, step := 0, 1
+	if desc {
+		i, step = len(cs)-1, -1
+	}
+	return func() (record.Record, bool, error) {
+		for ; i >= 0 && i < len(cs); i += step {
+			if r, ok, err := cs[i].next(); ok || err != nil {
+				return r, ok, err
+			}
+		}
+		return record.Record{}, false, nil
+	}
 }
 
 // matchHead returns the indexes of the matching records of a day's head.
