@@ -1,6 +1,7 @@
 package search
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/retentiond/retentiond/internal/segment"
@@ -273,14 +274,21 @@ func (c *segCursor) filterPaths(j *blockJob, a *altPlan, all bool) error {
 	n := v.NumPaths()
 	j.pathOK = slices.Grow(j.pathOK[:0], n)[:n]
 	any := false
-	v.EachPath(func(k int, path []byte) {
-		ok := true
-		for ti, t := range a.pathTerm {
-			if !t.matchBytes(path, a.needles[ti]) {
-				ok = false
-				break
-			}
+	if nb := v.NumBasePaths(); nb > 0 {
+		// Block 0's paths, which this block shares, were tested once for
+		// the whole segment.
+		baseOK, baseAny, err := a.basePaths(c.sr)
+		if err != nil {
+			return err
 		}
+		if len(baseOK) != nb {
+			return fmt.Errorf("segment %s: block %d shares %d of block 0's %d paths", c.sr.Path(), j.b, nb, len(baseOK))
+		}
+		copy(j.pathOK, baseOK)
+		any = baseAny
+	}
+	v.EachOwnPath(func(k int, path []byte) {
+		ok := a.matchPath(path)
 		j.pathOK[k] = ok
 		any = any || ok
 	})

@@ -2,6 +2,7 @@ package search
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/store"
@@ -35,6 +36,37 @@ type altPlan struct {
 	blocks []int
 	all    bool
 	rowsOf map[int]int // block -> matching rows, for a single positive ip: term
+
+	// base holds the path terms' answers for block 0's paths, which every
+	// later block of a format-4 segment shares (segment.Reader.EachBasePath):
+	// tested once per segment, by the first block that needs them.
+	baseOnce sync.Once
+	baseOK   []bool
+	baseAny  bool
+	baseErr  error
+}
+
+// matchPath reports whether every path term of a holds for path.
+func (a *altPlan) matchPath(path []byte) bool {
+	for ti, t := range a.pathTerm {
+		if !t.matchBytes(path, a.needles[ti]) {
+			return false
+		}
+	}
+	return true
+}
+
+// basePaths returns the path terms' answers for block 0's shared paths of
+// sr, and whether any holds.
+func (a *altPlan) basePaths(sr *segment.Reader) ([]bool, bool, error) {
+	a.baseOnce.Do(func() {
+		a.baseErr = sr.EachBasePath(func(j int, path []byte) {
+			ok := a.matchPath(path)
+			a.baseOK = append(a.baseOK, ok)
+			a.baseAny = a.baseAny || ok
+		})
+	})
+	return a.baseOK, a.baseAny, a.baseErr
 }
 
 // has reports whether block b is a candidate of the alternative.

@@ -540,20 +540,33 @@ func decodeIDs(u *uintCol, raw []byte, rows int, n int, what string) error {
 
 // appendPaths writes a per-block dictionary of the distinct paths, sorted and
 // front-coded (shared-prefix lengths, suffix lengths, then all suffix bytes),
-// followed by one uvarint dictionary index per row. Popular pages repeat
-// within a block, and sorting puts the paths of one site's trees next to each
-// other, which is what makes them compress.
-func appendPaths(p *parts, paths []string, scratch map[string]uint32, idx []uint32) []uint32 {
+// followed by one dictionary index per row. Popular pages repeat within a
+// block, and sorting puts the paths of one site's trees next to each other,
+// which is what makes them compress. Paths in base (block 0's dictionary,
+// format 4; nil in block 0) are not repeated: their rows index base, and the
+// block's own paths are numbered after it. It returns the rows' indexes and
+// the block's own distinct paths.
+func appendPaths(p *parts, paths []string, scratch map[string]uint32, idx []uint32, base map[string]uint32) ([]uint32, []string) {
 	b := p.buf
 	clear(scratch)
 	var distinct []string
-	for _, p := range paths {
+	for i, p := range paths {
+		if i > 0 && p == paths[i-1] {
+			continue
+		}
+		if _, ok := base[p]; ok {
+			continue
+		}
 		if _, ok := scratch[p]; !ok {
 			scratch[p] = 0
 			distinct = append(distinct, p)
 		}
 	}
 	slices.Sort(distinct)
+	// Format 4: the number of block 0's paths this block's indexes may
+	// refer to (0 in block 0), before the block's own.
+	nBase := len(base)
+	b = binary.AppendUvarint(b, uint64(nBase))
 	b = binary.AppendUvarint(b, uint64(len(distinct)))
 	prev := ""
 	for _, s := range distinct {
@@ -572,16 +585,24 @@ func appendPaths(p *parts, paths []string, scratch map[string]uint32, idx []uint
 	for i, s := range distinct {
 		p.buf = append(p.buf, s[sharedPrefix(prev, s):]...)
 		prev = s
-		scratch[s] = uint32(i)
+		scratch[s] = uint32(nBase + i)
 	}
 	p.cut()
 	idx = idx[:0]
-	for _, s := range paths {
+	for i, s := range paths {
+		if i > 0 && s == paths[i-1] {
+			idx = append(idx, idx[i-1])
+			continue
+		}
+		if v, ok := base[s]; ok {
+			idx = append(idx, v)
+			continue
+		}
 		idx = append(idx, scratch[s])
 	}
 	p.buf = appendUints(p.buf, idx)
 	p.cut()
-	return idx
+	return idx, distinct
 }
 
 func sharedPrefix(a, b string) int {
@@ -603,6 +624,10 @@ func sharedPrefix(a, b string) int {
 // block copies only the suffix bytes up to its last wanted path instead
 // of every path. Its buffers are reused from block to block.
 type pathDict struct {
+	// base is block 0's dictionary (format 4), whose first nBase entries
+	// are this block's entries 0 to nBase-1; the block's own follow.
+	base     *pathDict
+	nBase    int
 	raw      []byte // the decompressed column; suffixes points into it
 	shared   []int  // per path: bytes shared with the previous path
 	suffix   []int  // per path: length of its own bytes
@@ -614,13 +639,39 @@ type pathDict struct {
 	walkBuf  []byte
 }
 
-func (p *pathDict) len() int { return len(p.shared) }
+func (p *pathDict) len() int { return p.nBase + len(p.shared) }
+
+// basePathCount reads how many of block 0's paths a format-4 path column
+// shares (its first uvarint); 0 when it cannot tell, which decode then
+// rejects.
+func basePathCount(raw []byte) int {
+	n, k := binary.Uvarint(raw)
+	if k <= 0 || n > MaxBlockRows {
+		return 0
+	}
+	return int(n)
+}
 
 // decode reads the front-coded dictionary's lengths, checks them, and
-// reads the row indexes. raw must stay untouched while p is in use.
-func (p *pathDict) decode(raw []byte, rows int) error {
+// reads the row indexes. raw must stay untouched while p is in use. From
+// format 4 on the column first says how many of block 0's paths it shares:
+// base must then be block 0's dictionary, built, with that many entries.
+func (p *pathDict) decode(raw []byte, rows int, version byte, base *pathDict) error {
 	p.built = false
+	p.base, p.nBase = nil, 0
 	d := dec{b: raw}
+	if version >= 4 {
+		nb := d.count("shared path count", MaxBlockRows)
+		if d.err != nil {
+			return d.err
+		}
+		if nb > 0 {
+			if base == nil || nb != len(base.ends) {
+				return malformed("shared path count")
+			}
+			p.base, p.nBase = base, nb
+		}
+	}
 	n := d.count("path count", uint64(rows))
 	if d.err != nil {
 		return d.err
@@ -651,7 +702,7 @@ func (p *pathDict) decode(raw []byte, rows int) error {
 		return malformed("path bytes")
 	}
 	p.suffixes = d.b[pos : pos+total]
-	rest, err := p.idx.set(d.b[pos+total:], "path index", rows, n)
+	rest, err := p.idx.set(d.b[pos+total:], "path index", rows, p.nBase+n)
 	if err != nil {
 		return err
 	}
@@ -680,12 +731,21 @@ func readLengths(dst []int, b []byte, pos, n int, what string) ([]int, int, erro
 // walk calls fn with each path in dictionary order; the bytes are valid
 // only during the call.
 func (p *pathDict) walk(fn func(j int, path []byte)) {
+	for j := range p.nBase {
+		fn(j, p.base.entry(j))
+	}
+	p.walkOwn(fn)
+}
+
+// walkOwn is walk over the block's own paths only (format 4: those after
+// block 0's).
+func (p *pathDict) walkOwn(fn func(j int, path []byte)) {
 	buf, sfx := p.walkBuf[:0], p.suffixes
 	for j, sh := range p.shared {
 		n := p.suffix[j]
 		buf = append(buf[:sh], sfx[:n]...)
 		sfx = sfx[n:]
-		fn(j, buf)
+		fn(p.nBase+j, buf)
 	}
 	p.walkBuf = buf
 }
@@ -703,15 +763,26 @@ func (p *pathDict) strings(want []uint32) []string {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return int(want[a]) - int(want[b]) })
-	last := int(want[order[len(order)-1]])
 	k := 0
+	for prev := -1; k < len(order) && int(want[order[k]]) < p.nBase; k++ {
+		// Block 0's paths (format 4), in index order: one string each.
+		if w := int(want[order[k]]); w != prev {
+			out[order[k]], prev = string(p.base.entry(w)), w
+		} else {
+			out[order[k]] = out[order[k-1]]
+		}
+	}
+	if k == len(order) {
+		return out
+	}
+	last := int(want[order[len(order)-1]]) - p.nBase
 	buf, sfx := p.walkBuf[:0], p.suffixes
 	for j := 0; j <= last; j++ {
 		n := p.suffix[j]
 		buf = append(buf[:p.shared[j]], sfx[:n]...)
 		sfx = sfx[n:]
 		var s string
-		for k < len(order) && int(want[order[k]]) == j {
+		for k < len(order) && int(want[order[k]])-p.nBase == j {
 			if s == "" {
 				s = string(buf)
 			}
@@ -723,7 +794,8 @@ func (p *pathDict) strings(want []uint32) []string {
 	return out
 }
 
-// build rebuilds every path into the arena, for random access.
+// build rebuilds every path of the block's own into the arena, for random
+// access (block 0's, format 4, are in base's arena).
 func (p *pathDict) build() {
 	if p.built {
 		return
@@ -743,10 +815,9 @@ func (p *pathDict) build() {
 }
 
 func (p *pathDict) bytes(j int) []byte {
-	p.build()
-	start := 0
-	if j > 0 {
-		start = p.ends[j-1]
+	if j < p.nBase {
+		return p.base.entry(j)
 	}
-	return p.arena[start:p.ends[j]]
+	p.build()
+	return p.entry(j - p.nBase)
 }

@@ -21,8 +21,8 @@ const Version = 4
 // lacks the per-entry row counts of version 2; readers of it answer counts
 // by scanning. Version 2 stores domain and user-agent ids per row in their
 // own columns; version 3 in the IP column's (address, domain, user agent)
-// combinations. Version 4 compresses the path text of every block but the
-// first with the first block's path text as a zstd dictionary (pathdict.go).
+// combinations. In version 4 the blocks after the first share the first
+// block's path dictionary instead of repeating its paths (pathdict.go).
 const MinVersion = 1
 
 // Layout constants. docs/format.md is the prose form of these.

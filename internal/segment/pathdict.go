@@ -1,123 +1,92 @@
 package segment
 
 import (
-	"bytes"
-	"fmt"
 	"sync"
-
-	"github.com/klauspost/compress/zstd"
 )
 
-// The path dictionary (format 4). A block's path column stores its distinct
-// paths sorted and front-coded, so every block repeats the text of the
-// paths a site serves all day (its stylesheets, scripts, pages) and the
-// shapes of the rest (upload names, query strings). Compressing each
-// block's path text with the first block's path text as a zstd raw-content
-// dictionary turns most of that repetition into matches: 0.38 bytes per
-// record less on 500k-record loggen days (BenchmarkBytesPerRecord). The
-// dictionary is not stored: it is the first pathDictMax bytes of block 0's
-// decoded path text (the column's third stream), which a writer has in
-// hand when it starts block 1 and a reader decodes once per segment.
+// Block 0's paths (format 4). A block's path column stores its distinct
+// paths sorted and front-coded, and every block repeated the paths a site
+// serves all day (its stylesheets, scripts and pages): on 500k-record
+// loggen days, block 0's distinct paths are about a third of each later
+// block's. From format 4 on, a later block stores only the paths that are
+// not in block 0's dictionary, and its rows index block 0's entries first,
+// then its own: the path column of 500k-record days 4.98 → 4.60 bytes per
+// record (BenchmarkBytesPerRecord; docs/format.md has the alternatives
+// measured). A block then decodes fewer path bytes than before, and a
+// search tests block 0's paths once per segment instead of once per block
+// (BlockView.EachOwnPath, Reader.EachBasePath).
 const (
-	// pathDictMax bounds the dictionary, and so what a reader keeps per
-	// segment and what a writer's dictionary encoder hashes. On loggen
-	// days block 0's whole path text is 54 KB; a larger block gives up
-	// only its tail.
-	pathDictMax = 64 << 10
-	// pathDictID is the dictionary id written in the frame header of a
-	// dictionary-compressed stream. Readers check it is this one.
-	pathDictID = 1
-	// pathTextStream is the path column stream compressed with the
-	// dictionary: the distinct paths' own bytes (appendPaths).
-	pathTextStream = 2
-	// maxPathDicts bounds the dictionaries readers keep (pathDicts).
-	maxPathDicts = 64
+	// basePathsMax bounds the bytes of block 0's distinct paths that later
+	// blocks may share, and so what a reader keeps per segment: a block 0
+	// with longer paths shares none. Block 0 of a loggen day holds about
+	// 170 KB of distinct paths.
+	basePathsMax = 512 << 10
+	// maxBasePaths bounds how many segments' block-0 dictionaries readers
+	// keep (basePathCache).
+	maxBasePaths = 32
 )
 
-// newDictEncoder returns an encoder at level that compresses with dict as
-// its initial history. Each writer builds its own when it starts its
-// second block: klauspost encoders take their dictionary at construction
-// and rebuild their match tables for it, so one cannot be shared between
-// segments written at the same time. At the default level it holds about
-// 12 MiB (its tables and the dictionary's) until the writer closes.
-func newDictEncoder(level int, dict []byte) (*zstd.Encoder, error) {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.EncoderLevelFromZstd(level)),
-		zstd.WithEncoderCRC(false), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(2<<20),
-		zstd.WithEncoderDictRaw(pathDictID, dict))
-	if err != nil {
-		return nil, fmt.Errorf("zstd dictionary encoder: %w", err)
+// basePaths numbers the distinct paths of block 0 (sorted, as stored) for
+// the writer's later blocks, or returns nil when they are too long to
+// share.
+func basePaths(distinct []string) map[string]uint32 {
+	n := 0
+	for _, p := range distinct {
+		n += len(p)
 	}
-	return e, nil
+	if n > basePathsMax || len(distinct) == 0 {
+		return nil
+	}
+	m := make(map[string]uint32, len(distinct))
+	for i, p := range distinct {
+		m[p] = uint32(i)
+	}
+	return m
 }
 
-// dictDecoders are decoders that each decode one column at a time with the
-// dictionary set just before (ResetWithOptions is not safe to call while
-// another goroutine decodes with the same decoder).
-var dictDecoders sync.Pool
-
-// decompressDictInto is decompressInto for a column whose frames may use
-// dict: a frame that names the path dictionary is decoded with it, any
-// other frame as usual. A frame that names another dictionary is damage.
-func decompressDictInto(dst, src []byte, rawLen int, dict []byte) ([]byte, error) {
-	d, _ := dictDecoders.Get().(*zstd.Decoder)
-	if d == nil {
-		var err error
-		if d, err = zstd.NewReader(nil, zstd.WithDecodeAllCapLimit(true),
-			zstd.WithDecoderMaxMemory(maxMetaRaw), zstd.WithDecoderConcurrency(1)); err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
-	}
-	defer dictDecoders.Put(d)
-	if err := d.ResetWithOptions(nil, zstd.WithDecoderDictRaw(pathDictID, dict)); err != nil {
-		return nil, fmt.Errorf("zstd decoder: %w", err)
-	}
-	return decodeAllInto(d, dst, src, rawLen)
-}
-
-// pathDicts holds the readers whose path dictionary is loaded, oldest
-// first. A search over two years reads every day's segment, and keeping
-// 730 dictionaries of up to 64 KiB would hold 46 MiB that no setting
-// bounds: only the maxPathDicts loaded last are kept (4 MiB at most), and
-// an evicted one is decoded again when next needed.
-var pathDicts struct {
+// basePathCache holds the readers whose block-0 dictionary is loaded,
+// oldest first. A search over two years reads every day's segment, and
+// keeping 730 dictionaries would hold hundreds of MiB that no setting
+// bounds: only the maxBasePaths loaded last are kept (at most 16 MiB of
+// paths, 6 MiB on loggen days), and an evicted one is decoded again when
+// next needed.
+var basePathCache struct {
 	mu      sync.Mutex
 	readers []*Reader
 }
 
-// pathDictionary returns the dictionary of the path text of blocks 1 and
-// later: the first pathDictMax bytes of block 0's path text.
-func (r *Reader) pathDictionary() ([]byte, error) {
-	if d := r.pathDict.Load(); d != nil {
-		return *d, nil
+// basePathDict returns block 0's path dictionary, built for random access
+// and never changed afterwards (several blocks' views read it at once).
+func (r *Reader) basePathDict() (*pathDict, error) {
+	if d := r.basePaths.Load(); d != nil {
+		return d, nil
 	}
-	d, err := r.loadPathDict()
+	d, err := r.loadBasePaths()
 	if err != nil {
 		return nil, err
 	}
-	r.pathDict.Store(&d)
-	pathDicts.mu.Lock()
-	defer pathDicts.mu.Unlock()
-	pathDicts.readers = append(pathDicts.readers, r)
-	if n := len(pathDicts.readers) - maxPathDicts; n > 0 {
-		for _, old := range pathDicts.readers[:n] {
-			old.pathDict.Store(nil)
+	r.basePaths.Store(d)
+	basePathCache.mu.Lock()
+	defer basePathCache.mu.Unlock()
+	c := &basePathCache
+	c.readers = append(c.readers, r)
+	if n := len(c.readers) - maxBasePaths; n > 0 {
+		for _, old := range c.readers[:n] {
+			old.basePaths.Store(nil)
 		}
 		// Copied down, so that the evicted readers are not kept
 		// reachable by the slice's backing array.
-		k := copy(pathDicts.readers, pathDicts.readers[n:])
-		clear(pathDicts.readers[k:])
-		pathDicts.readers = pathDicts.readers[:k]
+		k := copy(c.readers, c.readers[n:])
+		clear(c.readers[k:])
+		c.readers = c.readers[:k]
 	}
 	return d, nil
 }
 
-// loadPathDict decodes block 0's path column and returns a copy of the
-// start of its path text. It does not count as a block decode (r.decoded):
-// tests count decodes to prove an index spared blocks.
-func (r *Reader) loadPathDict() ([]byte, error) {
-	if len(r.blocks) == 0 {
-		return nil, nil
-	}
+// loadBasePaths decodes block 0's path column. It does not count as a
+// block decode (r.decoded): tests count decodes to prove an index spared
+// blocks.
+func (r *Reader) loadBasePaths() (*pathDict, error) {
 	b := &r.blocks[0]
 	off := b.off
 	for c := 0; c < 4; c++ {
@@ -128,17 +97,45 @@ func (r *Reader) loadPathDict() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	comp, err = r.openColumn(nil, comp, off, 0, 4, cm.crc)
-	if err != nil {
+	if comp, err = r.openColumn(nil, comp, off, 0, 4, cm.crc); err != nil {
 		return nil, err
 	}
 	raw, err := decompress(comp, int(cm.rlen))
 	var p pathDict
 	if err == nil {
-		err = p.decode(raw, b.rows)
+		err = p.decode(raw, b.rows, r.version, nil)
 	}
 	if err != nil {
-		return nil, r.corrupt(off, "block 0 path column (the path dictionary): %w", err)
+		return nil, r.corrupt(off, "block 0 path column (the paths later blocks share): %w", err)
 	}
-	return bytes.Clone(p.suffixes[:min(len(p.suffixes), pathDictMax)]), nil
+	p.build()
+	// Only the rebuilt paths are kept.
+	return &pathDict{arena: p.arena, ends: p.ends, built: true}, nil
+}
+
+// entry returns path j of a built dictionary without copying.
+func (p *pathDict) entry(j int) []byte {
+	start := 0
+	if j > 0 {
+		start = p.ends[j-1]
+	}
+	return p.arena[start:p.ends[j]]
+}
+
+// EachBasePath calls fn with each of block 0's distinct paths that later
+// blocks share (format 4), in dictionary order: entry j of every block
+// whose BlockView.NumBasePaths is above j. It calls nothing for a segment
+// whose blocks share none. The bytes must not be kept or changed.
+func (r *Reader) EachBasePath(fn func(j int, path []byte)) error {
+	if r.version < 4 || len(r.blocks) < 2 {
+		return nil
+	}
+	d, err := r.basePathDict()
+	if err != nil {
+		return err
+	}
+	for j := range d.ends {
+		fn(j, d.entry(j))
+	}
+	return nil
 }

@@ -2,13 +2,13 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/retentiond/retentiond/internal/record"
 )
@@ -24,24 +24,24 @@ func pathColumn(r *Reader, i int) ([]byte, int64, colMeta) {
 	return r.data[off : off+int64(cm.clen)], off, cm
 }
 
-// TestPathDictionary checks format 4's path dictionary: the records come
-// back exactly, the path text of every block after the first needs the
-// dictionary (a plain decoder refuses it), and it is smaller than the same
-// streams compressed without one.
-func TestPathDictionary(t *testing.T) {
+func pathsOf(recs []record.Record) []string {
+	out := make([]string, len(recs))
+	for i := range recs {
+		out[i] = recs[i].Path
+	}
+	return out
+}
+
+// TestBasePaths checks format 4's shared block-0 paths: every path comes
+// back exactly through every accessor (ReadBlock, EachPath with PathIdx,
+// PathsOfRows, EachOwnPath after EachBasePath), later blocks index block
+// 0's paths instead of storing them, and their path columns are smaller
+// than the same blocks written on their own.
+func TestBasePaths(t *testing.T) {
 	recs := genRecords(3, 20_000)
-	p := filepath.Join(t.TempDir(), "dict.seg")
+	p := filepath.Join(t.TempDir(), "base.seg")
 	if _, err := Write(p, recs, Options{BlockRows: 2048}); err != nil {
 		t.Fatal(err)
-	}
-	got := readAll(t, p)
-	if len(got) != len(recs) {
-		t.Fatalf("read %d records, wrote %d", len(got), len(recs))
-	}
-	for i := range recs {
-		if got[i].Path != recs[i].Path || got[i].IP != recs[i].IP || !got[i].Time.Equal(recs[i].Time) {
-			t.Fatalf("record %d: got %+v, want %+v", i, got[i], recs[i])
-		}
 	}
 	r, err := Open(p)
 	if err != nil {
@@ -51,44 +51,124 @@ func TestPathDictionary(t *testing.T) {
 	if r.NumBlocks() < 5 {
 		t.Fatalf("%d blocks, want several", r.NumBlocks())
 	}
-	enc, err := encoderFor(DefaultLevel)
-	if err != nil {
+	var base []string
+	if err := r.EachBasePath(func(_ int, path []byte) { base = append(base, string(path)) }); err != nil {
 		t.Fatal(err)
 	}
-	var stored, plain int
+	if len(base) == 0 || !slices.IsSorted(base) {
+		t.Fatalf("block 0 shares %d paths (sorted: %v)", len(base), slices.IsSorted(base))
+	}
+	var shared, alone int
 	for i := range r.NumBlocks() {
-		comp, _, cm := pathColumn(r, i)
-		_, plainErr := decompress(comp, int(cm.rlen))
-		if i == 0 {
-			if plainErr != nil {
-				t.Fatalf("block 0's path column needs a dictionary: %v", plainErr)
-			}
-			continue
-		}
-		if !errors.Is(plainErr, zstd.ErrUnknownDictionary) {
-			t.Fatalf("block %d: decoded without the dictionary (err %v): the path text is not compressed with it", i, plainErr)
-		}
+		lo := i * 2048
+		want := pathsOf(recs[lo:min(lo+2048, len(recs))])
 		blk, err := r.ReadBlock(i, ColPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var raw parts
-		appendPaths(&raw, blk.Paths, map[string]uint32{}, nil)
-		for s := range raw.ends {
-			plain += len(enc.EncodeAll(raw.stream(s), nil))
+		if !slices.Equal(blk.Paths, want) {
+			t.Fatalf("block %d: ReadBlock's paths differ", i)
 		}
-		stored += len(comp)
+		var v BlockView
+		if err := r.DecodeBlock(i, ColPath, &v); err != nil {
+			t.Fatal(err)
+		}
+		if nb := v.NumBasePaths(); (i == 0) != (nb == 0) || (i > 0 && nb != len(base)) {
+			t.Fatalf("block %d shares %d of block 0's %d paths", i, nb, len(base))
+		}
+		dict := make([]string, v.NumPaths())
+		v.EachPath(func(j int, path []byte) { dict[j] = string(path) })
+		own := slices.Clone(dict)
+		for j := range v.NumBasePaths() {
+			if dict[j] != base[j] {
+				t.Fatalf("block %d entry %d is %q, block 0's is %q", i, j, dict[j], base[j])
+			}
+			own[j] = ""
+		}
+		v.EachOwnPath(func(j int, path []byte) {
+			if j < v.NumBasePaths() || own[j] != string(path) {
+				t.Fatalf("block %d: EachOwnPath gave entry %d %q", i, j, path)
+			}
+			own[j] = ""
+		})
+		if slices.ContainsFunc(own, func(s string) bool { return s != "" }) {
+			t.Fatalf("block %d: EachOwnPath missed entries", i)
+		}
+		idx, err := v.PathIdx()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := make([]int, len(want))
+		for k, j := range idx {
+			if dict[j] != want[k] {
+				t.Fatalf("block %d row %d: entry %d is %q, want %q", i, k, j, dict[j], want[k])
+			}
+			rows[len(rows)-1-k] = k
+		}
+		got, err := v.PathsOfRows(rows)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, row := range rows {
+			if got[k] != want[row] {
+				t.Fatalf("block %d: PathsOfRows row %d = %q, want %q", i, row, got[k], want[row])
+			}
+		}
+		if i == 0 {
+			continue
+		}
+		// The same rows as a block of their own, sharing nothing.
+		comp, _, _ := pathColumn(r, i)
+		solo := filepath.Join(t.TempDir(), "solo.seg")
+		if _, err := Write(solo, recs[lo:min(lo+2048, len(recs))], Options{BlockRows: 2048}); err != nil {
+			t.Fatal(err)
+		}
+		sr, err := Open(solo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		soloComp, _, _ := pathColumn(sr, 0)
+		shared, alone = shared+len(comp), alone+len(soloComp)
+		sr.Close()
 	}
-	t.Logf("path columns of blocks 1-%d: %d bytes, %d without the dictionary", r.NumBlocks()-1, stored, plain)
-	if float64(stored) > 0.95*float64(plain) {
-		t.Fatalf("path columns after block 0: %d bytes with the dictionary, %d without", stored, plain)
+	t.Logf("path columns of blocks 1-%d: %d bytes, %d written alone", r.NumBlocks()-1, shared, alone)
+	if float64(shared) > 0.95*float64(alone) {
+		t.Fatalf("path columns after block 0: %d bytes sharing block 0's paths, %d alone", shared, alone)
 	}
 }
 
-// TestPathDictionaryBounded checks that readers keep at most maxPathDicts
-// dictionaries, that an evicted one is decoded again when needed, and that
-// Close drops a reader's.
-func TestPathDictionaryBounded(t *testing.T) {
+// TestBasePathsTooLong checks that a block 0 whose distinct paths are too
+// long to keep shares none, and that its segment reads back.
+func TestBasePathsTooLong(t *testing.T) {
+	recs := genRecords(7, 300)
+	for i := range recs[:100] {
+		recs[i].Path = "/" + strings.Repeat("x", basePathsMax/64) + recs[i].Path
+	}
+	p := filepath.Join(t.TempDir(), "long.seg")
+	if _, err := Write(p, recs, Options{BlockRows: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, p); !slices.Equal(pathsOf(got), pathsOf(recs)) {
+		t.Fatal("paths differ")
+	}
+	r, err := Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var v BlockView
+	if err := r.DecodeBlock(2, ColPath, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.NumBasePaths() != 0 {
+		t.Fatalf("block 2 shares %d paths of a block 0 of %d KiB of paths", v.NumBasePaths(), basePathsMax/64*100>>10)
+	}
+}
+
+// TestBasePathsBounded checks that readers keep at most maxBasePaths
+// block-0 dictionaries, that an evicted one is decoded again when needed,
+// and that Close drops a reader's.
+func TestBasePathsBounded(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "two.seg")
 	recs := genRecords(4, 300)
 	if _, err := Write(p, recs, Options{BlockRows: 150}); err != nil {
@@ -98,7 +178,7 @@ func TestPathDictionaryBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readers := make([]*Reader, maxPathDicts+10)
+	readers := make([]*Reader, maxBasePaths+10)
 	for i := range readers {
 		if readers[i], err = OpenBytes(b, "two.seg", OpenOptions{}); err != nil {
 			t.Fatal(err)
@@ -107,19 +187,16 @@ func TestPathDictionaryBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	loaded := func() int {
-		n := 0
-		for _, r := range readers {
-			if r.pathDict.Load() != nil {
-				n++
-			}
+	loaded := 0
+	for _, r := range readers {
+		if r.basePaths.Load() != nil {
+			loaded++
 		}
-		return n
 	}
-	if n := loaded(); n > maxPathDicts {
-		t.Fatalf("%d readers hold a path dictionary, want at most %d", n, maxPathDicts)
+	if loaded > maxBasePaths {
+		t.Fatalf("%d readers hold block 0's paths, want at most %d", loaded, maxBasePaths)
 	}
-	if readers[0].pathDict.Load() != nil {
+	if readers[0].basePaths.Load() != nil {
 		t.Fatal("the oldest dictionary was not evicted")
 	}
 	blk, err := readers[0].ReadBlock(1, ColPath)
@@ -127,30 +204,22 @@ func TestPathDictionaryBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !slices.Equal(blk.Paths, pathsOf(recs[150:])) {
-		t.Fatal("block 1's paths after the dictionary was evicted and decoded again differ")
+		t.Fatal("block 1's paths after block 0's were evicted and decoded again differ")
 	}
 	last := readers[len(readers)-1]
-	if last.pathDict.Load() == nil {
+	if last.basePaths.Load() == nil {
 		t.Fatal("the newest dictionary is not kept")
 	}
 	last.Close()
-	if last.pathDict.Load() != nil {
-		t.Fatal("Close kept the path dictionary")
+	if last.basePaths.Load() != nil {
+		t.Fatal("Close kept block 0's paths")
 	}
 }
 
-func pathsOf(recs []record.Record) []string {
-	out := make([]string, len(recs))
-	for i := range recs {
-		out[i] = recs[i].Path
-	}
-	return out
-}
-
-// TestPathDictionaryDamage checks that damage to block 0's path column is
-// reported, at its offset, by a read of a later block's paths (which need
-// it as their dictionary), and spares that block's other columns.
-func TestPathDictionaryDamage(t *testing.T) {
+// TestBasePathsDamage checks that damage to block 0's path column is
+// reported, at its offset, by a read of a later block's paths (which
+// share it), and spares that block's other columns.
+func TestBasePathsDamage(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "damaged.seg")
 	if _, err := Write(p, genRecords(5, 600), Options{BlockRows: 200}); err != nil {
 		t.Fatal(err)
@@ -181,64 +250,102 @@ func TestPathDictionaryDamage(t *testing.T) {
 	}
 }
 
-// BenchmarkPathColumnDecode measures decoding a block's path column as
-// format 4 stores it (the text compressed with block 0's as dictionary)
-// against the same streams compressed without a dictionary, in the same
-// run: the dictionary's price for a search that reads paths.
+// FuzzPathColumn decodes arbitrary raw path columns of every format, with
+// and without block 0's paths to share: each must decode to an error, or
+// to row indexes inside the dictionary whose every accessor works. Whole
+// files rarely get past a column's CRC; this reaches the decoder itself.
+func FuzzPathColumn(f *testing.F) {
+	recs := genRecords(8, 600)
+	var p parts
+	_, distinct := appendPaths(&p, pathsOf(recs[:300]), map[string]uint32{}, nil, nil)
+	var base pathDict
+	if err := base.decode(slices.Clone(p.buf), 300, Version, nil); err != nil {
+		f.Fatal(err)
+	}
+	base.build()
+	f.Add(slices.Clone(p.buf), uint16(300), byte(Version))
+	p.reset()
+	appendPaths(&p, pathsOf(recs[300:]), map[string]uint32{}, nil, basePaths(distinct))
+	f.Add(slices.Clone(p.buf), uint16(300), byte(Version))
+	f.Add(slices.Clone(p.buf[1:]), uint16(300), byte(3))
+	f.Fuzz(func(t *testing.T, raw []byte, rows uint16, version byte) {
+		var d pathDict
+		if d.decode(raw, int(rows), version, &base) != nil {
+			return
+		}
+		idx, err := d.idx.values()
+		if err != nil {
+			return
+		}
+		want := make([]uint32, 0, len(idx))
+		for i, k := range idx {
+			if int(k) >= d.len() {
+				t.Fatalf("row %d: path index %d of %d", i, k, d.len())
+			}
+			d.bytes(int(k))
+			want = append(want, k)
+		}
+		d.strings(want)
+		n := 0
+		d.walk(func(int, []byte) { n++ })
+		if n != d.len() {
+			t.Fatalf("walk visited %d of %d paths", n, d.len())
+		}
+	})
+}
+
+// BenchmarkPathColumnDecode measures decoding a block's path column and
+// walking its dictionary as format 4 stores it (sharing block 0's paths)
+// against the same rows written as a block of their own, in the same run.
 func BenchmarkPathColumnDecode(b *testing.B) {
-	p := filepath.Join(b.TempDir(), "bench.seg")
-	if _, err := Write(p, genRecords(6, 8*8192), Options{}); err != nil {
+	recs := genRecords(6, 8*8192)
+	dir := b.TempDir()
+	p := filepath.Join(dir, "shared.seg")
+	if _, err := Write(p, recs, Options{}); err != nil {
 		b.Fatal(err)
 	}
-	r, err := Open(p)
+	shared, err := Open(p)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer r.Close()
-	enc, err := encoderFor(DefaultLevel)
-	if err != nil {
-		b.Fatal(err)
-	}
-	type col struct {
-		dict, plain []byte
-		rlen        int
-	}
-	var cols []col
-	for i := 1; i < r.NumBlocks(); i++ {
-		comp, _, cm := pathColumn(r, i)
-		blk, err := r.ReadBlock(i, ColPath)
+	defer shared.Close()
+	var alone []*Reader
+	for i := 1; i < shared.NumBlocks(); i++ {
+		q := filepath.Join(dir, fmt.Sprintf("alone-%d.seg", i))
+		if _, err := Write(q, recs[i*8192:min((i+1)*8192, len(recs))], Options{}); err != nil {
+			b.Fatal(err)
+		}
+		r, err := Open(q)
 		if err != nil {
 			b.Fatal(err)
 		}
-		var raw parts
-		appendPaths(&raw, blk.Paths, map[string]uint32{}, nil)
-		var plain []byte
-		for s := range raw.ends {
-			plain = enc.EncodeAll(raw.stream(s), plain)
+		defer r.Close()
+		alone = append(alone, r)
+	}
+	var v BlockView
+	decode := func(r *Reader, i int) {
+		if err := r.DecodeBlock(i, ColPath, &v); err != nil {
+			b.Fatal(err)
 		}
-		cols = append(cols, col{dict: comp, plain: plain, rlen: int(cm.rlen)})
+		n := 0
+		v.EachPath(func(int, []byte) { n++ })
+		v = BlockView{Times: v.Times[:0]} // the next read decodes again
 	}
-	dict, err := r.pathDictionary()
-	if err != nil {
-		b.Fatal(err)
-	}
-	var dst []byte
-	measure := func(f func(c col) error) float64 {
+	var tShared, tAlone time.Duration
+	for b.Loop() {
 		start := time.Now()
-		for range b.N {
-			for _, c := range cols {
-				if err := f(c); err != nil {
-					b.Fatal(err)
-				}
-			}
+		for i := 1; i < shared.NumBlocks(); i++ {
+			decode(shared, i)
 		}
-		return float64(time.Since(start).Nanoseconds()) / float64(b.N*len(cols))
+		tShared += time.Since(start)
+		start = time.Now()
+		for _, r := range alone {
+			decode(r, 0)
+		}
+		tAlone += time.Since(start)
 	}
-	b.ResetTimer()
-	withDict := measure(func(c col) (err error) { dst, err = decompressDictInto(dst, c.dict, c.rlen, dict); return err })
-	without := measure(func(c col) (err error) { dst, err = decompressInto(dst, c.plain, c.rlen); return err })
-	b.ReportMetric(withDict/1e3, "µs/column")
-	b.ReportMetric(without/1e3, "µs/column_no_dict")
-	b.ReportMetric(withDict/without, "ratio_vs_no_dict")
-	b.ReportMetric(0, "ns/op")
+	per := float64(b.N * len(alone))
+	b.ReportMetric(float64(tShared.Microseconds())/per, "µs/column")
+	b.ReportMetric(float64(tAlone.Microseconds())/per, "µs/column_alone")
+	b.ReportMetric(float64(tShared)/float64(tAlone), "ratio_vs_alone")
 }

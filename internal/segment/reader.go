@@ -73,9 +73,10 @@ type Reader struct {
 	domainsOnce  sync.Once
 	domainsLower bool
 
-	// pathDict is the path dictionary of format 4 (pathdict.go), nil
-	// until a block after the first is decoded, and again after eviction.
-	pathDict atomic.Pointer[[]byte]
+	// basePaths is block 0's path dictionary (format 4, pathdict.go),
+	// nil until a block that shares it is decoded, and again after
+	// eviction.
+	basePaths atomic.Pointer[pathDict]
 }
 
 // Open opens a segment, validating its header, trailer and footer checksum.
@@ -345,7 +346,7 @@ func (r *Reader) Info() Info {
 
 // Close unmaps the file. Reads after Close fail with an error.
 func (r *Reader) Close() error {
-	r.pathDict.Store(nil)
+	r.basePaths.Store(nil)
 	if r.src != nil {
 		r.closed.Store(true)
 		return nil

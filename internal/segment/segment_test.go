@@ -569,8 +569,16 @@ func TestDecodeBlockView(t *testing.T) {
 				t.Fatalf("block %d: PathsOfRows gives row %d %q, want %q", b, i, paths[k], want.Paths[i])
 			}
 		}
-		for j := 1; j < v.NumPaths(); j++ {
-			if bytes.Compare(v.pathBytes(j-1), v.pathBytes(j)) >= 0 {
+		// Block 0's shared paths (format 4) and the block's own are each
+		// sorted, and no path is in both.
+		base := map[string]bool{}
+		for j := 0; j < v.NumPaths(); j++ {
+			if j < v.NumBasePaths() {
+				base[string(v.pathBytes(j))] = true
+			} else if base[string(v.pathBytes(j))] {
+				t.Fatalf("block %d: path %d is also one of block 0's", b, j)
+			}
+			if j > 0 && j != v.NumBasePaths() && bytes.Compare(v.pathBytes(j-1), v.pathBytes(j)) >= 0 {
 				t.Fatalf("block %d: path dictionary not sorted and distinct at %d", b, j)
 			}
 		}

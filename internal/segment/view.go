@@ -70,6 +70,15 @@ func (v *BlockView) Path(j int) string { return string(v.paths.bytes(j)) }
 // once.
 func (v *BlockView) EachPath(fn func(j int, path []byte)) { v.paths.walk(fn) }
 
+// NumBasePaths returns how many of the block's distinct paths are block
+// 0's (format 4; 0 in block 0 and in older formats): its entries 0 to
+// NumBasePaths()-1 are Reader.EachBasePath's.
+func (v *BlockView) NumBasePaths() int { return v.paths.nBase }
+
+// EachOwnPath is EachPath over the entries after block 0's only, so that a
+// filter tests block 0's paths once per segment (Reader.EachBasePath).
+func (v *BlockView) EachOwnPath(fn func(j int, path []byte)) { v.paths.walkOwn(fn) }
+
 // DomainIDs returns every row's domain id, an index into Reader.Domains
 // (ColDomain).
 func (v *BlockView) DomainIDs() ([]uint32, error) { return v.check(ColDomain, v.dom.values) }
@@ -221,18 +230,18 @@ func (r *Reader) DecodeBlock(i int, cols Columns, v *BlockView) error {
 		case ColIP:
 			dst = &v.ips.raw
 		}
-		if col == ColPath && r.version >= 4 && i > 0 {
-			var dict []byte
-			if dict, err = r.pathDictionary(); err != nil {
+		*dst, err = decompressInto(*dst, comp, int(cm.rlen))
+		var base *pathDict
+		if err == nil && col == ColPath && r.version >= 4 && i > 0 && basePathCount(*dst) > 0 {
+			// Block 0's paths, shared by this block: damage there is
+			// reported at block 0's offset.
+			if base, err = r.basePathDict(); err != nil {
 				v.Have = 0
 				return err
 			}
-			*dst, err = decompressDictInto(*dst, comp, int(cm.rlen), dict)
-		} else {
-			*dst, err = decompressInto(*dst, comp, int(cm.rlen))
 		}
 		if err == nil {
-			err = r.decodeColumn(v, col, *dst, b)
+			err = r.decodeColumn(v, col, *dst, b, base)
 		}
 		if err != nil {
 			v.Have = 0 // a half-decoded column must not be used
@@ -268,7 +277,7 @@ func (r *Reader) openColumn(buf, comp []byte, off int64, i, c int, want uint32) 
 	return out, nil
 }
 
-func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta) (err error) {
+func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta, base *pathDict) (err error) {
 	if r.version == 1 {
 		switch c {
 		case ColTime:
@@ -295,7 +304,7 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta)
 	case ColUserAgent:
 		err = decodeIDs(&v.ua, raw, b.rows, len(r.uas), "user agent")
 	case ColPath:
-		err = v.paths.decode(raw, b.rows)
+		err = v.paths.decode(raw, b.rows, r.version, base)
 	}
 	return err
 }
@@ -338,16 +347,27 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 		if err != nil {
 			return nil, err
 		}
-		// One string for the whole dictionary; rows share substrings of it.
-		v.paths.build()
-		all := string(v.paths.arena)
+		// One string for the whole dictionary (and one for block 0's
+		// paths it shares); rows share substrings of them.
+		p := &v.paths
+		p.build()
+		all, base := string(p.arena), ""
+		if p.nBase > 0 {
+			base = string(p.base.arena)
+		}
 		out.Paths = make([]string, v.Rows)
 		for j, k := range idx {
+			d, s, k := p, all, int(k)
+			if k < p.nBase {
+				d, s = p.base, base
+			} else {
+				k -= p.nBase
+			}
 			start := 0
 			if k > 0 {
-				start = v.paths.ends[k-1]
+				start = d.ends[k-1]
 			}
-			out.Paths[j] = all[start:v.paths.ends[k]]
+			out.Paths[j] = s[start:d.ends[k]]
 		}
 	}
 	return out, nil

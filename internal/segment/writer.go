@@ -1,7 +1,6 @@
 package segment
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -104,10 +103,10 @@ type Writer struct {
 	paths     []string
 	pathBytes int
 
-	// pathDict is the path dictionary (pathdict.go): the start of block
-	// 0's path text; dictEnc compresses later blocks' path text with it.
-	pathDict []byte
-	dictEnc  *zstd.Encoder
+	// basePaths numbers block 0's distinct paths, which later blocks
+	// index instead of storing them again (pathdict.go); nil when block 0's
+	// paths are too long to share.
+	basePaths map[string]uint32
 
 	raw        parts
 	comp       []byte
@@ -319,15 +318,15 @@ func (w *Writer) flushBlock() {
 			m.cols[c] = colMeta{}
 			continue
 		case ColPath:
-			w.idx = appendPaths(&w.raw, w.paths, w.strScratch, w.idx)
+			var distinct []string
+			w.idx, distinct = appendPaths(&w.raw, w.paths, w.strScratch, w.idx, w.basePaths)
+			if blk == 0 {
+				w.basePaths = basePaths(distinct)
+			}
 		}
 		w.comp = w.comp[:0]
 		for i := range w.raw.ends {
-			enc := w.enc
-			if c == 4 && i == pathTextStream {
-				enc = w.pathTextEncoder(blk)
-			}
-			w.comp = enc.EncodeAll(w.raw.stream(i), w.comp)
+			w.comp = w.enc.EncodeAll(w.raw.stream(i), w.comp)
 		}
 		// Sealed after compression: ciphertext does not compress, and the
 		// compressed length is all a sealed column tells about its data.
@@ -363,30 +362,6 @@ func (w *Writer) flushBlock() {
 	w.paths, w.pathBytes = w.paths[:0], 0
 }
 
-// pathTextEncoder returns the encoder of block blk's path text: the
-// writer's own for block 0, whose text becomes the dictionary, and the
-// dictionary encoder for the blocks after it. An empty dictionary (or one
-// the encoder refuses) leaves the text compressed without one, which
-// readers decode all the same: only a frame that names the dictionary
-// uses it.
-func (w *Writer) pathTextEncoder(blk uint32) *zstd.Encoder {
-	if blk == 0 {
-		w.pathDict = bytes.Clone(w.raw.stream(pathTextStream)[:min(len(w.raw.stream(pathTextStream)), pathDictMax)])
-		return w.enc
-	}
-	if w.dictEnc == nil && len(w.pathDict) > 0 {
-		if e, err := newDictEncoder(w.opts.Level, w.pathDict); err == nil {
-			w.dictEnc = e
-		} else {
-			w.pathDict = nil
-		}
-	}
-	if w.dictEnc == nil {
-		return w.enc
-	}
-	return w.dictEnc
-}
-
 func addPosting(list *[]uint32, blk uint32) {
 	if n := len(*list); n == 0 || (*list)[n-1] != blk {
 		*list = append(*list, blk)
@@ -400,7 +375,6 @@ func (w *Writer) Close() (Info, error) {
 		return Info{}, errors.New("segment writer: close after close")
 	}
 	w.flushBlock()
-	w.dictEnc = nil // its tables are garbage from here on
 	for len(w.domainBlocks) < len(w.domains) {
 		w.domainBlocks = append(w.domainBlocks, nil)
 	}
@@ -427,7 +401,6 @@ func (w *Writer) Abort() {
 		return
 	}
 	w.done = true
-	w.dictEnc = nil
 	w.f.Abort()
 }
 
