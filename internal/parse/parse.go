@@ -10,8 +10,10 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -427,13 +429,36 @@ const (
 // maxAliases bounds the aliases of one field (timeKeys has the most).
 const maxAliases = 7
 
-// jsonField maps a key to (field, rank); ok is false for keys we drop.
-func jsonField(key []byte) (field, rank int, ok bool) {
+// jsonAlias is one alias key with the field and rank it stands for.
+type jsonAlias struct {
+	key         string
+	field, rank int
+}
+
+// maxAliasLen is the length of the longest alias key ("http_user_agent").
+const maxAliasLen = 15
+
+// aliasesByLen holds the alias keys by their length. Most keys of a line
+// are compared with at most four aliases of their own length instead of
+// all 21; the table is built from fieldKeys, which stays the one list of
+// aliases.
+var aliasesByLen = func() (t [maxAliasLen + 1][]jsonAlias) {
 	for f, keys := range fieldKeys {
 		for r, k := range keys {
-			if string(key) == k {
-				return f, r, true
-			}
+			t[len(k)] = append(t[len(k)], jsonAlias{k, f, r})
+		}
+	}
+	return t
+}()
+
+// jsonField maps a key to (field, rank); ok is false for keys we drop.
+func jsonField(key []byte) (field, rank int, ok bool) {
+	if len(key) > maxAliasLen {
+		return 0, 0, false
+	}
+	for _, a := range aliasesByLen[len(key)] {
+		if string(key) == a.key {
+			return a.field, a.rank, true
 		}
 	}
 	return 0, 0, false
@@ -700,16 +725,10 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		return nil, s.errf("expected a string")
 	}
 	start := s.pos
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		if c == '"' {
-			s.pos++
-			return s.b[start : s.pos-1], nil
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
+	s.pos += plainLen(s.b[s.pos:])
+	if s.pos < len(s.b) && s.b[s.pos] == '"' {
 		s.pos++
+		return s.b[start : s.pos-1], nil
 	}
 	out := append(buf, s.b[start:s.pos]...)
 	for s.pos < len(s.b) {
@@ -721,8 +740,9 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		case c < 0x20:
 			return nil, s.errf("control byte 0x%02x in a string", c)
 		case c != '\\':
-			out = append(out, c)
-			s.pos++
+			n := plainLen(s.b[s.pos:])
+			out = append(out, s.b[s.pos:s.pos+n]...)
+			s.pos += n
 			continue
 		}
 		if s.pos+1 >= len(s.b) {
@@ -768,6 +788,42 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		}
 	}
 	return nil, s.errf("unterminated string")
+}
+
+// Masks for looking at the eight bytes of a uint64 at once.
+const (
+	lowBits  = 0x0101010101010101 // the lowest bit of every byte
+	highBits = 0x8080808080808080 // the highest bit of every byte
+)
+
+// plainLen returns the length of the prefix of b that a JSON string can
+// hold as it is: up to the first '"', '\\' or control byte (below 0x20),
+// or all of b. Strings are most of a line, so it looks at eight bytes at a
+// time: the per-byte loop it replaced was a quarter of the parser's CPU.
+func plainLen(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	return i
+}
+
+// specialBytes sets the high bit of the bytes of x (little-endian) that
+// plainLen stops at. Each term is the classic "has a byte less than n"
+// test: a byte's subtraction borrows only from the bytes above it, so the
+// lowest set bit always marks the first such byte, which is all plainLen
+// uses (bits above it may be false alarms).
+func specialBytes(x uint64) uint64 {
+	q := x ^ (lowBits * '"')  // zero where x has '"'
+	e := x ^ (lowBits * '\\') // zero where x has '\\'
+	return (((q - lowBits) &^ q) | ((e - lowBits) &^ e) | ((x - lowBits*0x20) &^ x)) & highBits
 }
 
 func (s *jsonScanner) hex4() (rune, bool) {
