@@ -3,6 +3,7 @@ package parse
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // plainLenSlow is the byte-at-a-time loop plainLen replaced: the reference
@@ -37,6 +38,52 @@ func TestPlainLen(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// timeInputs are values for the comparisons of parseRFC3339UTC with
+// time.Parse: the common forms it reads itself and what it must hand on.
+var timeInputs = []string{
+	"2026-11-25T00:00:00.012Z", "2026-11-25T23:59:59Z", "2026-11-25T00:00:00.1Z", "2026-11-25T00:00:00.123456789Z",
+	"2024-02-29T12:00:00.000Z", "2025-02-29T12:00:00.000Z", "2026-04-31T00:00:00Z", "2026-01-31T00:00:00Z",
+	"2026-12-31T23:59:59.999Z", "0000-01-01T00:00:00Z", "1969-12-31T23:59:59.999Z", "9999-12-31T23:59:59.999Z",
+	"2026-11-25T24:00:00Z", "2026-11-25T00:60:00Z", "2026-11-25T00:00:60Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+	"2026-11-00T00:00:00Z", "2026-11-25T00:00:00.Z", "2026-11-25T00:00:00.1234567891Z", "2026-11-25T00:00:00,012Z",
+	"2026-11-25t00:00:00Z", "2026-11-25T00:00:00z", "2026-11-25 00:00:00Z", "2026-11-25T00:00:00+01:00",
+	"2026-11-25T00:00:00.012+00:00", " 2026-11-25T00:00:00Z", "2026-11-25T00:00:00Z ", "2026-1x-25T00:00:00Z",
+	"+026-11-25T00:00:00Z", "2026-11-25T00:00:00.01xZ", "2026-11-25T0:00:00.000Z", "[25/Nov/2026:00:00:00 +0000]",
+	"1795278428", "1795278428.123", "", "Z",
+}
+
+// TestParseJSONTimeBytes: the RFC 3339 fast path agrees with time.Parse
+// wherever it answers, and parseJSONTimeBytes with parseJSONTime always.
+func TestParseJSONTimeBytes(t *testing.T) {
+	for _, in := range timeInputs {
+		t.Run(in, func(t *testing.T) { checkTimeBytes(t, []byte(in)) })
+	}
+}
+
+// FuzzParseJSONTimeBytes is TestParseJSONTimeBytes on any input.
+func FuzzParseJSONTimeBytes(f *testing.F) {
+	for _, in := range timeInputs {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(checkTimeBytes)
+}
+
+func checkTimeBytes(t *testing.T, b []byte) {
+	if got, ok := parseRFC3339UTC(b); ok {
+		want, err := time.Parse(time.RFC3339Nano, string(b))
+		if err != nil || got != want {
+			t.Fatalf("parseRFC3339UTC(%q) = %v; time.Parse says %v, %v", b, got, want, err)
+		}
+	}
+	for _, isNum := range []bool{false, true} {
+		want, wantErr := parseJSONTime(string(b), true, isNum)
+		got, err := parseJSONTimeBytes(b, true, isNum)
+		if got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("parseJSONTimeBytes(%q, %v) = %v, %v; parseJSONTime says %v, %v", b, isNum, got, err, want, wantErr)
 		}
 	}
 }

@@ -502,11 +502,15 @@ func (j *jsonFields) pick(f int) int {
 
 func (j *jsonFields) present(f int) bool { return j.pick(f) >= 0 }
 
-func (j *jsonFields) value(f int) string {
+func (j *jsonFields) value(f int) string { return string(j.bytes(f)) }
+
+// bytes is value without a copy: a sub-slice of the line or of a decoded
+// string, valid while the line is.
+func (j *jsonFields) bytes(f int) []byte {
 	if r := j.pick(f); r >= 0 {
-		return string(j.slots[f][r].val)
+		return j.slots[f][r].val
 	}
-	return ""
+	return nil
 }
 
 // shared is value through an Interner.
@@ -601,7 +605,7 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 	if !j.present(fTime) && !defaultTime.IsZero() {
 		r.Time = defaultTime
 	} else {
-		t, err := parseJSONTime(j.value(fTime), j.present(fTime), j.timeIsNum())
+		t, err := parseJSONTimeBytes(j.bytes(fTime), j.present(fTime), j.timeIsNum())
 		if err != nil {
 			return r, err
 		}
@@ -616,11 +620,11 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 		r.Path = RequestTarget(r.Path)
 	}
 	r.UserAgent = j.shared(fUA, in)
-	ipStr := j.value(fIP)
-	if ipStr == "" {
+	ipBytes := j.bytes(fIP)
+	if len(ipBytes) == 0 {
 		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
 	}
-	ip, err := record.ParseIP(ipStr)
+	ip, err := record.ParseIPBytes(ipBytes)
 	if err != nil {
 		return r, err
 	}
@@ -942,6 +946,65 @@ func (s *jsonScanner) digits() int {
 		s.pos++
 	}
 	return s.pos - start
+}
+
+// parseJSONTimeBytes is parseJSONTime for a value in a byte slice. The
+// form ingest mostly receives, RFC 3339 in UTC as record.TimeLayout writes
+// it, it reads in place; everything else it hands to parseJSONTime as a
+// string.
+func parseJSONTimeBytes(b []byte, present, isNum bool) (time.Time, error) {
+	if present && !isNum {
+		if t, ok := parseRFC3339UTC(b); ok {
+			return t, nil
+		}
+	}
+	return parseJSONTime(string(b), present, isNum)
+}
+
+// parseRFC3339UTC reads "2006-01-02T15:04:05Z" with an optional fraction
+// of one to nine digits ("2026-11-25T00:00:00.012Z") into what
+// time.Parse(time.RFC3339Nano, …) returns for it. ok is false for anything
+// else, a date that does not exist (the 31st of a month of 30 days) or a
+// leap second included, so that the caller hands it to time.Parse and both
+// its rule and its errors stay time.Parse's.
+func parseRFC3339UTC(b []byte) (t time.Time, ok bool) {
+	if len(b) < len("2006-01-02T15:04:05Z") || b[len(b)-1] != 'Z' ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return t, false
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > 31 ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return t, false
+	}
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return t, false
+		}
+		if nsec = num(frac[1:]); nsec < 0 {
+			return t, false
+		}
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if day > 28 && t.Day() != day {
+		return time.Time{}, false // no such day: time.Date went on into the next month
+	}
+	return t, true
 }
 
 // parseJSONTime is ParseTime for a field that may be missing (present).

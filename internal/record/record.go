@@ -225,6 +225,48 @@ func ParseIP(s string) (netip.Addr, error) {
 	return a.Unmap(), nil
 }
 
+// ParseIPBytes is ParseIP for an address in a byte slice. The form most
+// logs carry, a plain dotted-quad IPv4 address, it reads in place, without
+// the string ParseIP needs; everything else (IPv6, brackets, spaces,
+// anything unusual or wrong) it hands to ParseIP, so that the rule and its
+// errors stay ParseIP's.
+func ParseIPBytes(b []byte) (netip.Addr, error) {
+	if a, ok := parseDottedQuad(b); ok {
+		return a, nil
+	}
+	return ParseIP(string(b))
+}
+
+// parseDottedQuad reads exactly four decimal octets of 0 to 255 separated
+// by dots, without leading zeros (which netip.ParseAddr refuses, as they
+// once meant octal). ok is false for anything else, including what
+// netip.ParseAddr would accept in another way.
+func parseDottedQuad(b []byte) (a netip.Addr, ok bool) {
+	var quad [4]byte
+	i := 0
+	for k := range quad {
+		if k > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return a, false
+			}
+			i++
+		}
+		start, n := i, 0
+		for i < len(b) && i-start < 3 && '0' <= b[i] && b[i] <= '9' {
+			n = n*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || n > 255 || (b[start] == '0' && i-start > 1) {
+			return a, false
+		}
+		quad[k] = byte(n)
+	}
+	if i != len(b) {
+		return a, false
+	}
+	return netip.AddrFrom4(quad), true
+}
+
 // Day returns the UTC calendar day t belongs to, as midnight UTC. Records are
 // stored and destroyed per UTC day.
 func Day(t time.Time) time.Time {

@@ -2,6 +2,7 @@ package record
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -104,6 +105,39 @@ func TestParseIP(t *testing.T) {
 		if _, err := ParseIP(bad); err == nil {
 			t.Errorf("ParseIP(%q) succeeded", bad)
 		}
+	}
+}
+
+// ipInputs are addresses for the comparisons of ParseIPBytes with ParseIP:
+// the dotted quads it reads itself, and what it must hand to ParseIP.
+var ipInputs = []string{
+	"192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.0.10", "1.22.203.4",
+	"256.1.1.1", "1.2.3.999", "01.2.3.4", "1.2.3.04", "00.1.1.1", "1.2.3", "1.2.3.4.5", "1..3.4", ".1.2.3",
+	"1.2.3.", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4:80", "1.2.3.-4", "1.2.3.4x", "1234.1.1.1", "",
+	"[192.0.2.1]", "::ffff:10.0.0.1", "2001:db8::1", "[2001:db8::1]", "fe80::1%eth0", "-", "example.nl",
+}
+
+// TestParseIPBytes: ParseIPBytes's dotted-quad fast path and ParseIP agree
+// on every input, in the address and in the error.
+func TestParseIPBytes(t *testing.T) {
+	for _, in := range ipInputs {
+		t.Run(in, func(t *testing.T) { checkParseIPBytes(t, []byte(in)) })
+	}
+}
+
+// FuzzParseIPBytes is TestParseIPBytes on any input.
+func FuzzParseIPBytes(f *testing.F) {
+	for _, in := range ipInputs {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(checkParseIPBytes)
+}
+
+func checkParseIPBytes(t *testing.T, b []byte) {
+	want, wantErr := ParseIP(string(b))
+	got, err := ParseIPBytes(b)
+	if got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("ParseIPBytes(%q) = %v, %v; ParseIP says %v, %v", b, got, err, want, wantErr)
 	}
 }
 
