@@ -1,7 +1,9 @@
 package parse
 
 import (
+	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,4 +88,64 @@ func checkTimeBytes(t *testing.T, b []byte) {
 			t.Fatalf("parseJSONTimeBytes(%q, %v) = %v, %v; parseJSONTime says %v, %v", b, isNum, got, err, want, wantErr)
 		}
 	}
+}
+
+// internerLines are objects for the comparison of parsing through an
+// Interner (whose second sight of a domain skips NormalizeDomain) with
+// parsing without one: odd domains, and records that a later field
+// refuses after their domain was accepted.
+var internerLines = []string{
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"/","user_agent":"ua","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"Shop.Example.NL.","path":"/","user_agent":"ua","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl:8443","path":"/","ip":"2001:db8::1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"[2001:DB8::1]:443","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"BÜCHER.example","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"a..b","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"","ip":"192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"/","ip":"192.0.2.999"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"/"}`,
+	`{"time":"1969-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"/","ip":"192.0.2.1"}`,
+	`{"time":"yesterday","domain":"shop.example.nl","path":"/","ip":"192.0.2.1"}`,
+	`{"ts":1795278428,"host":"Shop.Example.NL.","request":"GET /r HTTP/1.1","ua":"-","remote_addr":"::ffff:192.0.2.1"}`,
+	`{"time":"2026-11-25T00:00:00.012Z","domain":"shop.example.nl","path":"/","user_agent":"a\u0000b","ip":"192.0.2.1"}`,
+}
+
+// TestInternerAgrees: every line, parsed through an Interner the first
+// time and again once the Interner knows its domain, gives the record and
+// the error ParseJSON gives.
+func TestInternerAgrees(t *testing.T) {
+	for _, line := range internerLines {
+		t.Run(line, func(t *testing.T) { checkInterner(t, []byte(line), "default.example") })
+	}
+}
+
+func checkInterner(t *testing.T, line []byte, defaultDomain string) {
+	want, wantErr := ParseJSON(line, defaultDomain)
+	var in Interner
+	for i := range 3 {
+		// Each time through a copy of the line that is wiped after: what
+		// the Interner keeps must not alias the bytes it was given.
+		l := bytes.Clone(line)
+		got, err := ParseJSONWith(l, defaultDomain, &in)
+		if got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("pass %d through an Interner: %+v, %v; without one: %+v, %v", i+1, got, err, want, wantErr)
+		}
+		clear(l)
+	}
+}
+
+// FuzzInterner is TestInternerAgrees on any input, with a domain the
+// Interner learnt from another line before.
+func FuzzInterner(f *testing.F) {
+	for _, line := range internerLines {
+		f.Add([]byte(line), "default.example")
+	}
+	f.Fuzz(func(t *testing.T, line []byte, defaultDomain string) {
+		if strings.ContainsRune(defaultDomain, 0) {
+			return
+		}
+		checkInterner(t, line, defaultDomain)
+	})
 }

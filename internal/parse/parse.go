@@ -559,12 +559,22 @@ func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.
 // the records a caller parses: a batch of 50,000 lines holds a few thousand
 // of each, and a string per field per line was a third of the bytes the
 // daemon allocated while it ingested (the garbage collector's work grows
-// with them). A domain that normalisation changes (upper case, a trailing
-// dot) gets its own normalised copy, as without an Interner. The zero value
-// is ready; an Interner keeps at most
-// maxInterned strings and is not safe for concurrent use.
+// with them). It also remembers what record.NormalizeDomain made of each
+// domain as sent, so that a name is checked and lower-cased once per batch
+// rather than once per line; the rule itself stays NormalizeDomain's. The
+// zero value is ready; an Interner keeps at most maxInterned strings and
+// maxInterned domains, and is not safe for concurrent use.
 type Interner struct {
 	m map[string]string
+	// domains maps a domain as sent to NormalizeDomain's answer for it.
+	// Only names it accepted are kept: a refused one goes through
+	// Normalize every time, which words the error.
+	domains map[string]domainNames
+}
+
+// domainNames is a domain as sent and NormalizeDomain's answer for it.
+type domainNames struct {
+	sent, normal string
 }
 
 // maxInterned bounds an Interner: a hostile body of unique values costs
@@ -590,6 +600,30 @@ func (in *Interner) intern(b []byte) string {
 	return s
 }
 
+// knownDomain returns the domain raw as sent (a shared string) and
+// NormalizeDomain's answer for it, if an earlier record told them.
+func (in *Interner) knownDomain(raw []byte) (domainNames, bool) {
+	if in == nil {
+		return domainNames{}, false
+	}
+	d, ok := in.domains[string(raw)]
+	return d, ok
+}
+
+// rememberDomain keeps normal as NormalizeDomain's answer for the domain
+// sent.
+func (in *Interner) rememberDomain(sent, normal string) {
+	if in == nil {
+		return
+	}
+	if in.domains == nil {
+		in.domains = make(map[string]domainNames)
+	}
+	if len(in.domains) < maxInterned {
+		in.domains[sent] = domainNames{sent, normal}
+	}
+}
+
 // ParseJSONWith is ParseJSON with the domain and user agent shared through
 // in (nil: not shared).
 func ParseJSONWith(b []byte, defaultDomain string, in *Interner) (record.Record, error) {
@@ -611,9 +645,17 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 		}
 		r.Time = t
 	}
-	r.Domain = j.shared(fDomain, in)
-	if r.Domain == "" {
-		r.Domain = defaultDomain
+	// A domain the Interner has seen is not copied, checked or lower-cased
+	// again: dom.normal is what NormalizeDomain made of it.
+	rawDomain := j.bytes(fDomain)
+	dom, known := in.knownDomain(rawDomain)
+	if known {
+		r.Domain = dom.sent
+	} else {
+		r.Domain = in.intern(rawDomain)
+		if r.Domain == "" {
+			r.Domain = defaultDomain
+		}
 	}
 	r.Path = j.value(fPath)
 	if j.pathKey() == "request" || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
@@ -629,7 +671,17 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 		return r, err
 	}
 	r.IP = ip
-	return r, r.Normalize()
+	if known {
+		return r, r.NormalizeWithDomain(dom.normal)
+	}
+	sent := r.Domain
+	if err := r.Normalize(); err != nil {
+		return r, err
+	}
+	if len(rawDomain) > 0 {
+		in.rememberDomain(sent, r.Domain)
+	}
+	return r, nil
 }
 
 // scanJSON checks that b is one JSON object and collects the last value of

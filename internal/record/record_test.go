@@ -141,6 +141,42 @@ func checkParseIPBytes(t *testing.T, b []byte) {
 	}
 }
 
+// TestNormalizeWithDomain: given NormalizeDomain's answer, NormalizeWithDomain
+// does what Normalize does, whatever else is wrong with the record.
+func TestNormalizeWithDomain(t *testing.T) {
+	ts := time.Date(2026, 11, 21, 16, 27, 8, 123456789, time.FixedZone("CET", 3600))
+	good := Record{Time: ts, Domain: "Shop.Example.NL.", Path: "/a?b=c", UserAgent: "UA", IP: netip.MustParseAddr("::ffff:192.0.2.1")}
+	tests := []struct {
+		name string
+		mod  func(*Record)
+	}{
+		{"valid", func(*Record) {}},
+		{"port and case", func(r *Record) { r.Domain = "[2001:DB8::1]:443" }},
+		{"missing time", func(r *Record) { r.Time = time.Time{} }},
+		{"time before 1970", func(r *Record) { r.Time = time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"empty path", func(r *Record) { r.Path = "" }},
+		{"dash user agent", func(r *Record) { r.UserAgent = "-" }},
+		{"ua with NUL", func(r *Record) { r.UserAgent = "a\x00" }},
+		{"missing ip", func(r *Record) { r.IP = netip.Addr{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := good
+			tt.mod(&want)
+			got := want
+			d, err := NormalizeDomain(got.Domain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantErr := want.Normalize()
+			gotErr := got.NormalizeWithDomain(d)
+			if !reflect.DeepEqual(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("NormalizeWithDomain: %+v, %v; Normalize: %+v, %v", got, gotErr, want, wantErr)
+			}
+		})
+	}
+}
+
 func TestBatchRoundTrip(t *testing.T) {
 	recs := []Record{
 		{Time: time.UnixMilli(1763742428123).UTC(), Domain: "a.nl", Path: "/x", UserAgent: "", IP: netip.MustParseAddr("192.0.2.1")},
