@@ -180,6 +180,22 @@ func RequestTarget(req string) string {
 	return req
 }
 
+// endsWithHTTPVersion reports whether p ends in " HTTP/1.1", " HTTP/1.0"
+// or " HTTP/2.0": a whole request line logged where a path belongs. A path
+// is refused at its first byte in most cases, where three suffix
+// comparisons each cost a call.
+func endsWithHTTPVersion(p string) bool {
+	const n = len(" HTTP/1.1")
+	if len(p) < n || p[len(p)-n] != ' ' {
+		return false
+	}
+	switch p[len(p)-n:] {
+	case " HTTP/1.1", " HTTP/1.0", " HTTP/2.0":
+		return true
+	}
+	return false
+}
+
 type parser struct {
 	b   []byte
 	pos int
@@ -658,7 +674,7 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 		}
 	}
 	r.Path = j.value(fPath)
-	if j.pathKey() == "request" || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
+	if j.pathKey() == "request" || endsWithHTTPVersion(r.Path) {
 		r.Path = RequestTarget(r.Path)
 	}
 	r.UserAgent = j.shared(fUA, in)
