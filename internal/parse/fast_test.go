@@ -179,3 +179,42 @@ func TestEndsWithHTTPVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestMatchAlias: where matchAlias recognises a key, reading it the
+// general way (jsonScanner.str, then jsonField) gives the same alias and
+// ends at the same place; every alias written plainly is recognised.
+func TestMatchAlias(t *testing.T) {
+	keys := []string{`"x`, `"`, ``, `"t\u0069me"`, `"tim"`, `"times"`, `"ts"`, `"ip"x`, `"ip`, `"@timestamp"`,
+		`"status"`, `"host\""`, `"time\n"`, `"TIME"`, `"uri_"`}
+	keys = append(keys, aliasKeysQuoted()...)
+	for _, k := range keys {
+		t.Run(k, func(t *testing.T) {
+			b := []byte(k + `:1`)
+			if len(b) == 0 || b[0] != '"' {
+				return
+			}
+			a, n, ok := matchAlias(b[1:])
+			s := jsonScanner{b: b}
+			key, err := s.str(nil)
+			f, rank, keep := jsonField(key)
+			plain := err == nil && !bytes.ContainsRune(b[1:s.pos-1], '\\') && keep
+			if ok != plain {
+				t.Fatalf("matchAlias ok = %v; read the general way: %q, %v, alias %v", ok, key, err, keep)
+			}
+			if ok && (a.field != f || a.rank != rank || 1+n != s.pos) {
+				t.Fatalf("matchAlias: field %d rank %d end %d; general: field %d rank %d end %d", a.field, a.rank, 1+n, f, rank, s.pos)
+			}
+		})
+	}
+}
+
+// aliasKeysQuoted returns every alias key as a JSON string.
+func aliasKeysQuoted() []string {
+	var out []string
+	for _, keys := range fieldKeys {
+		for _, k := range keys {
+			out = append(out, `"`+k+`"`)
+		}
+	}
+	return out
+}

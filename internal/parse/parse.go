@@ -467,6 +467,37 @@ var aliasesByLen = func() (t [maxAliasLen + 1][]jsonAlias) {
 	return t
 }()
 
+// aliasesByFirst holds the alias keys by their first byte, for
+// matchAlias; like aliasesByLen it is built from fieldKeys.
+var aliasesByFirst = func() (t [256][]jsonAlias) {
+	for f, keys := range fieldKeys {
+		for r, k := range keys {
+			t[k[0]] = append(t[k[0]], jsonAlias{k, f, r})
+		}
+	}
+	return t
+}()
+
+// matchAlias recognises an alias key at the start of b, just after the
+// key's opening quote, when it is written plainly, as it nearly always
+// is: the alias's bytes, then the closing quote. An alias holds no byte
+// that a JSON string must escape, so such a key is that alias whatever
+// follows. n is the length with the quote. ok is false for every other
+// key, and for an alias written with escapes, which the caller reads the
+// general way (jsonScanner.str, jsonField); FuzzJSONDifferential and
+// TestMatchAlias check that both ways agree.
+func matchAlias(b []byte) (a jsonAlias, n int, ok bool) {
+	if len(b) == 0 {
+		return a, 0, false
+	}
+	for _, a := range aliasesByFirst[b[0]] {
+		if len(b) > len(a.key) && b[len(a.key)] == '"' && string(b[:len(a.key)]) == a.key {
+			return a, len(a.key) + 1, true
+		}
+	}
+	return a, 0, false
+}
+
 // jsonField maps a key to (field, rank); ok is false for keys we drop.
 func jsonField(key []byte) (field, rank int, ok bool) {
 	if len(key) > maxAliasLen {
@@ -713,7 +744,7 @@ func scanJSON(b []byte, j *jsonFields) error {
 	if !s.eat('}') {
 		for {
 			s.ws()
-			key, err := s.str(nil)
+			f, rank, keep, err := s.key()
 			if err != nil {
 				return err
 			}
@@ -722,7 +753,6 @@ func scanJSON(b []byte, j *jsonFields) error {
 				return s.errf("expected ':' after key")
 			}
 			s.ws()
-			f, rank, keep := jsonField(key)
 			switch {
 			case !keep:
 				if err := s.skipValue(0); err != nil {
@@ -788,6 +818,24 @@ func (s *jsonScanner) eat(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// key reads an object's key at pos and says which field and rank it is an
+// alias of (keep), without decoding it when it is an alias written
+// plainly: keys were a third of the scanner's work.
+func (s *jsonScanner) key() (field, rank int, keep bool, err error) {
+	if s.pos < len(s.b) && s.b[s.pos] == '"' {
+		if a, n, ok := matchAlias(s.b[s.pos+1:]); ok {
+			s.pos += 1 + n
+			return a.field, a.rank, true, nil
+		}
+	}
+	k, err := s.str(nil)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	field, rank, keep = jsonField(k)
+	return field, rank, keep, nil
 }
 
 // str reads a string at pos and returns its decoded bytes: a sub-slice of
