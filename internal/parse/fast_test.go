@@ -21,29 +21,40 @@ func plainLenSlow(b []byte) int {
 	return len(b)
 }
 
-// TestPlainLen puts each byte that ends a plain run at every position of
-// strings long enough for the eight-byte steps and their tail, with bytes
-// on either side of the thresholds around it.
+// TestPlainLen puts every byte value at every position of strings long
+// enough for the eight-byte steps and their tail, among bytes on either
+// side of the thresholds (and after a borrow-causing byte, which may set
+// false bits above the first stop).
 func TestPlainLen(t *testing.T) {
-	fill := []byte("aZ \x7f\x80\xff!#[]" + "é")
-	for _, stop := range []byte{'"', '\\', 0x00, 0x1f, '\n'} {
-		for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 31} {
-			t.Run(fmt.Sprintf("%q in %d bytes", stop, n), func(t *testing.T) {
+	fill := []byte("aZ \x7f\x80\xff!#[]\x00\x21\x5d\x5b" + "é")
+	for _, n := range []int{0, 1, 7, 8, 9, 16, 17, 31} {
+		t.Run(fmt.Sprintf("%d bytes", n), func(t *testing.T) {
+			for v := range 256 {
 				for at := 0; at <= n; at++ {
 					b := make([]byte, n)
 					for i := range b {
-						b[i] = fill[(i+at)%len(fill)]
+						b[i] = fill[(i+at+v)%len(fill)]
 					}
 					if at < n {
-						b[at] = stop
+						b[at] = byte(v)
 					}
 					if got, want := plainLen(b), plainLenSlow(b); got != want {
 						t.Fatalf("plainLen(%q) = %d, want %d", b, got, want)
 					}
 				}
-			})
-		}
+			}
+		})
 	}
+}
+
+// FuzzPlainLen is TestPlainLen on any input.
+func FuzzPlainLen(f *testing.F) {
+	f.Add([]byte(`Mozilla/5.0 (X11; Linux x86_64) "q" \ \x01`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := plainLen(b), plainLenSlow(b); got != want {
+			t.Fatalf("plainLen(%q) = %d, want %d", b, got, want)
+		}
+	})
 }
 
 // timeInputs are values for the comparisons of parseRFC3339UTC with

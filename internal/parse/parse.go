@@ -936,14 +936,17 @@ func plainLen(b []byte) int {
 }
 
 // specialBytes sets the high bit of the bytes of x (little-endian) that
-// plainLen stops at. Each term is the classic "has a byte less than n"
-// test: a byte's subtraction borrows only from the bytes above it, so the
-// lowest set bit always marks the first such byte, which is all plainLen
-// uses (bits above it may be false alarms).
+// plainLen stops at. Each of the three terms is the classic "has a byte
+// less than n" test, (v - n*lowBits) &^ v & highBits, on x for n = 0x20 and
+// on x with '"' and '\\' turned into zero bytes for n = 1. A byte's
+// subtraction borrows only from the bytes above it, so the lowest set bit
+// always marks the first such byte, which is all plainLen uses (bits above
+// it may be false alarms). The XORs leave the high bits alone, so the
+// three share one &^ x.
 func specialBytes(x uint64) uint64 {
 	q := x ^ (lowBits * '"')  // zero where x has '"'
 	e := x ^ (lowBits * '\\') // zero where x has '\\'
-	return (((q - lowBits) &^ q) | ((e - lowBits) &^ e) | ((x - lowBits*0x20) &^ x)) & highBits
+	return ((x - lowBits*0x20) | (q - lowBits) | (e - lowBits)) &^ x & highBits
 }
 
 func (s *jsonScanner) hex4() (rune, bool) {
