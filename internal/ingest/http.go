@@ -497,9 +497,11 @@ func (h *Handler) eachLine(br *bufio.Reader, emit func(int, []byte, error) error
 		var eof bool
 		for {
 			chunk, err := br.ReadSlice('\n')
-			if len(buf) == 0 {
+			if len(buf) == 0 && len(chunk) > 0 && isJSONSpace(chunk[0]) {
 				// Leading whitespace does not count against the limit,
-				// as around the elements of a JSON array.
+				// as around the elements of a JSON array. (Most lines
+				// have none, and bytes.TrimLeft with a cutset of four
+				// bytes cost 4% of ingest CPU in building its set.)
 				chunk = bytes.TrimLeft(chunk, jsonSpace)
 			}
 			if !tooLong {

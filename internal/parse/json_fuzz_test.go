@@ -45,6 +45,7 @@ func FuzzJSONDifferential(f *testing.F) {
 		`{` + jsonBase, `{"a":01,` + jsonBase, `{"a":1.,` + jsonBase, `{"ip":"192.0.2.1","ip":"192.0.2.2"}`,
 		`{"ts":"2026-11-21T16:27:08Z","host":"h","request":"GET /x HTTP/1.1","remote_addr":"::1","ua":"\u00e9\ud83d\ude00"}`,
 		`{"a":[true,false,null,{"b":"c"}],"msec":1763742428.123}`, `{}`, `[]`, `null`, `{"a":"\ud800"}`, ` {"a" : "b" } `,
+		`{"t\u0069me":"2026-11-21T16:27:08Z","ip\"":"x","ip":"192.0.2.1","user_agent":"a","ua":"b"}`,
 	} {
 		f.Add([]byte(s))
 	}

@@ -10,8 +10,10 @@ package parse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -176,6 +178,22 @@ func RequestTarget(req string) string {
 		}
 	}
 	return req
+}
+
+// endsWithHTTPVersion reports whether p ends in " HTTP/1.1", " HTTP/1.0"
+// or " HTTP/2.0": a whole request line logged where a path belongs. A path
+// is refused at its first byte in most cases, where three suffix
+// comparisons each cost a call.
+func endsWithHTTPVersion(p string) bool {
+	const n = len(" HTTP/1.1")
+	if len(p) < n || p[len(p)-n] != ' ' {
+		return false
+	}
+	switch p[len(p)-n:] {
+	case " HTTP/1.1", " HTTP/1.0", " HTTP/2.0":
+		return true
+	}
+	return false
 }
 
 type parser struct {
@@ -427,13 +445,67 @@ const (
 // maxAliases bounds the aliases of one field (timeKeys has the most).
 const maxAliases = 7
 
-// jsonField maps a key to (field, rank); ok is false for keys we drop.
-func jsonField(key []byte) (field, rank int, ok bool) {
+// jsonAlias is one alias key with the field and rank it stands for.
+type jsonAlias struct {
+	key         string
+	field, rank int
+}
+
+// maxAliasLen is the length of the longest alias key ("http_user_agent").
+const maxAliasLen = 15
+
+// aliasesByLen holds the alias keys by their length. Most keys of a line
+// are compared with at most four aliases of their own length instead of
+// all 21; the table is built from fieldKeys, which stays the one list of
+// aliases.
+var aliasesByLen = func() (t [maxAliasLen + 1][]jsonAlias) {
 	for f, keys := range fieldKeys {
 		for r, k := range keys {
-			if string(key) == k {
-				return f, r, true
-			}
+			t[len(k)] = append(t[len(k)], jsonAlias{k, f, r})
+		}
+	}
+	return t
+}()
+
+// aliasesByFirst holds the alias keys by their first byte, for
+// matchAlias; like aliasesByLen it is built from fieldKeys.
+var aliasesByFirst = func() (t [256][]jsonAlias) {
+	for f, keys := range fieldKeys {
+		for r, k := range keys {
+			t[k[0]] = append(t[k[0]], jsonAlias{k, f, r})
+		}
+	}
+	return t
+}()
+
+// matchAlias recognises an alias key at the start of b, just after the
+// key's opening quote, when it is written plainly, as it nearly always
+// is: the alias's bytes, then the closing quote. An alias holds no byte
+// that a JSON string must escape, so such a key is that alias whatever
+// follows. n is the length with the quote. ok is false for every other
+// key, and for an alias written with escapes, which the caller reads the
+// general way (jsonScanner.str, jsonField); FuzzJSONDifferential and
+// TestMatchAlias check that both ways agree.
+func matchAlias(b []byte) (a jsonAlias, n int, ok bool) {
+	if len(b) == 0 {
+		return a, 0, false
+	}
+	for _, a := range aliasesByFirst[b[0]] {
+		if len(b) > len(a.key) && b[len(a.key)] == '"' && string(b[:len(a.key)]) == a.key {
+			return a, len(a.key) + 1, true
+		}
+	}
+	return a, 0, false
+}
+
+// jsonField maps a key to (field, rank); ok is false for keys we drop.
+func jsonField(key []byte) (field, rank int, ok bool) {
+	if len(key) > maxAliasLen {
+		return 0, 0, false
+	}
+	for _, a := range aliasesByLen[len(key)] {
+		if string(key) == a.key {
+			return a.field, a.rank, true
 		}
 	}
 	return 0, 0, false
@@ -477,11 +549,15 @@ func (j *jsonFields) pick(f int) int {
 
 func (j *jsonFields) present(f int) bool { return j.pick(f) >= 0 }
 
-func (j *jsonFields) value(f int) string {
+func (j *jsonFields) value(f int) string { return string(j.bytes(f)) }
+
+// bytes is value without a copy: a sub-slice of the line or of a decoded
+// string, valid while the line is.
+func (j *jsonFields) bytes(f int) []byte {
 	if r := j.pick(f); r >= 0 {
-		return string(j.slots[f][r].val)
+		return j.slots[f][r].val
 	}
-	return ""
+	return nil
 }
 
 // shared is value through an Interner.
@@ -530,12 +606,22 @@ func ParseJSONAt(b []byte, defaultDomain string, defaultTime time.Time) (record.
 // the records a caller parses: a batch of 50,000 lines holds a few thousand
 // of each, and a string per field per line was a third of the bytes the
 // daemon allocated while it ingested (the garbage collector's work grows
-// with them). A domain that normalisation changes (upper case, a trailing
-// dot) gets its own normalised copy, as without an Interner. The zero value
-// is ready; an Interner keeps at most
-// maxInterned strings and is not safe for concurrent use.
+// with them). It also remembers what record.NormalizeDomain made of each
+// domain as sent, so that a name is checked and lower-cased once per batch
+// rather than once per line; the rule itself stays NormalizeDomain's. The
+// zero value is ready; an Interner keeps at most maxInterned strings and
+// maxInterned domains, and is not safe for concurrent use.
 type Interner struct {
 	m map[string]string
+	// domains maps a domain as sent to NormalizeDomain's answer for it.
+	// Only names it accepted are kept: a refused one goes through
+	// Normalize every time, which words the error.
+	domains map[string]domainNames
+}
+
+// domainNames is a domain as sent and NormalizeDomain's answer for it.
+type domainNames struct {
+	sent, normal string
 }
 
 // maxInterned bounds an Interner: a hostile body of unique values costs
@@ -561,6 +647,30 @@ func (in *Interner) intern(b []byte) string {
 	return s
 }
 
+// knownDomain returns the domain raw as sent (a shared string) and
+// NormalizeDomain's answer for it, if an earlier record told them.
+func (in *Interner) knownDomain(raw []byte) (domainNames, bool) {
+	if in == nil {
+		return domainNames{}, false
+	}
+	d, ok := in.domains[string(raw)]
+	return d, ok
+}
+
+// rememberDomain keeps normal as NormalizeDomain's answer for the domain
+// sent.
+func (in *Interner) rememberDomain(sent, normal string) {
+	if in == nil {
+		return
+	}
+	if in.domains == nil {
+		in.domains = make(map[string]domainNames)
+	}
+	if len(in.domains) < maxInterned {
+		in.domains[sent] = domainNames{sent, normal}
+	}
+}
+
 // ParseJSONWith is ParseJSON with the domain and user agent shared through
 // in (nil: not shared).
 func ParseJSONWith(b []byte, defaultDomain string, in *Interner) (record.Record, error) {
@@ -576,31 +686,49 @@ func parseJSON(b []byte, defaultDomain string, defaultTime time.Time, in *Intern
 	if !j.present(fTime) && !defaultTime.IsZero() {
 		r.Time = defaultTime
 	} else {
-		t, err := parseJSONTime(j.value(fTime), j.present(fTime), j.timeIsNum())
+		t, err := parseJSONTimeBytes(j.bytes(fTime), j.present(fTime), j.timeIsNum())
 		if err != nil {
 			return r, err
 		}
 		r.Time = t
 	}
-	r.Domain = j.shared(fDomain, in)
-	if r.Domain == "" {
-		r.Domain = defaultDomain
+	// A domain the Interner has seen is not copied, checked or lower-cased
+	// again: dom.normal is what NormalizeDomain made of it.
+	rawDomain := j.bytes(fDomain)
+	dom, known := in.knownDomain(rawDomain)
+	if known {
+		r.Domain = dom.sent
+	} else {
+		r.Domain = in.intern(rawDomain)
+		if r.Domain == "" {
+			r.Domain = defaultDomain
+		}
 	}
 	r.Path = j.value(fPath)
-	if j.pathKey() == "request" || strings.HasSuffix(r.Path, " HTTP/1.1") || strings.HasSuffix(r.Path, " HTTP/1.0") || strings.HasSuffix(r.Path, " HTTP/2.0") {
+	if j.pathKey() == "request" || endsWithHTTPVersion(r.Path) {
 		r.Path = RequestTarget(r.Path)
 	}
 	r.UserAgent = j.shared(fUA, in)
-	ipStr := j.value(fIP)
-	if ipStr == "" {
+	ipBytes := j.bytes(fIP)
+	if len(ipBytes) == 0 {
 		return r, &record.FieldError{Field: "ip", Reason: "missing (use ip, remote_addr or client_ip)"}
 	}
-	ip, err := record.ParseIP(ipStr)
+	ip, err := record.ParseIPBytes(ipBytes)
 	if err != nil {
 		return r, err
 	}
 	r.IP = ip
-	return r, r.Normalize()
+	if known {
+		return r, r.NormalizeWithDomain(dom.normal)
+	}
+	sent := r.Domain
+	if err := r.Normalize(); err != nil {
+		return r, err
+	}
+	if len(rawDomain) > 0 {
+		in.rememberDomain(sent, r.Domain)
+	}
+	return r, nil
 }
 
 // scanJSON checks that b is one JSON object and collects the last value of
@@ -616,7 +744,7 @@ func scanJSON(b []byte, j *jsonFields) error {
 	if !s.eat('}') {
 		for {
 			s.ws()
-			key, err := s.str(nil)
+			f, rank, keep, err := s.key()
 			if err != nil {
 				return err
 			}
@@ -625,7 +753,6 @@ func scanJSON(b []byte, j *jsonFields) error {
 				return s.errf("expected ':' after key")
 			}
 			s.ws()
-			f, rank, keep := jsonField(key)
 			switch {
 			case !keep:
 				if err := s.skipValue(0); err != nil {
@@ -693,6 +820,24 @@ func (s *jsonScanner) eat(c byte) bool {
 	return false
 }
 
+// key reads an object's key at pos and says which field and rank it is an
+// alias of (keep), without decoding it when it is an alias written
+// plainly: keys were a third of the scanner's work.
+func (s *jsonScanner) key() (field, rank int, keep bool, err error) {
+	if s.pos < len(s.b) && s.b[s.pos] == '"' {
+		if a, n, ok := matchAlias(s.b[s.pos+1:]); ok {
+			s.pos += 1 + n
+			return a.field, a.rank, true, nil
+		}
+	}
+	k, err := s.str(nil)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	field, rank, keep = jsonField(k)
+	return field, rank, keep, nil
+}
+
 // str reads a string at pos and returns its decoded bytes: a sub-slice of
 // the input when there are no escapes, else appended to buf.
 func (s *jsonScanner) str(buf []byte) ([]byte, error) {
@@ -700,16 +845,10 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		return nil, s.errf("expected a string")
 	}
 	start := s.pos
-	for s.pos < len(s.b) {
-		c := s.b[s.pos]
-		if c == '"' {
-			s.pos++
-			return s.b[start : s.pos-1], nil
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
+	s.pos += plainLen(s.b[s.pos:])
+	if s.pos < len(s.b) && s.b[s.pos] == '"' {
 		s.pos++
+		return s.b[start : s.pos-1], nil
 	}
 	out := append(buf, s.b[start:s.pos]...)
 	for s.pos < len(s.b) {
@@ -721,8 +860,9 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		case c < 0x20:
 			return nil, s.errf("control byte 0x%02x in a string", c)
 		case c != '\\':
-			out = append(out, c)
-			s.pos++
+			n := plainLen(s.b[s.pos:])
+			out = append(out, s.b[s.pos:s.pos+n]...)
+			s.pos += n
 			continue
 		}
 		if s.pos+1 >= len(s.b) {
@@ -768,6 +908,45 @@ func (s *jsonScanner) str(buf []byte) ([]byte, error) {
 		}
 	}
 	return nil, s.errf("unterminated string")
+}
+
+// Masks for looking at the eight bytes of a uint64 at once.
+const (
+	lowBits  = 0x0101010101010101 // the lowest bit of every byte
+	highBits = 0x8080808080808080 // the highest bit of every byte
+)
+
+// plainLen returns the length of the prefix of b that a JSON string can
+// hold as it is: up to the first '"', '\\' or control byte (below 0x20),
+// or all of b. Strings are most of a line, so it looks at eight bytes at a
+// time: the per-byte loop it replaced was a quarter of the parser's CPU.
+func plainLen(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		if m := specialBytes(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	return i
+}
+
+// specialBytes sets the high bit of the bytes of x (little-endian) that
+// plainLen stops at. Each of the three terms is the classic "has a byte
+// less than n" test, (v - n*lowBits) &^ v & highBits, on x for n = 0x20 and
+// on x with '"' and '\\' turned into zero bytes for n = 1. A byte's
+// subtraction borrows only from the bytes above it, so the lowest set bit
+// always marks the first such byte, which is all plainLen uses (bits above
+// it may be false alarms). The XORs leave the high bits alone, so the
+// three share one &^ x.
+func specialBytes(x uint64) uint64 {
+	q := x ^ (lowBits * '"')  // zero where x has '"'
+	e := x ^ (lowBits * '\\') // zero where x has '\\'
+	return ((x - lowBits*0x20) | (q - lowBits) | (e - lowBits)) &^ x & highBits
 }
 
 func (s *jsonScanner) hex4() (rune, bool) {
@@ -886,6 +1065,65 @@ func (s *jsonScanner) digits() int {
 		s.pos++
 	}
 	return s.pos - start
+}
+
+// parseJSONTimeBytes is parseJSONTime for a value in a byte slice. The
+// form ingest mostly receives, RFC 3339 in UTC as record.TimeLayout writes
+// it, it reads in place; everything else it hands to parseJSONTime as a
+// string.
+func parseJSONTimeBytes(b []byte, present, isNum bool) (time.Time, error) {
+	if present && !isNum {
+		if t, ok := parseRFC3339UTC(b); ok {
+			return t, nil
+		}
+	}
+	return parseJSONTime(string(b), present, isNum)
+}
+
+// parseRFC3339UTC reads "2006-01-02T15:04:05Z" with an optional fraction
+// of one to nine digits ("2026-11-25T00:00:00.012Z") into what
+// time.Parse(time.RFC3339Nano, …) returns for it. ok is false for anything
+// else, a date that does not exist (the 31st of a month of 30 days) or a
+// leap second included, so that the caller hands it to time.Parse and both
+// its rule and its errors stay time.Parse's.
+func parseRFC3339UTC(b []byte) (t time.Time, ok bool) {
+	if len(b) < len("2006-01-02T15:04:05Z") || b[len(b)-1] != 'Z' ||
+		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return t, false
+	}
+	num := func(b []byte) int {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
+	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > 31 ||
+		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return t, false
+	}
+	nsec := 0
+	if frac := b[19 : len(b)-1]; len(frac) > 0 {
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return t, false
+		}
+		if nsec = num(frac[1:]); nsec < 0 {
+			return t, false
+		}
+		for range 10 - len(frac) {
+			nsec *= 10
+		}
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if day > 28 && t.Day() != day {
+		return time.Time{}, false // no such day: time.Date went on into the next month
+	}
+	return t, true
 }
 
 // parseJSONTime is ParseTime for a field that may be missing (present).

@@ -2,6 +2,7 @@ package parse
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"net/netip"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/record"
 )
 
@@ -267,4 +269,71 @@ func BenchmarkJSONStdlibBaseline(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// loggenNDJSON returns n realistic NDJSON lines (the peer benchmark's
+// shape: loggen records as cmd/loggen writes them), without their newlines.
+// They lie one after the other in one buffer, as in ingest's chunks, so
+// that reading them costs what it costs there.
+func loggenNDJSON(n int) [][]byte {
+	g := loggen.New(loggen.Options{Seed: 1, Start: time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC), Days: 1, Total: n})
+	var buf []byte
+	var ends []int
+	for !g.Done() {
+		r := g.Next()
+		buf = loggen.AppendNDJSON(buf, &r)
+		ends = append(ends, len(buf))
+	}
+	lines := make([][]byte, 0, n)
+	start := 0
+	for _, end := range ends {
+		lines = append(lines, bytes.TrimSuffix(buf[start:end], []byte("\n")))
+		start = end
+	}
+	return lines
+}
+
+// BenchmarkParseNDJSON parses loggen NDJSON lines as HTTP ingest does (one
+// Interner per batch of lines) and reports ns/record. The stdlib
+// sub-benchmark decodes the same lines with encoding/json into a map, and
+// ParseJSONWith's figure over stdlib's is reported as x_stdlib (only when
+// both run, as with -bench BenchmarkParseNDJSON), so that a comparison of
+// two builds on a busy machine has a yardstick measured beside it.
+func BenchmarkParseNDJSON(b *testing.B) {
+	const batch = 50_000 // lines per Interner: one POST of the peer benchmark
+	lines := loggenNDJSON(batch)
+	var std float64 // ns/record of the stdlib baseline
+	b.Run("stdlib", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			for _, l := range lines {
+				var m map[string]any
+				if err := json.Unmarshal(l, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n += len(lines)
+		}
+		std = float64(b.Elapsed().Nanoseconds()) / float64(n)
+		b.ReportMetric(std, "ns/record")
+	})
+	b.Run("ParseJSONWith", func(b *testing.B) {
+		b.ReportAllocs()
+		n := 0
+		for b.Loop() {
+			in := new(Interner)
+			for _, l := range lines {
+				if _, err := ParseJSONWith(l, "", in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n += len(lines)
+		}
+		per := float64(b.Elapsed().Nanoseconds()) / float64(n)
+		b.ReportMetric(per, "ns/record")
+		if std > 0 {
+			b.ReportMetric(per/std, "x_stdlib")
+		}
+	})
 }

@@ -167,7 +167,19 @@ func validPort(p string) bool {
 
 // Normalize brings r into its stored form and validates it. It returns a
 // *FieldError naming the first bad field.
-func (r *Record) Normalize() error {
+func (r *Record) Normalize() error { return r.normalize("", false) }
+
+// NormalizeWithDomain is Normalize for a caller that already holds
+// NormalizeDomain's answer d for r.Domain: a parser that keeps the answers
+// for the names it has seen, because a batch repeats a few thousand names
+// tens of thousands of times and the domain rule is the costliest step of
+// Normalize. d takes the place of that step, so the result is Normalize's
+// provided d is what NormalizeDomain(r.Domain) returned without an error.
+func (r *Record) NormalizeWithDomain(d string) error { return r.normalize(d, true) }
+
+// normalize is Normalize, with the domain step's answer given (known) or
+// computed.
+func (r *Record) normalize(d string, known bool) error {
 	if r.Time.IsZero() {
 		return fieldErr("time", "", "missing")
 	}
@@ -176,9 +188,11 @@ func (r *Record) Normalize() error {
 		return fieldErr("time", r.Time.Format(time.RFC3339), "year out of range 1970-9999")
 	}
 
-	d, err := NormalizeDomain(r.Domain)
-	if err != nil {
-		return err
+	if !known {
+		var err error
+		if d, err = NormalizeDomain(r.Domain); err != nil {
+			return err
+		}
 	}
 	r.Domain = d
 
@@ -223,6 +237,48 @@ func ParseIP(s string) (netip.Addr, error) {
 		a = a.WithZone("")
 	}
 	return a.Unmap(), nil
+}
+
+// ParseIPBytes is ParseIP for an address in a byte slice. The form most
+// logs carry, a plain dotted-quad IPv4 address, it reads in place, without
+// the string ParseIP needs; everything else (IPv6, brackets, spaces,
+// anything unusual or wrong) it hands to ParseIP, so that the rule and its
+// errors stay ParseIP's.
+func ParseIPBytes(b []byte) (netip.Addr, error) {
+	if a, ok := parseDottedQuad(b); ok {
+		return a, nil
+	}
+	return ParseIP(string(b))
+}
+
+// parseDottedQuad reads exactly four decimal octets of 0 to 255 separated
+// by dots, without leading zeros (which netip.ParseAddr refuses, as they
+// once meant octal). ok is false for anything else, including what
+// netip.ParseAddr would accept in another way.
+func parseDottedQuad(b []byte) (a netip.Addr, ok bool) {
+	var quad [4]byte
+	i := 0
+	for k := range quad {
+		if k > 0 {
+			if i >= len(b) || b[i] != '.' {
+				return a, false
+			}
+			i++
+		}
+		start, n := i, 0
+		for i < len(b) && i-start < 3 && '0' <= b[i] && b[i] <= '9' {
+			n = n*10 + int(b[i]-'0')
+			i++
+		}
+		if i == start || n > 255 || (b[start] == '0' && i-start > 1) {
+			return a, false
+		}
+		quad[k] = byte(n)
+	}
+	if i != len(b) {
+		return a, false
+	}
+	return netip.AddrFrom4(quad), true
 }
 
 // Day returns the UTC calendar day t belongs to, as midnight UTC. Records are

@@ -2,6 +2,7 @@ package record
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -104,6 +105,75 @@ func TestParseIP(t *testing.T) {
 		if _, err := ParseIP(bad); err == nil {
 			t.Errorf("ParseIP(%q) succeeded", bad)
 		}
+	}
+}
+
+// ipInputs are addresses for the comparisons of ParseIPBytes with ParseIP:
+// the dotted quads it reads itself, and what it must hand to ParseIP.
+var ipInputs = []string{
+	"192.0.2.1", "0.0.0.0", "255.255.255.255", "10.0.0.10", "1.22.203.4",
+	"256.1.1.1", "1.2.3.999", "01.2.3.4", "1.2.3.04", "00.1.1.1", "1.2.3", "1.2.3.4.5", "1..3.4", ".1.2.3",
+	"1.2.3.", "1.2.3.4 ", " 1.2.3.4", "1.2.3.4:80", "1.2.3.-4", "1.2.3.4x", "1234.1.1.1", "",
+	"[192.0.2.1]", "::ffff:10.0.0.1", "2001:db8::1", "[2001:db8::1]", "fe80::1%eth0", "-", "example.nl",
+}
+
+// TestParseIPBytes: ParseIPBytes's dotted-quad fast path and ParseIP agree
+// on every input, in the address and in the error.
+func TestParseIPBytes(t *testing.T) {
+	for _, in := range ipInputs {
+		t.Run(in, func(t *testing.T) { checkParseIPBytes(t, []byte(in)) })
+	}
+}
+
+// FuzzParseIPBytes is TestParseIPBytes on any input.
+func FuzzParseIPBytes(f *testing.F) {
+	for _, in := range ipInputs {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(checkParseIPBytes)
+}
+
+func checkParseIPBytes(t *testing.T, b []byte) {
+	want, wantErr := ParseIP(string(b))
+	got, err := ParseIPBytes(b)
+	if got != want || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("ParseIPBytes(%q) = %v, %v; ParseIP says %v, %v", b, got, err, want, wantErr)
+	}
+}
+
+// TestNormalizeWithDomain: given NormalizeDomain's answer, NormalizeWithDomain
+// does what Normalize does, whatever else is wrong with the record.
+func TestNormalizeWithDomain(t *testing.T) {
+	ts := time.Date(2026, 11, 21, 16, 27, 8, 123456789, time.FixedZone("CET", 3600))
+	good := Record{Time: ts, Domain: "Shop.Example.NL.", Path: "/a?b=c", UserAgent: "UA", IP: netip.MustParseAddr("::ffff:192.0.2.1")}
+	tests := []struct {
+		name string
+		mod  func(*Record)
+	}{
+		{"valid", func(*Record) {}},
+		{"port and case", func(r *Record) { r.Domain = "[2001:DB8::1]:443" }},
+		{"missing time", func(r *Record) { r.Time = time.Time{} }},
+		{"time before 1970", func(r *Record) { r.Time = time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC) }},
+		{"empty path", func(r *Record) { r.Path = "" }},
+		{"dash user agent", func(r *Record) { r.UserAgent = "-" }},
+		{"ua with NUL", func(r *Record) { r.UserAgent = "a\x00" }},
+		{"missing ip", func(r *Record) { r.IP = netip.Addr{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := good
+			tt.mod(&want)
+			got := want
+			d, err := NormalizeDomain(got.Domain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantErr := want.Normalize()
+			gotErr := got.NormalizeWithDomain(d)
+			if !reflect.DeepEqual(got, want) || fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+				t.Fatalf("NormalizeWithDomain: %+v, %v; Normalize: %+v, %v", got, gotErr, want, wantErr)
+			}
+		})
 	}
 }
 
