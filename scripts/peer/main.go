@@ -684,8 +684,8 @@ func report(w io.Writer, servers []*server, queries []query, n, batches, clients
 	row("peak RSS (VmHWM)", func(s *server) float64 { return float64(s.hwm) }, func(v float64) string { return mib(int64(v)) })
 	row("batches answered 429/503", func(s *server) float64 { return float64(s.refused.Load()) }, func(v float64) string { return fmt.Sprintf("%.0f", v) })
 	row("data directory after shutdown", func(s *server) float64 { return float64(s.disk) }, func(v float64) string { return mib(int64(v)) })
-	row("bytes per record", func(s *server) float64 { return float64(s.disk) / float64(n) }, func(v float64) string { return fmt.Sprintf("%.1f B", v) })
-	row("size / zstd -3 of the NDJSON", func(s *server) float64 { return float64(s.disk) / float64(zstd3) }, func(v float64) string { return fmt.Sprintf("%.2f×", v) })
+	row("bytes per record", func(s *server) float64 { return float64(s.disk) / float64(n) }, func(v float64) string { return fmt.Sprintf("%.2f B", v) })
+	row("size / zstd -3 of the NDJSON", func(s *server) float64 { return float64(s.disk) / float64(zstd3) }, func(v float64) string { return fmt.Sprintf("%.3f×", v) })
 	for _, q := range queries {
 		row(q.name+" (median ms)", func(s *server) float64 { return median(s.lat[q.name]).Seconds() * 1000 },
 			func(v float64) string { return fmt.Sprintf("%.1f ms", v) })
