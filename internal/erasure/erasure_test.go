@@ -165,7 +165,7 @@ func TestEraseOverAPI(t *testing.T) {
 				}
 			}
 		}
-		for _, r := range v.Head {
+		for r := range v.Head.All() {
 			if r.IP == target {
 				count[record.DayString(v.Day)]++
 			}

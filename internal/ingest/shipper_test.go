@@ -668,7 +668,7 @@ func TestShipperAdmission(t *testing.T) {
 		defer snap.Release()
 		n := 0
 		for _, d := range snap.Days {
-			n += len(d.Head)
+			n += d.Head.Len()
 			for _, sg := range d.Segments {
 				for i := range sg.NumBlocks() {
 					n += int(sg.Block(i).Rows)

@@ -347,7 +347,7 @@ func (e *Executor) each(ctx context.Context, req *Request, need segment.Columns,
 	return e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
 		if sr == nil {
 			for _, i := range matchHead(v, req) {
-				fn(v.Head[i])
+				fn(*v.Head.At(i))
 			}
 			return nil
 		}

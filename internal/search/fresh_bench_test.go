@@ -67,7 +67,7 @@ func freshData(b *testing.B) *freshStores {
 			if err != nil {
 				b.Fatal(err)
 			}
-			tail := len(snap.Days[0].Head)
+			tail := snap.Days[0].Head.Len()
 			snap.Release()
 			if tail < 1<<16 {
 				break
@@ -76,7 +76,7 @@ func freshData(b *testing.B) *freshStores {
 		}
 	})
 	if snap, err := fresh.sealed.Snapshot(benchStart, benchStart.AddDate(0, 0, 1)); err == nil {
-		b.Logf("sealed: %d parts, tail of %d records", len(snap.Days[0].Segments), len(snap.Days[0].Head))
+		b.Logf("sealed: %d parts, tail of %d records", len(snap.Days[0].Segments), snap.Days[0].Head.Len())
 		snap.Release()
 	}
 	if fresh.tail == nil {

@@ -270,7 +270,7 @@ func intersect(a, b []int) []int {
 // segment.Reader.MayHoldPrefix). It is a cheap pre-check; the planner still
 // decides what to read.
 func dayMayMatch(v *store.DayView, req *Request) bool {
-	if len(v.Head) > 0 {
+	if v.Head.Len() > 0 {
 		return true // the head is filtered as it is
 	}
 	for _, alt := range req.Query.Alts {

@@ -75,7 +75,7 @@ func datasetWith(t testing.TB, n int, ring *keys.Ring) (*fakeSource, []record.Re
 			k := rng.IntN(4)
 			parts[k] = append(parts[k], r)
 		}
-		v.Head = parts[3]
+		v.Head = store.RecordsOf(parts[3])
 		for i := 0; i < 3; i++ {
 			if len(parts[i]) == 0 {
 				continue

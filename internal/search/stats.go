@@ -171,7 +171,7 @@ func (e *Executor) groupStatsLocal(ctx context.Context, req *Request, by StatsBy
 	err := e.forEachSource(ctx, req, func(ctx context.Context, v *store.DayView, sr *segment.Reader) error {
 		if sr == nil {
 			for _, i := range matchHead(v, req) {
-				add(v.Head[i])
+				add(*v.Head.At(i))
 			}
 			return nil
 		}

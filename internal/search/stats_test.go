@@ -55,7 +55,7 @@ func highCardinality(t testing.TB, n int, heavy map[string]int) (*fakeSource, ma
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sr.Close() })
-	return &fakeSource{days: []*store.DayView{{Day: start, Segments: []*segment.Reader{sr}, Head: recs[n/4:]}}}, want
+	return &fakeSource{days: []*store.DayView{{Day: start, Segments: []*segment.Reader{sr}, Head: store.RecordsOf(recs[n/4:])}}}, want
 }
 
 // TestStatsMemoryIsBounded groups 200,000 distinct paths with the default

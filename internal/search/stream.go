@@ -27,7 +27,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	// The head is unsorted but bounded by configuration: filter it, then
 	// sort the indices of its matches.
 	head := matchHead(v, req)
-	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(v.Head[a], v.Head[b]) })
+	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(*v.Head.At(a), *v.Head.At(b)) })
 	cursors := make([]*segCursor, len(v.Segments))
 	for i, sr := range v.Segments {
 		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll, opts)
@@ -61,7 +61,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 		if len(head) == 0 {
 			return record.Record{}, false, nil
 		}
-		r := v.Head[head[0]]
+		r := *v.Head.At(head[0])
 		head = head[1:]
 		return r, true, nil
 	})
@@ -161,10 +161,14 @@ func chain(cs []*segCursor, desc bool) kmerge.Source[record.Record] {
 // matchHead returns the indexes of the matching records of a day's head.
 func matchHead(v *store.DayView, req *Request) []int {
 	var out []int
-	for i := range v.Head {
-		r := &v.Head[i]
-		if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
-			out = append(out, i)
+	i := -1
+	for _, c := range v.Head.Chunks() {
+		for k := range c {
+			i++
+			r := &c[k]
+			if !r.Time.Before(req.From) && r.Time.Before(req.To) && req.Query.Match(r) {
+				out = append(out, i)
+			}
 		}
 	}
 	return out

@@ -557,45 +557,64 @@ func appendDomainPosting(b []byte, blocks []uint32, numBlocks int) []byte {
 // times keep their order); recs itself is not reordered, since the store
 // flushes heads that searches may be reading.
 func Write(path string, recs []record.Record, opts Options) (Info, error) {
+	return WriteRuns(path, [][]record.Record{recs}, opts)
+}
+
+// WriteRuns is Write of the records of runs one after the other (a head's
+// tail, kept in chunks).
+func WriteRuns(path string, runs [][]record.Record, opts Options) (Info, error) {
 	w, err := NewWriter(path, opts)
 	if err != nil {
 		return Info{}, err
 	}
-	return writeSorted(w, recs)
+	return writeSorted(w, runs)
 }
 
 // WriteMemory is Write into memory: it returns the segment's bytes, for
 // OpenBytes.
 func WriteMemory(name string, recs []record.Record, opts Options) ([]byte, Info, error) {
+	return WriteMemoryRuns(name, [][]record.Record{recs}, opts)
+}
+
+// WriteMemoryRuns is WriteMemory of the records of runs one after the
+// other.
+func WriteMemoryRuns(name string, runs [][]record.Record, opts Options) ([]byte, Info, error) {
 	w, err := NewMemoryWriter(name, opts)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	info, err := writeSorted(w, recs)
+	info, err := writeSorted(w, runs)
 	if err != nil {
 		return nil, Info{}, err
 	}
 	return w.Bytes(), info, nil
 }
 
-// writeSorted adds recs to w in stable time order and closes it.
-func writeSorted(w *Writer, recs []record.Record) (Info, error) {
-	// Sort (time, position) keys rather than a copy of the records: 16 bytes
-	// per record instead of 96, on the flush of a head of millions of them.
-	// The position makes the order stable.
+// writeSorted adds the records of runs to w in stable time order (equal
+// times in the order of runs, then of positions) and closes it.
+func writeSorted(w *Writer, runs [][]record.Record) (Info, error) {
+	// Sort (time, run, position) keys rather than a copy of the records:
+	// 16 bytes per record instead of 96, on the flush of a head of
+	// millions of them. The run and position make the order stable.
 	type key struct {
-		ms  int64
-		pos int
+		ms       int64
+		run, pos int32
 	}
-	keys := make([]key, len(recs))
-	for i := range recs {
-		keys[i] = key{recs[i].Time.UnixMilli(), i}
+	n := 0
+	for _, run := range runs {
+		n += len(run)
+	}
+	keys := make([]key, 0, n)
+	for ri, run := range runs {
+		for i := range run {
+			keys = append(keys, key{run[i].Time.UnixMilli(), int32(ri), int32(i)})
+		}
 	}
 	slices.SortFunc(keys, func(a, b key) int {
-		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.pos, b.pos))
+		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.run, b.run), cmp.Compare(a.pos, b.pos))
 	})
 	for _, k := range keys {
-		if err := w.Add(&recs[k.pos]); err != nil {
+		if err := w.Add(&runs[k.run][k.pos]); err != nil {
 			w.Abort()
 			return Info{}, err
 		}

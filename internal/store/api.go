@@ -91,7 +91,7 @@ type DayView struct {
 	Segments []*segment.Reader
 	// Head holds the day's records that are only in the WAL and in memory. It
 	// is read-only and in arrival order, not sorted by time.
-	Head []record.Record
+	Head Records
 	// Corrupt are the day's damaged segment files, known when the snapshot
 	// was taken: their records are missing from Segments, and a search must
 	// say so.

@@ -238,14 +238,22 @@ func (s *Store) snapshotLocked(lo, hi int64, o SnapshotOptions, peers map[int64]
 		}
 		switch {
 		case f != nil && h != nil:
-			v.Head = make([]record.Record, 0, len(f.recs)+len(h.recs))
-			v.Head = append(append(v.Head, f.recs...), h.recs...)
+			// During a flush: a copy of the frozen head's tail, then the
+			// new one's (appending to a view would write into chunks
+			// other snapshots read).
+			var all Records
+			for _, t := range []Records{f.tail, h.tail} {
+				for r := range t.All() {
+					all.add(r)
+				}
+			}
+			v.Head = all
 		case f != nil:
-			v.Head = f.recs[:len(f.recs):len(f.recs)]
+			v.Head = f.tail.view()
 		case h != nil:
-			v.Head = h.recs[:len(h.recs):len(h.recs)]
+			v.Head = h.tail.view()
 		}
-		if o.Unshared && len(v.Segments) == 0 && len(v.Head) == 0 && len(v.Corrupt) == 0 {
+		if o.Unshared && len(v.Segments) == 0 && v.Head.Len() == 0 && len(v.Corrupt) == 0 {
 			continue // everything of the day is in the bucket (Shared)
 		}
 		snap.Days = append(snap.Days, v)

@@ -195,7 +195,7 @@ func TestEncryptedDataDirHoldsNoRecordInClear(t *testing.T) {
 			}
 			n := 0
 			for _, v := range snap.Days {
-				n += len(v.Head)
+				n += v.Head.Len()
 				for _, sr := range v.Segments {
 					for r, err := range sr.Iter() {
 						if err != nil {

@@ -149,7 +149,7 @@ func (s *Store) flushOnce() error {
 		// so they stay searchable and the next flush retries them.
 		s.mu.Lock()
 		for k, h := range frozen {
-			for _, r := range h.recs {
+			for r := range h.tail.All() {
 				s.insertLocked(r)
 			}
 			if len(h.parts) > 0 {
@@ -239,10 +239,10 @@ func (s *Store) flushOnce() error {
 // merged in time order (the parts are sorted already).
 func writeHead(path string, key int64, h *head, opts segment.Options) error {
 	if len(h.parts) == 0 {
-		_, err := segment.Write(path, h.recs, opts)
+		_, err := segment.WriteRuns(path, h.tail.Chunks(), opts)
 		return err
 	}
-	srcs, err := partReaders(path, [][]record.Record{h.recs}, h.parts)
+	srcs, err := partReaders(path, []Records{h.tail}, h.parts)
 	if err != nil {
 		return err
 	}

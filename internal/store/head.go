@@ -13,11 +13,11 @@ import (
 )
 
 // head holds one day's unflushed records: sealed in-memory parts (seal.go)
-// and the tail of records that arrived since, in arrival order. The tail's
-// slice is only ever appended to (sealing replaces it with a new one), so
-// a snapshot may keep reading a prefix of it while new records arrive.
+// and the tail of records that arrived since, in arrival order. The tail
+// is only ever appended to (sealing drops a prefix of it), so a snapshot
+// may keep reading a view of it while new records arrive (Records).
 type head struct {
-	recs    []record.Record   // the tail, not yet sealed
+	tail    Records           // not yet sealed
 	parts   []*memPart        // sealed runs of the head, oldest first
 	n       int64             // records in parts and tail
 	intern  map[string]string // shares domain and user-agent strings
@@ -27,9 +27,6 @@ type head struct {
 	// tailSince is when the oldest record of the tail arrived: a tail that
 	// stops growing is sealed after sealAge all the same.
 	tailSince time.Time
-	// tailCap is the capacity the tail grows to at once when it is full:
-	// twice what the last seal took (Store.sealDue).
-	tailCap int
 	// lastDom and lastUA are the last record's interned domain and user
 	// agent (add).
 	lastDom, lastUA string
@@ -73,12 +70,7 @@ func (h *head) add(r record.Record) int64 {
 	if h.n == 0 || ms > h.maxTime {
 		h.maxTime = ms
 	}
-	if len(h.recs) == cap(h.recs) && h.tailCap > len(h.recs) {
-		grown := make([]record.Record, len(h.recs), h.tailCap)
-		copy(grown, h.recs)
-		h.recs = grown
-	}
-	h.recs = append(h.recs, r)
+	h.tail.add(r)
 	h.n++
 	h.bytes += n
 	return n
@@ -88,8 +80,8 @@ func (h *head) add(r record.Record) int64 {
 // add, less their interned strings (which stay in the head's intern map).
 func (h *head) tailBytes(n int) int64 {
 	var b int64
-	for i := range h.recs[:n] {
-		b += int64(recordOverhead + len(h.recs[i].Path))
+	for i := range n {
+		b += int64(recordOverhead + len(h.tail.At(i).Path))
 	}
 	return b
 }
@@ -105,12 +97,12 @@ func (s *Store) insertLocked(r record.Record) {
 	if s.headBytes == 0 && s.oldestHead.IsZero() {
 		s.oldestHead = s.opts.Now()
 	}
-	if len(h.recs) == 0 {
+	if h.tail.Len() == 0 {
 		h.tailSince = s.opts.Now()
 	}
 	s.headBytes += h.add(r)
 	s.walDirty = true
-	if len(h.recs) == s.opts.SealRows {
+	if h.tail.Len() == s.opts.SealRows {
 		s.kickSeal()
 	}
 }

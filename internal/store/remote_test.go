@@ -670,7 +670,7 @@ func countSnapshot(t *testing.T, snap *Snapshot) []int {
 	t.Helper()
 	var seqs []int
 	for _, v := range snap.Days {
-		for _, r := range v.Head {
+		for r := range v.Head.All() {
 			seqs = append(seqs, seqOf(t, r.Path))
 		}
 		for _, sr := range v.Segments {

@@ -84,20 +84,20 @@ func (s *Store) sealDue() error {
 	type job struct {
 		key  int64
 		h    *head
-		recs []record.Record
+		recs Records
 	}
 	var jobs []job
 	now := s.opts.Now()
 	s.mu.Lock()
 	for key, h := range s.heads {
-		n := len(h.recs)
+		n := h.tail.Len()
 		if n >= s.opts.SealRows || (n >= s.opts.SealRows/16 && now.Sub(h.tailSince) >= sealAge) {
-			jobs = append(jobs, job{key, h, h.recs[:n:n]})
+			jobs = append(jobs, job{key, h, h.tail.prefix(n)})
 		}
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
-		p, err := sealPart(j.key, [][]record.Record{j.recs}, nil)
+		p, err := sealPart(j.key, []Records{j.recs}, nil)
 		if err != nil {
 			return err
 		}
@@ -107,20 +107,11 @@ func (s *Store) sealDue() error {
 			continue
 		}
 		h := j.h
-		n := len(j.recs)
+		n := j.recs.Len()
 		freed := h.tailBytes(n)
-		// The next tail, once past its first 1024 records, grows at once
-		// to twice as many records as this one sealed, room for those
-		// that arrive while it is sealed on a busy machine (head.add): a
-		// busy head then fills its tail without append copying it again
-		// and again (growing it by doubling cost 15% of the daemon's
-		// ingest CPU in the peer benchmark's profile, and n + n/8 still
-		// 7%, as ingest outran the sealer), and a head that stops
-		// receiving keeps a small tail, not an empty 12 MiB one.
-		h.tailCap = 2 * n
-		rest := make([]record.Record, len(h.recs)-n, max(len(h.recs)-n, 1024))
-		copy(rest, h.recs[n:])
-		h.recs = rest
+		// The records that arrived while this was sealed stay where they
+		// are: the tail lets go of the chunks it no longer needs.
+		h.tail = h.tail.drop(n)
 		h.tailSince = now
 		h.parts = append(h.parts, p)
 		delta := p.bytes - freed
@@ -165,7 +156,7 @@ func (s *Store) compactParts(key int64, h *head, parts []*memPart) error {
 }
 
 // sealPart encodes record runs and existing parts into one in-memory part.
-func sealPart(key int64, runs [][]record.Record, parts []*memPart) (*memPart, error) {
+func sealPart(key int64, runs []Records, parts []*memPart) (*memPart, error) {
 	name := fmt.Sprintf("memory part of %s", record.DayString(time.Unix(key, 0)))
 	opts := segment.Options{Level: sealLevel}
 	var b []byte
@@ -173,7 +164,7 @@ func sealPart(key int64, runs [][]record.Record, parts []*memPart) (*memPart, er
 	if len(parts) == 0 && len(runs) == 1 {
 		var info segment.Info
 		var err error
-		if b, info, err = segment.WriteMemory(name, runs[0], opts); err != nil {
+		if b, info, err = segment.WriteMemoryRuns(name, runs[0].Chunks(), opts); err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
 		n = info.Records
@@ -208,16 +199,16 @@ func sealPart(key int64, runs [][]record.Record, parts []*memPart) (*memPart, er
 // partReaders returns readers over parts followed by each run encoded as a
 // part of its own, in that order (so that equal times keep arrival order
 // in a merge: parts are older than the runs).
-func partReaders(name string, runs [][]record.Record, parts []*memPart) ([]*segment.Reader, error) {
+func partReaders(name string, runs []Records, parts []*memPart) ([]*segment.Reader, error) {
 	srcs := make([]*segment.Reader, 0, len(parts)+len(runs))
 	for _, p := range parts {
 		srcs = append(srcs, p.r)
 	}
 	for _, run := range runs {
-		if len(run) == 0 {
+		if run.Len() == 0 {
 			continue
 		}
-		b, _, err := segment.WriteMemory(name, run, segment.Options{Level: sealLevel})
+		b, _, err := segment.WriteMemoryRuns(name, run.Chunks(), segment.Options{Level: sealLevel})
 		if err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}

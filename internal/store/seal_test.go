@@ -52,7 +52,7 @@ func TestSealedHead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parts, tail := len(snap.Days[0].Segments), len(snap.Days[0].Head)
+	parts, tail := len(snap.Days[0].Segments), snap.Days[0].Head.Len()
 	snap.Release()
 	if parts == 0 || parts > maxMemParts || tail != 0 {
 		t.Fatalf("after sealing: %d parts (want 1..%d) and a tail of %d", parts, maxMemParts, tail)
@@ -142,44 +142,69 @@ func (s *Store) headBytesNow() int64 {
 	return s.headBytes + s.frozenBytes
 }
 
-// TestTailGrowsOnceAfterASeal: after a seal of n records, the day's next
-// tail starts small and, once past its first 1024 records, grows at once to
-// room for 2n, so a busy head fills it without append copying it again
-// and again (15% of the daemon's ingest CPU in issue 15's profile), while a
-// head that receives little keeps a small tail.
-func TestTailGrowsOnceAfterASeal(t *testing.T) {
-	const sealRows = 8192
-	s := openFaulty(t, t.TempDir(), &fsutil.Injector{}, prometheus.NewRegistry(), func(o *Options) { o.SealRows = sealRows })
+// TestTailRecordsNeverMove: records appended to a head's tail stay where
+// they were written through growth and seals (the tail grows by chunks and
+// a seal drops whole chunks), so a busy head never copies its tail (the
+// copies were 11% of the daemon's ingest CPU in issue 15's profile), and a
+// snapshot's view keeps its records while the tail changes.
+func TestTailRecordsNeverMove(t *testing.T) {
+	const sealRows = 3 * recordChunk
+	// A clock that stands still: only a full tail is sealed, when the
+	// test says so.
+	stopped := time.Now()
+	s := openFaulty(t, t.TempDir(), &fsutil.Injector{}, prometheus.NewRegistry(), func(o *Options) {
+		o.SealRows, o.Now = sealRows, func() time.Time { return stopped }
+	})
 	ctx := context.Background()
-	if err := s.Append(ctx, batch(0, sealRows)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.sealDue(); err != nil {
-		t.Fatal(err)
-	}
-	tail := func() (n, capacity int) {
+	at := func(i int) time.Time { return base.Add(time.Duration(i) * time.Second) }
+	tail := func() Records {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		h := s.heads[record.Day(base).Unix()]
-		return len(h.recs), cap(h.recs)
+		return s.heads[record.Day(base).Unix()].tail.view()
 	}
-	n, last := tail()
-	if n != 0 || last > 1024 {
-		t.Fatalf("after sealing %d records the tail holds %d with room for %d, want an empty small tail", sealRows, n, last)
+	if err := s.Append(ctx, batch(0, 100)); err != nil {
+		t.Fatal(err)
 	}
-	// Up to just below sealRows, so that the background sealer is not
-	// kicked meanwhile.
-	grows, added := 0, 0
-	for lo := sealRows; lo < 2*sealRows-100; lo += 100 {
-		if err := s.Append(ctx, batch(lo, lo+100)); err != nil {
+	first := tail()
+	if got := len(first.chunks); got != 1 || cap(first.chunks[0]) >= recordChunk {
+		t.Fatalf("a tail of 100 records has %d chunks of room for %d records, want one small chunk", got, cap(first.chunks[0]))
+	}
+	// Past the first chunk: from there on records never move.
+	if err := s.Append(ctx, batch(100, recordChunk+10)); err != nil {
+		t.Fatal(err)
+	}
+	held := tail()
+	where := held.At(recordChunk + 5)
+	// Up to one record short of a full tail, which would kick the sealer.
+	for lo := recordChunk + 10; lo < sealRows-1; lo += 1000 {
+		if err := s.Append(ctx, batch(lo, min(lo+1000, sealRows-1))); err != nil {
 			t.Fatal(err)
 		}
-		added += 100
-		if _, c := tail(); c != last {
-			grows, last = grows+1, c
-		}
 	}
-	if n, c := tail(); n != added || c != 2*sealRows || grows != 1 {
-		t.Fatalf("a tail of %d records has room for %d after %d growths; want room for %d after 1", n, c, grows, 2*sealRows)
+	now := tail()
+	if now.Len() != sealRows-1 || now.At(recordChunk+5) != where {
+		t.Fatalf("after %d more appends record %d moved (tail of %d)", sealRows-recordChunk-11, recordChunk+5, now.Len())
+	}
+	if err := s.Append(ctx, batch(sealRows-1, sealRows)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.sealDue(); err != nil { // waits for the kicked sealer, if it came first
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, batch(sealRows, sealRows+7)); err != nil {
+		t.Fatal(err)
+	}
+	after := tail()
+	if after.Len() != 7 || !after.At(0).Time.Equal(at(sealRows)) {
+		t.Fatalf("after the seal the tail holds %d records, first at %s", after.Len(), after.At(0).Time)
+	}
+	// The views taken before still see what they saw.
+	if held.Len() != recordChunk+10 || held.At(recordChunk+5) != where || *where != *now.At(recordChunk + 5) {
+		t.Fatal("a view taken before the seal changed")
+	}
+	for i := range held.Len() {
+		if !held.At(i).Time.Equal(at(i)) {
+			t.Fatalf("view record %d is at %s, want %s", i, held.At(i).Time, at(i))
+		}
 	}
 }

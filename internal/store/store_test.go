@@ -73,7 +73,7 @@ func collect(t *testing.T, s *Store, from, to time.Time) []int {
 		seqs = append(seqs, n)
 	}
 	for _, v := range snap.Days {
-		for _, r := range v.Head {
+		for r := range v.Head.All() {
 			add(r.Path)
 		}
 		for _, sr := range v.Segments {
@@ -298,7 +298,7 @@ func TestDeleteDayWaitsForSearchesAndDestroysEveryCopy(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 	// The running search still reads the whole day.
-	n := len(snap.Days[0].Head)
+	n := snap.Days[0].Head.Len()
 	for _, sr := range snap.Days[0].Segments {
 		n += int(sr.Info().Records)
 	}
