@@ -3,12 +3,14 @@ package search
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/store"
@@ -114,4 +116,56 @@ func TestChainedSegmentsStopEarly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPropertyChainedSegments runs random queries, limited and not, oldest
+// and newest first, over days held as a head and three segments one after
+// another in time (as a sealed head's parts are), and compares every
+// answer with brute force: reading a run of segments one after the other,
+// opening each only when needed, and sharing the user-agent answers
+// between them (termMemo) must not change one.
+func TestPropertyChainedSegments(t *testing.T) {
+	g := loggen.New(loggen.Options{Seed: 9, Start: start, Days: 4, Total: 4000, Vhosts: 50, UserAgents: 40, Visitors: 300})
+	var all []record.Record
+	byDay := map[time.Time][]record.Record{}
+	for !g.Done() {
+		r := g.Next()
+		all = append(all, r)
+		byDay[record.Day(r.Time)] = append(byDay[record.Day(r.Time)], r)
+	}
+	src := &fakeSource{}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for d := range 4 {
+		day := start.AddDate(0, 0, d)
+		recs := byDay[day]
+		slices.SortStableFunc(recs, func(a, b record.Record) int { return a.Time.Compare(b.Time) })
+		v := &store.DayView{Day: day}
+		var head []record.Record
+		var runs [3][]record.Record
+		for i, r := range recs {
+			if rng.IntN(5) == 0 {
+				head = append(head, r)
+				continue
+			}
+			runs[min(3*i/len(recs), 2)] = append(runs[min(3*i/len(recs), 2)], r)
+		}
+		v.Head = store.RecordsOf(head)
+		for k, run := range runs {
+			p := filepath.Join(t.TempDir(), fmt.Sprintf("%d-%d.seg", d, k))
+			if _, err := segment.Write(p, run, segment.Options{BlockRows: 61}); err != nil {
+				t.Fatal(err)
+			}
+			sr, err := segment.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sr.Close() })
+			v.Segments = append(v.Segments, sr)
+		}
+		if got := chains(v.Segments); len(got) != 1 {
+			t.Fatalf("day %d: chains %v, want the three segments as one run", d, got)
+		}
+		src.days = append(src.days, v)
+	}
+	propertyAgainstBruteForce(t, src, all, rand.New(rand.NewPCG(13, 14)), 150)
 }

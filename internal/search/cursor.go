@@ -56,6 +56,9 @@ type cursorOpts struct {
 	sem   *prioSem
 	rank  uint64 // priority of this cursor's blocks; lower goes first
 	depth int    // blocks filtered ahead
+	// memo, when set, is shared by the cursors of one day's segments,
+	// planned one after the other on one goroutine (termMemo).
+	memo *termMemo
 }
 
 // blockJob is one block filtered by a cursor, with its own buffers.
@@ -78,7 +81,7 @@ type blockJob struct {
 // newSegCursor plans sr for req. Only the columns in need (plus those the
 // filters read) are filled in the records it yields.
 func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, opts cursorOpts) *segCursor {
-	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req), need: need,
+	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req, opts.memo), need: need,
 		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli(), opts: opts}
 	return c
 }

@@ -28,30 +28,52 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	// sort the indices of its matches.
 	head := matchHead(v, req)
 	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(*v.Head.At(a), *v.Head.At(b)) })
+	// A segment's cursor is made (and the segment planned: its
+	// dictionaries matched against the terms) when first needed: a
+	// limited search of a run of segments (chains) often never needs the
+	// later ones, and planning a sealed part costs a scan of its
+	// user-agent or domain dictionary for such terms.
 	cursors := make([]*segCursor, len(v.Segments))
-	for i, sr := range v.Segments {
-		cursors[i] = newSegCursor(ctx, sr, req, segment.ColAll, opts)
+	budget := 0
+	if len(v.Segments) > 1 {
+		opts.memo = newTermMemo(req) // one segment would only pay for it
+	}
+	open := func(i int) *segCursor {
+		if cursors[i] == nil {
+			cursors[i] = newSegCursor(ctx, v.Segments[i], req, segment.ColAll, opts)
+			cursors[i].budget = budget
+		}
+		return cursors[i]
 	}
 	// Jobs still filtering blocks ahead must stop before the segments can
 	// be released; cancel (by the caller, on return) makes them quick.
 	defer func() {
 		for _, c := range cursors {
-			c.close()
+			if c != nil {
+				c.close()
+			}
 		}
 	}()
 	if gate != nil {
+		// Lower bounds come from the index's row counts of ip: terms
+		// only (plan.exact); other queries need no plan to give 0.
 		lower := 0
-		for _, c := range cursors {
-			lower += c.lowerBound()
+		if hasIPTerm(req.Query) {
+			for i := range cursors {
+				lower += open(i).lowerBound()
+			}
 		}
-		budget, skip := gate(lower)
+		b, skip := gate(lower)
 		if skip {
 			return nil
 		}
 		// Each source gives at most budget of the day's first matches, so
 		// each may stop once it surely holds that many.
+		budget = b
 		for _, c := range cursors {
-			c.budget = budget
+			if c != nil {
+				c.budget = budget
+			}
 		}
 	}
 	// Source 0 is the head, source i+1 the segment i: equal times come
@@ -66,7 +88,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 		return r, true, nil
 	})
 	for _, g := range chains(v.Segments) {
-		srcs = append(srcs, chain(cursors[g[0]:g[1]], req.Desc))
+		srcs = append(srcs, chain(g[0], g[1], open, req.Desc))
 	}
 	m := kmerge.New(req.compareTime, srcs...)
 	batchSize := e.batchSize
@@ -138,24 +160,35 @@ func chains(segs []*segment.Reader) [][2]int {
 	return out
 }
 
-// chain returns a source that yields the matches of cs, segments in time
-// order (chains), one cursor after the other: newest first from the last.
-func chain(cs []*segCursor, desc bool) kmerge.Source[record.Record] {
-	if len(cs) == 1 {
-		return cs[0].next
-	}
-	i, step := 0, 1
+// chain returns a source that yields the matches of segments lo to hi-1,
+// in time order (chains), one cursor after the other (newest first from
+// the last), opening each only when the one before it is exhausted.
+func chain(lo, hi int, open func(int) *segCursor, desc bool) kmerge.Source[record.Record] {
+	i, step := lo, 1
 	if desc {
-		i, step = len(cs)-1, -1
+		i, step = hi-1, -1
 	}
 	return func() (record.Record, bool, error) {
-		for ; i >= 0 && i < len(cs); i += step {
-			if r, ok, err := cs[i].next(); ok || err != nil {
+		for ; i >= lo && i < hi; i += step {
+			if r, ok, err := open(i).next(); ok || err != nil {
 				return r, ok, err
 			}
 		}
 		return record.Record{}, false, nil
 	}
+}
+
+// hasIPTerm reports whether some alternative of q has an ip: term, the
+// only terms whose index row counts give a search a lower bound.
+func hasIPTerm(q *Query) bool {
+	for _, alt := range q.Alts {
+		for _, t := range alt {
+			if t.Field == FieldIP {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // matchHead returns the indexes of the matching records of a day's head.
