@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"slices"
 	"sync"
 )
 
@@ -81,6 +82,18 @@ func (r *Reader) basePathDict() (*pathDict, error) {
 		c.readers = c.readers[:k]
 	}
 	return d, nil
+}
+
+// dropBasePaths forgets r's block-0 dictionary and its place in
+// basePathCache (Close): a closed reader must not be kept reachable.
+func (r *Reader) dropBasePaths() {
+	if r.basePaths.Swap(nil) == nil {
+		return
+	}
+	basePathCache.mu.Lock()
+	defer basePathCache.mu.Unlock()
+	c := &basePathCache
+	c.readers = slices.DeleteFunc(c.readers, func(x *Reader) bool { return x == r })
 }
 
 // loadBasePaths decodes block 0's path column. It does not count as a

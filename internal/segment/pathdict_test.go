@@ -214,6 +214,12 @@ func TestBasePathsBounded(t *testing.T) {
 	if last.basePaths.Load() != nil {
 		t.Fatal("Close kept block 0's paths")
 	}
+	basePathCache.mu.Lock()
+	kept := slices.Contains(basePathCache.readers, last)
+	basePathCache.mu.Unlock()
+	if kept {
+		t.Fatal("a closed reader is still in the cache")
+	}
 }
 
 // TestBasePathsDamage checks that damage to block 0's path column is

@@ -346,7 +346,7 @@ func (r *Reader) Info() Info {
 
 // Close unmaps the file. Reads after Close fail with an error.
 func (r *Reader) Close() error {
-	r.basePaths.Store(nil)
+	r.dropBasePaths()
 	if r.src != nil {
 		r.closed.Store(true)
 		return nil
