@@ -269,6 +269,9 @@ func (h *Handler) checkParams(r *http.Request, endpoint string) error {
 // 400, tells OnDone, and returns a nil request. The caller defers observe
 // to record the duration either way.
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request, endpoint string) (req *Request, observe func()) {
+	// Answers hold confidential records: no cache (a browser's, a proxy's)
+	// may keep them, streamed NDJSON and CSV included.
+	w.Header().Set("Cache-Control", "no-store")
 	start := time.Now()
 	observe = func() { h.duration.WithLabelValues(endpoint).Observe(time.Since(start).Seconds()) }
 	err := h.checkParams(r, endpoint)

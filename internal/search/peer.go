@@ -38,6 +38,7 @@ const peerBatch = 256
 // value): op is search (parameters limit and order), count, timeline
 // (step) or groups (by), each with q, from, to and NodeParam.
 func (h *Handler) ServePeer(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store") // records of this node, for a peer only
 	op := r.PathValue("op")
 	endpoint := "cluster/" + op
 	if _, ok := endpointParams[endpoint]; !ok {
