@@ -366,6 +366,19 @@ func unhex(c byte) byte {
 var months = map[string]time.Month{"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6,
 	"Jul": 7, "Aug": 8, "Sep": 9, "Oct": 10, "Nov": 11, "Dec": 12}
 
+// decimal reads b as an unsigned decimal number, -1 when a byte of it is
+// not a digit (both time readers take fixed-width fields).
+func decimal(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return -1
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n
+}
+
 // ParseCLFTime parses the common log format time "21/Nov/2026:16:27:08 +0100"
 // (optionally with fractional seconds, as nginx's $time_local never has but
 // custom formats do) by hand.
@@ -374,17 +387,7 @@ func ParseCLFTime(s []byte) (time.Time, error) {
 	if len(s) < 26 || s[2] != '/' || s[6] != '/' || s[11] != ':' || s[14] != ':' || s[17] != ':' {
 		return time.Time{}, bad
 	}
-	num := func(b []byte) int {
-		n := 0
-		for _, c := range b {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	day, year, hh, mm, ss := num(s[0:2]), num(s[7:11]), num(s[12:14]), num(s[15:17]), num(s[18:20])
+	day, year, hh, mm, ss := decimal(s[0:2]), decimal(s[7:11]), decimal(s[12:14]), decimal(s[15:17]), decimal(s[18:20])
 	mon, ok := months[string(s[3:6])]
 	if !ok || day < 1 || day > 31 || year < 0 || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60 {
 		return time.Time{}, bad
@@ -404,7 +407,7 @@ func ParseCLFTime(s []byte) (time.Time, error) {
 	if len(rest) != 6 || rest[0] != ' ' || (rest[1] != '+' && rest[1] != '-') {
 		return time.Time{}, bad
 	}
-	zh, zm := num(rest[2:4]), num(rest[4:6])
+	zh, zm := decimal(rest[2:4]), decimal(rest[4:6])
 	if zh < 0 || zm < 0 || zh > 14 || zm > 59 {
 		return time.Time{}, bad
 	}
@@ -1091,18 +1094,8 @@ func parseRFC3339UTC(b []byte) (t time.Time, ok bool) {
 		b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
 		return t, false
 	}
-	num := func(b []byte) int {
-		n := 0
-		for _, c := range b {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			n = n*10 + int(c-'0')
-		}
-		return n
-	}
-	year, month, day := num(b[0:4]), num(b[5:7]), num(b[8:10])
-	hour, minute, sec := num(b[11:13]), num(b[14:16]), num(b[17:19])
+	year, month, day := decimal(b[0:4]), decimal(b[5:7]), decimal(b[8:10])
+	hour, minute, sec := decimal(b[11:13]), decimal(b[14:16]), decimal(b[17:19])
 	if year < 0 || month < 1 || month > 12 || day < 1 || day > 31 ||
 		hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
 		return t, false
@@ -1112,7 +1105,7 @@ func parseRFC3339UTC(b []byte) (t time.Time, ok bool) {
 		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
 			return t, false
 		}
-		if nsec = num(frac[1:]); nsec < 0 {
+		if nsec = decimal(frac[1:]); nsec < 0 {
 			return t, false
 		}
 		for range 10 - len(frac) {

@@ -182,12 +182,6 @@ func decompressInto(dst, src []byte, rawLen int) ([]byte, error) {
 	if decErr != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", decErr)
 	}
-	return decodeAllInto(decoder, dst, src, rawLen)
-}
-
-// decodeAllInto decodes src with d into dst (reused when large enough),
-// which must come to exactly rawLen bytes.
-func decodeAllInto(d *zstd.Decoder, dst, src []byte, rawLen int) ([]byte, error) {
 	// The slack lets the decoder use its fast copies, which may write up
 	// to 16 bytes past the end of the output; with an exact-size buffer it
 	// falls back to bounds-exact copies (measured 15% slower on columns).
@@ -195,7 +189,7 @@ func decodeAllInto(d *zstd.Decoder, dst, src []byte, rawLen int) ([]byte, error)
 	if cap(dst) < limit {
 		dst = make([]byte, 0, limit)
 	}
-	out, err := d.DecodeAll(src, dst[:0:limit])
+	out, err := decoder.DecodeAll(src, dst[:0:limit])
 	if err != nil {
 		return nil, fmt.Errorf("%w: zstd: %w", errMalformed, err)
 	}
