@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/store"
@@ -125,14 +124,7 @@ func TestChainedSegmentsStopEarly(t *testing.T) {
 // opening each only when needed, and sharing the user-agent answers
 // between them (termMemo) must not change one.
 func TestPropertyChainedSegments(t *testing.T) {
-	g := loggen.New(loggen.Options{Seed: 9, Start: start, Days: 4, Total: 4000, Vhosts: 50, UserAgents: 40, Visitors: 300})
-	var all []record.Record
-	byDay := map[time.Time][]record.Record{}
-	for !g.Done() {
-		r := g.Next()
-		all = append(all, r)
-		byDay[record.Day(r.Time)] = append(byDay[record.Day(r.Time)], r)
-	}
+	all, byDay := generateDays(9, 4000)
 	src := &fakeSource{}
 	rng := rand.New(rand.NewPCG(11, 12))
 	for d := range 4 {

@@ -51,14 +51,7 @@ func dataset(t testing.TB, n int) (*fakeSource, []record.Record) {
 // ring when it is not nil (an encrypted data directory).
 func datasetWith(t testing.TB, n int, ring *keys.Ring) (*fakeSource, []record.Record) {
 	t.Helper()
-	g := loggen.New(loggen.Options{Seed: 7, Start: start, Days: 4, Total: n, Vhosts: 50, UserAgents: 40, Visitors: 300})
-	var all []record.Record
-	byDay := map[time.Time][]record.Record{}
-	for !g.Done() {
-		r := g.Next()
-		all = append(all, r)
-		byDay[record.Day(r.Time)] = append(byDay[record.Day(r.Time)], r)
-	}
+	all, byDay := generateDays(7, n)
 	src := &fakeSource{}
 	dir := t.TempDir()
 	var days []time.Time
@@ -102,6 +95,20 @@ func datasetWith(t testing.TB, n int, ring *keys.Ring) (*fakeSource, []record.Re
 		src.days = append(src.days, v)
 	}
 	return src, all
+}
+
+// generateDays returns n loggen records over the 4 days from start, in
+// order and by UTC day.
+func generateDays(seed int64, n int) ([]record.Record, map[time.Time][]record.Record) {
+	g := loggen.New(loggen.Options{Seed: seed, Start: start, Days: 4, Total: n, Vhosts: 50, UserAgents: 40, Visitors: 300})
+	var all []record.Record
+	byDay := map[time.Time][]record.Record{}
+	for !g.Done() {
+		r := g.Next()
+		all = append(all, r)
+		byDay[record.Day(r.Time)] = append(byDay[record.Day(r.Time)], r)
+	}
+	return all, byDay
 }
 
 // randomQuery returns a random query: half the time a conjunction of one

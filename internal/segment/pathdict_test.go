@@ -24,6 +24,21 @@ func pathColumn(r *Reader, i int) ([]byte, int64, colMeta) {
 	return r.data[off : off+int64(cm.clen)], off, cm
 }
 
+// writeOpen writes recs as a segment at path and opens it; the test closes
+// it when it ends.
+func writeOpen(t testing.TB, path string, recs []record.Record, opts Options) *Reader {
+	t.Helper()
+	if _, err := Write(path, recs, opts); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
 func pathsOf(recs []record.Record) []string {
 	out := make([]string, len(recs))
 	for i := range recs {
@@ -39,15 +54,7 @@ func pathsOf(recs []record.Record) []string {
 // than the same blocks written on their own.
 func TestBasePaths(t *testing.T) {
 	recs := genRecords(3, 20_000)
-	p := filepath.Join(t.TempDir(), "base.seg")
-	if _, err := Write(p, recs, Options{BlockRows: 2048}); err != nil {
-		t.Fatal(err)
-	}
-	r, err := Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := writeOpen(t, filepath.Join(t.TempDir(), "base.seg"), recs, Options{BlockRows: 2048})
 	if r.NumBlocks() < 5 {
 		t.Fatalf("%d blocks, want several", r.NumBlocks())
 	}
@@ -119,17 +126,9 @@ func TestBasePaths(t *testing.T) {
 		}
 		// The same rows as a block of their own, sharing nothing.
 		comp, _, _ := pathColumn(r, i)
-		solo := filepath.Join(t.TempDir(), "solo.seg")
-		if _, err := Write(solo, recs[lo:min(lo+2048, len(recs))], Options{BlockRows: 2048}); err != nil {
-			t.Fatal(err)
-		}
-		sr, err := Open(solo)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sr := writeOpen(t, filepath.Join(t.TempDir(), "solo.seg"), recs[lo:min(lo+2048, len(recs))], Options{BlockRows: 2048})
 		soloComp, _, _ := pathColumn(sr, 0)
 		shared, alone = shared+len(comp), alone+len(soloComp)
-		sr.Close()
 	}
 	t.Logf("path columns of blocks 1-%d: %d bytes, %d written alone", r.NumBlocks()-1, shared, alone)
 	if float64(shared) > 0.95*float64(alone) {
@@ -145,17 +144,10 @@ func TestBasePathsTooLong(t *testing.T) {
 		recs[i].Path = "/" + strings.Repeat("x", basePathsMax/64) + recs[i].Path
 	}
 	p := filepath.Join(t.TempDir(), "long.seg")
-	if _, err := Write(p, recs, Options{BlockRows: 100}); err != nil {
-		t.Fatal(err)
-	}
+	r := writeOpen(t, p, recs, Options{BlockRows: 100})
 	if got := readAll(t, p); !slices.Equal(pathsOf(got), pathsOf(recs)) {
 		t.Fatal("paths differ")
 	}
-	r, err := Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	var v BlockView
 	if err := r.DecodeBlock(2, ColPath, &v); err != nil {
 		t.Fatal(err)
@@ -306,27 +298,11 @@ func FuzzPathColumn(f *testing.F) {
 func BenchmarkPathColumnDecode(b *testing.B) {
 	recs := genRecords(6, 8*8192)
 	dir := b.TempDir()
-	p := filepath.Join(dir, "shared.seg")
-	if _, err := Write(p, recs, Options{}); err != nil {
-		b.Fatal(err)
-	}
-	shared, err := Open(p)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer shared.Close()
+	shared := writeOpen(b, filepath.Join(dir, "shared.seg"), recs, Options{})
 	var alone []*Reader
 	for i := 1; i < shared.NumBlocks(); i++ {
 		q := filepath.Join(dir, fmt.Sprintf("alone-%d.seg", i))
-		if _, err := Write(q, recs[i*8192:min((i+1)*8192, len(recs))], Options{}); err != nil {
-			b.Fatal(err)
-		}
-		r, err := Open(q)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer r.Close()
-		alone = append(alone, r)
+		alone = append(alone, writeOpen(b, q, recs[i*8192:min((i+1)*8192, len(recs))], Options{}))
 	}
 	var v BlockView
 	decode := func(r *Reader, i int) {
