@@ -333,6 +333,29 @@ func TestNDJSONAndArrayAgree(t *testing.T) {
 	}
 }
 
+// TestTrailingBytesAfterObject pins how the two forms count bytes after a
+// complete object (found by FuzzNDJSONArrayAgree): an NDJSON line is one
+// record, so the line is rejected as a whole; in an array the object is a
+// complete element and is accepted, and what follows it without a ','
+// is rejected as the next element. Either way the error is reported and
+// counted, and no other record is lost.
+func TestTrailingBytesAfterObject(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		code, n    int
+	}{
+		{"ndjson line", goodLine + "0", 400, 0},
+		{"ndjson line, then a good one", goodLine + "0\n" + goodLine + "\n", 200, 1},
+		{"array element", "[" + goodLine + "0]", 200, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, n := ingestStatus(t, []byte(tc.body), 4096); code != tc.code || n != tc.n {
+				t.Fatalf("status %d, %d accepted; want %d, %d", code, n, tc.code, tc.n)
+			}
+		})
+	}
+}
+
 // FuzzNDJSONArrayAgree sends one object as an NDJSON body and as a JSON
 // array of one element: the answers must agree.
 func FuzzNDJSONArrayAgree(f *testing.F) {
@@ -344,6 +367,14 @@ func FuzzNDJSONArrayAgree(f *testing.F) {
 		// NDJSON splits at newlines (a JSON object may hold them between
 		// its tokens), and a body opening with '[' is an array.
 		if bytes.ContainsAny(obj, "\n\r") || !bytes.HasPrefix(bytes.TrimLeft(obj, " \t"), []byte("{")) {
+			return
+		}
+		// One object only: after a complete one, more bytes are a bad
+		// line in NDJSON but an element of their own in an array, where
+		// the object before them stands (TestTrailingBytesAfterObject).
+		dec := json.NewDecoder(bytes.NewReader(obj))
+		var v json.RawMessage
+		if dec.Decode(&v) == nil && len(bytes.Trim(obj[dec.InputOffset():], " \t")) > 0 {
 			return
 		}
 		c1, n1 := ingestStatus(t, obj, maxLine)
