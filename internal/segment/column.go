@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // Column encodings (before zstd). Each one is chosen so that zstd sees long
@@ -273,28 +274,52 @@ func decodeTimes(dst []int64, raw []byte, rows int, minT, maxT int64, scratch []
 // bytes, ...) and returns each row's index into it in idx. Visitors repeat
 // within a block, and sorted transposed planes compress far better than
 // interleaved addresses.
-func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []uint32) []uint32 {
-	b := p.buf
-	clear(scratch)
-	var v4, v6 []netip.Addr
+func appendIPs(p *parts, ips []netip.Addr, sc *ipScratch, idx []uint32) []uint32 {
+	// One map lookup per run of rows: each address gets a provisional
+	// number in order of first appearance, and the rows' numbers are
+	// turned into dictionary positions once the distinct addresses are
+	// sorted (a second lookup per row was a third of this function).
+	if sc.ids == nil {
+		sc.ids = make(map[netip.Addr]uint32)
+	}
+	clear(sc.ids)
+	seen := sc.seen[:0]
+	idx = idx[:0]
 	for i, a := range ips {
 		// Rows come in runs of one visitor's requests: a row with the
 		// previous row's address needs no map lookup.
 		if i > 0 && a == ips[i-1] {
+			idx = append(idx, idx[i-1])
 			continue
 		}
-		if _, ok := scratch[a]; ok {
-			continue
+		id, ok := sc.ids[a]
+		if !ok {
+			id = uint32(len(seen))
+			sc.ids[a] = id
+			seen = append(seen, a)
 		}
-		scratch[a] = 0
+		idx = append(idx, id)
+	}
+	// Addr.Compare orders by length first: IPv4 addresses, ascending,
+	// then IPv6 addresses, ascending.
+	order := sc.order[:0]
+	for i := range seen {
+		order = append(order, uint32(i))
+	}
+	slices.SortFunc(order, func(x, y uint32) int { return seen[x].Compare(seen[y]) })
+	rank := slices.Grow(sc.rank[:0], len(seen))[:len(seen)]
+	sorted := sc.sorted[:0]
+	n4 := 0
+	for k, o := range order {
+		rank[o] = uint32(k)
+		a := seen[o]
+		sorted = append(sorted, a)
 		if a.Is4() {
-			v4 = append(v4, a)
-		} else {
-			v6 = append(v6, a)
+			n4++
 		}
 	}
-	slices.SortFunc(v4, netip.Addr.Compare)
-	slices.SortFunc(v6, netip.Addr.Compare)
+	v4, v6 := sorted[:n4], sorted[n4:]
+	b := p.buf
 	b = binary.AppendUvarint(b, uint64(len(v4)))
 	b = binary.AppendUvarint(b, uint64(len(v6)))
 	for j := 0; j < 4; j++ {
@@ -307,23 +332,24 @@ func appendIPs(p *parts, ips []netip.Addr, scratch map[netip.Addr]uint32, idx []
 			b = append(b, a.As16()[j])
 		}
 	}
-	for i, a := range v4 {
-		scratch[a] = uint32(i)
-	}
-	for i, a := range v6 {
-		scratch[a] = uint32(len(v4) + i)
-	}
 	p.buf = b
 	p.cut()
-	idx = idx[:0]
-	for i, a := range ips {
-		if i > 0 && a == ips[i-1] {
-			idx = append(idx, idx[i-1])
-			continue
-		}
-		idx = append(idx, scratch[a])
+	for i, id := range idx {
+		idx[i] = rank[id]
 	}
+	sc.seen, sc.order, sc.rank, sc.sorted = seen, order, rank, sorted
 	return idx
+}
+
+// ipScratch is the writer's scratch for appendIPs. After a call, sorted
+// holds the block's distinct addresses in dictionary order, which the
+// returned row indexes point into.
+type ipScratch struct {
+	ids    map[netip.Addr]uint32
+	seen   []netip.Addr // in order of first appearance
+	order  []uint32
+	rank   []uint32
+	sorted []netip.Addr
 }
 
 // visitor is one distinct (address, domain, user agent) combination of a
@@ -346,8 +372,8 @@ type visitors struct {
 // per-row columns of format 2 (the address index, the domain and the
 // user-agent id) and measured 1.8 bytes per record smaller
 // (docs/format.md). It returns each row's address index.
-func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, scratch map[netip.Addr]uint32, v *visitors, idx []uint32) []uint32 {
-	idx = appendIPs(p, ips, scratch, idx)
+func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, sc *ipScratch, v *visitors, idx []uint32) []uint32 {
+	idx = appendIPs(p, ips, sc, idx)
 	if v.ids == nil {
 		v.ids = make(map[visitor]uint32)
 	}
@@ -546,26 +572,50 @@ func decodeIDs(u *uintCol, raw []byte, rows int, n int, what string) error {
 // format 4; nil in block 0) are not repeated: their rows index base, and the
 // block's own paths are numbered after it. It returns the rows' indexes and
 // the block's own distinct paths.
-func appendPaths(p *parts, paths []string, scratch map[string]uint32, idx []uint32, base map[string]uint32) ([]uint32, []string) {
-	b := p.buf
-	clear(scratch)
-	var distinct []string
-	for i, p := range paths {
-		if i > 0 && p == paths[i-1] {
-			continue
-		}
-		if _, ok := base[p]; ok {
-			continue
-		}
-		if _, ok := scratch[p]; !ok {
-			scratch[p] = 0
-			distinct = append(distinct, p)
-		}
+func appendPaths(p *parts, paths []string, sc *pathScratch, idx []uint32, base map[string]uint32) ([]uint32, []string) {
+	// As in appendIPs, one lookup per run of rows: a row whose path is
+	// in base takes its index at once; the block's own paths get a
+	// provisional number (marked by ownPath) in order of first
+	// appearance, replaced by the sorted position once they are sorted.
+	const ownPath = 1 << 31
+	if sc.ids == nil {
+		sc.ids = make(map[string]uint32)
 	}
-	slices.Sort(distinct)
+	clear(sc.ids)
+	seen := sc.seen[:0]
+	idx = idx[:0]
+	for i, s := range paths {
+		if i > 0 && s == paths[i-1] {
+			idx = append(idx, idx[i-1])
+			continue
+		}
+		if v, ok := base[s]; ok {
+			idx = append(idx, v)
+			continue
+		}
+		id, ok := sc.ids[s]
+		if !ok {
+			id = uint32(len(seen))
+			sc.ids[s] = id
+			seen = append(seen, s)
+		}
+		idx = append(idx, ownPath|id)
+	}
+	order := sc.order[:0]
+	for i := range seen {
+		order = append(order, uint32(i))
+	}
+	slices.SortFunc(order, func(x, y uint32) int { return strings.Compare(seen[x], seen[y]) })
+	rank := slices.Grow(sc.rank[:0], len(seen))[:len(seen)]
+	distinct := sc.sorted[:0]
+	for k, o := range order {
+		rank[o] = uint32(k)
+		distinct = append(distinct, seen[o])
+	}
 	// Format 4: the number of block 0's paths this block's indexes may
 	// refer to (0 in block 0), before the block's own.
 	nBase := len(base)
+	b := p.buf
 	b = binary.AppendUvarint(b, uint64(nBase))
 	b = binary.AppendUvarint(b, uint64(len(distinct)))
 	prev := ""
@@ -582,27 +632,31 @@ func appendPaths(p *parts, paths []string, scratch map[string]uint32, idx []uint
 	}
 	p.cut()
 	prev = ""
-	for i, s := range distinct {
+	for _, s := range distinct {
 		p.buf = append(p.buf, s[sharedPrefix(prev, s):]...)
 		prev = s
-		scratch[s] = uint32(nBase + i)
 	}
 	p.cut()
-	idx = idx[:0]
-	for i, s := range paths {
-		if i > 0 && s == paths[i-1] {
-			idx = append(idx, idx[i-1])
-			continue
+	for i, v := range idx {
+		if v&ownPath != 0 {
+			idx[i] = uint32(nBase) + rank[v&^ownPath]
 		}
-		if v, ok := base[s]; ok {
-			idx = append(idx, v)
-			continue
-		}
-		idx = append(idx, scratch[s])
 	}
 	p.buf = appendUints(p.buf, idx)
 	p.cut()
+	clear(seen) // the returned distinct paths are the only ones kept
+	sc.seen, sc.order, sc.rank, sc.sorted = seen, order, rank, distinct
 	return idx, distinct
+}
+
+// pathScratch is the writer's scratch for appendPaths. The distinct paths
+// appendPaths returns live in it until its next call.
+type pathScratch struct {
+	ids    map[string]uint32
+	seen   []string // the block's own paths in order of first appearance
+	order  []uint32
+	rank   []uint32
+	sorted []string
 }
 
 func sharedPrefix(a, b string) int {

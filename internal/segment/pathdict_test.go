@@ -255,7 +255,7 @@ func TestBasePathsDamage(t *testing.T) {
 func FuzzPathColumn(f *testing.F) {
 	recs := genRecords(8, 600)
 	var p parts
-	_, distinct := appendPaths(&p, pathsOf(recs[:300]), map[string]uint32{}, nil, nil)
+	_, distinct := appendPaths(&p, pathsOf(recs[:300]), &pathScratch{}, nil, nil)
 	var base pathDict
 	if err := base.decode(slices.Clone(p.buf), 300, Version, nil); err != nil {
 		f.Fatal(err)
@@ -263,7 +263,7 @@ func FuzzPathColumn(f *testing.F) {
 	base.build()
 	f.Add(slices.Clone(p.buf), uint16(300), byte(Version))
 	p.reset()
-	appendPaths(&p, pathsOf(recs[300:]), map[string]uint32{}, nil, basePaths(distinct))
+	appendPaths(&p, pathsOf(recs[300:]), &pathScratch{}, nil, basePaths(distinct))
 	f.Add(slices.Clone(p.buf), uint16(300), byte(Version))
 	f.Add(slices.Clone(p.buf[1:]), uint16(300), byte(3))
 	f.Fuzz(func(t *testing.T, raw []byte, rows uint16, version byte) {

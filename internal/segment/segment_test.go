@@ -875,10 +875,10 @@ func FuzzIPColumn(f *testing.F) {
 	for i := range recs {
 		ips[i], dom[i], ua[i] = recs[i].IP, uint32(i%7), uint32(i%3)
 	}
-	appendVisitors(&p, ips, dom, ua, map[netip.Addr]uint32{}, &visitors{}, nil)
+	appendVisitors(&p, ips, dom, ua, &ipScratch{}, &visitors{}, nil)
 	f.Add(p.buf, uint16(len(recs)), byte(3))
 	p.reset()
-	idx := appendIPs(&p, ips, map[netip.Addr]uint32{}, nil)
+	idx := appendIPs(&p, ips, &ipScratch{}, nil)
 	p.buf = appendUints(p.buf, idx)
 	f.Add(p.buf, uint16(len(recs)), byte(2))
 	f.Fuzz(func(t *testing.T, raw []byte, rows uint16, version byte) {

@@ -108,12 +108,15 @@ type Writer struct {
 	// paths are too long to share.
 	basePaths map[string]uint32
 
-	raw        parts
-	comp       []byte
-	idx        []uint32
-	ipScratch  map[netip.Addr]uint32
-	strScratch map[string]uint32
-	visitors   visitors
+	raw         parts
+	comp        []byte
+	idx         []uint32
+	ipScratch   ipScratch
+	pathScratch pathScratch
+	// addrRows counts the rows of each of the block's distinct
+	// addresses (ipScratch.sorted), for the footer's IP index.
+	addrRows []uint32
+	visitors visitors
 }
 
 // sink is where a Writer's bytes go: a file that appears at its final name
@@ -182,7 +185,6 @@ func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 	w := &Writer{
 		f: f, path: path, opts: opts, enc: enc,
 		domainIDs: map[string]uint32{}, uaIDs: map[string]uint32{}, ipIDs: map[netip.Addr]uint32{},
-		ipScratch: map[netip.Addr]uint32{}, strScratch: map[string]uint32{},
 	}
 	hdr := []byte{magic[0], magic[1], magic[2], magic[3], Version, 0, 0, 0}
 	if opts.Key != nil {
@@ -310,7 +312,12 @@ func (w *Writer) flushBlock() {
 		case ColTime:
 			w.idx = appendTimes(&w.raw, w.times, w.idx)
 		case ColIP:
-			w.idx = appendVisitors(&w.raw, w.ips, w.domIDs, w.agentIDs, w.ipScratch, &w.visitors, w.idx)
+			w.idx = appendVisitors(&w.raw, w.ips, w.domIDs, w.agentIDs, &w.ipScratch, &w.visitors, w.idx)
+			w.addrRows = slices.Grow(w.addrRows[:0], len(w.ipScratch.sorted))[:len(w.ipScratch.sorted)]
+			clear(w.addrRows)
+			for _, a := range w.idx {
+				w.addrRows[a]++
+			}
 		case ColDomain, ColUserAgent:
 			// Format 3 keeps domain and user-agent ids in the IP column's
 			// combinations: these columns are empty, zero bytes on disk
@@ -319,7 +326,7 @@ func (w *Writer) flushBlock() {
 			continue
 		case ColPath:
 			var distinct []string
-			w.idx, distinct = appendPaths(&w.raw, w.paths, w.strScratch, w.idx, w.basePaths)
+			w.idx, distinct = appendPaths(&w.raw, w.paths, &w.pathScratch, w.idx, w.basePaths)
 			if blk == 0 {
 				w.basePaths = basePaths(distinct)
 			}
@@ -340,7 +347,9 @@ func (w *Writer) flushBlock() {
 	for _, id := range w.domIDs {
 		addPosting(&w.domainBlocks[id], blk)
 	}
-	for _, a := range w.ips {
+	// The IP index takes one lookup per distinct address of the block,
+	// not one per row.
+	for k, a := range w.ipScratch.sorted {
 		id, ok := w.ipIDs[a]
 		if !ok {
 			id = uint32(len(w.ipAddrs))
@@ -349,12 +358,8 @@ func (w *Writer) flushBlock() {
 			w.ipBlocks = append(w.ipBlocks, nil)
 			w.ipRows = append(w.ipRows, nil)
 		}
-		if l := w.ipBlocks[id]; len(l) == 0 || l[len(l)-1] != blk {
-			w.ipBlocks[id] = append(l, blk)
-			w.ipRows[id] = append(w.ipRows[id], 1)
-		} else {
-			w.ipRows[id][len(l)-1]++
-		}
+		w.ipBlocks[id] = append(w.ipBlocks[id], blk)
+		w.ipRows[id] = append(w.ipRows[id], w.addrRows[k])
 	}
 	w.blocks = append(w.blocks, m)
 	w.times, w.ips, w.domIDs, w.agentIDs = w.times[:0], w.ips[:0], w.domIDs[:0], w.agentIDs[:0]
