@@ -36,7 +36,8 @@ import (
 // only once the records are fsynced. Its errors are told apart by behaviour:
 // one with a RetryAfter() time.Duration method means busy (429/503 with
 // Retry-After), one whose TooLarge() bool is true means the batch can never
-// fit (413); any other error is a 503.
+// fit (413); any other error is a 503. Append must not keep recs once it
+// returns: the handlers reuse the slice for the next chunk and request.
 type Sink interface {
 	Append(ctx context.Context, recs []record.Record) error
 }
@@ -323,6 +324,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 
 	var ans Answer
 	c := &chunker{h: h, ctx: r.Context(), input: input, domain: domain, now: h.opts.Now(), ans: &ans, next: 1}
+	c.takeBuffers()
+	defer c.releaseBuffers()
 	if h.adm != nil {
 		c.limit = h.adm.ReserveLimit()
 	}

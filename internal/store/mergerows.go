@@ -35,13 +35,18 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 		}
 	}
 	m := kmerge.New(compareTime, pulls...)
+	// One record for the whole merge: drop and w.Add take its address,
+	// which moves it to the heap, once rather than once per record.
+	var rec record.Record
 	for n := 0; ; n++ {
 		if n%mergeCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return kept, removed, err
 			}
 		}
-		rec, ok, err := m.Next()
+		var ok bool
+		var err error
+		rec, ok, err = m.Next()
 		if err != nil || !ok {
 			return kept, removed, err
 		}
