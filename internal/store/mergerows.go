@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"iter"
 
 	"github.com/retentiond/retentiond/internal/kmerge"
 	"github.com/retentiond/retentiond/internal/record"
@@ -24,15 +23,7 @@ func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) e
 func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader, drop func(*record.Record) bool) (kept, removed int64, err error) {
 	pulls := make([]kmerge.Source[record.Record], len(srcs))
 	for i, r := range srcs {
-		next, stop := iter.Pull2(r.Iter())
-		defer stop()
-		pulls[i] = func() (record.Record, bool, error) {
-			rec, err, ok := next()
-			if !ok || err != nil {
-				return record.Record{}, false, err
-			}
-			return rec, true, nil
-		}
+		pulls[i] = r.Cursor().Next
 	}
 	m := kmerge.New(compareTime, pulls...)
 	// One record for the whole merge: drop and w.Add take its address,
