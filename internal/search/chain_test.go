@@ -144,10 +144,12 @@ func TestPropertyChainedSegments(t *testing.T) {
 		v.Head = store.RecordsOf(head)
 		for k, run := range runs {
 			p := filepath.Join(t.TempDir(), fmt.Sprintf("%d-%d.seg", d, k))
-			if _, err := segment.Write(p, run, segment.Options{BlockRows: 61}); err != nil {
+			// As the store's sealed parts are, some with small IP index
+			// pages and sorted domains (store.sealOptions).
+			if _, err := segment.Write(p, run, segment.Options{BlockRows: 61, IPPageEntries: []int{0, 1, 7}[k]}); err != nil {
 				t.Fatal(err)
 			}
-			sr, err := segment.Open(p)
+			sr, err := segment.OpenWith(p, segment.OpenOptions{IndexDomains: k > 0})
 			if err != nil {
 				t.Fatal(err)
 			}

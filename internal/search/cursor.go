@@ -276,15 +276,35 @@ func (c *segCursor) footerCount() (int64, bool) {
 	if field == "" {
 		return c.sr.Info().Records, true
 	}
-	rows, ok := c.footerRows(field)
+	rows, marks, ok := c.footerMarks(field)
 	if !ok {
 		return 0, false
 	}
+	// Summed in place: a count over a head sealed into many parts built
+	// a slice of every entry's rows per part only to add it up.
 	var n int64
-	for _, r := range rows {
-		n += int64(r)
+	if field == FieldDomain && len(marks) == 1 {
+		for _, id := range c.p.alts[0].domainIDs {
+			n += int64(rows[id])
+		}
+		return n, true
+	}
+	for id, r := range rows {
+		if marks == nil || anyMarks(marks, id) {
+			n += int64(r)
+		}
 	}
 	return n, true
+}
+
+// anyMarks reports whether any of marks holds id.
+func anyMarks(marks [][]bool, id int) bool {
+	for _, m := range marks {
+		if m[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // footerField says whether the footer's row counts can answer for this
@@ -325,36 +345,48 @@ func (c *segCursor) footerField() (field Field, ok bool) {
 // footer cannot answer (footerField), when the query tests the other
 // field, or for a format-1 segment.
 func (c *segCursor) footerRows(field Field) ([]uint64, bool) {
+	rows, marks, ok := c.footerMarks(field)
+	if !ok || marks == nil {
+		return rows, ok
+	}
+	out := make([]uint64, len(rows))
+	for id := range rows {
+		if anyMarks(marks, id) {
+			out[id] = rows[id]
+		}
+	}
+	return out, true
+}
+
+// footerMarks returns the footer's rows per field entry and, unless every
+// row matches (nil), each alternative's marks of the entries that match:
+// footerRows' answer before it is put together.
+func (c *segCursor) footerMarks(field Field) (rows []uint64, marks [][]bool, ok bool) {
 	if c.p == nil {
-		return nil, true // the plan found that nothing matches
+		return nil, nil, true // the plan found that nothing matches
 	}
 	tested, ok := c.footerField()
 	if !ok || tested != "" && tested != field {
-		return nil, false
+		return nil, nil, false
 	}
-	rows := c.sr.DomainRows()
+	rows = c.sr.DomainRows()
 	if field == FieldUserAgent {
 		rows = c.sr.UserAgentRows()
 	}
 	if rows == nil {
-		return nil, false // format 1: no row counts
+		return nil, nil, false // format 1: no row counts
 	}
 	if tested == "" {
-		return rows, true
+		return rows, nil, true
 	}
-	out := make([]uint64, len(rows))
 	for _, a := range c.p.alts {
-		marks := a.domainOK
+		m := a.domainOK
 		if field == FieldUserAgent {
-			marks = a.uaOK
+			m = a.uaOK
 		}
-		for id, hit := range marks {
-			if hit {
-				out[id] = rows[id]
-			}
-		}
+		marks = append(marks, m)
 	}
-	return out, true
+	return rows, marks, true
 }
 
 // scanSegment calls fn for each matching record of sr, in time order, until

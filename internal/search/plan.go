@@ -26,11 +26,14 @@ type plan struct {
 
 // altPlan is one alternative's plan: every one of its terms must hold.
 type altPlan struct {
-	domainOK []bool  // per domain id: do all domain terms hold
-	uaOK     []bool  // per user-agent id: do all ua terms hold
-	pathTerm []*Term // path terms, tested once per distinct path of a block
-	needles  [][]byte
-	ipTerms  []*Term
+	domainOK []bool // per domain id: do all domain terms hold
+	// domainIDs are the domain ids domainOK marks, ascending: a count
+	// from the footer adds up their rows without a pass over domainOK.
+	domainIDs []uint32
+	uaOK      []bool  // per user-agent id: do all ua terms hold
+	pathTerm  []*Term // path terms, tested once per distinct path of a block
+	needles   [][]byte
+	ipTerms   []*Term
 	// blocks are the candidate blocks of the alternative, sorted; all is
 	// set when its indexes do not narrow them.
 	blocks []int
@@ -87,7 +90,7 @@ func planSegment(sr *segment.Reader, req *Request, memo *termMemo) *plan {
 	var union []int
 	all := false
 	for i, alt := range req.Query.Alts {
-		a := planAlt(sr, alt, p, memo.ua(i))
+		a := planAlt(sr, alt, p, memo, i)
 		if a == nil {
 			continue
 		}
@@ -139,7 +142,7 @@ func planSegment(sr *segment.Reader, req *Request, memo *termMemo) *plan {
 // planAlt plans one alternative of a query over sr, adding the columns its
 // filters read to p.cols. It returns nil when the alternative cannot match
 // in the segment.
-func planAlt(sr *segment.Reader, terms []Term, p *plan, uaMemo map[string]bool) *altPlan {
+func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int) *altPlan {
 	a := &altPlan{all: true}
 	// blocks is meaningful only once restricted: an index that answers
 	// "no block" (a nil slice) must prune the alternative, not mean "all
@@ -184,8 +187,18 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, uaMemo map[string]bool) 
 			a.needles = append(a.needles, []byte(t.Value))
 		}
 	}
-	// Each dictionary entry is tested once, not once per row.
-	if len(dTerms) > 0 {
+	// An exact domain is looked up; otherwise each dictionary entry is
+	// tested once, not once per row.
+	if len(dTerms) == 1 && dTerms[0].Op == OpExact && !dTerms[0].Negate && sr.DomainsLowerCase() {
+		id, ok := sr.DomainID(dTerms[0].Value)
+		if !ok {
+			return nil
+		}
+		a.domainOK = make([]bool, len(sr.Domains()))
+		a.domainOK[id] = true
+		a.domainIDs = []uint32{id}
+		restrict(sr.BlocksForDomains(a.domainIDs))
+	} else if len(dTerms) > 0 {
 		doms := sr.Domains()
 		match := (*Term).matchString
 		if sr.DomainsLowerCase() {
@@ -198,16 +211,16 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, uaMemo map[string]bool) 
 		if !any {
 			return nil
 		}
-		var ids []uint32
 		for id, ok := range a.domainOK {
 			if ok {
-				ids = append(ids, uint32(id))
+				a.domainIDs = append(a.domainIDs, uint32(id))
 			}
 		}
-		restrict(sr.BlocksForDomains(ids))
+		restrict(sr.BlocksForDomains(a.domainIDs))
 	}
 	if len(uTerms) > 0 {
 		uas := sr.UserAgents()
+		uaMemo := memo.ua(alt, len(uas))
 		var any bool
 		a.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
 			if ok, seen := uaMemo[uas[id]]; seen {
@@ -243,13 +256,16 @@ func newTermMemo(req *Request) *termMemo {
 	return &termMemo{byAlt: make([]map[string]bool, len(req.Query.Alts))}
 }
 
-// ua returns alternative i's user-agent answers; nil without a memo.
-func (m *termMemo) ua(i int) map[string]bool {
+// ua returns alternative i's user-agent answers; nil without a memo. The
+// first call makes room for hint answers (the first segment's dictionary),
+// since a day's parts mostly repeat the same user agents: growing the
+// map entry by entry was a quarter of the memo's cost.
+func (m *termMemo) ua(i, hint int) map[string]bool {
 	if m == nil {
 		return nil
 	}
 	if m.byAlt[i] == nil {
-		m.byAlt[i] = make(map[string]bool)
+		m.byAlt[i] = make(map[string]bool, hint)
 	}
 	return m.byAlt[i]
 }

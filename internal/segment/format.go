@@ -64,7 +64,8 @@ const (
 	maxRawColumn = 64 << 20
 	// maxMetaRaw is the largest decoded meta section the reader accepts.
 	maxMetaRaw = 1 << 30
-	// ipPageEntries is the number of IP index entries per compressed page.
+	// ipPageEntries is the number of IP index entries per compressed page,
+	// and the most a page may hold (Options.IPPageEntries).
 	ipPageEntries = 1024
 )
 

@@ -26,6 +26,12 @@ type Options struct {
 	BlockRows int
 	// Level is the zstd compression level, 1–22 (default DefaultLevel).
 	Level int
+	// IPPageEntries is the number of addresses per IP index page, 1 to
+	// 1024 (default 1024). A lookup decompresses and scans one page, on
+	// average half of it: larger pages compress better, smaller ones make
+	// a lookup cheaper. A day's head holds many in-memory parts, each
+	// looked up by every search of the day, so they use small pages.
+	IPPageEntries int
 	// FS creates and commits the file; the zero value is the real file
 	// system, tests inject faults through it.
 	FS fsutil.FS
@@ -166,6 +172,12 @@ func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 	}
 	if opts.Level == 0 {
 		opts.Level = DefaultLevel
+	}
+	if opts.IPPageEntries == 0 {
+		opts.IPPageEntries = ipPageEntries
+	}
+	if opts.IPPageEntries < 1 || opts.IPPageEntries > ipPageEntries {
+		return nil, fmt.Errorf("segment writer: IP page entries %d out of range 1-%d", opts.IPPageEntries, ipPageEntries)
 	}
 	if opts.Level < 1 || opts.Level > 22 {
 		return nil, fmt.Errorf("segment writer: zstd level %d out of range 1-22", opts.Level)
@@ -430,8 +442,8 @@ func (w *Writer) writeFooter() {
 	}
 	slices.SortFunc(order, func(a, b uint32) int { return w.ipAddrs[a].Compare(w.ipAddrs[b]) })
 	var page, prevKey, key []byte
-	for start := 0; start < len(order); start += ipPageEntries {
-		ids := order[start:min(start+ipPageEntries, len(order))]
+	for start := 0; start < len(order); start += w.opts.IPPageEntries {
+		ids := order[start:min(start+w.opts.IPPageEntries, len(order))]
 		page, prevKey = page[:0], prevKey[:0]
 		var first []byte
 		for i, id := range ids {

@@ -1,0 +1,92 @@
+package segment
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestDomainID checks that a reader with sorted domains (IndexDomains)
+// and one without answer every lookup alike: each stored domain finds its
+// own id, and names that are not stored (before, between and after the
+// stored ones in sort order) find none.
+func TestDomainID(t *testing.T) {
+	recs := genRecords(21, 3000)
+	p := filepath.Join(t.TempDir(), "d.seg")
+	if _, err := Write(p, recs, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := OpenBytes(b, p, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	indexed, err := OpenBytes(b, p, OpenOptions{IndexDomains: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doms := indexed.Domains()
+	if len(doms) < 10 {
+		t.Fatalf("only %d domains", len(doms))
+	}
+	for id, d := range doms {
+		for name, r := range map[string]*Reader{"plain": plain, "indexed": indexed} {
+			if got, ok := r.DomainID(d); !ok || got != uint32(id) {
+				t.Fatalf("%s: DomainID(%q) = %d, %v; want %d", name, d, got, ok, id)
+			}
+		}
+	}
+	sorted := slices.Sorted(slices.Values(doms))
+	absent := []string{"", "\x00", "~~~~", sorted[0][:len(sorted[0])-1], sorted[len(sorted)-1] + "x"}
+	for _, d := range sorted[:50] {
+		absent = append(absent, d+"\x00", "0"+d)
+	}
+	for _, name := range absent {
+		if slices.Contains(doms, name) {
+			continue
+		}
+		for rn, r := range map[string]*Reader{"plain": plain, "indexed": indexed} {
+			if id, ok := r.DomainID(name); ok {
+				t.Fatalf("%s: DomainID(%q) = %d, want none", rn, name, id)
+			}
+		}
+	}
+}
+
+// TestIPPageEntries checks that a segment written with small IP index
+// pages answers every address and prefix lookup as the default does, and
+// that the writer refuses sizes outside 1-1024.
+func TestIPPageEntries(t *testing.T) {
+	recs := genRecords(22, 20000)
+	dir := t.TempDir()
+	def := writeOpen(t, filepath.Join(dir, "def.seg"), recs, Options{BlockRows: 512})
+	for _, n := range []int{1, 3, 64} {
+		small := writeOpen(t, filepath.Join(dir, "small.seg"), recs, Options{BlockRows: 512, IPPageEntries: n})
+		if small.footerPages() <= def.footerPages() {
+			t.Fatalf("%d entries a page: %d pages, the default has %d", n, small.footerPages(), def.footerPages())
+		}
+		for i := 0; i < len(recs); i += 97 {
+			a := recs[i].IP
+			for _, bits := range []int{a.BitLen(), a.BitLen() - 8, a.BitLen() - 16} {
+				pfx, _ := a.Prefix(bits)
+				wb, wr := def.BlockRowsForPrefix(pfx, true)
+				gb, gr := small.BlockRowsForPrefix(pfx, true)
+				if !slices.Equal(gb, wb) || !slices.Equal(gr, wr) {
+					t.Fatalf("%d entries a page, %s: blocks %v rows %v, want %v %v", n, pfx, gb, gr, wb, wr)
+				}
+			}
+		}
+		small.Close()
+	}
+	for _, n := range []int{-1, 1025} {
+		if _, err := Write(filepath.Join(dir, "bad.seg"), recs[:10], Options{IPPageEntries: n}); err == nil {
+			t.Errorf("IPPageEntries %d accepted", n)
+		}
+	}
+}
+
+func (r *Reader) footerPages() int { return len(r.ipPages) }
