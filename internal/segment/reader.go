@@ -458,27 +458,45 @@ type Cursor struct {
 // Next returns the next record, false at the end. After an error the
 // cursor is at its end.
 func (c *Cursor) Next() (record.Record, bool, error) {
+	row, ok, err := c.NextRow()
+	return row.Record, ok, err
+}
+
+// Row is a record with its domain's and user agent's ids in its segment's
+// dictionaries (Domains, UserAgents).
+type Row struct {
+	Record            record.Record
+	Domain, UserAgent uint32
+}
+
+// NextRow is Next with the record's dictionary ids, which a merge hands
+// to Writer.AddKnown.
+func (c *Cursor) NextRow() (Row, bool, error) {
 	r := c.r
 	for c.b == nil || c.i >= len(c.b.Times) {
 		if c.blk >= len(r.blocks) {
-			return record.Record{}, false, nil
+			return Row{}, false, nil
 		}
 		b, err := r.ReadBlock(c.blk, ColAll)
 		if err != nil {
 			c.blk, c.b = len(r.blocks), nil
-			return record.Record{}, false, err
+			return Row{}, false, err
 		}
 		c.blk++
 		c.b, c.i = b, 0
 	}
 	b, j := c.b, c.i
 	c.i++
-	return record.Record{
-		Time:      time.UnixMilli(b.Times[j]).UTC(),
-		Domain:    r.domains[b.DomainIDs[j]],
-		Path:      b.Paths[j],
-		UserAgent: r.uas[b.UserAgentIDs[j]],
-		IP:        b.IPs[j],
+	dom, ua := b.DomainIDs[j], b.UserAgentIDs[j]
+	return Row{
+		Record: record.Record{
+			Time:      time.UnixMilli(b.Times[j]).UTC(),
+			Domain:    r.domains[dom],
+			Path:      b.Paths[j],
+			UserAgent: r.uas[ua],
+			IP:        b.IPs[j],
+		},
+		Domain: dom, UserAgent: ua,
 	}, true, nil
 }
 

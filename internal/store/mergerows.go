@@ -21,14 +21,25 @@ func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) e
 // mergeWithout is mergeInto leaving out the records drop (if set) returns
 // true for (an erasure): it returns how many were written and left out.
 func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader, drop func(*record.Record) bool) (kept, removed int64, err error) {
-	pulls := make([]kmerge.Source[record.Record], len(srcs))
+	// The sources' dictionary ids, offset so that no two sources share a
+	// number, tell the writer which strings it has seen (AddKnown).
+	pulls := make([]kmerge.Source[segment.Row], len(srcs))
+	var domOff, uaOff uint32
 	for i, r := range srcs {
-		pulls[i] = r.Cursor().Next
+		cur, dOff, uOff := r.Cursor(), domOff, uaOff
+		pulls[i] = func() (segment.Row, bool, error) {
+			row, ok, err := cur.NextRow()
+			row.Domain += dOff
+			row.UserAgent += uOff
+			return row, ok, err
+		}
+		domOff += uint32(len(r.Domains()))
+		uaOff += uint32(len(r.UserAgents()))
 	}
-	m := kmerge.New(compareTime, pulls...)
-	// One record for the whole merge: drop and w.Add take its address,
-	// which moves it to the heap, once rather than once per record.
-	var rec record.Record
+	m := kmerge.New(compareRowTime, pulls...)
+	// One row for the whole merge: drop and w.AddKnown take its record's
+	// address, which moves it to the heap, once rather than once per row.
+	var row segment.Row
 	for n := 0; ; n++ {
 		if n%mergeCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
@@ -37,23 +48,23 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 		}
 		var ok bool
 		var err error
-		rec, ok, err = m.Next()
+		row, ok, err = m.Next()
 		if err != nil || !ok {
 			return kept, removed, err
 		}
-		if drop != nil && drop(&rec) {
+		if drop != nil && drop(&row.Record) {
 			removed++
 			continue
 		}
-		if err := w.Add(&rec); err != nil {
+		if err := w.AddKnown(&row.Record, row.Domain, row.UserAgent); err != nil {
 			return kept, removed, err
 		}
 		kept++
 	}
 }
 
-// compareTime orders records by time, oldest first.
-func compareTime(a, b record.Record) int { return a.Time.Compare(b.Time) }
+// compareRowTime orders rows by time, oldest first.
+func compareRowTime(a, b segment.Row) int { return a.Record.Time.Compare(b.Record.Time) }
 
 // mergeCheckEvery is how many records a merge writes between two looks at
 // its context: often enough to stop within milliseconds, rarely enough to
