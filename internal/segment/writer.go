@@ -610,33 +610,38 @@ func appendDomainPosting(b []byte, blocks []uint32, numBlocks int) []byte {
 // times keep their order); recs itself is not reordered, since the store
 // flushes heads that searches may be reading.
 func Write(path string, recs []record.Record, opts Options) (Info, error) {
-	return WriteRuns(path, [][]record.Record{recs}, opts)
+	return WriteRuns(path, [][]record.Record{recs}, nil, opts)
 }
 
+// Known is a record's domain and user agent as its caller numbers them,
+// for Writer.AddKnown: the store's head numbers the strings it shares.
+type Known struct{ Domain, UserAgent uint32 }
+
 // WriteRuns is Write of the records of runs one after the other (a head's
-// tail, kept in chunks).
-func WriteRuns(path string, runs [][]record.Record, opts Options) (Info, error) {
+// tail, kept in chunks). known, unless nil, holds each record's numbers
+// (Writer.AddKnown) in runs of the same lengths.
+func WriteRuns(path string, runs [][]record.Record, known [][]Known, opts Options) (Info, error) {
 	w, err := NewWriter(path, opts)
 	if err != nil {
 		return Info{}, err
 	}
-	return writeSorted(w, runs)
+	return writeSorted(w, runs, known)
 }
 
 // WriteMemory is Write into memory: it returns the segment's bytes, for
 // OpenBytes.
 func WriteMemory(name string, recs []record.Record, opts Options) ([]byte, Info, error) {
-	return WriteMemoryRuns(name, [][]record.Record{recs}, opts)
+	return WriteMemoryRuns(name, [][]record.Record{recs}, nil, opts)
 }
 
 // WriteMemoryRuns is WriteMemory of the records of runs one after the
-// other.
-func WriteMemoryRuns(name string, runs [][]record.Record, opts Options) ([]byte, Info, error) {
+// other, with their numbers as in WriteRuns.
+func WriteMemoryRuns(name string, runs [][]record.Record, known [][]Known, opts Options) ([]byte, Info, error) {
 	w, err := NewMemoryWriter(name, opts)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	info, err := writeSorted(w, runs)
+	info, err := writeSorted(w, runs, known)
 	if err != nil {
 		return nil, Info{}, err
 	}
@@ -644,8 +649,19 @@ func WriteMemoryRuns(name string, runs [][]record.Record, opts Options) ([]byte,
 }
 
 // writeSorted adds the records of runs to w in stable time order (equal
-// times in the order of runs, then of positions) and closes it.
-func writeSorted(w *Writer, runs [][]record.Record) (Info, error) {
+// times in the order of runs, then of positions), with their numbers in
+// known unless it is nil, and closes it.
+func writeSorted(w *Writer, runs [][]record.Record, known [][]Known) (Info, error) {
+	if known != nil && len(known) != len(runs) {
+		w.Abort()
+		return Info{}, errors.New("segment writer: numbers for a different number of runs")
+	}
+	for i := range known {
+		if len(known[i]) != len(runs[i]) {
+			w.Abort()
+			return Info{}, fmt.Errorf("segment writer: %d numbers for run %d of %d records", len(known[i]), i, len(runs[i]))
+		}
+	}
 	// Sort (time, run, position) keys rather than a copy of the records:
 	// 16 bytes per record instead of 96, on the flush of a head of
 	// millions of them. The run and position make the order stable.
@@ -667,7 +683,14 @@ func writeSorted(w *Writer, runs [][]record.Record) (Info, error) {
 		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.run, b.run), cmp.Compare(a.pos, b.pos))
 	})
 	for _, k := range keys {
-		if err := w.Add(&runs[k.run][k.pos]); err != nil {
+		var err error
+		if known != nil {
+			n := known[k.run][k.pos]
+			err = w.AddKnown(&runs[k.run][k.pos], n.Domain, n.UserAgent)
+		} else {
+			err = w.Add(&runs[k.run][k.pos])
+		}
+		if err != nil {
 			w.Abort()
 			return Info{}, err
 		}

@@ -239,7 +239,7 @@ func (s *Store) flushOnce() error {
 // merged in time order (the parts are sorted already).
 func writeHead(path string, key int64, h *head, opts segment.Options) error {
 	if len(h.parts) == 0 {
-		_, err := segment.WriteRuns(path, h.tail.Chunks(), opts)
+		_, err := segment.WriteRuns(path, h.tail.Chunks(), h.tail.knownChunks(), opts)
 		return err
 	}
 	srcs, err := partReaders(path, []Records{h.tail}, h.parts)

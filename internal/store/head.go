@@ -10,6 +10,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
 	"github.com/retentiond/retentiond/internal/wal"
 )
 
@@ -18,52 +19,46 @@ import (
 // is only ever appended to (sealing drops a prefix of it), so a snapshot
 // may keep reading a view of it while new records arrive (Records).
 type head struct {
-	tail    Records           // not yet sealed
-	parts   []*memPart        // sealed runs of the head, oldest first
-	n       int64             // records in parts and tail
-	intern  map[string]string // shares domain and user-agent strings
-	bytes   int64             // accounted memory of parts and tail
+	tail  Records    // not yet sealed
+	parts []*memPart // sealed runs of the head, oldest first
+	n     int64      // records in parts and tail
+	// intern numbers the domain and user-agent strings the head shares
+	// (names[i] is string i): records keep the shared strings, and the
+	// numbers go with them in the tail (Records.addKnown) so that the
+	// seal's writer finds each string's id without hashing it again.
+	intern  map[string]uint32
+	names   []string
+	bytes   int64 // accounted memory of parts and tail
 	minTime int64
 	maxTime int64
 	// tailSince is when the oldest record of the tail arrived: a tail that
 	// stops growing is sealed after sealAge all the same.
 	tailSince time.Time
-	// lastDom and lastUA are the last record's interned domain and user
-	// agent (add).
-	lastDom, lastUA string
+	// lastDom and lastUA are the numbers of the last record's domain and
+	// user agent (add).
+	lastDom, lastUA uint32
 }
 
-func newHead() *head { return &head{intern: make(map[string]string)} }
+func newHead() *head { return &head{intern: make(map[string]uint32)} }
 
 // recordOverhead is what a record takes in the head besides its strings'
-// bytes: the 96-byte struct (string headers included) in a slice that keeps
+// bytes: the 96-byte struct (string headers included) and its 8 bytes of
+// numbers (segment.Known) in slices that keep
 // up to a quarter of its capacity unused after it grows, and the rounding of
 // the path's allocation to a size class. Measured against the Go heap it
 // keeps the head's real memory within a few percent of headBytes, so that
 // storage.head_max_bytes bounds memory, not an optimistic figure.
-const recordOverhead = 128
+const recordOverhead = 136
 
 func (h *head) add(r record.Record) int64 {
 	n := int64(recordOverhead + len(r.Path))
-	// A visitor's requests come in runs: a record with the previous
-	// record's domain or user agent shares it without a map lookup.
-	if h.n > 0 && r.Domain == h.lastDom {
-		r.Domain = h.lastDom
-	} else if s, ok := h.intern[r.Domain]; ok {
-		r.Domain = s
-	} else {
-		h.intern[r.Domain] = r.Domain
-		n += int64(len(r.Domain)) + 48
-	}
-	if h.n > 0 && r.UserAgent == h.lastUA {
-		r.UserAgent = h.lastUA
-	} else if s, ok := h.intern[r.UserAgent]; ok {
-		r.UserAgent = s
-	} else {
-		h.intern[r.UserAgent] = r.UserAgent
-		n += int64(len(r.UserAgent)) + 48
-	}
-	h.lastDom, h.lastUA = r.Domain, r.UserAgent
+	var k segment.Known
+	var added int64
+	r.Domain, k.Domain, added = h.share(r.Domain, h.lastDom)
+	n += added
+	r.UserAgent, k.UserAgent, added = h.share(r.UserAgent, h.lastUA)
+	n += added
+	h.lastDom, h.lastUA = k.Domain, k.UserAgent
 	ms := r.Time.UnixMilli()
 	if h.n == 0 || ms < h.minTime {
 		h.minTime = ms
@@ -71,10 +66,27 @@ func (h *head) add(r record.Record) int64 {
 	if h.n == 0 || ms > h.maxTime {
 		h.maxTime = ms
 	}
-	h.tail.add(r)
+	h.tail.addKnown(r, k)
 	h.n++
 	h.bytes += n
 	return n
+}
+
+// share returns the head's shared copy of s and its number, and the
+// bytes a new string adds. A visitor's requests come in runs: a record
+// with the previous record's string (number last) takes it without a map
+// lookup.
+func (h *head) share(s string, last uint32) (string, uint32, int64) {
+	if h.n > 0 && s == h.names[last] {
+		return h.names[last], last, 0
+	}
+	if id, ok := h.intern[s]; ok {
+		return h.names[id], id, 0
+	}
+	id := uint32(len(h.names))
+	h.intern[s] = id
+	h.names = append(h.names, s)
+	return s, id, int64(len(s)) + 48
 }
 
 // tailBytes is what the first n records of the tail were accounted at by

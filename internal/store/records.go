@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
 )
 
 // recordChunk is how many records a chunk of a head's tail holds (384 KiB
@@ -25,8 +26,13 @@ type Records struct {
 	// from a few records (a quiet day's head stays small), the others
 	// are allocated whole.
 	chunks [][]record.Record
-	off    int // where the first record lies in chunks[0]
-	n      int
+	// known holds, chunk for chunk, each record's domain and user agent
+	// as its head numbers them (addKnown), for the seal to hand to
+	// segment.Writer.AddKnown; nil when the records were added without
+	// (add). A Records is filled by one of the two, never both.
+	known [][]segment.Known
+	off   int // where the first record lies in chunks[0]
+	n     int
 }
 
 // RecordsOf returns a copy of recs as Records.
@@ -65,10 +71,23 @@ func (rs Records) All() iter.Seq[record.Record] {
 
 // Chunks returns the records as consecutive slices, in order, which must
 // not be changed.
-func (rs Records) Chunks() [][]record.Record {
-	out := make([][]record.Record, 0, len(rs.chunks))
-	start, left := rs.off, rs.n
-	for _, c := range rs.chunks {
+func (rs Records) Chunks() [][]record.Record { return chunksOf(rs.chunks, rs.off, rs.n) }
+
+// knownChunks returns the records' head numbers (addKnown) as Chunks
+// returns the records, nil when they were added without.
+func (rs Records) knownChunks() [][]segment.Known {
+	if rs.known == nil {
+		return nil
+	}
+	return chunksOf(rs.known, rs.off, rs.n)
+}
+
+// chunksOf returns the n items from off on of chunks of recordChunk items
+// as consecutive slices.
+func chunksOf[T any](chunks [][]T, off, n int) [][]T {
+	out := make([][]T, 0, len(chunks))
+	start, left := off, n
+	for _, c := range chunks {
 		if left == 0 {
 			break
 		}
@@ -83,7 +102,12 @@ func (rs Records) Chunks() [][]record.Record {
 // add appends r, starting a chunk when the last one is full. Views taken
 // before (view, prefix) keep seeing what they saw: they hold their own
 // list of chunks, and add writes only beyond their ends.
-func (rs *Records) add(r record.Record) {
+func (rs *Records) add(r record.Record) { rs.push(r, segment.Known{}, false) }
+
+// addKnown is add with the record's head numbers (see known).
+func (rs *Records) addKnown(r record.Record, k segment.Known) { rs.push(r, k, true) }
+
+func (rs *Records) push(r record.Record, k segment.Known, withKnown bool) {
 	c := (rs.off + rs.n) / recordChunk
 	if c == len(rs.chunks) {
 		size := recordChunk
@@ -91,8 +115,14 @@ func (rs *Records) add(r record.Record) {
 			size = 64
 		}
 		rs.chunks = append(rs.chunks, make([]record.Record, 0, size))
+		if withKnown {
+			rs.known = append(rs.known, make([]segment.Known, 0, size))
+		}
 	}
 	rs.chunks[c] = append(rs.chunks[c], r)
+	if withKnown {
+		rs.known[c] = append(rs.known[c], k)
+	}
 	rs.n++
 }
 
@@ -104,7 +134,11 @@ func (rs Records) view() Records { return rs.prefix(rs.n) }
 // prefix returns a view of the first n records.
 func (rs Records) prefix(n int) Records {
 	rs.n = n
-	rs.chunks = slices.Clone(rs.chunks[:(rs.off+n+recordChunk-1)/recordChunk])
+	end := (rs.off + n + recordChunk - 1) / recordChunk
+	rs.chunks = slices.Clone(rs.chunks[:end])
+	if rs.known != nil {
+		rs.known = slices.Clone(rs.known[:end])
+	}
 	if n == 0 {
 		return Records{}
 	}
@@ -117,6 +151,9 @@ func (rs Records) prefix(n int) Records {
 func (rs Records) drop(n int) Records {
 	off := rs.off + n
 	rs.chunks = slices.Clone(rs.chunks[off/recordChunk:])
+	if rs.known != nil {
+		rs.known = slices.Clone(rs.known[off/recordChunk:])
+	}
 	rs.off, rs.n = off%recordChunk, rs.n-n
 	if rs.n == 0 {
 		return Records{}

@@ -1,16 +1,19 @@
 package store
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/segment"
 )
 
 // TestRecords checks the chunked run of records against a plain slice
-// through every operation the head uses: add, prefix, view, drop, At, All
-// and Chunks, at sizes around the chunk boundaries.
+// through every operation the head uses: add (and addKnown, whose numbers
+// must follow their records), prefix, view, drop, At, All and Chunks, at
+// sizes around the chunk boundaries.
 func TestRecords(t *testing.T) {
 	mk := func(i int) record.Record { return record.Record{Time: time.UnixMilli(int64(i)), Path: "/"} }
 	check := func(t *testing.T, rs Records, want []int) {
@@ -36,6 +39,26 @@ func TestRecords(t *testing.T) {
 		if !slices.Equal(all, want) || !slices.Equal(chunked, want) {
 			t.Fatalf("All or Chunks differ from At")
 		}
+		// Records filled with addKnown carry each record's numbers, in
+		// chunks of the same lengths as its records.
+		if rs.known == nil {
+			if rs.knownChunks() != nil {
+				t.Fatal("numbers without addKnown")
+			}
+			return
+		}
+		var known []int
+		for ci, c := range rs.knownChunks() {
+			if len(c) != len(rs.Chunks()[ci]) {
+				t.Fatalf("chunk %d: %d numbers for %d records", ci, len(c), len(rs.Chunks()[ci]))
+			}
+			for _, k := range c {
+				known = append(known, int(k.Domain))
+			}
+		}
+		if !slices.Equal(known, want) {
+			t.Fatalf("numbers %v, want %v", known, want)
+		}
 	}
 	for _, c := range []struct {
 		name          string
@@ -48,26 +71,35 @@ func TestRecords(t *testing.T) {
 		{"drop everything", 2 * recordChunk, 2 * recordChunk, 9},
 		{"drop at a boundary", 3 * recordChunk, recordChunk, 1},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			var rs Records
-			var want []int
-			for i := range c.n {
-				rs.add(mk(i))
-				want = append(want, i)
-			}
-			check(t, rs, want)
-			before := rs.view()
-			p := rs.prefix(c.drop)
-			check(t, p, want[:c.drop])
-			rs = rs.drop(c.drop)
-			for i := range c.more {
-				rs.add(mk(c.n + i))
-				want = append(want, c.n+i)
-			}
-			check(t, rs, want[c.drop:])
-			check(t, before, want[:c.n])
-			check(t, p, want[:c.drop])
-			check(t, RecordsOf(slices.Collect(rs.All())), want[c.drop:])
-		})
+		for _, withKnown := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/known=%v", c.name, withKnown), func(t *testing.T) {
+				var rs Records
+				var want []int
+				add := func(i int) {
+					if withKnown {
+						rs.addKnown(mk(i), segment.Known{Domain: uint32(i), UserAgent: uint32(i)})
+					} else {
+						rs.add(mk(i))
+					}
+				}
+				for i := range c.n {
+					add(i)
+					want = append(want, i)
+				}
+				check(t, rs, want)
+				before := rs.view()
+				p := rs.prefix(c.drop)
+				check(t, p, want[:c.drop])
+				rs = rs.drop(c.drop)
+				for i := range c.more {
+					add(c.n + i)
+					want = append(want, c.n+i)
+				}
+				check(t, rs, want[c.drop:])
+				check(t, before, want[:c.n])
+				check(t, p, want[:c.drop])
+				check(t, RecordsOf(slices.Collect(rs.All())), want[c.drop:])
+			})
+		}
 	}
 }

@@ -174,7 +174,7 @@ func sealPart(key int64, runs []Records, parts []*memPart) (*memPart, error) {
 	if len(parts) == 0 && len(runs) == 1 {
 		var info segment.Info
 		var err error
-		if b, info, err = segment.WriteMemoryRuns(name, runs[0].Chunks(), opts); err != nil {
+		if b, info, err = segment.WriteMemoryRuns(name, runs[0].Chunks(), runs[0].knownChunks(), opts); err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
 		n = info.Records
@@ -220,7 +220,7 @@ func partReaders(name string, runs []Records, parts []*memPart) ([]*segment.Read
 		if run.Len() == 0 {
 			continue
 		}
-		b, _, err := segment.WriteMemoryRuns(name, run.Chunks(), sealOptions)
+		b, _, err := segment.WriteMemoryRuns(name, run.Chunks(), run.knownChunks(), sealOptions)
 		if err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
