@@ -154,3 +154,35 @@ func TestAddKnown(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryWriterKeepsLittleSlack: a segment built in memory holds at
+// most an eighth more memory than its length (the store accounts an
+// in-memory part at its length), whether the reservation for it was too
+// small or too large.
+func TestMemoryWriterKeepsLittleSlack(t *testing.T) {
+	for _, n := range []int{1, 300, 20000} {
+		recs := genRecords(24, n)
+		b, _, err := WriteMemory("slack", recs, Options{Level: 1, IPPageEntries: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cap(b) > len(b)+len(b)/8 {
+			t.Errorf("%d records: %d bytes in a buffer of %d", n, len(b), cap(b))
+		}
+		w, err := NewMemoryWriter("slack", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			if err := w.Add(&recs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if b := w.Bytes(); cap(b) > len(b)+len(b)/8 {
+			t.Errorf("%d records added one by one: %d bytes in a buffer of %d", n, len(b), cap(b))
+		}
+	}
+}

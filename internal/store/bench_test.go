@@ -285,6 +285,7 @@ func BenchmarkSealFlush(b *testing.B) {
 	}
 	path := filepath.Join(b.TempDir(), "flush.seg")
 	var seal, flush time.Duration
+	var partBytes int64
 	b.ResetTimer()
 	for range b.N {
 		h := newHead()
@@ -303,6 +304,7 @@ func BenchmarkSealFlush(b *testing.B) {
 			}
 			h.parts = append(h.parts, p)
 			h.tail = h.tail.drop(k)
+			partBytes += p.r.Info().Bytes
 		}
 		seal += cpuTime(b) - t0
 		runtime.GC()
@@ -315,5 +317,6 @@ func BenchmarkSealFlush(b *testing.B) {
 	per := float64(b.N) * float64(len(arrival))
 	b.ReportMetric(float64(seal.Nanoseconds())/per, "seal_ns/record")
 	b.ReportMetric(float64(flush.Nanoseconds())/per, "flush_ns/record")
+	b.ReportMetric(float64(partBytes)/per, "part_bytes/record")
 	b.ReportMetric(0, "ns/op")
 }
