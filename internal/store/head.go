@@ -273,13 +273,18 @@ func encodeFrames(recs []record.Record, max, head, tail int) [][]byte {
 // line) are not worth a pooled buffer of that size.
 var framePool sync.Pool
 
-// minPooledFrame is the smallest frame capacity kept in framePool.
-const minPooledFrame = 64 << 10
+// minPooledFrame and maxPooledFrame bound the frame capacities kept in
+// framePool: a frame of a rare huge batch (up to wal.MaxPayload) is left
+// to the collector rather than kept for batches that never need it.
+const (
+	minPooledFrame = 64 << 10
+	maxPooledFrame = 4 << 20
+)
 
 // newFrame returns a frame buffer of length head (zeroed room for a
 // sealed frame's header) and capacity at least n.
 func newFrame(head, n int) []byte {
-	if n >= minPooledFrame {
+	if n >= minPooledFrame && n <= maxPooledFrame {
 		if p, ok := framePool.Get().(*[]byte); ok && cap(*p) >= n {
 			b := (*p)[:head]
 			clear(b)
@@ -293,7 +298,7 @@ func newFrame(head, n int) []byte {
 // to them any more.
 func releaseFrames(frames [][]byte) {
 	for _, f := range frames {
-		if cap(f) >= minPooledFrame {
+		if cap(f) >= minPooledFrame && cap(f) <= maxPooledFrame {
 			f = f[:0]
 			framePool.Put(&f)
 		}
