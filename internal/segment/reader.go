@@ -141,12 +141,9 @@ func OpenWith(path string, opts OpenOptions) (*Reader, error) {
 		return nil, fmt.Errorf("open segment: %w", err)
 	}
 	r.mapped = true
-	if err := r.load(opts.Keys); err != nil {
+	if err := r.load(opts); err != nil {
 		r.Close()
 		return nil, err
-	}
-	if opts.IndexDomains {
-		r.indexDomains()
 	}
 	return r, nil
 }
@@ -169,11 +166,8 @@ func OpenSource(src Source, opts OpenOptions) (*Reader, error) {
 	if r.size < headerSize+trailerSize {
 		return nil, r.corrupt(0, "file of %d bytes is too short", r.size)
 	}
-	if err := r.load(opts.Keys); err != nil {
+	if err := r.load(opts); err != nil {
 		return nil, err
-	}
-	if opts.IndexDomains {
-		r.indexDomains()
 	}
 	return r, nil
 }
@@ -186,11 +180,8 @@ func OpenBytes(b []byte, name string, opts OpenOptions) (*Reader, error) {
 	if r.size < headerSize+trailerSize {
 		return nil, r.corrupt(0, "segment of %d bytes is too short", r.size)
 	}
-	if err := r.load(opts.Keys); err != nil {
+	if err := r.load(opts); err != nil {
 		return nil, err
-	}
-	if opts.IndexDomains {
-		r.indexDomains()
 	}
 	return r, nil
 }
@@ -230,7 +221,19 @@ func (r *Reader) readSource(off, n int64) ([]byte, error) {
 	return buf, nil
 }
 
-func (r *Reader) load(ks KeySource) error {
+// load parses the header and footer of the segment as every Open does,
+// and sorts the domains when opts ask for it.
+func (r *Reader) load(opts OpenOptions) error {
+	if err := r.loadFooter(opts.Keys); err != nil {
+		return err
+	}
+	if opts.IndexDomains {
+		r.indexDomains()
+	}
+	return nil
+}
+
+func (r *Reader) loadFooter(ks KeySource) error {
 	h, err := r.readAt(0, headerSize)
 	if err != nil {
 		return err

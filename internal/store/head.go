@@ -43,9 +43,9 @@ func newHead() *head { return &head{intern: make(map[string]uint32)} }
 
 // recordOverhead is what a record takes in the head besides its strings'
 // bytes: the 96-byte struct (string headers included) and its 8 bytes of
-// numbers (segment.Known) in slices that keep
-// up to a quarter of its capacity unused after it grows, and the rounding of
-// the path's allocation to a size class. Measured against the Go heap it
+// numbers (segment.Known) in slices that keep up to a quarter of their
+// capacity unused after they grow, and the rounding of the path's
+// allocation to a size class. Measured against the Go heap it
 // keeps the head's real memory within a few percent of headBytes, so that
 // storage.head_max_bytes bounds memory, not an optimistic figure.
 const recordOverhead = 136
