@@ -220,18 +220,25 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int)
 	}
 	if len(uTerms) > 0 {
 		uas := sr.UserAgents()
-		uaMemo := memo.ua(alt, len(uas))
+		test := func(id int) bool {
+			return allHold(uTerms, func(t *Term) bool { return t.matchString(uas[id]) })
+		}
 		var any bool
-		a.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
-			if ok, seen := uaMemo[uas[id]]; seen {
+		if nums := memo.numbered(alt, sr); nums != nil {
+			a.uaOK, any = markEntries(nil, len(uas), func(id int) bool { return memo.byNumber(alt, nums[id], id, test) })
+		} else {
+			uaMemo := memo.ua(alt, len(uas))
+			a.uaOK, any = markEntries(nil, len(uas), func(id int) bool {
+				if ok, seen := uaMemo[uas[id]]; seen {
+					return ok
+				}
+				ok := test(id)
+				if uaMemo != nil {
+					uaMemo[uas[id]] = ok
+				}
 				return ok
-			}
-			ok := allHold(uTerms, func(t *Term) bool { return t.matchString(uas[id]) })
-			if uaMemo != nil {
-				uaMemo[uas[id]] = ok
-			}
-			return ok
-		})
+			})
+		}
 		if !any {
 			return nil
 		}
@@ -246,20 +253,31 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int)
 // user-agent terms of each alternative answered for each user agent. A
 // day's sealed parts (and successive flushes) repeat most of each other's
 // user agents, and a substring or wildcard term costs 0.1–1.3 µs per user
-// agent, where the memo costs a map lookup: a user-agent search over a head
-// sealed into several parts tested every part's whole dictionary. Domain
-// terms are cheaper to test than to look up. Not safe for concurrent use.
-type termMemo struct{ byAlt []map[string]bool }
+// agent, where the memo costs a lookup: a user-agent search over a head
+// sealed into several parts tested every part's whole dictionary. Parts of
+// one head carry the head's numbers for their entries (segment.Numbers),
+// and their answers are kept by number, in a slice; other segments'
+// answers by string, in a map, which costs a hash of every entry of every
+// segment. Domain terms are cheaper to test than to look up. Not safe for
+// concurrent use.
+type termMemo struct {
+	byAlt []map[string]bool
+	// space is the numbering answers are kept in by number (the first
+	// numbered segment's), and byNum per alternative the answers by
+	// number: 0 not yet known, 1 no, 2 yes.
+	space uint64
+	byNum [][]uint8
+}
 
 // newTermMemo returns a memo for req's alternatives.
 func newTermMemo(req *Request) *termMemo {
-	return &termMemo{byAlt: make([]map[string]bool, len(req.Query.Alts))}
+	return &termMemo{byAlt: make([]map[string]bool, len(req.Query.Alts)), byNum: make([][]uint8, len(req.Query.Alts))}
 }
 
-// ua returns alternative i's user-agent answers; nil without a memo. The
-// first call makes room for hint answers (the first segment's dictionary),
-// since a day's parts mostly repeat the same user agents: growing the
-// map entry by entry was a quarter of the memo's cost.
+// ua returns alternative i's user-agent answers by string; nil without a
+// memo. The first call makes room for hint answers (the first segment's
+// dictionary), since a day's parts mostly repeat the same user agents:
+// growing the map entry by entry was a quarter of the memo's cost.
 func (m *termMemo) ua(i, hint int) map[string]bool {
 	if m == nil {
 		return nil
@@ -268,6 +286,47 @@ func (m *termMemo) ua(i, hint int) map[string]bool {
 		m.byAlt[i] = make(map[string]bool, hint)
 	}
 	return m.byAlt[i]
+}
+
+// maxMemoNumber bounds the numbers the memo keeps answers by (a head
+// flooded with distinct user agents numbers millions of strings): the
+// slice of one alternative takes a byte per number up to the largest.
+const maxMemoNumber = 1 << 20
+
+// numbered returns sr's user-agent numbers when alternative i's answers
+// can be kept by number for it: sr is numbered in the memo's space (the
+// first numbered segment sets it), and every number is below
+// maxMemoNumber. Otherwise nil: the answers are kept by string.
+func (m *termMemo) numbered(i int, sr *segment.Reader) []uint32 {
+	n := sr.Numbers()
+	if m == nil || n == nil || n.Space == 0 || m.space != 0 && n.Space != m.space {
+		return nil
+	}
+	top := -1
+	for _, v := range n.UserAgents {
+		if v >= maxMemoNumber {
+			return nil // NoNumber included
+		}
+		top = max(top, int(v))
+	}
+	m.space = n.Space
+	if len(m.byNum[i]) <= top {
+		m.byNum[i] = slices.Grow(m.byNum[i], top+1-len(m.byNum[i]))[:top+1]
+	}
+	return n.UserAgents
+}
+
+// byNumber returns alternative i's answer for the entry id numbered num,
+// testing it only the first time the number is seen.
+func (m *termMemo) byNumber(i int, num uint32, id int, test func(id int) bool) bool {
+	s := m.byNum[i]
+	if s[num] == 0 {
+		s[num] = 1
+		if test(id) {
+			s[num] = 2
+		}
+	}
+	return s[num] == 2
 }
 
 // markEntries sets ok[k] (ok is reused when large enough) to match(k) for

@@ -63,6 +63,16 @@ func datasetWith(t testing.TB, n int, ring *keys.Ring) (*fakeSource, []record.Re
 	for _, d := range days {
 		recs := byDay[d]
 		v := &store.DayView{Day: d}
+		// Two numberings that give the same numbers to different strings.
+		numberings := [2]map[string]uint32{{}, {}}
+		numberIn := func(k int, s string) uint32 {
+			n, ok := numberings[k][s]
+			if !ok {
+				n = uint32(len(numberings[k]))
+				numberings[k][s] = n
+			}
+			return n
+		}
 		parts := make([][]record.Record, 4)
 		for _, r := range recs {
 			k := rng.IntN(4)
@@ -82,8 +92,33 @@ func datasetWith(t testing.TB, n int, ring *keys.Ring) (*fakeSource, []record.Re
 				}
 				opts.Key, oo.Keys = k, ring
 			}
-			if _, err := segment.Write(p, parts[i], opts); err != nil {
+			// Like the parts of a store's head, parts 0 and 1 carry numbers
+			// for their strings (segment.Numbers), in one numbering or, on
+			// odd days, in two; part 2 carries none. A search keeps its
+			// user-agent answers by number or by string accordingly, and
+			// must answer the same either way.
+			other := i == 1 && len(src.days)%2 == 1
+			numbering := 0
+			if other {
+				numbering = 1
+			}
+			known := make([]segment.Known, len(parts[i]))
+			for j, r := range parts[i] {
+				known[j] = segment.Known{Domain: numberIn(numbering, r.Domain), UserAgent: numberIn(numbering, r.UserAgent)}
+			}
+			info, err := segment.WriteRuns(p, [][]record.Record{parts[i]}, [][]segment.Known{known}, opts)
+			if err != nil {
 				t.Fatal(err)
+			}
+			switch {
+			case i == 2:
+				oo.Numbers = nil
+			case other:
+				oo.Numbers = info.Numbers
+				oo.Numbers.Space = 2*uint64(len(src.days)) + 2
+			default:
+				oo.Numbers = info.Numbers
+				oo.Numbers.Space = 2*uint64(len(src.days)) + 1
 			}
 			sr, err := segment.OpenWith(p, oo)
 			if err != nil {

@@ -72,6 +72,10 @@ type Reader struct {
 	// unless the reader was opened with OpenOptions.IndexDomains.
 	domainOrder []uint32
 
+	// numbers are the caller's numbers for the dictionary entries
+	// (OpenOptions.Numbers); nil when none.
+	numbers *Numbers
+
 	// domainsLower is set once (domainsOnce) to whether every domain of
 	// the dictionary is in record.LowerDomain form.
 	domainsOnce  sync.Once
@@ -113,6 +117,10 @@ type OpenOptions struct {
 	// size: a day's head holds many in-memory parts, and a domain search
 	// of the day looked through every part's whole dictionary.
 	IndexDomains bool
+	// Numbers, when set, are the caller's numbers for the segment's
+	// dictionary entries (Info.Numbers of its writer), which Reader.Numbers
+	// gives back. Open fails if they do not fit the dictionaries.
+	Numbers *Numbers
 }
 
 // OpenWith is Open with options. A missing key (keys.ErrNoKey), a
@@ -222,7 +230,7 @@ func (r *Reader) readSource(off, n int64) ([]byte, error) {
 }
 
 // load parses the header and footer of the segment as every Open does,
-// and sorts the domains when opts ask for it.
+// sorts the domains and keeps the caller's numbers when opts ask for it.
 func (r *Reader) load(opts OpenOptions) error {
 	if err := r.loadFooter(opts.Keys); err != nil {
 		return err
@@ -230,7 +238,7 @@ func (r *Reader) load(opts OpenOptions) error {
 	if opts.IndexDomains {
 		r.indexDomains()
 	}
-	return nil
+	return r.setNumbers(opts.Numbers)
 }
 
 func (r *Reader) loadFooter(ks KeySource) error {

@@ -49,6 +49,10 @@ type Info struct {
 	Records          int64
 	Blocks           int
 	Bytes            int64 // file size
+	// Numbers are the numbers the writer was given for its dictionary
+	// entries (AddKnown), for OpenOptions.Numbers; nil when none was.
+	// Their Space is left to the caller.
+	Numbers *Numbers
 }
 
 // blockMeta is what the footer says about one block.
@@ -451,7 +455,7 @@ func (w *Writer) Close() (Info, error) {
 	if err := w.f.Commit(); err != nil {
 		return Info{}, fmt.Errorf("segment writer: commit %s: %w", w.path, err)
 	}
-	info := Info{Records: w.records, Blocks: len(w.blocks), Bytes: w.off}
+	info := Info{Records: w.records, Blocks: len(w.blocks), Bytes: w.off, Numbers: w.numbers()}
 	if len(w.blocks) > 0 {
 		info.MinTime = time.UnixMilli(w.blocks[0].minT).UTC()
 		info.MaxTime = time.UnixMilli(w.blocks[len(w.blocks)-1].maxT).UTC()

@@ -298,7 +298,7 @@ func BenchmarkSealFlush(b *testing.B) {
 		t0 := cpuTime(b)
 		for h.tail.Len() > 0 {
 			k := min(h.tail.Len(), defaultSealRows)
-			p, err := sealPart(day.Unix(), []Records{h.tail.prefix(k)}, nil)
+			p, err := sealPart(day.Unix(), h.space, []Records{h.tail.prefix(k)}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

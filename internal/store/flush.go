@@ -242,7 +242,7 @@ func writeHead(path string, key int64, h *head, opts segment.Options) error {
 		_, err := segment.WriteRuns(path, h.tail.Chunks(), h.tail.knownChunks(), opts)
 		return err
 	}
-	srcs, err := partReaders(path, []Records{h.tail}, h.parts)
+	srcs, err := partReaders(path, h.space, []Records{h.tail}, h.parts)
 	if err != nil {
 		return err
 	}

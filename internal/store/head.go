@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/retentiond/retentiond/internal/keys"
@@ -26,8 +27,11 @@ type head struct {
 	// (names[i] is string i): records keep the shared strings, and the
 	// numbers go with them in the tail (Records.addKnown) so that the
 	// seal's writer finds each string's id without hashing it again.
-	intern  map[string]uint32
-	names   []string
+	intern map[string]uint32
+	names  []string
+	// space names this head's numbering for its parts
+	// (segment.Numbers.Space): unique in the process, never 0.
+	space   uint64
 	bytes   int64 // accounted memory of parts and tail
 	minTime int64
 	maxTime int64
@@ -39,7 +43,12 @@ type head struct {
 	lastDom, lastUA uint32
 }
 
-func newHead() *head { return &head{intern: make(map[string]uint32)} }
+func newHead() *head {
+	return &head{intern: make(map[string]uint32), space: headSpaces.Add(1)}
+}
+
+// headSpaces numbers the heads' numberings (head.space).
+var headSpaces atomic.Uint64
 
 // recordOverhead is what a record takes in the head besides its strings'
 // bytes: the 96-byte struct (string headers included) and its 8 bytes of

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 
 	"github.com/retentiond/retentiond/internal/kmerge"
 	"github.com/retentiond/retentiond/internal/record"
@@ -21,12 +22,28 @@ func mergeInto(ctx context.Context, w *segment.Writer, srcs []*segment.Reader) e
 // mergeWithout is mergeInto leaving out the records drop (if set) returns
 // true for (an erasure): it returns how many were written and left out.
 func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader, drop func(*record.Record) bool) (kept, removed int64, err error) {
-	// The sources' dictionary ids, offset so that no two sources share a
-	// number, tell the writer which strings it has seen (AddKnown).
+	// The writer is told which strings it has seen by number (AddKnown):
+	// the numbers of the head the sources were sealed from when they all
+	// share one (commonSpace), so that equal strings of different parts
+	// are looked up once; else the sources' dictionary ids, offset so
+	// that no two sources share a number.
 	pulls := make([]kmerge.Source[segment.Row], len(srcs))
+	shared := commonSpace(srcs) != 0
 	var domOff, uaOff uint32
 	for i, r := range srcs {
-		cur, dOff, uOff := r.Cursor(), domOff, uaOff
+		cur := r.Cursor()
+		if shared {
+			nums := r.Numbers()
+			pulls[i] = func() (segment.Row, bool, error) {
+				row, ok, err := cur.NextRow()
+				if ok {
+					row.Domain, row.UserAgent = nums.Domains[row.Domain], nums.UserAgents[row.UserAgent]
+				}
+				return row, ok, err
+			}
+			continue
+		}
+		dOff, uOff := domOff, uaOff
 		pulls[i] = func() (segment.Row, bool, error) {
 			row, ok, err := cur.NextRow()
 			row.Domain += dOff
@@ -61,6 +78,22 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 		}
 		kept++
 	}
+}
+
+// commonSpace returns the numbering (segment.Numbers.Space) that every
+// source carries with a number for every dictionary entry, 0 when they do
+// not all share one.
+func commonSpace(srcs []*segment.Reader) uint64 {
+	var space uint64
+	for i, r := range srcs {
+		n := r.Numbers()
+		if n == nil || n.Space == 0 || i > 0 && n.Space != space ||
+			slices.Contains(n.Domains, segment.NoNumber) || slices.Contains(n.UserAgents, segment.NoNumber) {
+			return 0
+		}
+		space = n.Space
+	}
+	return space
 }
 
 // compareRowTime orders rows by time, oldest first.

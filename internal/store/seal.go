@@ -107,7 +107,7 @@ func (s *Store) sealDue() error {
 	}
 	s.mu.Unlock()
 	for _, j := range jobs {
-		p, err := sealPart(j.key, []Records{j.recs}, nil)
+		p, err := sealPart(j.key, j.h.space, []Records{j.recs}, nil)
 		if err != nil {
 			return err
 		}
@@ -146,7 +146,7 @@ func (s *Store) sealDue() error {
 // immutable, and the head's part list only grows meanwhile (under sealMu,
 // only this function shrinks it); a head frozen meanwhile is left as it is.
 func (s *Store) compactParts(key int64, h *head, parts []*memPart) error {
-	p, err := sealPart(key, nil, parts)
+	p, err := sealPart(key, h.space, nil, parts)
 	if err != nil {
 		return err
 	}
@@ -166,20 +166,21 @@ func (s *Store) compactParts(key int64, h *head, parts []*memPart) error {
 }
 
 // sealPart encodes record runs and existing parts into one in-memory part.
-func sealPart(key int64, runs []Records, parts []*memPart) (*memPart, error) {
+// The runs' records carry the numbers of the head whose numbering is space
+// (Records.addKnown); the part keeps them beside its dictionaries
+// (segment.Numbers) when every source was numbered so.
+func sealPart(key int64, space uint64, runs []Records, parts []*memPart) (*memPart, error) {
 	name := fmt.Sprintf("memory part of %s", record.DayString(time.Unix(key, 0)))
 	opts := sealOptions
 	var b []byte
-	var n int64
+	var info segment.Info
 	if len(parts) == 0 && len(runs) == 1 {
-		var info segment.Info
 		var err error
 		if b, info, err = segment.WriteMemoryRuns(name, runs[0].Chunks(), runs[0].knownChunks(), opts); err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
-		n = info.Records
 	} else {
-		srcs, err := partReaders(name, runs, parts)
+		srcs, err := partReaders(name, space, runs, parts)
 		if err != nil {
 			return nil, err
 		}
@@ -191,27 +192,39 @@ func sealPart(key int64, runs []Records, parts []*memPart) (*memPart, error) {
 			w.Abort()
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
-		info, err := w.Close()
-		if err != nil {
+		if info, err = w.Close(); err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
-		b, n = w.Bytes(), info.Records
+		if commonSpace(srcs) != space {
+			// The merge numbered the strings its own way (mergeWithout).
+			info.Numbers = nil
+		}
+		b = w.Bytes()
+	}
+	nums := info.Numbers
+	if nums != nil {
+		nums.Space = space
 	}
 	// A search of a domain looks it up in every part of the day's head:
 	// the parts sort their domains for it.
-	r, err := segment.OpenBytes(b, name, segment.OpenOptions{IndexDomains: true})
+	r, err := segment.OpenBytes(b, name, segment.OpenOptions{IndexDomains: true, Numbers: nums})
 	if err != nil {
 		return nil, fmt.Errorf("seal head: %w", err)
 	}
 	// The parsed footer (dictionaries, block table) roughly doubles what
-	// the encoded bytes take.
-	return &memPart{r: r, n: n, bytes: 2*int64(len(b)) + 4096}, nil
+	// the encoded bytes take; the numbers take 4 bytes per entry.
+	bytes := 2*int64(len(b)) + 4096
+	if nums != nil {
+		bytes += 4 * int64(len(nums.Domains)+len(nums.UserAgents))
+	}
+	return &memPart{r: r, n: info.Records, bytes: bytes}, nil
 }
 
 // partReaders returns readers over parts followed by each run encoded as a
 // part of its own, in that order (so that equal times keep arrival order
-// in a merge: parts are older than the runs).
-func partReaders(name string, runs []Records, parts []*memPart) ([]*segment.Reader, error) {
+// in a merge: parts are older than the runs). The runs carry the numbers
+// of the head whose numbering is space.
+func partReaders(name string, space uint64, runs []Records, parts []*memPart) ([]*segment.Reader, error) {
 	srcs := make([]*segment.Reader, 0, len(parts)+len(runs))
 	for _, p := range parts {
 		srcs = append(srcs, p.r)
@@ -220,11 +233,14 @@ func partReaders(name string, runs []Records, parts []*memPart) ([]*segment.Read
 		if run.Len() == 0 {
 			continue
 		}
-		b, _, err := segment.WriteMemoryRuns(name, run.Chunks(), run.knownChunks(), sealOptions)
+		b, info, err := segment.WriteMemoryRuns(name, run.Chunks(), run.knownChunks(), sealOptions)
 		if err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
-		r, err := segment.OpenBytes(b, name, segment.OpenOptions{})
+		if info.Numbers != nil {
+			info.Numbers.Space = space
+		}
+		r, err := segment.OpenBytes(b, name, segment.OpenOptions{Numbers: info.Numbers})
 		if err != nil {
 			return nil, fmt.Errorf("seal head: %w", err)
 		}
