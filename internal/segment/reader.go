@@ -458,12 +458,24 @@ func (r *Reader) Iter() iter.Seq2[record.Record, error] {
 func (r *Reader) Cursor() *Cursor { return &Cursor{r: r} }
 
 // Cursor reads a segment's records in time order, decoding one block at a
-// time (Reader.Cursor).
+// time (Reader.Cursor) into buffers it reuses from block to block: a merge
+// reads every block of its sources, and ReadBlock's fresh slices per block
+// were a third of what the daemon allocated (the flush's merge, and the
+// seal's compactions).
 type Cursor struct {
-	r   *Reader
-	blk int    // the next block to read
-	b   *Block // the block being read
-	i   int    // the next row of b
+	r    *Reader
+	blk  int       // the next block to read
+	v    BlockView // the block being read
+	rows int       // rows of v (0 before the first block)
+	i    int       // the next row of v
+	// The block's id columns and path indexes, per row.
+	doms, uas, pathIdx []uint32
+	// own holds the block's own paths and base block 0's (format 4), each
+	// as one string that rows take substrings of: a row's path must
+	// outlive the view's buffers (a merge's writer keeps it until its own
+	// block is written). base is copied once per segment, not per block.
+	own, base string
+	baseOf    *pathDict
 }
 
 // Next returns the next record, false at the end. After an error the
@@ -484,31 +496,66 @@ type Row struct {
 // to Writer.AddKnown.
 func (c *Cursor) NextRow() (Row, bool, error) {
 	r := c.r
-	for c.b == nil || c.i >= len(c.b.Times) {
+	for c.i >= c.rows {
 		if c.blk >= len(r.blocks) {
 			return Row{}, false, nil
 		}
-		b, err := r.ReadBlock(c.blk, ColAll)
-		if err != nil {
-			c.blk, c.b = len(r.blocks), nil
+		if err := c.load(c.blk); err != nil {
+			c.blk, c.rows = len(r.blocks), 0
 			return Row{}, false, err
 		}
 		c.blk++
-		c.b, c.i = b, 0
+		c.i = 0
 	}
-	b, j := c.b, c.i
+	j := c.i
 	c.i++
-	dom, ua := b.DomainIDs[j], b.UserAgentIDs[j]
+	p, s, k := &c.v.paths, c.own, int(c.pathIdx[j])
+	if k < p.nBase {
+		p, s = p.base, c.base
+	} else {
+		k -= p.nBase
+	}
+	start := 0
+	if k > 0 {
+		start = p.ends[k-1]
+	}
+	dom, ua := c.doms[j], c.uas[j]
 	return Row{
 		Record: record.Record{
-			Time:      time.UnixMilli(b.Times[j]).UTC(),
+			Time:      time.UnixMilli(c.v.Times[j]).UTC(),
 			Domain:    r.domains[dom],
-			Path:      b.Paths[j],
+			Path:      s[start:p.ends[k]],
 			UserAgent: r.uas[ua],
-			IP:        b.IPs[j],
+			IP:        c.v.IP(j),
 		},
 		Domain: dom, UserAgent: ua,
 	}, true, nil
+}
+
+// load decodes block i into the cursor's view.
+func (c *Cursor) load(i int) error {
+	v := &c.v
+	if err := c.r.DecodeBlock(i, ColAll, v); err != nil {
+		return err
+	}
+	var err error
+	if c.doms, err = v.DomainIDs(); err != nil {
+		return err
+	}
+	if c.uas, err = v.UserAgentIDs(); err != nil {
+		return err
+	}
+	if c.pathIdx, err = v.PathIdx(); err != nil {
+		return err
+	}
+	p := &v.paths
+	p.build()
+	c.own = string(p.arena)
+	if p.nBase > 0 && p.base != c.baseOf {
+		c.base, c.baseOf = string(p.base.arena), p.base
+	}
+	c.rows = v.Rows
+	return nil
 }
 
 // allBlocks is the answer of an index lookup whose index bytes turned out to

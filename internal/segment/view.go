@@ -311,7 +311,7 @@ func (r *Reader) decodeColumn(v *BlockView, c Columns, raw []byte, b *blockMeta,
 
 // ReadBlock decodes the requested columns of block i into per-row slices
 // owned by the caller. It is the simple form of DecodeBlock, for callers
-// that keep the rows (merges, verification, tests).
+// that keep the rows (verification, tests); a merge reads through a Cursor.
 func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 	v := &BlockView{}
 	if err := r.DecodeBlock(i, cols, v); err != nil {
