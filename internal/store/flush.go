@@ -148,9 +148,10 @@ func (s *Store) flushOnce() error {
 		// The frozen records are still in the WAL; put them back in the head
 		// so they stay searchable and the next flush retries them.
 		s.mu.Lock()
+		now := s.opts.Now()
 		for k, h := range frozen {
 			for r := range h.tail.All() {
-				s.insertLocked(r)
+				s.insertLocked(r, now)
 			}
 			if len(h.parts) > 0 {
 				s.restorePartsLocked(k, h.parts)

@@ -38,6 +38,9 @@ type head struct {
 	// tailSince is when the oldest record of the tail arrived: a tail that
 	// stops growing is sealed after sealAge all the same.
 	tailSince time.Time
+	// lastAdd is when a record last joined the tail: a tail nothing joins
+	// any more is sealed after sealIdle.
+	lastAdd time.Time
 	// lastDom and lastUA are the numbers of the last record's domain and
 	// user agent (add).
 	lastDom, lastUA uint32
@@ -108,8 +111,9 @@ func (h *head) tailBytes(n int) int64 {
 	return b
 }
 
-// insertLocked adds a record to its day's head. s.mu must be held.
-func (s *Store) insertLocked(r record.Record) {
+// insertLocked adds a record to its day's head at time now (one reading
+// of the clock for a whole batch). s.mu must be held.
+func (s *Store) insertLocked(r record.Record, now time.Time) {
 	key := record.Day(r.Time).Unix()
 	h := s.heads[key]
 	if h == nil {
@@ -117,11 +121,12 @@ func (s *Store) insertLocked(r record.Record) {
 		s.heads[key] = h
 	}
 	if s.headBytes == 0 && s.oldestHead.IsZero() {
-		s.oldestHead = s.opts.Now()
+		s.oldestHead = now
 	}
 	if h.tail.Len() == 0 {
-		h.tailSince = s.opts.Now()
+		h.tailSince = now
 	}
+	h.lastAdd = now
 	s.headBytes += h.add(r)
 	s.walDirty = true
 	if h.tail.Len() == s.opts.SealRows {
@@ -196,8 +201,9 @@ func (s *Store) Append(ctx context.Context, recs []record.Record) error {
 	// then gives back nothing).
 	s.reserved -= est
 	est = 0
+	now := s.opts.Now()
 	for _, r := range recs {
-		s.insertLocked(r)
+		s.insertLocked(r, now)
 	}
 	over := s.headBytes >= s.opts.HeadMaxBytes/2
 	s.mu.Unlock()

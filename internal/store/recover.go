@@ -101,8 +101,9 @@ func (s *Store) recover() error {
 			return fmt.Errorf("wal file %d: %w", seg, err)
 		}
 		s.mu.Lock()
+		now := s.opts.Now()
 		for _, r := range recs {
-			s.insertLocked(r)
+			s.insertLocked(r, now)
 		}
 		s.mu.Unlock()
 		replayed += int64(len(recs))

@@ -14,6 +14,7 @@ import (
 	"github.com/retentiond/retentiond/internal/fsutil"
 	"github.com/retentiond/retentiond/internal/loggen"
 	"github.com/retentiond/retentiond/internal/record"
+	"github.com/retentiond/retentiond/internal/testkit"
 )
 
 // shuffledBatch is batch(lo, hi) in a random order, so that sealing and
@@ -365,5 +366,48 @@ func TestSealMixedNumberings(t *testing.T) {
 	slices.Sort(wk)
 	if !slices.Equal(gk, wk) {
 		t.Fatalf("%d records merged, %d sealed, or fields differ", len(got), len(want))
+	}
+}
+
+// TestIdleTailIsSealed: a tail of at least SealRows/16 records that no
+// record joins for sealIdle is sealed then, well before sealAge, and a
+// smaller one is not (it is cheap to scan).
+func TestIdleTailIsSealed(t *testing.T) {
+	clk := testkit.NewClock(base.Add(12 * time.Hour))
+	s := openFaulty(t, t.TempDir(), &fsutil.Injector{}, prometheus.NewRegistry(), func(o *Options) {
+		o.SealRows, o.Now = 1024, clk.Now
+	})
+	defer s.Close()
+	state := func() (parts, tail int) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		h := s.heads[base.Unix()]
+		return len(h.parts), h.tail.Len()
+	}
+	step := func(d time.Duration, wantParts, wantTail int) {
+		t.Helper()
+		clk.Add(d)
+		if err := s.sealDue(); err != nil {
+			t.Fatal(err)
+		}
+		if p, n := state(); p != wantParts || n != wantTail {
+			t.Fatalf("%d parts and a tail of %d, want %d and %d", p, n, wantParts, wantTail)
+		}
+	}
+	if err := s.Append(context.Background(), batch(0, 40)); err != nil {
+		t.Fatal(err)
+	}
+	step(sealIdle+time.Millisecond, 0, 40) // below SealRows/16: left in the tail
+	if err := s.Append(context.Background(), batch(40, 100)); err != nil {
+		t.Fatal(err)
+	}
+	step(sealIdle-10*time.Millisecond, 0, 100) // still joined recently
+	if err := s.Append(context.Background(), batch(100, 110)); err != nil {
+		t.Fatal(err)
+	}
+	step(sealIdle-10*time.Millisecond, 0, 110)
+	step(20*time.Millisecond, 1, 0) // idle for sealIdle, long before sealAge
+	if got := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(got, seqRange(0, 110)) {
+		t.Fatalf("after sealing an idle tail: %d records, want 110", len(got))
 	}
 }
