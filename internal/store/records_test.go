@@ -103,3 +103,31 @@ func TestRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestRecycleClearsChunks: a chunk given back for reuse keeps no record
+// (its strings would stay alive in the pool), and only whole chunks of
+// recordChunk records go back.
+func TestRecycleClearsChunks(t *testing.T) {
+	var rs Records
+	for i := range 3*recordChunk + 5 {
+		rs.addKnown(record.Record{Domain: "d", Path: fmt.Sprintf("/%d", i)}, segment.Known{Domain: 1, UserAgent: 2})
+	}
+	rest, gone := rs.dropChunks(2*recordChunk + 10)
+	if gone != 2 || rest.Len() != recordChunk+5-10 || rest.At(0).Path != fmt.Sprint("/", 2*recordChunk+10) {
+		t.Fatalf("dropChunks: %d chunks gone, rest of %d from %q", gone, rest.Len(), rest.At(0).Path)
+	}
+	rs.recycle(gone)
+	for k := 0; k < gone; k++ {
+		c := rs.chunks[k][:recordChunk]
+		if cap(rs.chunks[k]) == recordChunk {
+			for i := range c {
+				if c[i] != (record.Record{}) {
+					t.Fatalf("chunk %d record %d kept %q", k, i, c[i].Path)
+				}
+			}
+		}
+	}
+	if rest.At(rest.Len()-1).Path != fmt.Sprint("/", 3*recordChunk+4) {
+		t.Fatal("recycling changed the records kept")
+	}
+}

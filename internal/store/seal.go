@@ -127,8 +127,16 @@ func (s *Store) sealDue() error {
 		n := j.recs.Len()
 		freed := h.tailBytes(n)
 		// The records that arrived while this was sealed stay where they
-		// are: the tail lets go of the chunks it no longer needs.
-		h.tail = h.tail.drop(n)
+		// are: the tail lets go of the chunks it no longer needs, which
+		// the tails reuse unless a snapshot may still read them (its
+		// view of a tail holds the tail's chunks until it is released).
+		old := h.tail
+		var gone int
+		h.tail, gone = h.tail.dropChunks(n)
+		if len(s.readers) == 0 {
+			old.recycle(gone)
+			s.recycledChunks += gone
+		}
 		h.tailSince = now
 		h.parts = append(h.parts, p)
 		delta := p.bytes - freed

@@ -176,7 +176,13 @@ func TestTailRecordsNeverMove(t *testing.T) {
 	if err := s.Append(ctx, batch(100, recordChunk+10)); err != nil {
 		t.Fatal(err)
 	}
-	held := tail()
+	// A search's view of the tail, through a snapshot: the seal below must
+	// not give its chunks to the tails that grow after it.
+	snap, err := s.Snapshot(base, base.AddDate(0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := snap.Days[0].Head
 	where := held.At(recordChunk + 5)
 	// Up to one record short of a full tail, which would kick the sealer.
 	for lo := recordChunk + 10; lo < sealRows-1; lo += 1000 {
@@ -209,6 +215,30 @@ func TestTailRecordsNeverMove(t *testing.T) {
 		if !held.At(i).Time.Equal(at(i)) {
 			t.Fatalf("view record %d is at %s, want %s", i, held.At(i).Time, at(i))
 		}
+	}
+	recycled := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.recycledChunks
+	}
+	if n := recycled(); n != 0 {
+		t.Fatalf("a seal under a live snapshot gave %d of its chunks for reuse", n)
+	}
+	// Once no snapshot is left, a seal gives the chunks it emptied back.
+	snap.Release()
+	for lo := sealRows + 7; lo < 2*sealRows; lo += 1000 {
+		if err := s.Append(ctx, batch(lo, min(lo+1000, 2*sealRows))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.sealDue(); err != nil {
+		t.Fatal(err)
+	}
+	if n := recycled(); n < 2 {
+		t.Fatalf("a seal without snapshots gave %d chunks for reuse, want at least 2", n)
+	}
+	if got := collect(t, s, base, base.AddDate(0, 0, 1)); !slices.Equal(got, seqRange(0, 2*sealRows)) {
+		t.Fatalf("after seals that reused chunks: %d records, want %d", len(got), 2*sealRows)
 	}
 }
 

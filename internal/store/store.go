@@ -170,6 +170,9 @@ type Store struct {
 	deleting map[int64]bool
 	// readers are the unreleased snapshots (see readers.go).
 	readers map[*reader]struct{}
+	// recycledChunks counts the tail chunks seals gave back for reuse
+	// (Records.recycle), which tests read.
+	recycledChunks int
 	// merging is the merge in progress, or nil.
 	merging    *mergeJob
 	cp         checkpoint
