@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -108,18 +109,29 @@ type Writer struct {
 	// one (0: not seen yet).
 	extDoms, extUAs []uint32
 
-	// The block being filled.
+	// The block being filled and the scratch its encoding reuses, taken
+	// from blockBufs for the writer's life.
+	*blockBuf
+
+	// basePaths numbers block 0's distinct paths, which later blocks
+	// index instead of storing them again (pathdict.go); nil when block 0's
+	// paths are too long to share.
+	basePaths map[string]uint32
+}
+
+// blockBuf is a writer's block being filled and the scratch that encodes
+// it. The store starts a writer for every sealed part (every few seconds
+// under load) and every flush, and each writer grew these buffers and maps
+// anew from nothing: they were a sixth of what the daemon allocated over
+// the peer benchmark. A closed writer gives them back to blockBufs,
+// cleared of the strings they held.
+type blockBuf struct {
 	times     []int64
 	ips       []netip.Addr
 	domIDs    []uint32
 	agentIDs  []uint32
 	paths     []string
 	pathBytes int
-
-	// basePaths numbers block 0's distinct paths, which later blocks
-	// index instead of storing them again (pathdict.go); nil when block 0's
-	// paths are too long to share.
-	basePaths map[string]uint32
 
 	raw         parts
 	comp        []byte
@@ -130,6 +142,26 @@ type Writer struct {
 	// addresses (ipScratch.sorted), for the footer's IP index.
 	addrRows []uint32
 	visitors visitors
+}
+
+var blockBufs = sync.Pool{New: func() any { return new(blockBuf) }}
+
+// releaseBuf gives the writer's block buffers back to blockBufs, once.
+func (w *Writer) releaseBuf() {
+	b := w.blockBuf
+	if b == nil {
+		return
+	}
+	w.blockBuf = nil
+	// Only the strings matter to the collector: paths hold records'
+	// paths, the path scratch the block's distinct ones.
+	clear(b.paths[:cap(b.paths)])
+	b.paths, b.pathBytes = b.paths[:0], 0
+	clear(b.pathScratch.seen[:cap(b.pathScratch.seen)])
+	clear(b.pathScratch.sorted[:cap(b.pathScratch.sorted)])
+	clear(b.pathScratch.ids)
+	b.times, b.ips, b.domIDs, b.agentIDs = b.times[:0], b.ips[:0], b.domIDs[:0], b.agentIDs[:0]
+	blockBufs.Put(b)
 }
 
 // sink is where a Writer's bytes go: a file that appears at its final name
@@ -215,6 +247,7 @@ func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 	w := &Writer{
 		f: f, path: path, opts: opts, enc: enc,
 		domainIDs: map[string]uint32{}, uaIDs: map[string]uint32{}, ipIDs: map[netip.Addr]uint32{},
+		blockBuf: blockBufs.Get().(*blockBuf),
 	}
 	hdr := []byte{magic[0], magic[1], magic[2], magic[3], Version, 0, 0, 0}
 	if opts.Key != nil {
@@ -439,6 +472,7 @@ func addPosting(list *[]uint32, blk uint32) {
 // Close writes the last block and the footer, fsyncs the file and renames it
 // into place. On error nothing is left at the final path.
 func (w *Writer) Close() (Info, error) {
+	defer w.releaseBuf()
 	if w.done {
 		return Info{}, errors.New("segment writer: close after close")
 	}
@@ -465,6 +499,7 @@ func (w *Writer) Close() (Info, error) {
 
 // Abort discards the file. It is safe to call after Close.
 func (w *Writer) Abort() {
+	w.releaseBuf()
 	if w.done {
 		return
 	}
