@@ -2,7 +2,9 @@ package store
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +131,38 @@ func TestRecycleClearsChunks(t *testing.T) {
 	}
 	if rest.At(rest.Len()-1).Path != fmt.Sprint("/", 3*recordChunk+4) {
 		t.Fatal("recycling changed the records kept")
+	}
+}
+
+// TestShareNumbersStrings: the head numbers equal strings alike whether
+// it is given the same copy again, another copy of the same bytes, or an
+// empty string, and gives back its shared copy.
+func TestShareNumbersStrings(t *testing.T) {
+	h := newHead()
+	rng := rand.New(rand.NewPCG(7, 8))
+	var pool []string
+	for i := range 3000 {
+		pool = append(pool, fmt.Sprintf("string %d %s", i, strings.Repeat("x", i%40)))
+	}
+	pool = append(pool, "")
+	want := map[string]uint32{}
+	for i := range 200_000 {
+		s := pool[rng.IntN(len(pool))]
+		if rng.IntN(3) == 0 {
+			s = strings.Clone(s) // the same bytes elsewhere
+		}
+		got, num, _ := h.share(s, h.lastDom)
+		h.lastDom = num
+		h.n++
+		if got != s || h.names[num] != s {
+			t.Fatalf("step %d: %q shared as %q, number %d (%q)", i, s, got, num, h.names[num])
+		}
+		if w, ok := want[s]; ok && w != num {
+			t.Fatalf("step %d: %q numbered %d, earlier %d", i, s, num, w)
+		}
+		want[s] = num
+	}
+	if len(h.names) != len(want) {
+		t.Fatalf("%d names for %d distinct strings", len(h.names), len(want))
 	}
 }
