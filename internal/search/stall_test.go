@@ -236,8 +236,20 @@ func TestPurgeCancelsRunningSearch(t *testing.T) {
 		!strings.Contains(last["error"], "2026-03-27") {
 		t.Errorf("last line %q: want an error saying day 2026-03-27 was destroyed", lines[len(lines)-1])
 	}
-	if tr := resp.Trailer.Get(ErrorTrailer); !strings.Contains(tr, "destroyed") {
-		t.Errorf("trailer %s = %q, want the destroyed-day error", ErrorTrailer, tr)
+	// Usually rows were sent before the purge, and a trailer must say why
+	// they stop; on a loaded machine the search may not have sent any by
+	// the end of the reader grace, and then the status says it.
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if tr := resp.Trailer.Get(ErrorTrailer); !strings.Contains(tr, "destroyed") {
+			t.Errorf("trailer %s = %q, want the destroyed-day error", ErrorTrailer, tr)
+		}
+	case http.StatusServiceUnavailable:
+		if len(lines) != 1 {
+			t.Errorf("a 503 answer of %d lines, want the error alone", len(lines))
+		}
+	default:
+		t.Errorf("status %d, want 200 with the error in a trailer, or 503", resp.StatusCode)
 	}
 	if why := src.aborted.Load(); why == nil || !strings.Contains(*why, "destroyed") {
 		t.Errorf("the audit hook was not told that the day was destroyed (OnAborted got %v)", why)
