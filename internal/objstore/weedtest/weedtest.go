@@ -244,7 +244,7 @@ func (s *Server) createBucket() {
 	s.t.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	var last string
-	for time.Now().Before(deadline) {
+	for tries := 1; time.Now().Before(deadline); tries++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.Endpoint+"/"+s.Bucket, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -254,6 +254,13 @@ func (s *Server) createBucket() {
 			_, _ = body.ReadFrom(resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			// An earlier attempt that failed on its way back (a timeout,
+			// a gateway error) may have created the bucket: the server
+			// is new and empty, so a bucket that exists is ours. A loaded
+			// CI machine retried into 409 until the deadline.
+			if resp.StatusCode == http.StatusConflict && (tries > 1 || strings.Contains(body.String(), "BucketAlready")) {
 				return
 			}
 			last = fmt.Sprintf("HTTP %d: %s", resp.StatusCode, firstLine(body.String()))
