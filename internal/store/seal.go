@@ -130,13 +130,16 @@ func (s *Store) sealDue() error {
 		// are: the tail lets go of the chunks it no longer needs, which
 		// the tails reuse unless a snapshot may still read them (its
 		// view of a tail holds the tail's chunks until it is released).
+		// The decision is taken under s.mu, where snapshots take their
+		// views; the clearing (up to 6 MiB) is done after it, since nothing
+		// can reach the dropped chunks any more and appends wait on s.mu.
 		old := h.tail
 		var gone int
 		h.tail, gone = h.tail.dropChunks(n)
-		if len(s.readers) == 0 {
-			old.recycle(gone)
-			s.recycledChunks += gone
+		if len(s.readers) > 0 {
+			gone = 0
 		}
+		s.recycledChunks += gone
 		h.tailSince = now
 		h.parts = append(h.parts, p)
 		delta := p.bytes - freed
@@ -147,6 +150,7 @@ func (s *Store) sealDue() error {
 			compact = h.parts
 		}
 		s.mu.Unlock()
+		old.recycle(gone)
 		s.m.sealed.Add(float64(n))
 		if compact != nil {
 			if err := s.compactParts(j.key, h, compact); err != nil {
