@@ -868,6 +868,24 @@ func (p *pathDict) build() {
 	p.arena, p.built = arena, true
 }
 
+// pathIn returns path k of the block (as its rows index them: block 0's
+// shared paths first) as a substring of own, the block's built arena as a
+// string, or of base, block 0's: rows of a block share two strings instead
+// of one allocation each.
+func (p *pathDict) pathIn(k int, own, base string) string {
+	d, s := p, own
+	if k < p.nBase {
+		d, s = p.base, base
+	} else {
+		k -= p.nBase
+	}
+	start := 0
+	if k > 0 {
+		start = d.ends[k-1]
+	}
+	return s[start:d.ends[k]]
+}
+
 func (p *pathDict) bytes(j int) []byte {
 	if j < p.nBase {
 		return p.base.entry(j)

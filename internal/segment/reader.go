@@ -509,22 +509,12 @@ func (c *Cursor) NextRow() (Row, bool, error) {
 	}
 	j := c.i
 	c.i++
-	p, s, k := &c.v.paths, c.own, int(c.pathIdx[j])
-	if k < p.nBase {
-		p, s = p.base, c.base
-	} else {
-		k -= p.nBase
-	}
-	start := 0
-	if k > 0 {
-		start = p.ends[k-1]
-	}
 	dom, ua := c.doms[j], c.uas[j]
 	return Row{
 		Record: record.Record{
 			Time:      time.UnixMilli(c.v.Times[j]).UTC(),
 			Domain:    r.domains[dom],
-			Path:      s[start:p.ends[k]],
+			Path:      c.v.paths.pathIn(int(c.pathIdx[j]), c.own, c.base),
 			UserAgent: r.uas[ua],
 			IP:        c.v.IP(j),
 		},

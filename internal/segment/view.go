@@ -357,17 +357,7 @@ func (r *Reader) ReadBlock(i int, cols Columns) (*Block, error) {
 		}
 		out.Paths = make([]string, v.Rows)
 		for j, k := range idx {
-			d, s, k := p, all, int(k)
-			if k < p.nBase {
-				d, s = p.base, base
-			} else {
-				k -= p.nBase
-			}
-			start := 0
-			if k > 0 {
-				start = d.ends[k-1]
-			}
-			out.Paths[j] = s[start:d.ends[k]]
+			out.Paths[j] = p.pathIn(int(k), all, base)
 		}
 	}
 	return out, nil
