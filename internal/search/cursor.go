@@ -35,6 +35,9 @@ type segCursor struct {
 	doms, uas []string
 	from, to  int64
 	opts      cursorOpts
+	// dictOnly says p holds the dictionary answers only (see
+	// planSegment); schedule plans the blocks before it reads any.
+	dictOnly bool
 
 	bi      int         // next index into p.blocks to schedule
 	queue   []*blockJob // scheduled blocks, in output order
@@ -59,6 +62,10 @@ type cursorOpts struct {
 	// memo, when set, is shared by the cursors of one day's segments,
 	// planned one after the other on one goroutine (termMemo).
 	memo *termMemo
+	// footer says the caller asks the footer first (footerCount,
+	// footerRows): a segment whose footer can answer is planned without
+	// its blocks, which are planned only if they are read after all.
+	footer bool
 }
 
 // blockJob is one block filtered by a cursor, with its own buffers.
@@ -81,9 +88,20 @@ type blockJob struct {
 // newSegCursor plans sr for req. Only the columns in need (plus those the
 // filters read) are filled in the records it yields.
 func newSegCursor(ctx context.Context, sr *segment.Reader, req *Request, need segment.Columns, opts cursorOpts) *segCursor {
-	c := &segCursor{ctx: ctx, sr: sr, req: req, p: planSegment(sr, req, opts.memo), need: need,
+	c := &segCursor{ctx: ctx, sr: sr, req: req, need: need,
 		doms: sr.Domains(), uas: sr.UserAgents(), from: req.From.UnixMilli(), to: req.To.UnixMilli(), opts: opts}
+	if opts.footer {
+		_, c.dictOnly = c.footerField()
+	}
+	c.p = planSegment(sr, req, opts.memo, c.dictOnly)
 	return c
+}
+
+// planBlocks completes a dictionary-only plan with the blocks to read.
+func (c *segCursor) planBlocks() {
+	if c.dictOnly {
+		c.p, c.dictOnly = planSegment(c.sr, c.req, c.opts.memo, false), false
+	}
 }
 
 // next returns the next match; ok is false at the end or on error.
@@ -155,6 +173,7 @@ func (c *segCursor) advance() (ok bool, err error) {
 // schedule starts jobs for the next planned blocks until depth of them are
 // queued (one, run inline, without a semaphore).
 func (c *segCursor) schedule() {
+	c.planBlocks()
 	depth := max(c.opts.depth, 1)
 	for c.p != nil && !c.skipped && len(c.queue) < depth && c.bi < len(c.p.blocks) {
 		if c.budget > 0 && c.sure >= c.budget {
@@ -239,6 +258,10 @@ func (c *segCursor) count() (int64, error) {
 	if n, ok := c.footerCount(); ok {
 		return n, nil
 	}
+	c.planBlocks()
+	if c.p == nil {
+		return 0, nil
+	}
 	var n int64
 	if p := c.p; p.counts {
 		// Blocks wholly inside the range count from the index; only the
@@ -276,18 +299,22 @@ func (c *segCursor) footerCount() (int64, bool) {
 	if field == "" {
 		return c.sr.Info().Records, true
 	}
-	rows, marks, ok := c.footerMarks(field)
-	if !ok {
-		return 0, false
-	}
 	// Summed in place: a count over a head sealed into many parts built
 	// a slice of every entry's rows per part only to add it up.
 	var n int64
-	if field == FieldDomain && len(marks) == 1 {
+	if field == FieldDomain && c.p != nil && len(c.p.alts) == 1 {
+		rows, _, ok := c.footerTable(field)
+		if !ok {
+			return 0, false
+		}
 		for _, id := range c.p.alts[0].domainIDs {
 			n += int64(rows[id])
 		}
 		return n, true
+	}
+	rows, marks, ok := c.footerMarks(field)
+	if !ok {
+		return 0, false
 	}
 	for id, r := range rows {
 		if marks == nil || anyMarks(marks, id) {
@@ -310,28 +337,24 @@ func anyMarks(marks [][]bool, id int) bool {
 // footerField says whether the footer's row counts can answer for this
 // segment: it lies wholly inside the range, and every alternative of the
 // query tests only the domain or only the user agent, the same one for
-// all (field), or nothing ("": every row matches).
+// all (field), or nothing ("": every row matches). It reads the query,
+// not the plan, so that newSegCursor can ask it before planning.
 func (c *segCursor) footerField() (field Field, ok bool) {
-	if c.p == nil {
-		return "", false
-	}
 	info := c.sr.Info()
 	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
 		return "", false
 	}
-	for _, a := range c.p.alts {
-		f := Field("")
-		switch {
-		case a.ipTerms != nil || a.pathTerm != nil || a.domainOK != nil && a.uaOK != nil:
-			return "", false
-		case a.domainOK != nil:
-			f = FieldDomain
-		case a.uaOK != nil:
-			f = FieldUserAgent
-		default:
+	for _, alt := range c.req.Query.Alts {
+		if len(alt) == 0 {
 			return "", true // an alternative without terms: every row
 		}
-		if field != "" && f != field {
+		f := alt[0].Field
+		for _, t := range alt {
+			if t.Field != f {
+				return "", false
+			}
+		}
+		if f != FieldDomain && f != FieldUserAgent || field != "" && f != field {
 			return "", false
 		}
 		field = f
@@ -358,31 +381,40 @@ func (c *segCursor) footerRows(field Field) ([]uint64, bool) {
 	return out, true
 }
 
-// footerMarks returns the footer's rows per field entry and, unless every
-// row matches (nil), each alternative's marks of the entries that match:
-// footerRows' answer before it is put together.
-func (c *segCursor) footerMarks(field Field) (rows []uint64, marks [][]bool, ok bool) {
+// footerTable returns the footer's rows per entry of field when they can
+// answer the query for this segment (ok), and whether every row matches
+// (all). For a segment the plan found cannot match, rows is nil and ok
+// true: nothing matches.
+func (c *segCursor) footerTable(field Field) (rows []uint64, all, ok bool) {
 	if c.p == nil {
-		return nil, nil, true // the plan found that nothing matches
+		return nil, false, true // the plan found that nothing matches
 	}
 	tested, ok := c.footerField()
 	if !ok || tested != "" && tested != field {
-		return nil, nil, false
+		return nil, false, false
 	}
 	rows = c.sr.DomainRows()
 	if field == FieldUserAgent {
 		rows = c.sr.UserAgentRows()
 	}
 	if rows == nil {
-		return nil, nil, false // format 1: no row counts
+		return nil, false, false // format 1: no row counts
 	}
-	if tested == "" {
-		return rows, nil, true
+	return rows, tested == "", true
+}
+
+// footerMarks returns the footer's rows per field entry and, unless every
+// row matches (nil), each alternative's marks of the entries that match:
+// footerRows' answer before it is put together.
+func (c *segCursor) footerMarks(field Field) (rows []uint64, marks [][]bool, ok bool) {
+	rows, all, ok := c.footerTable(field)
+	if !ok || all || c.p == nil {
+		return rows, nil, ok
 	}
 	for _, a := range c.p.alts {
-		m := a.domainOK
-		if field == FieldUserAgent {
-			m = a.uaOK
+		m := a.uaOK
+		if field == FieldDomain {
+			m = a.domainMarks(len(rows))
 		}
 		marks = append(marks, m)
 	}

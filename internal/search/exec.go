@@ -295,7 +295,7 @@ func (e *Executor) countLocal(ctx context.Context, req *Request) (int64, error) 
 			total.Add(int64(len(matchHead(v, req))))
 			return nil
 		}
-		c := newSegCursor(ctx, sr, req, 0, cursorOpts{})
+		c := newSegCursor(ctx, sr, req, 0, cursorOpts{footer: true})
 		defer c.close()
 		n, err := c.count()
 		total.Add(n)
@@ -324,7 +324,7 @@ func (e *Executor) CountIfCheap(ctx context.Context, req *Request) (n int64, ok 
 			total.Add(int64(len(matchHead(v, req))))
 			return nil
 		}
-		c := newSegCursor(ctx, sr, req, 0, cursorOpts{})
+		c := newSegCursor(ctx, sr, req, 0, cursorOpts{footer: true})
 		defer c.close()
 		if c.p != nil && !c.p.counts {
 			if _, ok := c.footerCount(); !ok {

@@ -26,7 +26,10 @@ type plan struct {
 
 // altPlan is one alternative's plan: every one of its terms must hold.
 type altPlan struct {
-	domainOK []bool // per domain id: do all domain terms hold
+	// domainOK marks per domain id whether all domain terms hold; a
+	// dictionary-only plan of one exact domain leaves it nil (domainIDs
+	// hold the answer: see domainMarks).
+	domainOK []bool
 	// domainIDs are the domain ids domainOK marks, ascending: a count
 	// from the footer adds up their rows without a pass over domainOK.
 	domainIDs []uint32
@@ -72,6 +75,20 @@ func (a *altPlan) basePaths(sr *segment.Reader) ([]bool, bool, error) {
 	return a.baseOK, a.baseAny, a.baseErr
 }
 
+// domainMarks returns a.domainOK, or for an alternative that holds its
+// domain terms' answer only as ids, the marks those ids make among n
+// entries.
+func (a *altPlan) domainMarks(n int) []bool {
+	if a.domainOK != nil || a.domainIDs == nil {
+		return a.domainOK
+	}
+	m := make([]bool, n)
+	for _, id := range a.domainIDs {
+		m[id] = true
+	}
+	return m
+}
+
 // has reports whether block b is a candidate of the alternative.
 func (a *altPlan) has(b int) bool {
 	if a.all {
@@ -84,13 +101,19 @@ func (a *altPlan) has(b int) bool {
 // planSegment decides which blocks of sr to read: the union of the blocks
 // each alternative of the query can match in. It returns nil when no
 // record of the segment can match.
-func planSegment(sr *segment.Reader, req *Request, memo *termMemo) *plan {
+//
+// With dictOnly, only the alternatives' dictionary answers are planned and
+// no block: the caller answers from the footer's row counts (footerField),
+// and the indexes' block lists (a domain's posting, checksummed and
+// decoded) and the blocks' time ranges would be read for nothing. A count
+// over a head sealed into many parts paid that per part.
+func planSegment(sr *segment.Reader, req *Request, memo *termMemo, dictOnly bool) *plan {
 	from, to := req.From.UnixMilli(), req.To.UnixMilli()
 	p := &plan{cols: segment.ColTime}
 	var union []int
 	all := false
 	for i, alt := range req.Query.Alts {
-		a := planAlt(sr, alt, p, memo, i)
+		a := planAlt(sr, alt, p, memo, i, dictOnly)
 		if a == nil {
 			continue
 		}
@@ -103,6 +126,9 @@ func planSegment(sr *segment.Reader, req *Request, memo *termMemo) *plan {
 	}
 	if len(p.alts) == 0 {
 		return nil
+	}
+	if dictOnly {
+		return p
 	}
 	p.counts = len(req.Query.Alts) == 1 && p.alts[0].rowsOf != nil
 	if all {
@@ -141,8 +167,9 @@ func planSegment(sr *segment.Reader, req *Request, memo *termMemo) *plan {
 
 // planAlt plans one alternative of a query over sr, adding the columns its
 // filters read to p.cols. It returns nil when the alternative cannot match
-// in the segment.
-func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int) *altPlan {
+// in the segment. With dictOnly its domain terms do not restrict its
+// blocks (see planSegment).
+func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int, dictOnly bool) *altPlan {
 	a := &altPlan{all: true}
 	// blocks is meaningful only once restricted: an index that answers
 	// "no block" (a nil slice) must prune the alternative, not mean "all
@@ -194,10 +221,14 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int)
 		if !ok {
 			return nil
 		}
-		a.domainOK = make([]bool, len(sr.Domains()))
-		a.domainOK[id] = true
 		a.domainIDs = []uint32{id}
-		restrict(sr.BlocksForDomains(a.domainIDs))
+		// A footer answer needs only the id: the marks, one byte per
+		// dictionary entry, were most of a count's cost per part.
+		if !dictOnly {
+			a.domainOK = make([]bool, len(sr.Domains()))
+			a.domainOK[id] = true
+			restrict(sr.BlocksForDomains(a.domainIDs))
+		}
 	} else if len(dTerms) > 0 {
 		doms := sr.Domains()
 		match := (*Term).matchString
@@ -216,7 +247,9 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int)
 				a.domainIDs = append(a.domainIDs, uint32(id))
 			}
 		}
-		restrict(sr.BlocksForDomains(a.domainIDs))
+		if !dictOnly {
+			restrict(sr.BlocksForDomains(a.domainIDs))
+		}
 	}
 	if len(uTerms) > 0 {
 		uas := sr.UserAgents()

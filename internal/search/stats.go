@@ -178,7 +178,7 @@ func (e *Executor) groupStatsLocal(ctx context.Context, req *Request, by StatsBy
 		if by == ByDomain || by == ByUserAgent {
 			// A whole day grouped by domain or user agent is answered by
 			// the footer's row count per dictionary entry: no block read.
-			c := newSegCursor(ctx, sr, req, need, cursorOpts{})
+			c := newSegCursor(ctx, sr, req, need, cursorOpts{footer: true})
 			rows, ok := c.footerRows(map[StatsBy]Field{ByDomain: FieldDomain, ByUserAgent: FieldUserAgent}[by])
 			c.close()
 			if ok {
