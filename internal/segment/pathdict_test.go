@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -330,4 +331,30 @@ func BenchmarkPathColumnDecode(b *testing.B) {
 	b.ReportMetric(float64(tShared.Microseconds())/per, "µs/column")
 	b.ReportMetric(float64(tAlone.Microseconds())/per, "µs/column_alone")
 	b.ReportMetric(float64(tShared)/float64(tAlone), "ratio_vs_alone")
+}
+
+// TestAppendPathsOrder checks that a block's own paths come out in byte
+// order and that every row's index names its path, for paths that tie on
+// their first eight bytes (prefix8) and differ after them, end inside them,
+// or differ only by trailing zero bytes, which the number pads with.
+func TestAppendPathsOrder(t *testing.T) {
+	paths := []string{
+		"/wp-content/b", "/wp-content/a", "/wp-cont", "/wp-cont\x00", "/wp-con", "/wp-cont\x00\x00",
+		"/", "", "/a", "/a\x00", "/\xff", "/wp-content/a", "/wp-contenT", "/wp-cont\x01", "/wp-conu",
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 20 {
+		rng.Shuffle(len(paths), func(i, j int) { paths[i], paths[j] = paths[j], paths[i] })
+		var p parts
+		idx, distinct := appendPaths(&p, paths, &pathScratch{}, nil, nil)
+		want := slices.Compact(slices.Sorted(slices.Values(paths)))
+		if !slices.Equal(distinct, want) {
+			t.Fatalf("distinct paths %q, want %q", distinct, want)
+		}
+		for i, s := range paths {
+			if distinct[idx[i]] != s {
+				t.Fatalf("row %d (%q) indexes %q", i, s, distinct[idx[i]])
+			}
+		}
+	}
 }
