@@ -909,3 +909,52 @@ func FuzzIPColumn(f *testing.F) {
 		uu.values()
 	})
 }
+
+// TestPackedKeysOrder checks that the packed sort keys of a seal put the
+// records in the order of sortedKeys, the general (time, run, position)
+// sort, ties in time included, and that records spanning more time than
+// the keys hold are left to sortedKeys.
+func TestPackedKeysOrder(t *testing.T) {
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, span := range []time.Duration{time.Second, 24 * time.Hour, 37 * time.Hour, 38 * time.Hour} {
+		t.Run(span.String(), func(t *testing.T) {
+			var runs [][]record.Record
+			for range 1 + rng.IntN(6) {
+				run := make([]record.Record, rng.IntN(300))
+				for i := range run {
+					run[i].Time = day.Add(time.Duration(rng.Int64N(int64(span/time.Millisecond))) * time.Millisecond)
+				}
+				runs = append(runs, run)
+			}
+			if len(runs[0]) > 0 {
+				runs[0][0].Time = day.Add(span - time.Millisecond) // the whole span
+			}
+			type at struct{ run, pos int }
+			var want []at
+			sortedKeys(runs, func(run, pos int) error { want = append(want, at{run, pos}); return nil })
+			for i := 1; i < len(want); i++ {
+				a, b := runs[want[i-1].run][want[i-1].pos].Time, runs[want[i].run][want[i].pos].Time
+				if a.After(b) || a.Equal(b) && (want[i-1].run > want[i].run || want[i-1].run == want[i].run && want[i-1].pos > want[i].pos) {
+					t.Fatalf("sortedKeys: record %d out of order", i)
+				}
+			}
+			keys, ok := packedKeys(runs)
+			if fits := span <= 37*time.Hour; ok != fits {
+				t.Fatalf("packedKeys ok = %v for a span of %s", ok, span)
+			}
+			if !ok {
+				return
+			}
+			slices.Sort(keys)
+			if len(keys) != len(want) {
+				t.Fatalf("%d keys for %d records", len(keys), len(want))
+			}
+			for i, k := range keys {
+				if got := (at{int(k >> packPos & (1<<packRunBits - 1)), int(k & (1<<packPos - 1))}); got != want[i] {
+					t.Fatalf("key %d names run %d record %d, want run %d record %d", i, got.run, got.pos, want[i].run, want[i].pos)
+				}
+			}
+		})
+	}
+}

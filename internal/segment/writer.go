@@ -718,9 +718,78 @@ func writeSorted(w *Writer, runs [][]record.Record, known [][]Known) (Info, erro
 			return Info{}, fmt.Errorf("segment writer: %d numbers for run %d of %d records", len(known[i]), i, len(runs[i]))
 		}
 	}
-	// Sort (time, run, position) keys rather than a copy of the records:
-	// 16 bytes per record instead of 96, on the flush of a head of
-	// millions of them. The run and position make the order stable.
+	add := func(run, pos int) error {
+		if known != nil {
+			n := known[run][pos]
+			return w.AddKnown(&runs[run][pos], n.Domain, n.UserAgent)
+		}
+		return w.Add(&runs[run][pos])
+	}
+	var err error
+	if keys, ok := packedKeys(runs); ok {
+		slices.Sort(keys)
+		for _, k := range keys {
+			if err = add(int(k>>packPos&(1<<packRunBits-1)), int(k&(1<<packPos-1))); err != nil {
+				break
+			}
+		}
+	} else {
+		err = sortedKeys(runs, add)
+	}
+	if err != nil {
+		w.Abort()
+		return Info{}, err
+	}
+	return w.Close()
+}
+
+// The bits of a packed sort key (packedKeys): the time since the earliest
+// record's, then the run, then the position in the run.
+const (
+	packPos     = 25 // up to 32M records per run
+	packRunBits = 12 // up to 4096 runs
+	packTimeBit = packPos + packRunBits
+)
+
+// packedKeys returns one number per record of runs that sorts like the
+// record's (time, run, position): a seal's records lie within a day, whose
+// milliseconds fit in the 27 bits above run and position, and slices.Sort
+// of plain numbers took a third of the time of sortedKeys' comparisons of
+// structs. ok is false when the records do not fit (more runs or records,
+// or a longer span of time): sortedKeys sorts them then.
+func packedKeys(runs [][]record.Record) (keys []uint64, ok bool) {
+	if len(runs) > 1<<packRunBits {
+		return nil, false
+	}
+	n := 0
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for _, run := range runs {
+		if len(run) > 1<<packPos {
+			return nil, false
+		}
+		n += len(run)
+		for i := range run {
+			ms := run[i].Time.UnixMilli()
+			lo, hi = min(lo, ms), max(hi, ms)
+		}
+	}
+	if n > 0 && uint64(hi-lo) >= 1<<(64-packTimeBit) {
+		return nil, false
+	}
+	keys = make([]uint64, 0, n)
+	for ri, run := range runs {
+		for i := range run {
+			keys = append(keys, uint64(run[i].Time.UnixMilli()-lo)<<packTimeBit|uint64(ri)<<packPos|uint64(i))
+		}
+	}
+	return keys, true
+}
+
+// sortedKeys calls add for each record of runs in (time, run, position)
+// order, for runs packedKeys cannot number. It sorts keys rather than a
+// copy of the records: 16 bytes per record instead of 96. The run and
+// position make the order stable.
+func sortedKeys(runs [][]record.Record, add func(run, pos int) error) error {
 	type key struct {
 		ms       int64
 		run, pos int32
@@ -739,17 +808,9 @@ func writeSorted(w *Writer, runs [][]record.Record, known [][]Known) (Info, erro
 		return cmp.Or(cmp.Compare(a.ms, b.ms), cmp.Compare(a.run, b.run), cmp.Compare(a.pos, b.pos))
 	})
 	for _, k := range keys {
-		var err error
-		if known != nil {
-			n := known[k.run][k.pos]
-			err = w.AddKnown(&runs[k.run][k.pos], n.Domain, n.UserAgent)
-		} else {
-			err = w.Add(&runs[k.run][k.pos])
-		}
-		if err != nil {
-			w.Abort()
-			return Info{}, err
+		if err := add(int(k.run), int(k.pos)); err != nil {
+			return err
 		}
 	}
-	return w.Close()
+	return nil
 }
