@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
@@ -44,10 +45,50 @@ type head struct {
 	// lastDom and lastUA are the numbers of the last record's domain and
 	// user agent (add).
 	lastDom, lastUA uint32
+	// shares, when set, is the store's cache of numbers by string
+	// address (shareCache); nil numbers every string through intern.
+	shares *shareCache
 }
 
 func newHead() *head {
 	return &head{intern: make(map[string]uint32), space: headSpaces.Add(1)}
+}
+
+// shareCache remembers, by the address and length of a string's bytes,
+// which head number (head.space and number) the string took last. The
+// ingest's parser hands over one string per distinct domain and user agent
+// of a request (parse.Interner), so a request's repeats of a string arrive
+// with the same address, and a lookup by address skips hashing and
+// comparing the bytes in head.intern: those were a third of a record's
+// insert under the store's lock, user agents being a hundred bytes and
+// more. Two strings with the same address and length hold the same bytes,
+// because an entry keeps its string alive (the address cannot be reused)
+// and strings do not change. A miss, or a slot taken by another string,
+// only costs the lookup in head.intern. One cache serves all of a store's
+// heads, under s.mu: it costs a fixed 128 KiB, and keeps alive at most
+// shareCacheSize strings of up to shareCacheMaxLen bytes (1 MiB), whether
+// or not their heads are still there.
+type shareCache struct {
+	e [shareCacheSize]shareEntry
+}
+
+// shareEntry is one slot of a shareCache.
+type shareEntry struct {
+	s     string
+	space uint64 // head.space of the head that numbered s, 0 for none
+	num   uint32
+}
+
+const (
+	shareCacheSize   = 4096 // slots; a power of two
+	shareCacheMaxLen = 256  // longer strings are not cached
+)
+
+// slot returns the entry for s's address: its bits above the allocator's
+// 8-byte alignment, folded.
+func (c *shareCache) slot(s string) *shareEntry {
+	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+	return &c.e[(p>>3^p>>15)&(shareCacheSize-1)]
 }
 
 // headSpaces numbers the heads' numberings (head.space).
@@ -92,13 +133,25 @@ func (h *head) share(s string, last uint32) (string, uint32, int64) {
 	if h.n > 0 && s == h.names[last] {
 		return h.names[last], last, 0
 	}
-	if id, ok := h.intern[s]; ok {
-		return h.names[id], id, 0
+	var e *shareEntry
+	if h.shares != nil && len(s) > 0 && len(s) <= shareCacheMaxLen {
+		e = h.shares.slot(s)
+		if e.space == h.space && len(e.s) == len(s) && unsafe.StringData(e.s) == unsafe.StringData(s) {
+			return h.names[e.num], e.num, 0
+		}
 	}
-	id := uint32(len(h.names))
-	h.intern[s] = id
-	h.names = append(h.names, s)
-	return s, id, int64(len(s)) + 48
+	id, ok := h.intern[s]
+	var added int64
+	if !ok {
+		id = uint32(len(h.names))
+		h.intern[s] = id
+		h.names = append(h.names, s)
+		added = int64(len(s)) + 48
+	}
+	if e != nil {
+		*e = shareEntry{s: s, space: h.space, num: id}
+	}
+	return h.names[id], id, added
 }
 
 // tailBytes is what the first n records of the tail were accounted at by
@@ -118,6 +171,7 @@ func (s *Store) insertLocked(r record.Record, now time.Time) {
 	h := s.heads[key]
 	if h == nil {
 		h = newHead()
+		h.shares = &s.shares
 		s.heads[key] = h
 	}
 	if s.headBytes == 0 && s.oldestHead.IsZero() {

@@ -138,31 +138,48 @@ func TestRecycleClearsChunks(t *testing.T) {
 // it is given the same copy again, another copy of the same bytes, or an
 // empty string, and gives back its shared copy.
 func TestShareNumbersStrings(t *testing.T) {
-	h := newHead()
+	// Three heads of one store share its cache of numbers by address
+	// (shareCache), and one has none; each must number every string the
+	// same way every time, whatever the others did to the cache's slots.
+	cache := new(shareCache)
+	heads := []*head{newHead(), newHead(), newHead(), newHead()}
+	for _, h := range heads[:3] {
+		h.shares = cache
+	}
 	rng := rand.New(rand.NewPCG(7, 8))
 	var pool []string
 	for i := range 3000 {
 		pool = append(pool, fmt.Sprintf("string %d %s", i, strings.Repeat("x", i%40)))
 	}
-	pool = append(pool, "")
-	want := map[string]uint32{}
-	for i := range 200_000 {
+	pool = append(pool, "", strings.Repeat("long ", 100)) // not cached: empty, and too long
+	want := make([]map[string]uint32, len(heads))
+	for i := range want {
+		want[i] = map[string]uint32{}
+	}
+	for i := range 400_000 {
+		hi := rng.IntN(len(heads))
+		h := heads[hi]
 		s := pool[rng.IntN(len(pool))]
-		if rng.IntN(3) == 0 {
+		switch rng.IntN(4) {
+		case 0:
 			s = strings.Clone(s) // the same bytes elsewhere
+		case 1:
+			s = s[:len(s)/2] // other bytes at the same address
 		}
 		got, num, _ := h.share(s, h.lastDom)
 		h.lastDom = num
 		h.n++
 		if got != s || h.names[num] != s {
-			t.Fatalf("step %d: %q shared as %q, number %d (%q)", i, s, got, num, h.names[num])
+			t.Fatalf("step %d, head %d: %q shared as %q, number %d (%q)", i, hi, s, got, num, h.names[num])
 		}
-		if w, ok := want[s]; ok && w != num {
-			t.Fatalf("step %d: %q numbered %d, earlier %d", i, s, num, w)
+		if w, ok := want[hi][s]; ok && w != num {
+			t.Fatalf("step %d, head %d: %q numbered %d, earlier %d", i, hi, s, num, w)
 		}
-		want[s] = num
+		want[hi][s] = num
 	}
-	if len(h.names) != len(want) {
-		t.Fatalf("%d names for %d distinct strings", len(h.names), len(want))
+	for i, h := range heads {
+		if len(h.names) != len(want[i]) {
+			t.Fatalf("head %d: %d names for %d distinct strings", i, len(h.names), len(want[i]))
+		}
 	}
 }

@@ -275,6 +275,7 @@ func (s *Store) restorePartsLocked(key int64, parts []*memPart) {
 	h := s.heads[key]
 	if h == nil {
 		h = newHead()
+		h.shares = &s.shares
 		s.heads[key] = h
 	}
 	if s.headBytes == 0 && s.oldestHead.IsZero() {

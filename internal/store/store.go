@@ -154,9 +154,12 @@ type Store struct {
 	// before mu and never with maintMu.
 	sealMu sync.Mutex
 
-	mu          sync.Mutex // guards everything below
-	days        map[int64]*day
-	heads       map[int64]*head
+	mu    sync.Mutex // guards everything below
+	days  map[int64]*day
+	heads map[int64]*head
+	// shares is the heads' cache of string numbers by address (see
+	// shareCache); each head points to it.
+	shares      shareCache
 	frozen      map[int64]*head
 	headBytes   int64
 	frozenBytes int64
