@@ -124,3 +124,39 @@ func TestInterner(t *testing.T) {
 		t.Fatalf("a nil interner returned %q", s)
 	}
 }
+
+// TestInternerForgetsEarlierLines parses lines that use different aliases,
+// and lack different fields, through one Interner (whose scratch keeps
+// what scanJSON found between lines) and each alone: every answer,
+// record or error, must be the same, so that no value of an earlier line
+// stands in for one a later line lacks.
+func TestInternerForgetsEarlierLines(t *testing.T) {
+	lines := []string{
+		`{"ts":1795278428,"domain":"a.example","path":"/","ip":"192.0.2.1"}`,
+		`{"time":"2026-11-24T00:00:00.012Z","host":"b.example","request":"GET /x HTTP/1.1","remote_addr":"192.0.2.2","http_user_agent":"ua"}`,
+		`{"ts":1795278428,"path":"/only","ip":"192.0.2.3"}`,
+		`{"ts":1795278428,"domain":"a.example","path":"/"}`,
+		`{"domain":"a.example","path":"/","ip":"192.0.2.4"}`,
+		`{"ts":1795278428,"domain":"a.example","path":"/","client_ip":"192.0.2.5","user_agent":"other"}`,
+		`{"msec":"1795278428.5","domain":"c.example","uri":"/u","ip":"2001:db8::1"}`,
+		`{"ts":1795278428,"domain":null,"path":{"x":1},"ip":"192.0.2.6"}`,
+		`{}`,
+	}
+	answer := func(r record.Record, err error) string {
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprintf("%+v", r)
+	}
+	in := new(Interner)
+	for round := range 3 {
+		for i := range lines {
+			line := lines[(i*(round+2))%len(lines)]
+			alone := answer(ParseJSON([]byte(line), "default.example"))
+			shared := answer(ParseJSONWith([]byte(line), "default.example", in))
+			if shared != alone {
+				t.Fatalf("%s\nafter other lines: %s\nalone: %s", line, shared, alone)
+			}
+		}
+	}
+}
