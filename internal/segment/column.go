@@ -279,10 +279,14 @@ func appendIPs(p *parts, ips []netip.Addr, sc *ipScratch, idx []uint32) []uint32
 	// number in order of first appearance, and the rows' numbers are
 	// turned into dictionary positions once the distinct addresses are
 	// sorted (a second lookup per row was a third of this function).
+	// IPv4 addresses, most of them, are looked up as numbers: a map keyed
+	// by netip.Addr hashes its whole 24-byte struct through the generic
+	// map code, which took twice as long.
 	if sc.ids == nil {
-		sc.ids = make(map[netip.Addr]uint32)
+		sc.ids, sc.ids4 = make(map[netip.Addr]uint32), make(map[uint32]uint32)
 	}
 	clear(sc.ids)
+	clear(sc.ids4)
 	seen := sc.seen[:0]
 	idx = idx[:0]
 	for i, a := range ips {
@@ -292,8 +296,17 @@ func appendIPs(p *parts, ips []netip.Addr, sc *ipScratch, idx []uint32) []uint32
 			idx = append(idx, idx[i-1])
 			continue
 		}
-		id, ok := sc.ids[a]
-		if !ok {
+		var id uint32
+		var ok bool
+		if a.Is4() {
+			k := a.As4()
+			k4 := binary.BigEndian.Uint32(k[:])
+			if id, ok = sc.ids4[k4]; !ok {
+				id = uint32(len(seen))
+				sc.ids4[k4] = id
+				seen = append(seen, a)
+			}
+		} else if id, ok = sc.ids[a]; !ok {
 			id = uint32(len(seen))
 			sc.ids[a] = id
 			seen = append(seen, a)
@@ -345,8 +358,9 @@ func appendIPs(p *parts, ips []netip.Addr, sc *ipScratch, idx []uint32) []uint32
 // holds the block's distinct addresses in dictionary order, which the
 // returned row indexes point into.
 type ipScratch struct {
-	ids    map[netip.Addr]uint32
-	seen   []netip.Addr // in order of first appearance
+	ids    map[netip.Addr]uint32 // IPv6 (and any other) addresses
+	ids4   map[uint32]uint32     // IPv4 addresses, as numbers
+	seen   []netip.Addr          // in order of first appearance
 	order  []uint32
 	rank   []uint32
 	sorted []netip.Addr
@@ -359,7 +373,8 @@ type visitor struct{ ip, dom, ua uint32 }
 
 // visitors is the writer's scratch for appendVisitors.
 type visitors struct {
-	ids                 map[visitor]uint32
+	ids                 map[visitor]uint32 // combinations whose ids do not pack
+	packed              map[uint64]uint32  // the others, packed into a number
 	ip, dom, ua, perRow []uint32
 }
 
@@ -375,9 +390,10 @@ type visitors struct {
 func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, sc *ipScratch, v *visitors, idx []uint32) []uint32 {
 	idx = appendIPs(p, ips, sc, idx)
 	if v.ids == nil {
-		v.ids = make(map[visitor]uint32)
+		v.ids, v.packed = make(map[visitor]uint32), make(map[uint64]uint32)
 	}
 	clear(v.ids)
+	clear(v.packed)
 	v.ip, v.dom, v.ua, v.perRow = v.ip[:0], v.dom[:0], v.ua[:0], v.perRow[:0]
 	var prev visitor
 	for i, a := range idx {
@@ -389,10 +405,24 @@ func appendVisitors(p *parts, ips []netip.Addr, dom, ua []uint32, sc *ipScratch,
 			continue
 		}
 		prev = k
-		id, ok := v.ids[k]
-		if !ok {
+		// A combination whose ids fit in 64 bits (an address index is
+		// below MaxBlockRows, 16 bits; ids below 2^24 each) is looked up
+		// as one number, which the map does without the generic hashing
+		// of a struct key; the rest, in a flood of distinct user agents,
+		// as the struct. A combination always goes to the same map.
+		var id uint32
+		var ok bool
+		if k.ip < 1<<16 && k.dom < 1<<24 && k.ua < 1<<24 {
+			pk := uint64(k.ip)<<48 | uint64(k.dom)<<24 | uint64(k.ua)
+			if id, ok = v.packed[pk]; !ok {
+				id = uint32(len(v.ip))
+				v.packed[pk] = id
+			}
+		} else if id, ok = v.ids[k]; !ok {
 			id = uint32(len(v.ip))
 			v.ids[k] = id
+		}
+		if !ok {
 			v.ip, v.dom, v.ua = append(v.ip, k.ip), append(v.dom, k.dom), append(v.ua, k.ua)
 		}
 		v.perRow = append(v.perRow, id)

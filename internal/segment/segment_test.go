@@ -958,3 +958,69 @@ func TestPackedKeysOrder(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendVisitors checks the block's (address, domain, user agent)
+// combinations: each distinct one once, in order of first appearance, and
+// each row's index naming its own, for ids that pack into one number and
+// ids too large for it (a flood of distinct user agents), mixed in a block.
+func TestAppendVisitors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for _, big := range []bool{false, true} {
+		t.Run(fmt.Sprintf("large ids %v", big), func(t *testing.T) {
+			var ips []netip.Addr
+			var dom, ua []uint32
+			for i := range 5000 {
+				if i > 0 && rng.IntN(2) == 0 { // runs of one visitor
+					ips, dom, ua = append(ips, ips[i-1]), append(dom, dom[i-1]), append(ua, ua[i-1])
+					continue
+				}
+				ip := netip.AddrFrom4([4]byte{10, 0, byte(rng.IntN(4)), byte(rng.IntN(40))})
+				if rng.IntN(5) == 0 {
+					ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(rng.IntN(30))})
+				}
+				d, u := uint32(rng.IntN(6)), uint32(rng.IntN(6))
+				if big && rng.IntN(3) == 0 {
+					d += 1<<24 - 3 // around the packing's bound
+				}
+				if big && rng.IntN(3) == 0 {
+					u += 1<<24 - 3
+				}
+				ips, dom, ua = append(ips, ip), append(dom, d), append(ua, u)
+			}
+			var p parts
+			var v visitors
+			idx := appendVisitors(&p, ips, dom, ua, &ipScratch{}, &v, nil)
+			type combo struct{ ip, dom, ua uint32 }
+			seen := map[combo]bool{}
+			var want []combo
+			for i := range ips {
+				c := combo{idx[i], dom[i], ua[i]}
+				if !seen[c] {
+					seen[c] = true
+					want = append(want, c)
+				}
+				got := combo{v.ip[v.perRow[i]], v.dom[v.perRow[i]], v.ua[v.perRow[i]]}
+				if got != c {
+					t.Fatalf("row %d names combination %v, want %v", i, got, c)
+				}
+			}
+			if len(v.ip) != len(want) {
+				t.Fatalf("%d combinations, want %d", len(v.ip), len(want))
+			}
+			for i, c := range want {
+				if got := (combo{v.ip[i], v.dom[i], v.ua[i]}); got != c {
+					t.Fatalf("combination %d is %v, want %v", i, got, c)
+				}
+			}
+			// The address dictionary: each row's index names its address.
+			sorted := slices.Clone(ips)
+			slices.SortFunc(sorted, netip.Addr.Compare)
+			sorted = slices.Compact(sorted)
+			for i, a := range ips {
+				if sorted[idx[i]] != a {
+					t.Fatalf("row %d: address index %d is %s, want %s", i, idx[i], sorted[idx[i]], a)
+				}
+			}
+		})
+	}
+}
