@@ -6,6 +6,7 @@
 //
 //	go run ./scripts/peer                    # 5M records over 10 days, 100 batches, 2 clients
 //	go run ./scripts/peer -n 500000          # a quick run (same shape, fewer records)
+//	go run ./scripts/peer -baseline old-rtd  # this build against an older one, no VictoriaLogs
 //
 // It builds ./cmd/retentiond and ./cmd/loggen, builds VictoriaLogs from its Go
 // module once per machine (cached in $HOME/.cache/retentiond-bench/, keyed by
@@ -76,10 +77,12 @@ func main() {
 	settleMax := flag.Duration("settle", 3*time.Minute, "longest wait for a server's CPU to go idle after the ingest")
 	keep := flag.Bool("keep", false, "keep the temporary directory (data, batches, server logs)")
 	bin := flag.String("bin", "", "retentiond binary to measure (default: go build ./cmd/retentiond), e.g. an older build for a baseline")
+	baseline := flag.String("baseline", "", "compare -bin (or this tree's build) with this older retentiond binary instead of with VictoriaLogs: ingest only, in alternating runs")
+	runs := flag.Int("runs", 5, "with -baseline: runs of each build")
 	flag.Parse()
 	log.SetFlags(0)
-	if *n <= 0 || *days <= 0 || *batches <= 0 || *clients <= 0 || *rounds <= 0 {
-		log.Fatal("-n, -days, -batches, -clients and -rounds must be positive")
+	if *n <= 0 || *days <= 0 || *batches <= 0 || *clients <= 0 || *rounds <= 0 || *runs <= 0 {
+		log.Fatal("-n, -days, -batches, -clients, -rounds and -runs must be positive")
 	}
 
 	tmp, err := os.MkdirTemp("", "retentiond-peer")
@@ -99,9 +102,11 @@ func main() {
 	}
 	loggen := filepath.Join(tmp, "loggen")
 	run("go", "build", "-o", loggen, "./cmd/loggen")
-	vlBin, err := victoriaLogs(*vlVersion)
-	if err != nil {
-		log.Fatal(err)
+	var vlBin string
+	if *baseline == "" {
+		if vlBin, err = victoriaLogs(*vlVersion); err != nil {
+			log.Fatal(err)
+		}
 	}
 
 	// The records end two days ago, so that every day is closed (past the
@@ -111,6 +116,10 @@ func main() {
 	from, to := start, start.AddDate(0, 0, *days)
 	log.Printf("generating %d records over %d days from %s in %d batches", *n, *days, start.Format(time.DateOnly), *batches)
 	files, ndjsonBytes, zstdBytes, sample := generate(tmp, loggen, *n, *days, *seed, *batches, start)
+	if *baseline != "" {
+		compareBuilds(os.Stdout, tmp, rtdBin, *baseline, files, *clients, *runs, *settleMax)
+		return
+	}
 
 	servers := []*server{
 		newRetentiond(tmp, rtdBin),
