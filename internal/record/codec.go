@@ -4,13 +4,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
-	"time"
 )
 
-// The binary form of a record is what the write-ahead log stores. It is not a
-// search format (segments are columnar); it only has to be compact, cheap to
-// encode on the ingest path and unambiguous to decode:
+// The binary form of a record is what batches of records hold: the plain
+// form below, which peers of a cluster exchange and earlier versions wrote to
+// the write-ahead log, and the shared-string form the WAL holds now
+// (sharedbatch.go). It is not a search format (segments are columnar); it
+// only has to be compact, cheap to encode on the ingest path and unambiguous
+// to decode:
 //
 //	uvarint  unix milliseconds
 //	byte     IP length (4 or 16), then the address bytes
@@ -18,23 +19,16 @@ import (
 //	uvarint  len(path), path bytes
 //	uvarint  len(user agent), user agent bytes
 //
-// A batch is a uvarint record count followed by that many records.
+// A batch is a uvarint record count followed by that many records. The WAL
+// writes the shared-string form of a batch instead (AppendSharedBatch),
+// which DecodeBatch reads too.
 
 // ErrCorrupt is returned (wrapped) when a binary record cannot be decoded.
 var ErrCorrupt = errors.New("corrupt record encoding")
 
 // AppendBinary appends the binary form of r to b.
 func AppendBinary(b []byte, r *Record) []byte {
-	b = binary.AppendUvarint(b, uint64(r.Time.UnixMilli()))
-	if r.IP.Is4() {
-		a := r.IP.As4()
-		b = append(b, 4)
-		b = append(b, a[:]...)
-	} else {
-		a := r.IP.As16()
-		b = append(b, 16)
-		b = append(b, a[:]...)
-	}
+	b = appendTimeIP(b, r)
 	for _, s := range [...]string{r.Domain, r.Path, r.UserAgent} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -53,25 +47,9 @@ func AppendBatch(b []byte, recs []Record) []byte {
 
 // DecodeBinary decodes one record from the front of b and returns the rest.
 func DecodeBinary(b []byte) (Record, []byte, error) {
-	var r Record
-	ms, n := binary.Uvarint(b)
-	if n <= 0 {
-		return r, nil, fmt.Errorf("time: %w", ErrCorrupt)
-	}
-	b = b[n:]
-	r.Time = time.UnixMilli(int64(ms)).UTC()
-	if len(b) < 1 {
-		return r, nil, fmt.Errorf("ip length: %w", ErrCorrupt)
-	}
-	switch l := b[0]; {
-	case l == 4 && len(b) >= 5:
-		r.IP = netip.AddrFrom4([4]byte(b[1:5]))
-		b = b[5:]
-	case l == 16 && len(b) >= 17:
-		r.IP = netip.AddrFrom16([16]byte(b[1:17]))
-		b = b[17:]
-	default:
-		return r, nil, fmt.Errorf("ip: %w", ErrCorrupt)
+	r, b, err := decodeTimeIP(b)
+	if err != nil {
+		return r, nil, err
 	}
 	var fields [3]string
 	for i := range fields {
@@ -86,13 +64,17 @@ func DecodeBinary(b []byte) (Record, []byte, error) {
 	return r, b, nil
 }
 
-// DecodeBatch decodes a batch written by AppendBatch. Trailing bytes are an error.
+// DecodeBatch decodes a batch written by AppendBatch or AppendSharedBatch
+// (sharedbatch.go). Trailing bytes are an error.
 func DecodeBatch(b []byte) ([]Record, error) {
 	n, k := binary.Uvarint(b)
 	if k <= 0 {
 		return nil, fmt.Errorf("batch count: %w", ErrCorrupt)
 	}
 	b = b[k:]
+	if n == sharedBatchMark {
+		return decodeSharedBatch(b)
+	}
 	// Each record takes at least 8 bytes, which bounds a hostile count.
 	if n > uint64(len(b)/8+1) {
 		return nil, fmt.Errorf("batch count %d exceeds payload: %w", n, ErrCorrupt)

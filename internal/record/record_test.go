@@ -216,6 +216,7 @@ func TestDay(t *testing.T) {
 func FuzzDecodeBatch(f *testing.F) {
 	f.Add(AppendBatch(nil, []Record{{Time: time.UnixMilli(5), Domain: "a", Path: "/", IP: netip.MustParseAddr("::1")}}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Add(AppendSharedBatch(nil, sharedRecords()[:3]))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		recs, err := DecodeBatch(b)
 		if err != nil {

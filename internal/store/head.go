@@ -318,21 +318,25 @@ func (s *Store) frames(recs []record.Record) ([][]byte, error) {
 // more bytes (a sealed frame's header and tag, keys.SealFrameInPlace).
 func encodeFrames(recs []record.Record, max, head, tail int) [][]byte {
 	// The upper bound of one record's encoding: uvarint time, IP, and three
-	// uvarint lengths.
+	// uvarint lengths (or table references), each string in full; and of a
+	// batch's start, its mark and count. The bound ignores that a shared-
+	// string batch writes a repeated string once (record.AppendSharedBatch),
+	// so a frame holds fewer records than would fit, never more.
 	bound := func(r *record.Record) int {
 		return binary.MaxVarintLen64 + 17 + 3*binary.MaxVarintLen32 + len(r.Domain) + len(r.Path) + len(r.UserAgent)
 	}
+	const start0 = 2 * binary.MaxVarintLen64
 	var frames [][]byte
-	start, size := 0, binary.MaxVarintLen64
+	start, size := 0, start0
 	for i := range recs {
 		n := bound(&recs[i])
 		if i > start && size+n > max {
-			frames = append(frames, record.AppendBatch(newFrame(head, head+size+tail), recs[start:i]))
-			start, size = i, binary.MaxVarintLen64
+			frames = append(frames, record.AppendSharedBatch(newFrame(head, head+size+tail), recs[start:i]))
+			start, size = i, start0
 		}
 		size += n
 	}
-	return append(frames, record.AppendBatch(newFrame(head, head+size+tail), recs[start:]))
+	return append(frames, record.AppendSharedBatch(newFrame(head, head+size+tail), recs[start:]))
 }
 
 // framePool recycles the buffers of large WAL frames (*[]byte). Batches

@@ -24,6 +24,7 @@ import (
 
 	"github.com/retentiond/retentiond/internal/record"
 	"github.com/retentiond/retentiond/internal/testkit"
+	"github.com/retentiond/retentiond/internal/wal"
 )
 
 var base = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
@@ -601,5 +602,41 @@ func TestCrashDuringDeleteDay(t *testing.T) {
 		if len(debris) > 0 {
 			t.Fatalf("round %d: debris left: %v", round, debris)
 		}
+	}
+}
+
+// TestReplayBothBatchForms: a WAL holding plain batches (what earlier
+// versions wrote) before the shared-string batches this version appends
+// replays every record of both, as after an upgrade with unflushed records.
+func TestReplayBothBatchForms(t *testing.T) {
+	dir := t.TempDir()
+	clk := testkit.NewClock(base.AddDate(0, 0, 1))
+	w, err := wal.Open(filepath.Join(dir, "wal"), wal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(record.AppendBatch(nil, batch(0, 40))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, dir, clk)
+	if err := s.Append(context.Background(), batch(40, 90)); err != nil {
+		t.Fatal(err)
+	}
+	// "Crash": the data directory as it is now, before a flush.
+	crashed := t.TempDir()
+	copyTree(t, dir, crashed)
+	s.Close()
+	if _, err := os.Stat(filepath.Join(crashed, checkpointName)); err == nil {
+		t.Fatal("test setup: a flush ran before the copy")
+	}
+	s = openTest(t, crashed, clk)
+	defer s.Close()
+	got := collect(t, s, base, base.AddDate(0, 0, 1))
+	slices.Sort(got)
+	if len(got) != 90 || got[0] != 0 || got[89] != 89 {
+		t.Fatalf("replayed %d records (%v…), want 0-89", len(got), got[:min(len(got), 5)])
 	}
 }
