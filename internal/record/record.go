@@ -179,12 +179,18 @@ func (r *Record) NormalizeWithDomain(d string) error { return r.normalize(d, tru
 
 // normalize is Normalize, with the domain step's answer given (known) or
 // computed.
+// unixYear10000 is 10000-01-01T00:00:00Z in Unix seconds.
+const unixYear10000 = 253402300800
+
 func (r *Record) normalize(d string, known bool) error {
 	if r.Time.IsZero() {
 		return fieldErr("time", "", "missing")
 	}
 	r.Time = r.Time.UTC().Truncate(timePrecision)
-	if y := r.Time.Year(); y < 1970 || y > 9999 {
+	// Years 1970 to 9999 are the Unix seconds from 0 up to the start of
+	// year 10000: compared as a number, without computing the date (a
+	// tenth of the record's normalisation).
+	if sec := r.Time.Unix(); sec < 0 || sec >= unixYear10000 {
 		return fieldErr("time", r.Time.Format(time.RFC3339), "year out of range 1970-9999")
 	}
 

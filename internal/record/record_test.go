@@ -55,6 +55,17 @@ func TestNormalize(t *testing.T) {
 		}},
 		{name: "missing time", mod: func(r *Record) { r.Time = time.Time{} }, wantField: "time"},
 		{name: "time before 1970", mod: func(r *Record) { r.Time = time.Date(1969, 1, 1, 0, 0, 0, 0, time.UTC) }, wantField: "time"},
+		{name: "last millisecond of 1969", mod: func(r *Record) { r.Time = time.Date(1969, 12, 31, 23, 59, 59, 999999999, time.UTC) }, wantField: "time"},
+		{name: "first instant of 1970", mod: func(r *Record) { r.Time = time.Unix(0, 0) }},
+		{name: "last millisecond of 9999", mod: func(r *Record) { r.Time = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC) }, check: func(t *testing.T, r Record) {
+			if want := time.Date(9999, 12, 31, 23, 59, 59, 999000000, time.UTC); !r.Time.Equal(want) {
+				t.Errorf("time = %s, want %s", r.Time, want)
+			}
+		}},
+		{name: "year 10000", mod: func(r *Record) { r.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC) }, wantField: "time"},
+		{name: "year 10000 in a zone east of UTC is 9999 in UTC", mod: func(r *Record) {
+			r.Time = time.Date(10000, 1, 1, 0, 30, 0, 0, time.FixedZone("CET", 3600))
+		}},
 		{name: "empty domain", mod: func(r *Record) { r.Domain = "" }, wantField: "domain"},
 		{name: "dash domain", mod: func(r *Record) { r.Domain = "-" }, wantField: "domain"},
 		{name: "domain with space", mod: func(r *Record) { r.Domain = "a b" }, wantField: "domain"},
