@@ -74,7 +74,7 @@ func AppendSharedBatch(b []byte, recs []Record) []byte {
 	var entries uint32
 	str := func(b []byte, s string) []byte {
 		if len(s) > 0 {
-			addr := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+			addr := uintptr(unsafe.Pointer(unsafe.StringData(s))) //nolint:gosec // G103: only the address is read, as a number; no memory is reached through it
 			sl := &t.slots[(addr>>3^addr>>15)&(strTableSize-1)]
 			if sl.gen == t.gen && sl.addr == addr && sl.len == len(s) {
 				return binary.AppendUvarint(b, uint64(sl.entry)<<1|1)

@@ -74,7 +74,7 @@ type shareCache struct {
 
 // shareEntry is one slot of a shareCache.
 type shareEntry struct {
-	s     string
+	s     string // kept alive, so that its address cannot be reused
 	space uint64 // head.space of the head that numbered s, 0 for none
 	num   uint32
 }
@@ -84,11 +84,16 @@ const (
 	shareCacheMaxLen = 256  // longer strings are not cached
 )
 
-// slot returns the entry for s's address: its bits above the allocator's
-// 8-byte alignment, folded.
-func (c *shareCache) slot(s string) *shareEntry {
-	p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
-	return &c.e[(p>>3^p>>15)&(shareCacheSize-1)]
+// slot returns the entry for a string whose bytes lie at addr: its bits
+// above the allocator's 8-byte alignment, folded.
+func (c *shareCache) slot(addr uintptr) *shareEntry {
+	return &c.e[(addr>>3^addr>>15)&(shareCacheSize-1)]
+}
+
+// stringAddr returns where s's bytes lie, as a number: it is compared,
+// never turned back into a pointer.
+func stringAddr(s string) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.StringData(s))) //nolint:gosec // G103: only the address is read, as a number; no memory is reached through it
 }
 
 // headSpaces numbers the heads' numberings (head.space).
@@ -134,9 +139,11 @@ func (h *head) share(s string, last uint32) (string, uint32, int64) {
 		return h.names[last], last, 0
 	}
 	var e *shareEntry
+	var addr uintptr
 	if h.shares != nil && len(s) > 0 && len(s) <= shareCacheMaxLen {
-		e = h.shares.slot(s)
-		if e.space == h.space && len(e.s) == len(s) && unsafe.StringData(e.s) == unsafe.StringData(s) {
+		addr = stringAddr(s)
+		e = h.shares.slot(addr)
+		if e.space == h.space && len(e.s) == len(s) && stringAddr(e.s) == addr {
 			return h.names[e.num], e.num, 0
 		}
 	}
