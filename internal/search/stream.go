@@ -27,7 +27,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	// The head is unsorted but bounded by configuration: filter it, then
 	// sort the indices of its matches.
 	head := matchHead(v, req)
-	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(*v.Head.At(a), *v.Head.At(b)) })
+	slices.SortStableFunc(head, func(a, b int) int { return req.compareTime(v.Head.At(a), v.Head.At(b)) })
 	// A segment's cursor is made (and the segment planned: its
 	// dictionaries matched against the terms) when first needed: a
 	// limited search of a run of segments (chains) often never needs the
@@ -209,7 +209,7 @@ func matchHead(v *store.DayView, req *Request) []int {
 
 // compareTime orders records in req's time order: oldest first, or newest
 // first for Desc.
-func (req *Request) compareTime(a, b record.Record) int {
+func (req *Request) compareTime(a, b *record.Record) int {
 	if req.Desc {
 		return b.Time.Compare(a.Time)
 	}

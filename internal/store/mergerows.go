@@ -97,7 +97,7 @@ func commonSpace(srcs []*segment.Reader) uint64 {
 }
 
 // compareRowTime orders rows by time, oldest first.
-func compareRowTime(a, b segment.Row) int { return a.Record.Time.Compare(b.Record.Time) }
+func compareRowTime(a, b *segment.Row) int { return a.Record.Time.Compare(b.Record.Time) }
 
 // mergeCheckEvery is how many records a merge writes between two looks at
 // its context: often enough to stop within milliseconds, rarely enough to
