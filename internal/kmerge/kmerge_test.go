@@ -48,16 +48,7 @@ func TestMergeMatchesStableSort(t *testing.T) {
 		slices.SortStableFunc(want, order)
 		m := New(func(a, b *item) int { return order(*a, *b) }, srcs...)
 		var got []item
-		for {
-			v, ok, err := m.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-			got = append(got, v)
-		}
+		each(t, m, func(v item) { got = append(got, v) })
 		if !slices.Equal(got, want) {
 			t.Fatalf("round %d (desc %v): merge\n%v\nwant\n%v", round, desc, got, want)
 		}
@@ -130,17 +121,23 @@ func BenchmarkMergeRows(b *testing.B) {
 		for s := range srcs {
 			srcs[s] = Slice(streams[s])
 		}
-		m := New(func(a, b *row) int { return cmp.Compare(a.key, b.key) }, srcs...)
-		for {
-			_, ok, err := m.Next()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if !ok {
-				break
-			}
-		}
+		each(b, New(func(a, b *row) int { return cmp.Compare(a.key, b.key) }, srcs...), func(row) {})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*k*n), "ns/item")
 	b.ReportMetric(0, "ns/op")
+}
+
+// each calls fn for every item m yields, in order, and fails tb on an error.
+func each[T any](tb testing.TB, m *Merger[T], fn func(T)) {
+	tb.Helper()
+	for {
+		v, ok, err := m.Next()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if !ok {
+			return
+		}
+		fn(v)
+	}
 }
