@@ -38,6 +38,10 @@ type segCursor struct {
 	// dictOnly says p holds the dictionary answers only (see
 	// planSegment); schedule plans the blocks before it reads any.
 	dictOnly bool
+	// field and fieldOK are footerField's answer once asked (fieldDone):
+	// a count asks it up to three times per segment.
+	field              Field
+	fieldOK, fieldDone bool
 
 	bi      int         // next index into p.blocks to schedule
 	queue   []*blockJob // scheduled blocks, in output order
@@ -339,7 +343,16 @@ func anyMarks(marks [][]bool, id int) bool {
 // query tests only the domain or only the user agent, the same one for
 // all (field), or nothing ("": every row matches). It reads the query,
 // not the plan, so that newSegCursor can ask it before planning.
-func (c *segCursor) footerField() (field Field, ok bool) {
+func (c *segCursor) footerField() (Field, bool) {
+	if !c.fieldDone {
+		c.field, c.fieldOK = c.askFooterField()
+		c.fieldDone = true
+	}
+	return c.field, c.fieldOK
+}
+
+// askFooterField is footerField without the memo.
+func (c *segCursor) askFooterField() (field Field, ok bool) {
 	info := c.sr.Info()
 	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
 		return "", false
