@@ -53,15 +53,24 @@ func DecodeBinary(b []byte) (Record, []byte, error) {
 	}
 	var fields [3]string
 	for i := range fields {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
+		var ok bool
+		if fields[i], b, ok = cutString(b); !ok {
 			return r, nil, fmt.Errorf("string field %d: %w", i, ErrCorrupt)
 		}
-		fields[i] = string(b[n : n+int(l)])
-		b = b[n+int(l):]
 	}
 	r.Domain, r.Path, r.UserAgent = fields[0], fields[1], fields[2]
 	return r, b, nil
+}
+
+// cutString decodes a uvarint length and that many bytes from the front of
+// b, the form both batch forms write a string in, and returns the rest; ok
+// is false when b is too short.
+func cutString(b []byte) (s string, rest []byte, ok bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return "", nil, false
+	}
+	return string(b[n : n+int(l)]), b[n+int(l):], true
 }
 
 // DecodeBatch decodes a batch written by AppendBatch or AppendSharedBatch

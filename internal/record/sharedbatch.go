@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // A shared-string batch is the WAL's form of a batch (AppendSharedBatch):
@@ -74,8 +73,8 @@ func AppendSharedBatch(b []byte, recs []Record) []byte {
 	var entries uint32
 	str := func(b []byte, s string) []byte {
 		if len(s) > 0 {
-			addr := uintptr(unsafe.Pointer(unsafe.StringData(s))) //nolint:gosec // G103: only the address is read, as a number; no memory is reached through it
-			sl := &t.slots[(addr>>3^addr>>15)&(strTableSize-1)]
+			addr := StringAddr(s)
+			sl := &t.slots[AddrSlot(addr, strTableSize)]
 			if sl.gen == t.gen && sl.addr == addr && sl.len == len(s) {
 				return binary.AppendUvarint(b, uint64(sl.entry)<<1|1)
 			}
@@ -142,12 +141,10 @@ func decodeSharedBatch(b []byte) ([]Record, error) {
 		if r.Domain, err = str("domain"); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
+		var ok bool
+		if r.Path, b, ok = cutString(b); !ok {
 			return nil, fmt.Errorf("record %d: path: %w", i, ErrCorrupt)
 		}
-		r.Path = string(b[k : k+int(l)])
-		b = b[k+int(l):]
 		if r.UserAgent, err = str("user agent"); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}

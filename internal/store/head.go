@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/retentiond/retentiond/internal/keys"
 	"github.com/retentiond/retentiond/internal/record"
@@ -84,16 +83,18 @@ const (
 	shareCacheMaxLen = 256  // longer strings are not cached
 )
 
-// slot returns the entry for a string whose bytes lie at addr: its bits
-// above the allocator's 8-byte alignment, folded.
+// slot returns the entry for a string whose bytes lie at addr
+// (record.StringAddr).
 func (c *shareCache) slot(addr uintptr) *shareEntry {
-	return &c.e[(addr>>3^addr>>15)&(shareCacheSize-1)]
+	return &c.e[record.AddrSlot(addr, shareCacheSize)]
 }
 
-// stringAddr returns where s's bytes lie, as a number: it is compared,
-// never turned back into a pointer.
-func stringAddr(s string) uintptr {
-	return uintptr(unsafe.Pointer(unsafe.StringData(s))) //nolint:gosec // G103: only the address is read, as a number; no memory is reached through it
+// newHead returns a new head of the store, numbering its strings through
+// the store's shareCache.
+func (s *Store) newHead() *head {
+	h := newHead()
+	h.shares = &s.shares
+	return h
 }
 
 // headSpaces numbers the heads' numberings (head.space).
@@ -141,9 +142,9 @@ func (h *head) share(s string, last uint32) (string, uint32, int64) {
 	var e *shareEntry
 	var addr uintptr
 	if h.shares != nil && len(s) > 0 && len(s) <= shareCacheMaxLen {
-		addr = stringAddr(s)
+		addr = record.StringAddr(s)
 		e = h.shares.slot(addr)
-		if e.space == h.space && len(e.s) == len(s) && stringAddr(e.s) == addr {
+		if e.space == h.space && len(e.s) == len(s) && record.StringAddr(e.s) == addr {
 			return h.names[e.num], e.num, 0
 		}
 	}
@@ -177,8 +178,7 @@ func (s *Store) insertLocked(r record.Record, now time.Time) {
 	key := record.Day(r.Time).Unix()
 	h := s.heads[key]
 	if h == nil {
-		h = newHead()
-		h.shares = &s.shares
+		h = s.newHead()
 		s.heads[key] = h
 	}
 	if s.headBytes == 0 && s.oldestHead.IsZero() {

@@ -274,8 +274,7 @@ func partReaders(name string, space uint64, runs []Records, parts []*memPart) ([
 func (s *Store) restorePartsLocked(key int64, parts []*memPart) {
 	h := s.heads[key]
 	if h == nil {
-		h = newHead()
-		h.shares = &s.shares
+		h = s.newHead()
 		s.heads[key] = h
 	}
 	if s.headBytes == 0 && s.oldestHead.IsZero() {
