@@ -53,6 +53,10 @@ const (
 	// still tells a day's final file by its name (.archive.seg), not by
 	// its level.
 	ArchiveLevel = DefaultLevel
+	// quickLevel caps the level of the streams that gain next to nothing
+	// from a higher one (parts.cutQuick): zstd level 3, klauspost's
+	// "default" encoder.
+	quickLevel = 3
 
 	// maxFieldLen bounds one path, user agent or domain. It is far above the
 	// record package's limits; it only guarantees the reader's size limits.

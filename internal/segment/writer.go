@@ -73,14 +73,16 @@ type colMeta struct {
 // appears under its final name only when Close succeeds. A Writer is not safe
 // for concurrent use.
 type Writer struct {
-	f     sink
-	path  string
-	opts  Options
-	enc   *zstd.Encoder
-	off   int64
-	err   error // sticky: the first write error
-	done  bool
-	lastT int64
+	f    sink
+	path string
+	opts Options
+	enc  *zstd.Encoder
+	// encQuick compresses the streams cut with cutQuick (parts).
+	encQuick *zstd.Encoder
+	off      int64
+	err      error // sticky: the first write error
+	done     bool
+	lastT    int64
 
 	inFooter  bool   // writes from here on are footer bytes
 	footerCRC uint32 // running CRC32C of the footer bytes written so far
@@ -236,6 +238,10 @@ func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
+	encQuick, err := encoderFor(min(opts.Level, quickLevel))
+	if err != nil {
+		return nil, err
+	}
 	var f sink = mem
 	if mem == nil {
 		file, err := opts.FS.Create(path, 0o640)
@@ -245,7 +251,7 @@ func newWriter(path string, opts Options, mem *memSink) (*Writer, error) {
 		f = file
 	}
 	w := &Writer{
-		f: f, path: path, opts: opts, enc: enc,
+		f: f, path: path, opts: opts, enc: enc, encQuick: encQuick,
 		domainIDs: map[string]uint32{}, uaIDs: map[string]uint32{}, ipIDs: map[netip.Addr]uint32{},
 		blockBuf: blockBufs.Get().(*blockBuf),
 	}
@@ -429,7 +435,11 @@ func (w *Writer) flushBlock() {
 		}
 		w.comp = w.comp[:0]
 		for i := range w.raw.ends {
-			w.comp = w.enc.EncodeAll(w.raw.stream(i), w.comp)
+			enc := w.enc
+			if w.raw.isQuick(i) {
+				enc = w.encQuick
+			}
+			w.comp = enc.EncodeAll(w.raw.stream(i), w.comp)
 		}
 		// Sealed after compression: ciphertext does not compress, and the
 		// compressed length is all a sealed column tells about its data.
