@@ -433,27 +433,27 @@ func (e *Executor) runCluster(ctx context.Context, req *Request, emit func(recor
 	}()
 	srcs := make([]kmerge.Source[record.Record], 0, 1+len(peers))
 	var local []record.Record
-	srcs = append(srcs, func() (record.Record, bool, error) {
+	srcs = append(srcs, func() (*record.Record, bool, error) {
 		for len(local) == 0 {
 			b, ok := <-ch
 			if !ok {
-				return record.Record{}, false, localErr
+				return nil, false, localErr
 			}
 			local = b
 		}
-		r := local[0]
+		r := &local[0] // each batch is a new slice, never written again
 		local = local[1:]
 		return r, true, nil
 	})
 	for _, s := range peers {
 		var recs []record.Record
-		srcs = append(srcs, func() (record.Record, bool, error) {
+		srcs = append(srcs, func() (*record.Record, bool, error) {
 			for len(recs) == 0 && !s.done {
 				l, err := s.line()
 				if err == nil && l.Done {
 					err = s.finish(req, l)
 					if err != nil {
-						return record.Record{}, false, err
+						return nil, false, err
 					}
 					break
 				}
@@ -463,15 +463,15 @@ func (e *Executor) runCluster(ctx context.Context, req *Request, emit func(recor
 				if err != nil {
 					s.done = true
 					if cerr := ctx.Err(); cerr != nil {
-						return record.Record{}, false, cerr
+						return nil, false, cerr
 					}
-					return record.Record{}, false, e.peerFailed(req, s, err)
+					return nil, false, e.peerFailed(req, s, err)
 				}
 			}
 			if len(recs) == 0 {
-				return record.Record{}, false, nil
+				return nil, false, nil
 			}
-			r := recs[0]
+			r := &recs[0] // DecodeBatch gives each line a new slice
 			recs = recs[1:]
 			return r, true, nil
 		})
@@ -486,7 +486,7 @@ func (e *Executor) runCluster(ctx context.Context, req *Request, emit func(recor
 		if !ok {
 			break
 		}
-		if err := emit(r); err != nil {
+		if err := emit(*r); err != nil {
 			return n, err
 		}
 		n++

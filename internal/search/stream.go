@@ -79,11 +79,11 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 	// Source 0 is the head, source i+1 the segment i: equal times come
 	// out in that order.
 	srcs := make([]kmerge.Source[record.Record], 0, len(cursors)+1)
-	srcs = append(srcs, func() (record.Record, bool, error) {
+	srcs = append(srcs, func() (*record.Record, bool, error) {
 		if len(head) == 0 {
-			return record.Record{}, false, nil
+			return nil, false, nil
 		}
-		r := *v.Head.At(head[0])
+		r := v.Head.At(head[0]) // the view's records do not change
 		head = head[1:]
 		return r, true, nil
 	})
@@ -113,7 +113,7 @@ func (e *Executor) streamDay(ctx context.Context, v *store.DayView, req *Request
 		if !ok {
 			break
 		}
-		batch = append(batch, r)
+		batch = append(batch, *r)
 		e.inflight(1)
 		n++
 		if len(batch) == batchSize {
@@ -168,13 +168,16 @@ func chain(lo, hi int, open func(int) *segCursor, desc bool) kmerge.Source[recor
 	if desc {
 		i, step = hi-1, -1
 	}
-	return func() (record.Record, bool, error) {
+	var r record.Record // the current match, until the next call
+	return func() (*record.Record, bool, error) {
 		for ; i >= lo && i < hi; i += step {
-			if r, ok, err := open(i).next(); ok || err != nil {
-				return r, ok, err
+			var ok bool
+			var err error
+			if r, ok, err = open(i).next(); ok || err != nil {
+				return &r, ok, err
 			}
 		}
-		return record.Record{}, false, nil
+		return nil, false, nil
 	}
 }
 

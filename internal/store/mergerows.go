@@ -32,10 +32,15 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 	var domOff, uaOff uint32
 	for i, r := range srcs {
 		cur := r.Cursor()
+		// Each source keeps its current row here, where the merge reads
+		// it by address until it asks for the next.
+		row := new(segment.Row)
 		if shared {
 			nums := r.Numbers()
-			pulls[i] = func() (segment.Row, bool, error) {
-				row, ok, err := cur.NextRow()
+			pulls[i] = func() (*segment.Row, bool, error) {
+				var ok bool
+				var err error
+				*row, ok, err = cur.NextRow()
 				if ok {
 					row.Domain, row.UserAgent = nums.Domains[row.Domain], nums.UserAgents[row.UserAgent]
 				}
@@ -44,8 +49,10 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 			continue
 		}
 		dOff, uOff := domOff, uaOff
-		pulls[i] = func() (segment.Row, bool, error) {
-			row, ok, err := cur.NextRow()
+		pulls[i] = func() (*segment.Row, bool, error) {
+			var ok bool
+			var err error
+			*row, ok, err = cur.NextRow()
 			row.Domain += dOff
 			row.UserAgent += uOff
 			return row, ok, err
@@ -54,18 +61,13 @@ func mergeWithout(ctx context.Context, w *segment.Writer, srcs []*segment.Reader
 		uaOff += uint32(len(r.UserAgents()))
 	}
 	m := kmerge.New(compareRowTime, pulls...)
-	// One row for the whole merge: drop and w.AddKnown take its record's
-	// address, which moves it to the heap, once rather than once per row.
-	var row segment.Row
 	for n := 0; ; n++ {
 		if n%mergeCheckEvery == 0 {
 			if err := ctx.Err(); err != nil {
 				return kept, removed, err
 			}
 		}
-		var ok bool
-		var err error
-		row, ok, err = m.Next()
+		row, ok, err := m.Next()
 		if err != nil || !ok {
 			return kept, removed, err
 		}
