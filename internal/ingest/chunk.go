@@ -17,8 +17,9 @@ import (
 // memory one request takes is a chunk, not its body. The body is split into
 // items (lines, or the elements of a JSON array); up to ChunkBytes of them are
 // copied into the chunk's buffer; then head memory is reserved for what they
-// can become, they are parsed, and the records are stored (fsynced) before the
-// next chunk is read.
+// can become, they are parsed, and the records are stored before the next
+// chunk is read. They are made durable together, with one fsync, before the
+// request is answered (DeferredReservation), whatever the answer.
 
 // Reservation is memory set aside for one chunk's records; see Admitter.
 type Reservation interface {
@@ -26,6 +27,26 @@ type Reservation interface {
 	Append(ctx context.Context, recs []record.Record) error
 	// Release gives back what the records did not use.
 	Release()
+}
+
+// DeferredReservation is a Reservation that can store a chunk's records
+// without waiting for them to be durable: AppendNoSync writes them, and
+// Syncer.Sync on the Sink makes every record appended so far durable. When
+// both are there (a *store.Store), HTTP ingest syncs once per request,
+// before it answers, instead of once per chunk of about ChunkBytes: the
+// peer benchmark's 100 requests of 50,000 lines cost 1,343 fsyncs, about
+// 7 % of the daemon's CPU and more of the requests' time.
+type DeferredReservation interface {
+	Reservation
+	AppendNoSync(ctx context.Context, recs []record.Record) error
+}
+
+// Syncer is implemented by a Sink whose records appended without waiting
+// (DeferredReservation) become durable when Sync returns nil. An error
+// means they may be lost: the request answers that nothing since its last
+// Sync was stored.
+type Syncer interface {
+	Sync() error
 }
 
 // Admitter is implemented by a Sink that bounds the memory of records on
@@ -98,6 +119,12 @@ type chunker struct {
 	// next is the first line not yet stored or rejected: where a client
 	// resumes after an error.
 	next int
+	// unsynced says that records were appended without waiting for
+	// durability (DeferredReservation) since the last sync, which then
+	// left accepted records stored and synced lines before line
+	// syncedNext.
+	unsynced           bool
+	synced, syncedNext int
 }
 
 // chunkBuffers are a chunker's buffers, kept between requests: grown anew
@@ -213,9 +240,15 @@ func (c *chunker) flush() error {
 	c.buf, c.items = c.buf[:0], c.items[:0]
 	if len(c.recs) > 0 {
 		var err error
-		if res != nil {
+		dr, deferred := res.(DeferredReservation)
+		_, syncs := c.h.opts.Sink.(Syncer)
+		switch {
+		case deferred && syncs:
+			err = dr.AppendNoSync(c.ctx, c.recs)
+			c.unsynced = true
+		case res != nil:
 			err = res.Append(c.ctx, c.recs)
-		} else {
+		default:
 			err = c.h.opts.Sink.Append(c.ctx, c.recs)
 		}
 		if err != nil {
@@ -227,6 +260,23 @@ func (c *chunker) flush() error {
 	}
 	c.next = last + 1
 	clear(c.recs) // let the strings go; the store holds its own copies
+	return nil
+}
+
+// sync makes the records the request appended without waiting durable,
+// before it is answered. If that fails they may be lost, and the answer
+// goes back to what the last sync made durable: the accepted count and the
+// line to resume at.
+func (c *chunker) sync() error {
+	if !c.unsynced {
+		return nil
+	}
+	c.unsynced = false
+	if err := c.h.opts.Sink.(Syncer).Sync(); err != nil {
+		c.ans.Accepted, c.next = c.synced, c.syncedNext
+		return &errStore{err}
+	}
+	c.synced, c.syncedNext = c.ans.Accepted, c.next
 	return nil
 }
 

@@ -323,7 +323,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	limited := &limitReader{r: counted, n: h.opts.MaxBodyBytes}
 
 	var ans Answer
-	c := &chunker{h: h, ctx: r.Context(), input: input, domain: domain, now: h.opts.Now(), ans: &ans, next: 1}
+	c := &chunker{h: h, ctx: r.Context(), input: input, domain: domain, now: h.opts.Now(), ans: &ans, next: 1, syncedNext: 1}
 	c.takeBuffers()
 	defer c.releaseBuffers()
 	if h.adm != nil {
@@ -339,6 +339,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 	}
 	if err == nil {
 		err = c.flush()
+	}
+	// Whatever the answer says was stored must be durable first.
+	if serr := c.sync(); serr != nil && (err == nil || isCtxErr(err)) {
+		err = serr
 	}
 	h.m.bytes.WithLabelValues(input).Add(float64(counted.n))
 	if err != nil {

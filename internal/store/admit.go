@@ -115,6 +115,16 @@ func (s *Store) take(ctx context.Context, n int64) error {
 // waits for the difference. What the records do not use stays reserved until
 // Release.
 func (r *Reservation) Append(ctx context.Context, recs []record.Record) error {
+	return r.append(ctx, recs, true)
+}
+
+// AppendNoSync is Append through Store.AppendNoSync: the records are
+// durable once a later Store.Sync returns without error.
+func (r *Reservation) AppendNoSync(ctx context.Context, recs []record.Record) error {
+	return r.append(ctx, recs, false)
+}
+
+func (r *Reservation) append(ctx context.Context, recs []record.Record, sync bool) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -133,7 +143,7 @@ func (r *Reservation) Append(ctx context.Context, recs []record.Record) error {
 		r.s.reserved -= est
 		r.n -= est
 		r.s.mu.Unlock()
-		err := r.s.Append(ctx, recs)
+		err := r.s.append(ctx, recs, sync)
 		if !errors.Is(err, ErrBusy) {
 			return err
 		}

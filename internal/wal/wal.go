@@ -83,7 +83,11 @@ type request struct {
 	payloads [][]byte
 	size     int
 	rotate   bool
-	done     chan result
+	// sync: answer only once everything written so far, this request's
+	// payloads included, is fsynced (AppendAll, Sync); Write leaves it
+	// unset.
+	sync bool
+	done chan result
 }
 
 type result struct {
@@ -115,8 +119,11 @@ type WAL struct {
 	cur     *fsutil.Handle
 	curIdx  int
 	curSize int64
-	err     error
-	buf     []byte
+	// synced is how much of the current file an fsync made durable;
+	// Write's frames lie between it and curSize until the next one.
+	synced int64
+	err    error
+	buf    []byte
 }
 
 // Open opens the log in dir (creating it), repairs a torn tail of the last
@@ -312,7 +319,7 @@ func (w *WAL) newFile(idx int) error {
 	if w.cur != nil {
 		w.cur.Close()
 	}
-	w.cur, w.curIdx, w.curSize = f, idx, headerSize
+	w.cur, w.curIdx, w.curSize, w.synced = f, idx, headerSize, headerSize
 	w.mu.Lock()
 	w.files = append(w.files, idx)
 	n := len(w.files)
@@ -412,7 +419,38 @@ func (w *WAL) AppendAll(payloads [][]byte) (int, error) {
 	if len(payloads) == 0 {
 		return 0, errors.New("wal append: no payload")
 	}
+	return w.send(request{payloads: payloads, size: size, sync: true})
+}
+
+// Write is AppendAll without waiting for durability: it returns once the
+// frames are written to the file, in order with every other append, and
+// they become durable with the next fsync, which a later Sync, AppendAll or
+// Rotate makes (the current file is also fsynced before the log moves to
+// its next file, and at Close). A caller acknowledges them only after such
+// a call returned without error: a crash before that may keep any prefix of
+// them, and a failed fsync cuts them off the file (see AppendAll). The
+// ingest writes each chunk of a request this way and makes the request's
+// chunks durable together before answering, one fsync per request instead
+// of one per chunk.
+func (w *WAL) Write(payloads [][]byte) (int, error) {
+	size := 0
+	for _, p := range payloads {
+		if len(p) == 0 || len(p) > MaxPayload {
+			return 0, fmt.Errorf("wal write: payload of %d bytes (must be 1..%d)", len(p), MaxPayload)
+		}
+		size += len(p)
+	}
+	if len(payloads) == 0 {
+		return 0, errors.New("wal write: no payload")
+	}
 	return w.send(request{payloads: payloads, size: size})
+}
+
+// Sync returns once every payload written before it (Write) is fsynced. It
+// fails, wrapping ErrFailed, if that fsync or an earlier write failed.
+func (w *WAL) Sync() error {
+	_, err := w.send(request{sync: true})
+	return err
 }
 
 // Rotate finishes the current file and starts a new one. Every payload
@@ -463,6 +501,13 @@ func (w *WAL) run() {
 		w.commit(group)
 	}
 	if w.cur != nil {
+		if w.err == nil {
+			// Write's last frames, which no caller was told are durable:
+			// made so if they can be, as a flush would.
+			if err := w.syncCur(); err != nil {
+				w.log.Warn("wal: fsync at close failed", "file", fileName(w.curIdx), "err", err)
+			}
+		}
 		w.cur.Close()
 	}
 }
@@ -477,19 +522,26 @@ func (w *WAL) commit(group []request) {
 		answer(0, fmt.Errorf("%w: %w", ErrFailed, w.err))
 		return
 	}
+	var rotate, sync bool
+	for _, r := range group {
+		rotate = rotate || r.rotate
+		sync = sync || r.sync
+	}
 	if w.curSize >= w.opts.SegmentSize {
-		// On failure the group goes into the current file; the next group
+		// What Write left unsynced in the file goes with it: later
+		// fsyncs are of the next file. On a failure of the rotation
+		// itself the group goes into the current file; the next group
 		// commit tries again.
+		if err := w.syncCur(); err != nil {
+			w.failed(err)
+			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
+			return
+		}
 		w.rotate()
 	}
 	w.buf = w.buf[:0]
 	n := 0
-	var rotate bool
 	for _, r := range group {
-		if r.rotate {
-			rotate = true
-			continue
-		}
 		for _, p := range r.payloads {
 			var hdr [frameSize]byte
 			binary.LittleEndian.PutUint32(hdr[:4], uint32(len(p)))
@@ -499,30 +551,22 @@ func (w *WAL) commit(group []request) {
 		}
 	}
 	if len(w.buf) > 0 {
-		start := time.Now()
-		_, err := w.cur.Write(w.buf)
-		if err == nil {
-			err = w.cur.Sync()
-		}
-		w.m.fsyncDuration.Observe(time.Since(start).Seconds())
-		if err != nil {
-			// The state of the file past the last acknowledged byte is
-			// unknown now; never write to it again, and cut what this group
-			// may have put there, so that a restart does not replay batches
-			// whose callers were told they failed.
-			w.err = err
-			w.log.Error("wal write failed; refusing further appends", "file", fileName(w.curIdx), "err", err)
-			if derr := w.discard(w.curSize); derr != nil {
-				w.log.Error("wal: could not cut the failed write off the file; its batches may be replayed after a restart",
-					"file", fileName(w.curIdx), "offset", w.curSize, "err", derr)
-			}
+		if _, err := w.cur.Write(w.buf); err != nil {
+			w.failed(err)
 			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
 			return
 		}
 		w.curSize += int64(len(w.buf))
-		w.m.fsyncs.Inc()
 		w.m.appends.Add(float64(n))
 		w.m.bytes.Add(float64(len(w.buf)))
+	}
+	// A rotation fsyncs the file it leaves, as Sync does.
+	if sync || rotate {
+		if err := w.syncCur(); err != nil {
+			w.failed(err)
+			answer(0, fmt.Errorf("%w: %w", ErrFailed, err))
+			return
+		}
 	}
 	seg := w.curIdx
 	if !rotate {
@@ -541,6 +585,35 @@ func (w *WAL) commit(group []request) {
 		default:
 			r.done <- result{w.curIdx, nil}
 		}
+	}
+}
+
+// syncCur fsyncs the current file if Write left anything in it unsynced.
+func (w *WAL) syncCur() error {
+	if w.synced == w.curSize {
+		return nil
+	}
+	start := time.Now()
+	if err := w.cur.Sync(); err != nil {
+		return err
+	}
+	w.m.fsyncDuration.Observe(time.Since(start).Seconds())
+	w.m.fsyncs.Inc()
+	w.synced = w.curSize
+	return nil
+}
+
+// failed handles a failed write or fsync. The state of the file past the
+// last fsynced byte is unknown now: never write to it again, and cut what
+// was written since that fsync, so that a restart does not replay batches
+// whose callers were told they failed (AppendAll, Sync) or never heard that
+// they were durable (Write).
+func (w *WAL) failed(err error) {
+	w.err = err
+	w.log.Error("wal write failed; refusing further appends", "file", fileName(w.curIdx), "err", err)
+	if derr := w.discard(w.synced); derr != nil {
+		w.log.Error("wal: could not cut the failed write off the file; its batches may be replayed after a restart",
+			"file", fileName(w.curIdx), "offset", w.synced, "err", derr)
 	}
 }
 
