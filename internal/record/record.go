@@ -288,11 +288,20 @@ func parseDottedQuad(b []byte) (a netip.Addr, ok bool) {
 }
 
 // Day returns the UTC calendar day t belongs to, as midnight UTC. Records are
-// stored and destroyed per UTC day.
+// stored and destroyed per UTC day. A UTC day is exactly 86,400 Unix
+// seconds (Go's time has no leap seconds), so the day is a floor division,
+// without computing the date: the store asks for every record's day, and
+// the date was a sixth of its insert.
 func Day(t time.Time) time.Time {
-	y, m, d := t.UTC().Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+	s := t.Unix()
+	d := s / secondsPerDay
+	if s%secondsPerDay < 0 {
+		d-- // floor, for times before 1970
+	}
+	return time.Unix(d*secondsPerDay, 0).UTC()
 }
+
+const secondsPerDay = 24 * 60 * 60
 
 // DayString formats the UTC day of t as YYYY-MM-DD, the name of its directory.
 func DayString(t time.Time) string { return t.UTC().Format(time.DateOnly) }

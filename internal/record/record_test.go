@@ -3,6 +3,7 @@ package record
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -219,6 +220,22 @@ func TestDay(t *testing.T) {
 	}
 	if _, err := ParseDay("2025-02-29"); err == nil {
 		t.Error("ParseDay accepted 2025-02-29")
+	}
+	// Day's floor division agrees with the calendar, before 1970 too, in
+	// any zone, at every edge of a day.
+	zone := time.FixedZone("", -7*3600-30*60)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range 20_000 {
+		sec := rng.Int64N(400*365*86400) - 200*365*86400
+		if i%4 == 0 {
+			sec -= sec % 86400 // midnight UTC, and a nanosecond either side below
+		}
+		for _, tt := range []time.Time{time.Unix(sec, 0), time.Unix(sec, -1), time.Unix(sec, 1), time.Unix(sec, 0).In(zone)} {
+			y, m, d := tt.UTC().Date()
+			if want := time.Date(y, m, d, 0, 0, 0, 0, time.UTC); Day(tt) != want {
+				t.Fatalf("Day(%v) = %v, want %v", tt, Day(tt), want)
+			}
+		}
 	}
 }
 
