@@ -43,14 +43,7 @@ func TestFailedAppendIsFatalAndNotReplayed(t *testing.T) {
 			if _, err := w.Rotate(); !errors.Is(err, ErrFailed) {
 				t.Fatalf("rotate after a failure: %v, want ErrFailed", err)
 			}
-			w.Close()
-			w = openT(t, dir, Options{})
-			defer w.Close()
-			var got []string
-			for _, p := range replayAll(t, w) {
-				got = append(got, string(p))
-			}
-			if !slices.Equal(got, []string{"ok"}) {
+			if got := reopened(t, w); !slices.Equal(got, []string{"ok"}) {
 				t.Fatalf("replayed %q after the failure, want only the acknowledged [ok]", got)
 			}
 		})

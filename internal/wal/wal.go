@@ -409,17 +409,7 @@ func (w *WAL) Append(payload []byte) (int, error) {
 // a prefix of them, which the caller never acknowledged. A payload that is
 // empty or larger than MaxPayload is refused without touching the log.
 func (w *WAL) AppendAll(payloads [][]byte) (int, error) {
-	size := 0
-	for _, p := range payloads {
-		if len(p) == 0 || len(p) > MaxPayload {
-			return 0, fmt.Errorf("wal append: payload of %d bytes (must be 1..%d)", len(p), MaxPayload)
-		}
-		size += len(p)
-	}
-	if len(payloads) == 0 {
-		return 0, errors.New("wal append: no payload")
-	}
-	return w.send(request{payloads: payloads, size: size, sync: true})
+	return w.sendPayloads("wal append", payloads, true)
 }
 
 // Write is AppendAll without waiting for durability: it returns once the
@@ -433,17 +423,23 @@ func (w *WAL) AppendAll(payloads [][]byte) (int, error) {
 // chunks durable together before answering, one fsync per request instead
 // of one per chunk.
 func (w *WAL) Write(payloads [][]byte) (int, error) {
+	return w.sendPayloads("wal write", payloads, false)
+}
+
+// sendPayloads checks payloads (what names the caller in errors) and hands
+// them to the writer; sync says whether to wait for their fsync.
+func (w *WAL) sendPayloads(what string, payloads [][]byte, sync bool) (int, error) {
 	size := 0
 	for _, p := range payloads {
 		if len(p) == 0 || len(p) > MaxPayload {
-			return 0, fmt.Errorf("wal write: payload of %d bytes (must be 1..%d)", len(p), MaxPayload)
+			return 0, fmt.Errorf("%s: payload of %d bytes (must be 1..%d)", what, len(p), MaxPayload)
 		}
 		size += len(p)
 	}
 	if len(payloads) == 0 {
-		return 0, errors.New("wal write: no payload")
+		return 0, fmt.Errorf("%s: no payload", what)
 	}
-	return w.send(request{payloads: payloads, size: size})
+	return w.send(request{payloads: payloads, size: size, sync: sync})
 }
 
 // Sync returns once every payload written before it (Write) is fsynced. It

@@ -44,6 +44,20 @@ func replayAll(t testing.TB, w *WAL) [][]byte {
 	return got
 }
 
+// reopened closes w, opens its directory again and returns the payloads
+// it replays, as strings.
+func reopened(t testing.TB, w *WAL) []string {
+	t.Helper()
+	w.Close()
+	w = openT(t, w.dir, Options{})
+	defer w.Close()
+	var got []string
+	for _, p := range replayAll(t, w) {
+		got = append(got, string(p))
+	}
+	return got
+}
+
 func TestRoundTripRotationTruncate(t *testing.T) {
 	dir := t.TempDir()
 	w := openT(t, dir, Options{SegmentSize: 512})

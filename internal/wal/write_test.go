@@ -43,14 +43,7 @@ func TestWriteThenSync(t *testing.T) {
 	if n := fsyncs(); n != 2 {
 		t.Fatalf("%v fsyncs after a write and an append, want 2", n)
 	}
-	w.Close()
-	w = openT(t, dir, Options{})
-	defer w.Close()
-	var got []string
-	for _, p := range replayAll(t, w) {
-		got = append(got, string(p))
-	}
-	if !slices.Equal(got, []string{"a", "b", "c", "d"}) {
+	if got := reopened(t, w); !slices.Equal(got, []string{"a", "b", "c", "d"}) {
 		t.Fatalf("replayed %q", got)
 	}
 }
@@ -94,14 +87,7 @@ func TestFailedSyncCutsWrites(t *testing.T) {
 			if err := w.Sync(); !errors.Is(err, ErrFailed) {
 				t.Fatalf("sync after the failure: %v, want ErrFailed", err)
 			}
-			w.Close()
-			w = openT(t, dir, Options{})
-			defer w.Close()
-			var got []string
-			for _, p := range replayAll(t, w) {
-				got = append(got, string(p))
-			}
-			if !slices.Equal(got, []string{"ok"}) {
+			if got := reopened(t, w); !slices.Equal(got, []string{"ok"}) {
 				t.Fatalf("replayed %q after the failed fsync, want only the acknowledged [ok]", got)
 			}
 		})
