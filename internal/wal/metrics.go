@@ -19,17 +19,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		fsyncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "retentiond_wal_fsync_duration_seconds",
-			Help:    "Time to write and fsync one group commit.",
+			Help:    "Time of one fsync of the current WAL file.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
 		appends: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "retentiond_wal_appends_total", Help: "Payloads appended and fsynced.",
+			Name: "retentiond_wal_appends_total", Help: "Payloads written (Append and AppendAll: fsynced before they return; Write: at the next fsync).",
 		}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_wal_written_bytes_total", Help: "Bytes written to WAL files, framing included.",
 		}),
 		fsyncs: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "retentiond_wal_fsyncs_total", Help: "Group commits (one write and one fsync each).",
+			Name: "retentiond_wal_fsyncs_total", Help: "Fsyncs of WAL files: one per group commit that waits for durability, and before a file is left.",
 		}),
 		repairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "retentiond_wal_torn_tail_repairs_total", Help: "Torn tails cut from the last WAL file at start-up.",
