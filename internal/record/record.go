@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Limits on field sizes. They are generous enough for real traffic (query
@@ -247,12 +248,23 @@ func ParseIP(s string) (netip.Addr, error) {
 
 // ParseIPBytes is ParseIP for an address in a byte slice. The form most
 // logs carry, a plain dotted-quad IPv4 address, it reads in place, without
-// the string ParseIP needs; everything else (IPv6, brackets, spaces,
-// anything unusual or wrong) it hands to ParseIP, so that the rule and its
-// errors stay ParseIP's.
+// the string ParseIP needs; a bare address netip accepts (IPv6) it parses
+// without copying the bytes either, since netip keeps nothing of a valid
+// input (a zone, which ParseIP drops anyway, is copied by netip); only
+// what netip refuses (brackets, spaces, anything unusual or wrong) goes to
+// ParseIP, so that the rule and its errors stay ParseIP's. A quarter of the
+// loggen addresses are IPv6, and their string copies were a fifth of this
+// function and 50 MB of the peer benchmark's allocations.
 func ParseIPBytes(b []byte) (netip.Addr, error) {
 	if a, ok := parseDottedQuad(b); ok {
 		return a, nil
+	}
+	if len(b) > 0 {
+		// What netip accepts has no space or bracket at either end, so
+		// ParseIP would have handed it to netip as it is.
+		if a, err := netip.ParseAddr(unsafe.String(&b[0], len(b))); err == nil { //nolint:gosec // G103: netip keeps no reference to a valid input
+			return a.WithZone("").Unmap(), nil
+		}
 	}
 	return ParseIP(string(b))
 }
