@@ -125,6 +125,8 @@ type chunker struct {
 	// syncedNext.
 	unsynced           bool
 	synced, syncedNext int
+	// syncer is the Sink as a Syncer, nil if it is none.
+	syncer Syncer
 }
 
 // chunkBuffers are a chunker's buffers, kept between requests: grown anew
@@ -241,9 +243,8 @@ func (c *chunker) flush() error {
 	if len(c.recs) > 0 {
 		var err error
 		dr, deferred := res.(DeferredReservation)
-		_, syncs := c.h.opts.Sink.(Syncer)
 		switch {
-		case deferred && syncs:
+		case deferred && c.syncer != nil:
 			err = dr.AppendNoSync(c.ctx, c.recs)
 			c.unsynced = true
 		case res != nil:
@@ -272,7 +273,7 @@ func (c *chunker) sync() error {
 		return nil
 	}
 	c.unsynced = false
-	if err := c.h.opts.Sink.(Syncer).Sync(); err != nil {
+	if err := c.syncer.Sync(); err != nil {
 		c.ans.Accepted, c.next = c.synced, c.syncedNext
 		return &errStore{err}
 	}

@@ -324,6 +324,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 
 	var ans Answer
 	c := &chunker{h: h, ctx: r.Context(), input: input, domain: domain, now: h.opts.Now(), ans: &ans, next: 1, syncedNext: 1}
+	c.syncer, _ = h.opts.Sink.(Syncer)
 	c.takeBuffers()
 	defer c.releaseBuffers()
 	if h.adm != nil {

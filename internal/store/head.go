@@ -226,13 +226,20 @@ func (s *Store) AppendNoSync(ctx context.Context, recs []record.Record) error {
 // from the WAL and must not be acknowledged.
 func (s *Store) Sync() error {
 	if err := s.wal.Sync(); err != nil {
-		if errors.Is(err, wal.ErrFailed) {
-			s.fail(err)
-			return fmt.Errorf("%w: sync wal: %w", ErrFailed, err)
-		}
-		return fmt.Errorf("sync wal: %w", err)
+		return s.walFailed("sync wal", err)
 	}
 	return nil
+}
+
+// walFailed wraps an error of the WAL from what. Only a real write or fsync
+// failure fails the store; anything else (the WAL closing under a
+// shutdown) is only this caller's error.
+func (s *Store) walFailed(what string, err error) error {
+	if errors.Is(err, wal.ErrFailed) {
+		s.fail(err)
+		return fmt.Errorf("%w: %s: %w", ErrFailed, what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 func (s *Store) append(ctx context.Context, recs []record.Record, sync bool) error {
@@ -284,13 +291,7 @@ func (s *Store) append(ctx context.Context, recs []record.Record, sync bool) err
 	// The WAL copied the frames into its own buffer before it answered.
 	releaseFrames(frames)
 	if err != nil {
-		// Only a real write or fsync failure fails the store; anything else
-		// (the WAL closing under a shutdown) is this request's error.
-		if errors.Is(err, wal.ErrFailed) {
-			s.fail(err)
-			return fmt.Errorf("%w: append to wal: %w", ErrFailed, err)
-		}
-		return fmt.Errorf("append to wal: %w", err)
+		return s.walFailed("append to wal", err)
 	}
 	s.mu.Lock()
 	// The records move from the reservation into the head in one step, so
