@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -121,6 +122,47 @@ func TestInterner(t *testing.T) {
 		t.Fatalf("the interner holds %d strings, want at most %d", len(in.m), maxInterned)
 	}
 	if s := (*Interner)(nil).intern([]byte("x")); s != "x" {
+		t.Fatalf("a nil interner returned %q", s)
+	}
+}
+
+// TestInternerPaths parses lines through one Interner into one reused
+// buffer, as a request's chunks are: every path must still read as sent
+// after the buffer and the Interner's slabs have moved on, paths longer
+// than a slab entry included, and an escaped path must be decoded.
+func TestInternerPaths(t *testing.T) {
+	var in Interner
+	var buf []byte
+	var recs []record.Record
+	var want []string
+	for i := range 3 * slabBytes / 16 {
+		path := fmt.Sprintf("/p%d", i)
+		switch i % 97 {
+		case 5:
+			path = "/" + strings.Repeat("x", slabMaxText+i%3)
+		case 7:
+			path = "/" + strings.Repeat("y", slabMaxText-1)
+		}
+		sent := path
+		if i%13 == 0 {
+			sent += `é`
+			path += "é"
+		}
+		buf = fmt.Appendf(buf[:0], `{"time":"2026-03-01T00:00:00Z","domain":"shop.example","path":"%s","ip":"192.0.2.1"}`, sent)
+		r, err := ParseJSONWith(buf, "", &in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+		want = append(want, path)
+		clear(buf)
+	}
+	for i, r := range recs {
+		if r.Path != want[i] {
+			t.Fatalf("record %d: path %q, want %q", i, r.Path, want[i])
+		}
+	}
+	if s := (*Interner)(nil).text([]byte("/x")); s != "/x" {
 		t.Fatalf("a nil interner returned %q", s)
 	}
 }
