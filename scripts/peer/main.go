@@ -17,7 +17,9 @@
 // time stops growing, so that the CPU figure includes the flushes and merges
 // the ingest caused. The servers are retentiond (default settings) and
 // VictoriaLogs in two layouts: no stream fields (one stream) and one stream
-// per domain. All three then stay up, and the query set runs round-robin
+// per domain; retentiond and the no-stream layout are ingested -ingests
+// times in alternation (fresh data each time) and their medians reported,
+// with the CPU ratio of every pair. All three then stay up, and the query set runs round-robin
 // across them (-rounds times, the median is reported), so that every query
 // is measured on each server in the same minutes. The counts must agree, or
 // the command fails.
@@ -73,6 +75,7 @@ func main() {
 	batches := flag.Int("batches", 100, "NDJSON batches (POST bodies) the records are split into")
 	clients := flag.Int("clients", 2, "batches posted at a time")
 	rounds := flag.Int("rounds", 5, "runs of each query per server (the median is reported)")
+	ingests := flag.Int("ingests", 3, "ingests into retentiond and VictoriaLogs' no-stream layout, alternating, each on a fresh data directory (the medians are reported, with the CPU ratio of each pair)")
 	vlVersion := flag.String("vl-version", defaultVLVersion, "VictoriaLogs version to build with go install")
 	settleMax := flag.Duration("settle", 3*time.Minute, "longest wait for a server's CPU to go idle after the ingest")
 	keep := flag.Bool("keep", false, "keep the temporary directory (data, batches, server logs)")
@@ -81,8 +84,8 @@ func main() {
 	runs := flag.Int("runs", 5, "with -baseline: runs of each build")
 	flag.Parse()
 	log.SetFlags(0)
-	if *n <= 0 || *days <= 0 || *batches <= 0 || *clients <= 0 || *rounds <= 0 || *runs <= 0 {
-		log.Fatal("-n, -days, -batches, -clients, -rounds and -runs must be positive")
+	if *n <= 0 || *days <= 0 || *batches <= 0 || *clients <= 0 || *rounds <= 0 || *runs <= 0 || *ingests <= 0 {
+		log.Fatal("-n, -days, -batches, -clients, -rounds, -runs and -ingests must be positive")
 	}
 
 	tmp, err := os.MkdirTemp("", "retentiond-peer")
@@ -131,13 +134,26 @@ func main() {
 			s.stop()
 		}
 	}()
+	// The CPU ratio to the no-stream layout is the figure the machine's
+	// drift moves most (the VM runs faster and slower by a fifth over a
+	// day, VictoriaLogs' CPU between 20 and 30 s): the two are ingested
+	// -ingests times in alternation, so that each pair shares its
+	// minutes, and the medians are reported. The last ingest of each
+	// stays up for the queries; the stream layout is ingested once.
+	for i := range *ingests {
+		for _, s := range servers[:2] {
+			if i < *ingests-1 {
+				s.ingestOnce(filepath.Join(tmp, fmt.Sprintf("%s-%d", filepath.Base(s.dir), i)), files, *clients, *settleMax)
+				continue
+			}
+			s.ingestKept(files, *clients, *settleMax)
+		}
+	}
+	for _, s := range servers[2:] {
+		s.ingestKept(files, *clients, *settleMax)
+	}
 	for _, s := range servers {
-		log.Printf("%s: ingest", s.name)
-		s.start()
-		s.ingest(files, *clients)
-		s.settle(*settleMax)
-		log.Printf("%s: %s wall, %.1f s CPU, VmHWM %s, %d refused%s",
-			s.name, s.wall.Round(100*time.Millisecond), s.cpu, mib(s.hwm), s.refused.Load(), s.notes)
+		s.useMedians()
 	}
 
 	queries := querySet(sample)
@@ -175,6 +191,7 @@ func main() {
 		s.stop()
 	}
 	report(os.Stdout, servers, queries, *n, *batches, *clients, ndjsonBytes, zstdBytes, *vlVersion)
+	reportIngests(os.Stdout, servers[0], servers[1])
 	if mismatch {
 		log.Fatal("the servers disagree on a count (see MISMATCH above)")
 	}
@@ -365,9 +382,10 @@ type server struct {
 	logf    *os.File
 
 	wall    time.Duration
-	cpu     float64 // seconds, utime+stime
-	hwm     int64   // bytes
-	disk    int64   // bytes of the data directory after the ingest
+	cpu     float64     // seconds, utime+stime
+	hwm     int64       // bytes
+	ingests []ingestRun // every ingest of this server, the kept one last
+	disk    int64       // bytes of the data directory after the ingest
 	refused atomic.Int64
 	notes   string // what the server says about its work (retentiond: flushes, merges)
 	lat     map[string][]time.Duration
