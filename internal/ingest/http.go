@@ -113,6 +113,7 @@ type Handler struct {
 	m    *metrics
 	adm  Admitter      // nil: the Sink does not bound memory
 	turn chan struct{} // one token per request being served
+	ins  interners     // NDJSON requests' parsers' string tables
 }
 
 // NewHandler builds the ingest handlers.
@@ -331,7 +332,8 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, input string, fo
 		c.limit = h.adm.ReserveLimit()
 	}
 	if format == parse.FormatJSON {
-		in := new(parse.Interner) // one per request: the chunker parses on one goroutine
+		in := h.ins.get() // one request's at a time: the chunker parses on one goroutine
+		defer h.ins.put(in)
 		c.parse = func(b []byte) (record.Record, error) { return parse.ParseJSONWith(b, "", in) }
 		err = h.readJSON(limited, c.add)
 	} else {

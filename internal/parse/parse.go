@@ -648,6 +648,21 @@ type Interner struct {
 	// slab holds the copies of paths (text): one allocation for hundreds
 	// of them instead of one each.
 	slab []byte
+	// kept is the bytes of the strings m and domains keep.
+	kept int
+}
+
+// maxKeptBytes is what an Interner may keep and still be reused (Reusable).
+const maxKeptBytes = 1 << 20
+
+// Reusable reports whether in is worth keeping for later requests: it has
+// room for more strings and keeps at most maxKeptBytes of them. A reused
+// Interner hands a domain or user agent out as the same string request
+// after request, so the stages that recognise a string by its address
+// (the WAL's batch encoder, the heads) find it again, and a domain is
+// checked and lower-cased once rather than once per request.
+func (in *Interner) Reusable() bool {
+	return len(in.m) < maxInterned && len(in.domains) < maxInterned && in.kept <= maxKeptBytes
 }
 
 // domainNames is a domain as sent and NormalizeDomain's answer for it.
@@ -674,6 +689,7 @@ func (in *Interner) intern(b []byte) string {
 	}
 	if len(in.m) < maxInterned {
 		in.m[s] = s
+		in.kept += len(s)
 	}
 	return s
 }
@@ -726,6 +742,7 @@ func (in *Interner) rememberDomain(sent, normal string) {
 	}
 	if len(in.domains) < maxInterned {
 		in.domains[sent] = domainNames{sent, normal}
+		in.kept += len(sent) + len(normal)
 	}
 }
 
