@@ -24,11 +24,11 @@ type ingestRun struct {
 // ingestOnce ingests files into a server started on a fresh data
 // directory dir, records the figures, and stops it and removes dir.
 func (s *server) ingestOnce(dir string, files []string, clients int, settleMax time.Duration) {
-	t := &server{name: s.name, kind: s.kind, streams: s.streams, bin: s.bin, dir: dir}
+	t := &server{name: s.name, kind: s.kind, streams: s.streams, bin: s.bin, dir: dir, ingests: s.ingests}
 	t.ingestKept(files, clients, settleMax)
 	t.stop()
 	os.RemoveAll(dir)
-	s.ingests = append(s.ingests, t.ingests...)
+	s.ingests = t.ingests
 }
 
 // ingestKept ingests files into the server, records the figures and
