@@ -353,8 +353,7 @@ func (c *segCursor) footerField() (Field, bool) {
 
 // askFooterField is footerField without the memo.
 func (c *segCursor) askFooterField() (field Field, ok bool) {
-	info := c.sr.Info()
-	if info.Records == 0 || info.MinTime.UnixMilli() < c.from || info.MaxTime.UnixMilli() >= c.to {
+	if !wholeInside(c.sr, c.from, c.to) {
 		return "", false
 	}
 	for _, alt := range c.req.Query.Alts {
@@ -373,6 +372,39 @@ func (c *segCursor) askFooterField() (field Field, ok bool) {
 		field = f
 	}
 	return field, true
+}
+
+// wholeInside reports whether sr holds records and every one of them lies
+// in [from, to) (Unix milliseconds): only then can its footer's counts,
+// which cover the whole segment, answer a count.
+func wholeInside(sr *segment.Reader, from, to int64) bool {
+	info := sr.Info()
+	return info.Records > 0 && info.MinTime.UnixMilli() >= from && info.MaxTime.UnixMilli() < to
+}
+
+// exactDomainCount answers a count of one exact domain (the query "domain:
+// NAME" alone) over a segment that lies wholly inside the range from its
+// footer, without a cursor or a plan: ok is false for any other query or
+// segment, which the caller then counts the general way (segCursor.count
+// gives the same answer). A day's head is sealed into many in-memory
+// parts, and building a cursor and a plan for each was most of such a
+// count over unflushed records (BenchmarkFreshData's domain count).
+func exactDomainCount(sr *segment.Reader, req *Request) (n int64, ok bool) {
+	if len(req.Query.Alts) != 1 || len(req.Query.Alts[0]) != 1 {
+		return 0, false
+	}
+	t := &req.Query.Alts[0][0]
+	if !lookedUpDomain(sr, []*Term{t}) || !wholeInside(sr, req.From.UnixMilli(), req.To.UnixMilli()) {
+		return 0, false
+	}
+	rows := sr.DomainRows()
+	if rows == nil {
+		return 0, false // format 1: no row counts
+	}
+	if id, found := sr.DomainID(t.Value); found {
+		return int64(rows[id]), true
+	}
+	return 0, true
 }
 
 // footerRows returns the matching rows per dictionary entry of field

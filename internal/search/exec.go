@@ -295,6 +295,10 @@ func (e *Executor) countLocal(ctx context.Context, req *Request) (int64, error) 
 			total.Add(int64(len(matchHead(v, req))))
 			return nil
 		}
+		if n, ok := exactDomainCount(sr, req); ok {
+			total.Add(n)
+			return nil
+		}
 		c := newSegCursor(ctx, sr, req, 0, cursorOpts{footer: true})
 		defer c.close()
 		n, err := c.count()
@@ -322,6 +326,10 @@ func (e *Executor) CountIfCheap(ctx context.Context, req *Request) (n int64, ok 
 		}
 		if sr == nil {
 			total.Add(int64(len(matchHead(v, req))))
+			return nil
+		}
+		if n, ok := exactDomainCount(sr, req); ok {
+			total.Add(n)
 			return nil
 		}
 		c := newSegCursor(ctx, sr, req, 0, cursorOpts{footer: true})

@@ -216,7 +216,7 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int,
 	}
 	// An exact domain is looked up; otherwise each dictionary entry is
 	// tested once, not once per row.
-	if len(dTerms) == 1 && dTerms[0].Op == OpExact && !dTerms[0].Negate && sr.DomainsLowerCase() {
+	if lookedUpDomain(sr, dTerms) {
 		id, ok := sr.DomainID(dTerms[0].Value)
 		if !ok {
 			return nil
@@ -280,6 +280,14 @@ func planAlt(sr *segment.Reader, terms []Term, p *plan, memo *termMemo, alt int,
 		return nil
 	}
 	return a
+}
+
+// lookedUpDomain reports whether the domain terms of an alternative are
+// one exact, positive domain that sr's dictionary can be searched for
+// (Reader.DomainID: its domains are stored lower-cased, as terms are).
+func lookedUpDomain(sr *segment.Reader, dTerms []*Term) bool {
+	return len(dTerms) == 1 && dTerms[0].Field == FieldDomain && dTerms[0].Op == OpExact && !dTerms[0].Negate &&
+		sr.DomainsLowerCase()
 }
 
 // termMemo remembers, for the segments of one day of one search, what the
